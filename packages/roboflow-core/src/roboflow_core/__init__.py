@@ -1,0 +1,51 @@
+"""Roboflow foundation: the error hierarchy and config models shared by every package."""
+
+from roboflow_core.config import (
+    AlignmentConfig,
+    DatasetConfig,
+    FlushingConfig,
+    Mapping,
+    MappingType,
+    RoboflowConfig,
+    VideoConfig,
+    load_config,
+    loads_config,
+    parse_config,
+)
+from roboflow_core.errors import (
+    ConfigError,
+    CorruptRecordingError,
+    DatasetError,
+    DecodeError,
+    MediaError,
+    MissingTopicError,
+    PipelineError,
+    RoboflowError,
+    SourceError,
+    StorageError,
+    UnknownFormatError,
+)
+
+__all__ = [
+    "AlignmentConfig",
+    "ConfigError",
+    "CorruptRecordingError",
+    "DatasetConfig",
+    "DatasetError",
+    "DecodeError",
+    "FlushingConfig",
+    "Mapping",
+    "MappingType",
+    "MediaError",
+    "MissingTopicError",
+    "PipelineError",
+    "RoboflowConfig",
+    "RoboflowError",
+    "SourceError",
+    "StorageError",
+    "UnknownFormatError",
+    "VideoConfig",
+    "load_config",
+    "loads_config",
+    "parse_config",
+]

@@ -1,0 +1,334 @@
+"""Conversion config: TOML files parsed into msgspec Structs, validated, content-hashed.
+
+The original's files keep working: ``[[mappings]]`` with ``mapping_type`` (or its alias ``type``),
+the older ``[[mapping]]`` form with ``name``/``encoding``, and the ``[streaming]`` table.
+Unknown keys are errors that name the key path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from roboflow_core.errors import ConfigError
+
+__all__ = [
+    "AlignmentConfig",
+    "DatasetConfig",
+    "FlushingConfig",
+    "Mapping",
+    "MappingType",
+    "Policy",
+    "RoboflowConfig",
+    "StreamingConfig",
+    "VideoConfig",
+    "load_config",
+    "loads_config",
+    "parse_config",
+]
+
+
+class MappingType(str, Enum):
+    """What a mapped topic becomes in the dataset."""
+
+    IMAGE = "image"
+    STATE = "state"
+    ACTION = "action"
+    TIMESTAMP = "timestamp"
+    OTHERSENSOR = "othersensor"
+    AUDIO = "audio"
+
+
+Policy = Literal["nearest", "hold", "drop"]
+TimeSource = Literal["header", "log"]
+
+
+class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class DatasetConfig(_Struct):
+    """``[dataset]``: what the dataset is called and its frame rate."""
+
+    name: str
+    fps: int
+    robot_type: str | None = None
+    env_type: str | None = None
+    task: str = ""
+
+
+class Mapping(_Struct):
+    """``[[mappings]]``: one topic mapped to one dataset feature.
+
+    Several numeric mappings may share one feature name; their vectors are concatenated in
+    mapping order (e.g. arm joints and gripper into ``observation.state``).
+    """
+
+    topic: str
+    feature: str
+    mapping_type: MappingType = MappingType.STATE
+    camera_key: str | None = None
+    fields: tuple[str, ...] | None = None
+    names: tuple[str, ...] | None = None
+    policy: Policy | None = None
+    tolerance_ms: float | None = None
+    required: bool = True
+
+    @property
+    def is_image(self) -> bool:
+        """Whether this mapping produces a camera (video) feature."""
+        return self.mapping_type is MappingType.IMAGE
+
+    @property
+    def effective_policy(self) -> Policy:
+        """The alignment policy: explicit, else ``nearest`` for images and ``hold`` for the rest."""
+        if self.policy is not None:
+            return self.policy
+        return "nearest" if self.is_image else "hold"
+
+
+_PROFILES: dict[str, dict[str, tuple[str | int, int]]] = {
+    # profile -> codec family -> (preset, crf)
+    "quality": {"h264": ("fast", 18), "av1": (6, 24)},
+    "storage": {"h264": ("medium", 23), "av1": (8, 30)},
+    "prototype": {"h264": ("veryfast", 32), "av1": (12, 40)},
+    "speed": {"h264": ("superfast", 26), "av1": (12, 32)},
+    "balanced": {"h264": ("faster", 23), "av1": (10, 30)},
+}
+_DEFAULT_CODEC = "libsvtav1"
+_DEFAULT_CRF = 30
+_DEFAULT_PRESET: str | int = 12
+_DEFAULT_GOP = 2
+
+
+class VideoConfig(_Struct):
+    """``[video]``: encoder settings; defaults match lerobot's own recorder (AV1, crf 30, g 2)."""
+
+    codec: str = _DEFAULT_CODEC
+    crf: int = _DEFAULT_CRF
+    preset: str | int = _DEFAULT_PRESET
+    gop: int = _DEFAULT_GOP
+    pix_fmt: str = "yuv420p"
+    profile: str | None = None
+    backend: Literal["auto", "pyav", "ffmpeg", "nvenc"] = "auto"
+    depth_codec: str = "ffv1"
+
+    @property
+    def codec_family(self) -> str:
+        """``h264``, ``hevc`` or ``av1``, from the encoder name."""
+        name = self.codec.lower()
+        if "264" in name:
+            return "h264"
+        if "265" in name or "hevc" in name:
+            return "hevc"
+        return "av1"
+
+    def resolved(self) -> VideoConfig:
+        """Apply ``profile``: it only overrides the values still at their defaults."""
+        if self.profile is None:
+            return self
+        family = "h264" if self.codec_family in ("h264", "hevc") else "av1"
+        preset, crf = _PROFILES[self.profile][family]
+        default_preset = _DEFAULT_PRESET if family == "av1" else "fast"
+        return msgspec.structs.replace(
+            self,
+            profile=None,
+            crf=crf if self.crf == _DEFAULT_CRF else self.crf,
+            preset=preset if self.preset in (_DEFAULT_PRESET, default_preset) else self.preset,
+        )
+
+
+class AlignmentConfig(_Struct):
+    """``[alignment]``: which clock aligns topics and how far a message may be from its frame."""
+
+    time_source: TimeSource = "header"
+    tolerance_ms: float | None = None
+
+
+class FlushingConfig(_Struct):
+    """``[flushing]``: memory bounds of a conversion."""
+
+    max_frames_per_chunk: int = 1000
+    max_memory_bytes: int = 2 * 1024**3
+    incremental_video_encoding: bool = True
+    queue_frames: int = 32
+
+
+class StreamingConfig(_Struct):
+    """``[streaming]``: accepted for compatibility with the original's files."""
+
+    enabled: bool = True
+    use_coordinator: bool = False
+    ring_buffer_size: int = 128
+    upload_part_size: int = 16 * 1024**2
+    buffer_timeout_secs: float = 5.0
+    finalize_metadata_in_coordinator: bool = False
+
+
+class RoboflowConfig(_Struct):
+    """A whole conversion config."""
+
+    dataset: DatasetConfig
+    mappings: tuple[Mapping, ...]
+    video: VideoConfig = VideoConfig()
+    alignment: AlignmentConfig = AlignmentConfig()
+    flushing: FlushingConfig = FlushingConfig()
+    streaming: StreamingConfig = StreamingConfig()
+    annotation_file: str | None = None
+
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical encoding: equal configs hash equally, whatever the file's layout."""
+        return hashlib.sha256(msgspec.json.encode(self, order="sorted")).hexdigest()
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The config as plain builtins (for storing next to a dataset or in a store)."""
+        result: dict[str, Any] = msgspec.to_builtins(self)
+        return result
+
+
+_PATH_RE = re.compile(r"`\$(?P<path>[^`]*)`")
+_UNKNOWN_RE = re.compile(r"unknown field `([^`]+)`")
+
+
+def _key_path(message: str) -> str | None:
+    match = _PATH_RE.search(message)
+    if match is None:
+        return None
+    return match.group("path").lstrip(".") or None
+
+
+def _upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
+    """Accept the original's older spellings: ``[[mapping]]`` and ``type``."""
+    raw = dict(raw)
+    legacy = raw.pop("mapping", None)
+    if legacy is not None:
+        if "mappings" in raw:
+            raise ConfigError("use either [[mappings]] or the older [[mapping]], not both", key="mapping")
+        upgraded = []
+        for item in legacy:
+            item = dict(item)
+            if "name" in item:
+                item["feature"] = item.pop("name")
+            encoding = str(item.pop("encoding", "")).lower()
+            if "mapping_type" not in item and "type" not in item:
+                is_image = any(s in encoding for s in ("image", "jpeg", "png", "rgb", "bgr", "mono"))
+                item["mapping_type"] = "image" if is_image else "state"
+            upgraded.append(item)
+        raw["mappings"] = upgraded
+    mappings = raw.get("mappings")
+    if isinstance(mappings, list):
+        fixed = []
+        for item in mappings:
+            if isinstance(item, dict) and "type" in item:
+                item = dict(item)
+                if "mapping_type" in item:
+                    raise ConfigError("give mapping_type or its alias type, not both", key="mappings.type")
+                item["mapping_type"] = item.pop("type")
+            fixed.append(item)
+        raw["mappings"] = fixed
+    return raw
+
+
+def _validate(config: RoboflowConfig) -> None:
+    if config.dataset.fps <= 0:
+        raise ConfigError(f"fps must be a positive integer, got {config.dataset.fps}", key="dataset.fps")
+    if not config.mappings:
+        raise ConfigError("at least one [[mappings]] entry is needed", key="mappings")
+    seen: dict[str, int] = {}
+    for i, mapping in enumerate(config.mappings):
+        where = f"mappings[{i}]"
+        if mapping.topic in seen:
+            raise ConfigError(
+                f"topic {mapping.topic!r} is mapped twice (also in mappings[{seen[mapping.topic]}])",
+                key=f"{where}.topic",
+            )
+        seen[mapping.topic] = i
+        if mapping.mapping_type is MappingType.AUDIO:
+            raise ConfigError("audio mappings are not supported yet", key=f"{where}.mapping_type")
+        if mapping.tolerance_ms is not None and mapping.tolerance_ms <= 0:
+            raise ConfigError("tolerance_ms must be > 0", key=f"{where}.tolerance_ms")
+    images = [m.feature for m in config.mappings if m.is_image]
+    if len(images) != len(set(images)):
+        raise ConfigError("two image mappings write the same feature", key="mappings.feature")
+    for i, mapping in enumerate(config.mappings):
+        if not mapping.is_image and mapping.feature in images:
+            raise ConfigError(
+                f"feature {mapping.feature!r} is both a camera and a numeric feature",
+                key=f"mappings[{i}].feature",
+            )
+    video = config.video
+    if not 0 <= video.crf <= 63:
+        raise ConfigError(f"crf must be in 0..63, got {video.crf}", key="video.crf")
+    if video.gop < 1:
+        raise ConfigError(f"gop must be >= 1, got {video.gop}", key="video.gop")
+    if video.profile is not None and video.profile not in _PROFILES:
+        raise ConfigError(
+            f"unknown profile {video.profile!r}; choose one of {', '.join(sorted(_PROFILES))}",
+            key="video.profile",
+        )
+    if config.flushing.queue_frames < 1:
+        raise ConfigError("queue_frames must be >= 1", key="flushing.queue_frames")
+    if config.alignment.tolerance_ms is not None and config.alignment.tolerance_ms <= 0:
+        raise ConfigError("tolerance_ms must be > 0", key="alignment.tolerance_ms")
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "<config>") -> RoboflowConfig:
+    """Validate an already-parsed TOML document.
+
+    Args:
+        raw: The TOML document as a dict.
+        source: Where it came from, for error messages.
+
+    Returns:
+        The validated config, with the video profile applied.
+
+    Raises:
+        ConfigError: A key is unknown, missing or has a bad value; ``key`` names its path.
+    """
+    try:
+        config = msgspec.convert(_upgrade_legacy(raw), RoboflowConfig)
+    except msgspec.ValidationError as err:
+        message = str(err)
+        key = _key_path(message)
+        reason = _PATH_RE.sub("", message).removesuffix(" - at ").strip()
+        unknown = _UNKNOWN_RE.search(message)
+        if unknown is not None:
+            key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
+            reason = f"unknown key {unknown.group(1)!r}: remove it or check its spelling"
+        raise ConfigError(f"{reason} (in {source})", key=key) from err
+    except ConfigError as err:
+        raise ConfigError(f"{err.reason} (in {source})", **err.context) from err
+    try:
+        _validate(config)
+    except ConfigError as err:
+        raise ConfigError(f"{err.reason} (in {source})", **err.context) from err
+    return msgspec.structs.replace(config, video=config.video.resolved())
+
+
+def load_config(path: str | Path) -> RoboflowConfig:
+    """Read and validate a TOML config file.
+
+    Raises:
+        ConfigError: The file is missing, not TOML, or invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config: {err.strerror}", path=str(path)) from err
+    return loads_config(text, source=str(path))
+
+
+def loads_config(text: str, *, source: str = "<config>") -> RoboflowConfig:
+    """Parse and validate TOML text (used for configs kept in a store)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}", path=source) from err
+    return parse_config(raw, source=source)
