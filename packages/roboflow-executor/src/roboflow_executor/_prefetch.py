@@ -1,0 +1,92 @@
+"""Run an iterator ahead of its consumer in a thread, through a bounded queue."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class Prefetcher(Generic[T]):
+    """Iterate ``source`` in a background thread, at most ``depth`` items ahead.
+
+    The producer blocks when the queue is full (back-pressure), so memory stays bounded by
+    ``depth`` items. An exception raised by the source is re-raised in the consumer at the
+    position where it happened. Closing the prefetcher early stops the producer.
+
+    Args:
+        source: The iterable to run ahead.
+        depth: How many items may wait in the queue.
+        name: Thread name, for debugging.
+    """
+
+    def __init__(self, source: Iterable[T], *, depth: int = 8, name: str = "prefetch") -> None:
+        if depth < 1:
+            raise ValueError("depth must be >= 1")
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._source = source
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put(item):
+                    return
+        except BaseException as err:  # re-raised in the consumer
+            self._put(_Failure(err))
+            return
+        self._put(_DONE)
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item  # type: ignore[misc]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the producer and wait for its thread."""
+        self._stop.set()
+        self._thread.join()
+        close = getattr(self._source, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> Prefetcher[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prefetch(source: Iterable[T], depth: int = 8, *, name: str = "prefetch") -> Iterator[T]:
+    """Shorthand for ``iter(Prefetcher(source, depth=depth))``."""
+    return iter(Prefetcher(source, depth=depth, name=name))

@@ -1,0 +1,76 @@
+import io
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from roboflow_executor import Prefetcher, Progress, prefetch
+
+
+def test_prefetch_keeps_order_and_ends() -> None:
+    assert list(prefetch(range(100), depth=3)) == list(range(100))
+
+
+def test_prefetch_is_bounded() -> None:
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(50):
+            produced.append(i)
+            yield i
+
+    pre = Prefetcher(source(), depth=4)
+    it = iter(pre)
+    assert next(it) == 0
+    time.sleep(0.2)
+    # one taken, at most `depth` waiting, one blocked in put
+    assert len(produced) <= 1 + 4 + 1
+    pre.close()
+
+
+def test_prefetch_reraises_in_consumer_at_the_failing_position() -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("bad message at 3")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="bad message at 3"):
+        for item in prefetch(source()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_closing_early_stops_the_producer() -> None:
+    def endless() -> Iterator[int]:
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    before = threading.active_count()
+    for item in prefetch(endless(), depth=2):
+        if item == 5:
+            break
+    time.sleep(0.3)
+    assert threading.active_count() == before
+
+
+def test_progress_renders_rate_and_eta() -> None:
+    stream = io.StringIO()
+    progress = Progress(total=10, label="convert", stream=stream, force=True, interval=0)
+    progress.advance(5)
+    progress.finish()
+    line = stream.getvalue()
+    assert "5/10 frames" in line
+    assert "ETA" in line
+    assert line.endswith("\n")
+
+
+def test_progress_is_silent_off_terminal() -> None:
+    stream = io.StringIO()
+    progress = Progress(total=3, stream=stream)
+    progress.advance(3)
+    progress.finish()
+    assert stream.getvalue() == ""
+    assert progress.done == 3
