@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from roboflow_core import ConfigError, MappingType, load_config, loads_config
 
 EXAMPLES = Path(__file__).parents[2] / "examples"

@@ -1,6 +1,7 @@
 import pickle
 
 import pytest
+
 import roboflow_core
 from roboflow_core import errors
 

@@ -2,6 +2,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+
 from roboflow_core import MissingTopicError, PipelineError
 from roboflow_dataset.align import TrackSpec, iter_aligned, plan_alignment, scan_stamps
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from roboflow_core import StorageError
 from roboflow_storage import local_path, resolve_inputs
 

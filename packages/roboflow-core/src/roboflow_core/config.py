@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-class MappingType(str, Enum):
+class MappingType(StrEnum):
     """What a mapped topic becomes in the dataset."""
 
     IMAGE = "image"
@@ -194,6 +194,7 @@ class RoboflowConfig(_Struct):
 
 _PATH_RE = re.compile(r"`\$(?P<path>[^`]*)`")
 _UNKNOWN_RE = re.compile(r"unknown field `([^`]+)`")
+_MISSING_RE = re.compile(r"missing required field `([^`]+)`")
 
 
 def _key_path(message: str) -> str | None:
@@ -262,7 +263,14 @@ def _validate(config: RoboflowConfig) -> None:
                 f"feature {mapping.feature!r} is both a camera and a numeric feature",
                 key=f"mappings[{i}].feature",
             )
-    video = config.video
+    _validate_video(config.video)
+    if config.flushing.queue_frames < 1:
+        raise ConfigError("queue_frames must be >= 1", key="flushing.queue_frames")
+    if config.alignment.tolerance_ms is not None and config.alignment.tolerance_ms <= 0:
+        raise ConfigError("tolerance_ms must be > 0", key="alignment.tolerance_ms")
+
+
+def _validate_video(video: VideoConfig) -> None:
     if not 0 <= video.crf <= 63:
         raise ConfigError(f"crf must be in 0..63, got {video.crf}", key="video.crf")
     if video.gop < 1:
@@ -272,10 +280,6 @@ def _validate(config: RoboflowConfig) -> None:
             f"unknown profile {video.profile!r}; choose one of {', '.join(sorted(_PROFILES))}",
             key="video.profile",
         )
-    if config.flushing.queue_frames < 1:
-        raise ConfigError("queue_frames must be >= 1", key="flushing.queue_frames")
-    if config.alignment.tolerance_ms is not None and config.alignment.tolerance_ms <= 0:
-        raise ConfigError("tolerance_ms must be > 0", key="alignment.tolerance_ms")
 
 
 def parse_config(raw: dict[str, Any], *, source: str = "<config>") -> RoboflowConfig:
@@ -301,6 +305,10 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>") -> RoboflowCo
         if unknown is not None:
             key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
             reason = f"unknown key {unknown.group(1)!r}: remove it or check its spelling"
+        missing = _MISSING_RE.search(message)
+        if missing is not None:
+            key = f"{key}.{missing.group(1)}" if key else missing.group(1)
+            reason = f"required key {missing.group(1)!r} is missing"
         raise ConfigError(f"{reason} (in {source})", key=key) from err
     except ConfigError as err:
         raise ConfigError(f"{err.reason} (in {source})", **err.context) from err

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
+
 from roboflow_core import MissingTopicError, PipelineError
 
 __all__ = ["AlignmentPlan", "TopicPlan", "TrackSpec", "iter_aligned", "plan_alignment", "scan_stamps"]
@@ -92,9 +93,7 @@ def scan_stamps(
     return {t: np.asarray(v, dtype=np.int64) for t, v in stamps.items()}
 
 
-def _choose(
-    stamps: np.ndarray, grid: np.ndarray, policy: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _choose(stamps: np.ndarray, grid: np.ndarray, policy: str) -> tuple[np.ndarray, np.ndarray]:
     """Chosen message positions (log order) and their absolute offsets from the grid times."""
     order = np.argsort(stamps, kind="stable")
     ordered = stamps[order]
@@ -121,8 +120,9 @@ def plan_alignment(
     specs = list(specs)
     for spec in specs:
         if spec.required and len(stamps.get(spec.topic, ())) == 0:
-            raise MissingTopicError("the recording has no message on this mapped topic", path=path,
-                                    topic=spec.topic)
+            raise MissingTopicError(
+                "the recording has no message on this mapped topic", path=path, topic=spec.topic
+            )
     present = [s for s in specs if len(stamps.get(s.topic, ())) > 0]
     required = [s for s in present if s.required] or present
     if not required:
@@ -152,8 +152,9 @@ def plan_alignment(
         for topic, (spec, idx, offset) in chosen.items()
     }
     if not keep.any():
-        raise PipelineError("every frame was dropped: no frame has all `drop` topics within tolerance",
-                            path=path)
+        raise PipelineError(
+            "every frame was dropped: no frame has all `drop` topics within tolerance", path=path
+        )
     return AlignmentPlan(
         fps=fps, start_ns=start, grid_ns=grid[keep], topics=plans, dropped=int(n_frames - keep.sum())
     )

@@ -53,8 +53,10 @@ def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
             matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
             matches = [m for m in matches if _is_recording(m)]
             if not matches:
-                raise StorageError("the pattern matches no recording (.bag, .mcap, .db3 or a bag directory)",
-                                   url=os.fspath(item))
+                raise StorageError(
+                    "the pattern matches no recording (.bag, .mcap, .db3 or a bag directory)",
+                    url=os.fspath(item),
+                )
             found.extend(matches)
         elif path.exists():
             found.append(path)
