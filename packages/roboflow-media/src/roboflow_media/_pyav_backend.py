@@ -1,0 +1,57 @@
+"""In-process encoding with PyAV (the default backend); PyAV releases the GIL while encoding."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from numpy.typing import NDArray
+
+from roboflow_media._base import VideoEncoder
+from roboflow_media._settings import EncodeSettings
+
+__all__ = ["PyAVEncoder"]
+
+# SVT-AV1 prints a banner to stderr for every encoder unless SVT_LOG says otherwise (1 = errors).
+os.environ.setdefault("SVT_LOG", "1")
+
+
+class PyAVEncoder(VideoEncoder):
+    """Encodes with the FFmpeg libraries bundled in PyAV's wheels."""
+
+    backend = "pyav"
+
+    def __init__(self, path: Path, settings: EncodeSettings, *, width: int, height: int, fps: int) -> None:
+        super().__init__(path, settings, width=width, height=height, fps=fps)
+        self._time_base = Fraction(1, fps)
+        self._container = av.open(str(path), "w")
+        try:
+            stream = self._container.add_stream(settings.codec, rate=fps, options=settings.options)
+            assert isinstance(stream, av.VideoStream)
+            self._stream = stream
+            self._stream.width = width
+            self._stream.height = height
+            self._stream.pix_fmt = settings.pix_fmt
+            self._stream.time_base = self._time_base
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _write(self, frame: NDArray[Any]) -> None:
+        pixels = frame if self.settings.channels == 3 else frame[..., 0]
+        video_frame = av.VideoFrame.from_ndarray(pixels, format=self.settings.input_format)
+        video_frame.pts = self.frames
+        video_frame.time_base = self._time_base
+        self._container.mux(self._stream.encode(video_frame))
+
+    def _finish(self) -> None:
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(Exception):  # the file is thrown away; nothing useful to report
+            self._container.close()

@@ -1,0 +1,78 @@
+"""What every encoder backend needs to know, derived once from a :class:`VideoConfig`."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import av
+import numpy as np
+
+from roboflow_core.config import VideoConfig
+from roboflow_core.errors import MediaError
+
+__all__ = ["EncodeSettings", "resolve_settings"]
+
+# x264/x265 take named presets; an SVT-AV1 style number (the default 12) maps to this one.
+_X26X_DEFAULT_PRESET = "fast"
+_DEPTH_PIX_FMT = "gray16le"
+
+
+class EncodeSettings(NamedTuple):
+    """Encoder settings shared by the PyAV and ffmpeg-CLI backends.
+
+    ``options`` are FFmpeg AVOption names (``preset``, ``crf``, ``g``, ``bf``), valid both as
+    PyAV stream options and as ffmpeg command-line flags.
+    """
+
+    codec: str
+    canonical: str
+    pix_fmt: str
+    input_format: str
+    channels: int
+    dtype: np.dtype[np.generic]
+    gop: int
+    options: dict[str, str]
+
+
+def resolve_settings(
+    config: VideoConfig, *, width: int, height: int, channels: int, depth: bool
+) -> EncodeSettings:
+    """Check the frame geometry against the codec and build the backend-neutral settings.
+
+    Args:
+        config: The ``[video]`` config.
+        width: Frame width.
+        height: Frame height.
+        channels: 3 for RGB input, 1 for grayscale input (depth implies 1).
+        depth: Encode ``uint16`` depth losslessly with ``config.depth_codec`` (``gray16le``).
+
+    Raises:
+        MediaError: Unknown codec, bad channel count, or odd sizes with a 4:2:0 pixel format.
+    """
+    channels = 1 if depth else channels
+    if channels not in (1, 3):
+        raise MediaError(f"encoder input must have 3 (RGB) or 1 (gray/depth) channels, got {channels}")
+    codec = config.depth_codec if depth else config.codec
+    try:
+        canonical = av.codec.Codec(codec, "w").canonical_name
+    except (av.FFmpegError, ValueError) as err:
+        raise MediaError(f"unknown video encoder {codec!r}: {err}") from err
+    pix_fmt = _DEPTH_PIX_FMT if depth else config.pix_fmt
+    if ("420" in pix_fmt or pix_fmt in ("nv12", "p010le")) and (width % 2 or height % 2):
+        raise MediaError(
+            f"{pix_fmt} needs an even width and height, got {width}x{height}: crop or resize the camera"
+        )
+    if width <= 0 or height <= 0:
+        raise MediaError(f"frame size must be positive, got {width}x{height}")
+    options = {"g": str(config.gop)}
+    if canonical in ("h264", "hevc"):
+        preset = config.preset if isinstance(config.preset, str) else _X26X_DEFAULT_PRESET
+        options |= {"preset": preset, "crf": str(config.crf), "bf": "0"}
+    elif codec == "libsvtav1":
+        options |= {"preset": str(config.preset), "crf": str(config.crf)}
+    dtype: np.dtype[np.generic]
+    if depth:
+        input_format, dtype = _DEPTH_PIX_FMT, np.dtype(np.uint16)
+    else:
+        input_format, dtype = ("rgb24" if channels == 3 else "gray"), np.dtype(np.uint8)
+    return EncodeSettings(codec, canonical, pix_fmt, input_format, channels, dtype, config.gop, options)

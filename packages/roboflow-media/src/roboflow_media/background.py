@@ -1,0 +1,109 @@
+"""``BackgroundEncoder``: one encoder in its own thread behind a bounded queue.
+
+Several cameras then encode in parallel: PyAV and the ffmpeg pipe release the GIL while they work.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from types import TracebackType
+from typing import Any, NoReturn
+
+from numpy.typing import NDArray
+
+from roboflow_core.errors import MediaError
+from roboflow_media._base import EncodedVideo, VideoEncoder
+
+__all__ = ["BackgroundEncoder"]
+
+
+class BackgroundEncoder:
+    """Feeds an encoder from a worker thread.
+
+    ``encode`` blocks while ``queue_size`` frames are waiting (back-pressure). An error raised in
+    the worker is raised again by the next ``encode`` or by ``close``; after it, the worker drops
+    the frames still queued and the encoder has removed its partial file.
+
+    Args:
+        encoder: An open encoder, owned by this object from now on.
+        queue_size: Frames that may wait before ``encode`` blocks.
+    """
+
+    def __init__(self, encoder: VideoEncoder, queue_size: int = 8) -> None:
+        if queue_size < 1:
+            raise MediaError(f"queue_size must be >= 1, got {queue_size}")
+        self.encoder = encoder
+        self._queue: queue.Queue[NDArray[Any] | None] = queue.Queue(maxsize=queue_size)
+        self._error: BaseException | None = None
+        self._aborting = False
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=f"encode:{encoder.path.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def backend(self) -> str:
+        """The wrapped encoder's backend."""
+        return self.encoder.backend
+
+    def encode(self, frame: NDArray[Any]) -> None:
+        """Queue one frame (the array must not be modified afterwards).
+
+        Raises:
+            MediaError: An earlier frame failed to encode, or the encoder is closed.
+        """
+        if self._error is not None:
+            self._stop()
+            self._raise_error()
+        if self._stopped:
+            raise MediaError("background encoder is already closed", path=str(self.encoder.path))
+        self._queue.put(frame)
+
+    def close(self) -> EncodedVideo:
+        """Wait for the queued frames, then close the encoder.
+
+        Raises:
+            MediaError: A frame failed to encode, or finalising failed.
+        """
+        self._stop()
+        if self._error is not None:
+            self._raise_error()
+        return self.encoder.close()
+
+    def abort(self) -> None:
+        """Drop queued frames, stop the worker and remove the partial file."""
+        self._aborting = True
+        self._stop()
+        self.encoder.abort()
+
+    def __enter__(self) -> BackgroundEncoder:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None or self._error is not None:
+            self.abort()
+        elif not self._stopped:
+            self.close()
+
+    def _run(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            if self._error is not None or self._aborting:
+                continue  # drain, so that a producer blocked on a full queue wakes up
+            try:
+                self.encoder.encode(frame)
+            except BaseException as err:  # surfaced in the caller's thread
+                self._error = err
+
+    def _stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def _raise_error(self) -> NoReturn:
+        error = self._error
+        if isinstance(error, MediaError):
+            raise error
+        raise MediaError(f"encoding failed: {error}", path=str(self.encoder.path)) from error

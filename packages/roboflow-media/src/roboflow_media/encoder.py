@@ -1,0 +1,96 @@
+"""``open_encoder``: pick a backend for a :class:`VideoConfig` and open a streaming encoder.
+
+Backends: ``pyav`` (in-process, the default), ``ffmpeg`` (the system command) and ``nvenc``
+(PyNvVideoCodec). ``auto`` means NVENC where usable, else PyAV. A request for NVENC where it is
+not usable (no PyNvVideoCodec, no driver, a GPU without an encoder, depth or gray input) falls
+back to PyAV rather than failing, so one config runs on every machine; the encoder's ``backend``
+says which ran and ``fallback_reason`` why NVENC did not.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from roboflow_core.config import VideoConfig
+from roboflow_core.errors import MediaError
+from roboflow_media._base import Backend, VideoEncoder
+from roboflow_media._ffmpeg_backend import FFmpegEncoder
+from roboflow_media._nvenc_backend import NVENC_CODECS, NvencEncoder, nvenc_unavailable_reason
+from roboflow_media._pyav_backend import PyAVEncoder
+from roboflow_media._settings import EncodeSettings, resolve_settings
+
+__all__ = ["open_encoder"]
+
+_log = logging.getLogger(__name__)
+_BACKENDS: dict[Backend, type[VideoEncoder]] = {
+    "pyav": PyAVEncoder,
+    "ffmpeg": FFmpegEncoder,
+    "nvenc": NvencEncoder,
+}
+
+
+def open_encoder(
+    path: str | Path,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    config: VideoConfig,
+    channels: int = 3,
+    depth: bool = False,
+) -> VideoEncoder:
+    """Open a streaming encoder writing ``path`` (its directory must exist).
+
+    Args:
+        path: Output file; ``.mp4`` for colour, ``.mkv`` suits the lossless depth codec.
+        width: Frame width (even for 4:2:0 pixel formats).
+        height: Frame height (even for 4:2:0 pixel formats).
+        fps: Frame rate; frame ``i`` gets pts ``i / fps``.
+        config: Codec, crf, preset, gop, pix_fmt and backend.
+        channels: 3 for RGB frames, 1 for ``(H, W, 1)`` gray frames.
+        depth: Frames are ``(H, W, 1)`` ``uint16`` depth, encoded losslessly with
+            ``config.depth_codec`` as ``gray16le`` (implies ``channels=1``; PyAV or ffmpeg, never NVENC).
+
+    Returns:
+        The encoder; ``encoder.backend`` names the backend that runs.
+
+    Raises:
+        MediaError: Bad size, fps, codec or channel count, or the backend cannot start.
+    """
+    path = Path(path)
+    if fps <= 0:
+        raise MediaError(f"fps must be a positive integer, got {fps}", path=str(path))
+    settings = resolve_settings(config, width=width, height=height, channels=channels, depth=depth)
+    backend, fallback_reason = _choose_backend(config.backend, settings)
+    try:
+        encoder = _BACKENDS[backend](path, settings, width=width, height=height, fps=fps)
+    except MediaError:
+        raise
+    except Exception as err:  # PyAV, subprocess and PyNvVideoCodec errors alike
+        raise MediaError(
+            f"cannot start the {backend} encoder ({settings.codec}): {err}", path=str(path)
+        ) from err
+    encoder.fallback_reason = fallback_reason
+    return encoder
+
+
+def _choose_backend(requested: str, settings: EncodeSettings) -> tuple[Backend, str | None]:
+    if requested == "pyav":
+        return "pyav", None
+    if requested == "ffmpeg":
+        return "ffmpeg", None
+    reason = _nvenc_obstacle(settings)
+    if reason is None:
+        return "nvenc", None
+    if requested == "nvenc":
+        _log.warning("NVENC requested but %s; encoding with PyAV instead", reason)
+    return "pyav", reason
+
+
+def _nvenc_obstacle(settings: EncodeSettings) -> str | None:
+    if settings.canonical not in NVENC_CODECS:
+        return f"NVENC cannot encode {settings.canonical}"
+    if settings.channels != 3:
+        return "NVENC takes only RGB input here"
+    return nvenc_unavailable_reason()

@@ -1,0 +1,67 @@
+"""BackgroundEncoder: parallel encoding, back-pressure, errors surfacing in the caller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from roboflow_core.config import VideoConfig
+from roboflow_core.errors import MediaError
+from roboflow_media import BackgroundEncoder, iter_video_frames, open_encoder
+
+from .conftest import FPS, HEIGHT, WIDTH, assert_frames_match, make_frames
+
+
+def _open(path: Path, backend: str = "pyav") -> BackgroundEncoder:
+    config = VideoConfig(codec="libx264", backend=backend)  # type: ignore[arg-type]
+    return BackgroundEncoder(
+        open_encoder(path, width=WIDTH, height=HEIGHT, fps=FPS, config=config), queue_size=2
+    )
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_two_cameras_encode_in_parallel(tmp_path: Path, backend: str) -> None:
+    frames = make_frames(6)
+    cameras = [_open(tmp_path / f"cam{i}.mp4", backend) for i in range(2)]
+    for frame in frames:
+        for camera in cameras:
+            camera.encode(frame)
+    results = [camera.close() for camera in cameras]
+    assert [r.frames for r in results] == [6, 6]
+    for result in results:
+        assert_frames_match(list(iter_video_frames(result.path)), frames)
+
+
+def test_error_in_the_thread_surfaces_on_next_encode(tmp_path: Path) -> None:
+    encoder = _open(tmp_path / "v.mp4")
+    encoder.encode(np.zeros((4, 4, 3), np.uint8))  # accepted by the queue, rejected by the worker
+    with pytest.raises(MediaError, match="frame 0 is 4x4x3"):
+        for frame in make_frames(10):
+            encoder.encode(frame)
+    with pytest.raises(MediaError, match="frame 0 is 4x4x3"):
+        encoder.close()
+    encoder.abort()
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_error_surfaces_on_close(tmp_path: Path) -> None:
+    encoder = _open(tmp_path / "v.mp4")
+    encoder.encode(np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(MediaError, match="the encoder expects 96x128x3"):
+        encoder.close()
+
+
+def test_context_manager_aborts_on_exception(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), _open(tmp_path / "v.mp4") as encoder:
+        encoder.encode(make_frames(1)[0])
+        raise RuntimeError("boom")
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_queue_size_must_be_positive(tmp_path: Path) -> None:
+    encoder = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=VideoConfig())
+    with pytest.raises(MediaError, match="queue_size"):
+        BackgroundEncoder(encoder, queue_size=0)
+    encoder.abort()

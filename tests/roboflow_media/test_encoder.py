@@ -1,0 +1,107 @@
+"""open_encoder: timestamps, content, backends, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from roboflow_core.config import VideoConfig
+from roboflow_core.errors import MediaError
+from roboflow_media import iter_video_frames, open_encoder, probe_video
+
+from .conftest import BACKEND_CODECS, FPS, HEIGHT, WIDTH, assert_frames_match, make_frames, mean_abs_error
+
+
+@pytest.mark.parametrize(("backend", "codec", "canonical"), BACKEND_CODECS)
+def test_encode_gives_one_frame_per_input_at_i_over_fps(
+    tmp_path: Path, backend: str, codec: str, canonical: str
+) -> None:
+    frames = make_frames(7)
+    config = VideoConfig(codec=codec, backend=backend)  # type: ignore[arg-type]
+    encoder = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    for frame in frames:
+        encoder.encode(frame)
+    result = encoder.close()
+    probe = probe_video(result.path)
+    assert (result.backend, result.frames, result.codec, probe.codec) == (backend, 7, canonical, canonical)
+    assert (probe.frames, probe.fps, probe.width, probe.height, probe.pix_fmt) == (
+        7,
+        FPS,
+        WIDTH,
+        HEIGHT,
+        "yuv420p",
+    )
+    assert probe.first_pts_s == 0.0
+    assert probe.pts_s == pytest.approx([i / FPS for i in range(7)], abs=1e-9)
+    assert probe.duration_s == pytest.approx(7 / FPS)
+    assert_frames_match(list(iter_video_frames(result.path)), frames)
+
+
+def test_gray_frames_encode(tmp_path: Path) -> None:
+    frames = [frame[..., :1].copy() for frame in make_frames(3)]
+    encoder = open_encoder(
+        tmp_path / "g.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=VideoConfig(), channels=1
+    )
+    for frame in frames:
+        encoder.encode(frame)
+    encoder.close()
+    decoded = list(iter_video_frames(tmp_path / "g.mp4"))
+    assert mean_abs_error(decoded[2][..., :1], frames[2]) < 6
+
+
+def test_depth_is_lossless_in_mkv(tmp_path: Path) -> None:
+    depth = [
+        (np.arange(HEIGHT * WIDTH, dtype=np.uint16).reshape(HEIGHT, WIDTH, 1) * (i + 3)) for i in range(3)
+    ]
+    config = VideoConfig()
+    encoder = open_encoder(tmp_path / "d.mkv", width=WIDTH, height=HEIGHT, fps=FPS, config=config, depth=True)
+    for frame in depth:
+        encoder.encode(frame)
+    result = encoder.close()
+    assert (result.codec, result.pix_fmt, probe_video(result.path).frames) == ("ffv1", "gray16le", 3)
+
+
+def test_frame_of_another_size_is_rejected(tmp_path: Path) -> None:
+    encoder = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=VideoConfig())
+    with pytest.raises(MediaError, match=r"frame 0 is 48x64x3 uint8, the encoder expects 96x128x3 uint8"):
+        encoder.encode(np.zeros((48, 64, 3), np.uint8))
+    encoder.abort()
+
+
+def test_odd_size_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="yuv420p needs an even width and height, got 65x48"):
+        open_encoder(tmp_path / "v.mp4", width=65, height=48, fps=FPS, config=VideoConfig())
+
+
+def test_abort_removes_the_partial_file(tmp_path: Path) -> None:
+    encoder = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=VideoConfig())
+    encoder.encode(make_frames(1)[0])
+    encoder.abort()
+    assert not (tmp_path / "v.mp4").exists()
+
+
+@pytest.mark.parametrize("backend", ["nvenc", "auto"])
+def test_nvenc_without_gpu_falls_back_to_pyav(tmp_path: Path, backend: str) -> None:
+    config = VideoConfig(codec="libx264", backend=backend)  # type: ignore[arg-type]
+    encoder = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    assert encoder.backend == "pyav"
+    assert encoder.fallback_reason is not None
+    encoder.abort()
+
+
+def test_unknown_codec_is_named(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="unknown video encoder 'libnope'"):
+        open_encoder(tmp_path / "v.mp4", width=64, height=48, fps=FPS, config=VideoConfig(codec="libnope"))
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_bad_encoder_option_is_a_media_error(tmp_path: Path, backend: str) -> None:
+    config = VideoConfig(codec="libx264", preset="no-such-preset", backend=backend)  # type: ignore[arg-type]
+    with pytest.raises(MediaError, match="libx264"):
+        encoder = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+        for frame in make_frames(2):
+            encoder.encode(frame)
+        encoder.close()
+    assert not (tmp_path / "v.mp4").exists()
