@@ -1,0 +1,21 @@
+"""Writing LeRobot datasets: features, staged episodes, merging (v3.0 and v2.1), reading back."""
+
+from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, camera_feature
+from roboflow_dataset.lerobot.layout import DatasetFormat
+from roboflow_dataset.lerobot.merge import MergeResult, merge_into_dataset
+from roboflow_dataset.lerobot.reader import DatasetContents, read_dataset
+from roboflow_dataset.lerobot.staging import EpisodeStager, StagedEpisode, StagedVideo
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "DatasetContents",
+    "DatasetFormat",
+    "EpisodeStager",
+    "FeatureSpec",
+    "MergeResult",
+    "StagedEpisode",
+    "StagedVideo",
+    "camera_feature",
+    "merge_into_dataset",
+    "read_dataset",
+]

@@ -1,0 +1,342 @@
+"""Merging staged episodes into a LeRobot dataset (new or existing), v3.0 or v2.1.
+
+Order of writes, so that an interrupted merge never leaves a dataset that looks complete:
+leftovers of an earlier interrupted merge are removed; new data and video files are written (never
+into files the existing ``info.json`` describes); then the episodes metadata, tasks and
+``stats.json``; ``meta/info.json`` last, atomically. Until it is replaced, the old ``info.json``
+(or none, for a new dataset) describes only files that were complete before the merge began.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from roboflow_core.errors import DatasetError, MediaError
+from roboflow_dataset.lerobot._atomic import atomic_write_json
+from roboflow_dataset.lerobot._plan import EpisodePlan, group_by_file, place_videos
+from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arrow_schema, camera_feature
+from roboflow_dataset.lerobot.layout import LAYOUTS, DatasetFormat, Layout, layout_for, remove_orphans
+from roboflow_dataset.lerobot.reader import INFO, STATS, episode_stats, read_episodes, read_info, read_tasks
+from roboflow_dataset.lerobot.staging import StagedEpisode
+from roboflow_dataset.stats import QUANTILES, FeatureStats, aggregate
+from roboflow_media import concat_videos, probe_video
+
+__all__ = ["MergeResult", "merge_into_dataset"]
+
+_PTS_TOLERANCE_S = 1e-4
+
+
+class MergeResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a merge wrote.
+
+    Attributes:
+        root: The dataset directory.
+        fmt: Its format.
+        episode_indices: Indices given to the merged episodes, in input order.
+        total_episodes: Episodes in the dataset after the merge.
+        total_frames: Frames in the dataset after the merge.
+        files: Data and video files written by this merge.
+    """
+
+    root: Path
+    fmt: DatasetFormat
+    episode_indices: tuple[int, ...]
+    total_episodes: int
+    total_frames: int
+    files: tuple[Path, ...]
+
+
+@dataclass
+class _Existing:
+    """The dataset before the merge (empty for a new one)."""
+
+    info: dict[str, Any] | None = None
+    episodes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tasks: list[str] = field(default_factory=list)
+
+    @property
+    def total_episodes(self) -> int:
+        return 0 if self.info is None else int(self.info["total_episodes"])
+
+    @property
+    def total_frames(self) -> int:
+        return 0 if self.info is None else int(self.info["total_frames"])
+
+
+def merge_into_dataset(
+    root: str | Path,
+    staged: Sequence[StagedEpisode],
+    *,
+    fmt: DatasetFormat = "lerobot-v3",
+    robot_type: str | None,
+    fps: int,
+    data_file_mb: int = 100,
+    video_file_mb: int = 200,
+    chunks_size: int = 1000,
+) -> MergeResult:
+    """Append staged episodes to the dataset at ``root``, creating it if it has no ``info.json``.
+
+    Episode indices continue after the existing episodes; ``index`` is global and contiguous;
+    each camera's staged videos are remuxed into the dataset's mp4s. When appending, the existing
+    dataset's ``chunks_size`` and file sizes are kept and new files are started.
+
+    Args:
+        root: Dataset directory.
+        staged: Finished staged episodes, in the order they get their indices.
+        fmt: ``lerobot-v3`` (v3.0) or ``lerobot-v2.1``.
+        robot_type: ``robot_type`` of ``info.json`` (an existing dataset keeps its own when None).
+        fps: Frame rate of the dataset; every staged episode must have it.
+        data_file_mb: v3 data file size at which a new file starts.
+        video_file_mb: v3 video file size at which a new file starts.
+        chunks_size: Files (v3) or episodes (v2.1) per chunk directory.
+
+    Returns:
+        The new indices, totals and files written.
+
+    Raises:
+        DatasetError: Nothing to merge, staged episodes that disagree with each other or with the
+            existing dataset (format, fps, features, robot type), or a write or check failed.
+    """
+    root = Path(root)
+    if not staged:
+        raise DatasetError("nothing to merge: no staged episodes", path=str(root))
+    features = _declared_features(staged, fps)
+    existing = _load_existing(root)
+    if existing.info is not None:
+        _check_compatible(existing.info, fmt, fps, features, robot_type, root)
+        robot_type = robot_type if robot_type is not None else existing.info.get("robot_type")
+        chunks_size = int(existing.info.get("chunks_size", chunks_size))
+        data_file_mb = int(existing.info.get("data_files_size_in_mb", data_file_mb))
+        video_file_mb = int(existing.info.get("video_files_size_in_mb", video_file_mb))
+    layout = layout_for(fmt, root, chunks_size)
+    video_keys = [f.name for f in features if f.is_video]
+    remove_orphans(root, layout.referenced(existing.episodes, video_keys))
+
+    tasks = list(existing.tasks)
+    plans = _plan(layout, staged, existing, tasks, data_file_mb)
+    for key in video_keys:
+        place_videos(plans, key, layout.placer(f"videos/{key}", existing.episodes, video_file_mb), fps)
+    files = _write_data(layout, plans, [f for f in features if not f.is_video])
+    files += _write_videos(layout, plans, video_keys, fps)
+    layout.write_episodes(plans, features, tasks)
+    old_stats = episode_stats(existing.episodes)
+    atomic_write_json(root / STATS, aggregate([*old_stats, *(p.stats for p in plans)]))
+
+    total_episodes = existing.total_episodes + len(plans)
+    info = {
+        "codebase_version": layout.codebase_version,
+        "robot_type": robot_type,
+        "total_episodes": total_episodes,
+        "total_frames": plans[-1].to_index,
+        "total_tasks": len(tasks),
+        **layout.size_fields(
+            total_episodes=total_episodes,
+            cameras=len(video_keys),
+            data_mb=data_file_mb,
+            video_mb=video_file_mb,
+        ),
+        "fps": fps,
+        "splits": {"train": f"0:{total_episodes}"},
+        "data_path": layout.data_path,
+        "video_path": layout.video_path if video_keys else None,
+        "features": existing.info["features"] if existing.info else {f.name: f.to_info() for f in features},
+    }
+    atomic_write_json(root / INFO, info)
+    return MergeResult(
+        root=root,
+        fmt=fmt,
+        episode_indices=tuple(p.episode_index for p in plans),
+        total_episodes=total_episodes,
+        total_frames=plans[-1].to_index,
+        files=tuple(files),
+    )
+
+
+def _declared_features(staged: Sequence[StagedEpisode], fps: int) -> list[FeatureSpec]:
+    """Numeric features, cameras and the default columns, the same for every staged episode."""
+    first = staged[0]
+    for episode in staged:
+        if episode.fps != fps:
+            raise DatasetError(f"staged at {episode.fps} fps, the dataset has {fps}", path=str(episode.dir))
+        if _signature(episode) != _signature(first):
+            raise DatasetError(
+                f"features or cameras differ from the first staged episode ({first.dir})",
+                path=str(episode.dir),
+            )
+    cameras = [
+        camera_feature(key, width=v.width, height=v.height, codec=v.codec, pix_fmt=v.pix_fmt, fps=fps)
+        for key, v in first.videos.items()
+    ]
+    return [*first.features, *cameras, *DEFAULT_FEATURES]
+
+
+def _signature(episode: StagedEpisode) -> tuple[Any, ...]:
+    videos = [(key, v.width, v.height, v.codec, v.pix_fmt) for key, v in episode.videos.items()]
+    return (episode.features, videos)
+
+
+def _load_existing(root: Path) -> _Existing:
+    if not (root / INFO).is_file():
+        return _Existing()
+    info = read_info(root)
+    episodes = read_episodes(root, info)
+    if not episodes.empty:  # rows of an interrupted merge are not part of the dataset
+        episodes = episodes[episodes["episode_index"] < int(info["total_episodes"])]
+    tasks = read_tasks(root, info)[: int(info["total_tasks"])]
+    return _Existing(info=info, episodes=episodes.reset_index(drop=True), tasks=tasks)
+
+
+def _check_compatible(
+    info: dict[str, Any],
+    fmt: DatasetFormat,
+    fps: int,
+    features: Sequence[FeatureSpec],
+    robot_type: str | None,
+    root: Path,
+) -> None:
+    version = LAYOUTS[fmt].codebase_version
+    problems = []
+    if info.get("codebase_version") != version:
+        problems.append(f"format {info.get('codebase_version')} is not {version}")
+    if info.get("fps") != fps:
+        problems.append(f"fps {info.get('fps')} is not {fps}")
+    if robot_type is not None and info.get("robot_type") not in (None, robot_type):
+        problems.append(f"robot_type {info.get('robot_type')!r} is not {robot_type!r}")
+    theirs = {name: _comparable(entry) for name, entry in info.get("features", {}).items()}
+    ours = {f.name: _comparable(f.to_info()) for f in features}
+    if theirs != ours:
+        differ = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
+        problems.append(f"features differ: {', '.join(differ)}")
+    if problems:
+        raise DatasetError(f"cannot append to the existing dataset: {'; '.join(problems)}", path=str(root))
+
+
+def _comparable(entry: dict[str, Any]) -> tuple[Any, ...]:
+    video = entry.get("info") or {}
+    return (
+        entry.get("dtype"),
+        list(entry.get("shape", [])),
+        entry.get("names"),
+        video.get("video.codec"),
+        video.get("video.pix_fmt"),
+    )
+
+
+def _plan(
+    layout: Layout, staged: Sequence[StagedEpisode], existing: _Existing, tasks: list[str], data_file_mb: int
+) -> list[EpisodePlan]:
+    """Indices, task indices, data files and stats of the new episodes (appends new tasks)."""
+    task_index = {task: i for i, task in enumerate(tasks)}
+    placer = layout.placer("data", existing.episodes, data_file_mb)
+    plans: list[EpisodePlan] = []
+    from_index = existing.total_frames
+    for episode_index, episode in enumerate(staged, start=existing.total_episodes):
+        if episode.task not in task_index:
+            task_index[episode.task] = len(tasks)
+            tasks.append(episode.task)
+        plan = EpisodePlan(
+            staged=episode,
+            episode_index=episode_index,
+            task_index=task_index[episode.task],
+            from_index=from_index,
+            data=placer.place(episode_index, episode.data_path.stat().st_size),
+        )
+        plan.stats = {
+            **episode.stats,
+            "episode_index": _constant_stats(episode_index, episode.length),
+            "index": _shifted_stats(episode.stats["frame_index"], from_index),
+            "task_index": _constant_stats(plan.task_index, episode.length),
+        }
+        plans.append(plan)
+        from_index = plan.to_index
+    return plans
+
+
+def _constant_stats(value: int, count: int) -> FeatureStats:
+    stats: FeatureStats = {
+        "min": [value],
+        "max": [value],
+        "mean": [float(value)],
+        "std": [0.0],
+        "count": [count],
+    }
+    return stats | {q: [float(value)] for q in QUANTILES}
+
+
+def _shifted_stats(stats: FeatureStats, offset: int) -> FeatureStats:
+    """Stats of ``values + offset`` from those of ``values``."""
+    return {
+        name: values if name in ("std", "count") else [v + offset for v in values]
+        for name, values in stats.items()
+    }
+
+
+def _write_data(layout: Layout, plans: Sequence[EpisodePlan], columns: Sequence[FeatureSpec]) -> list[Path]:
+    """Data files: the staged rows plus episode_index/index/task_index, one row group per episode."""
+    schema = arrow_schema(columns)
+    written = []
+    for pos, members in group_by_file([p.data for p in plans]).items():
+        path = layout.data_file(pos)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with pq.ParquetWriter(path, schema) as writer:
+                for i in members:
+                    table = _episode_rows(plans[i], schema)
+                    writer.write_table(table, row_group_size=table.num_rows)
+        except (OSError, pa.ArrowException) as err:
+            raise DatasetError(f"cannot write data: {err}", path=str(path)) from err
+        written.append(path)
+    return written
+
+
+def _episode_rows(plan: EpisodePlan, schema: pa.Schema) -> pa.Table:
+    staged = pq.read_table(plan.staged.data_path).combine_chunks()
+    n = plan.staged.length
+    if staged.num_rows != n:
+        raise DatasetError(
+            f"staged data has {staged.num_rows} rows, expected {n}", path=str(plan.staged.data_path)
+        )
+    assigned = {
+        "episode_index": pa.array(np.full(n, plan.episode_index, dtype=np.int64)),
+        "index": pa.array(np.arange(plan.from_index, plan.to_index, dtype=np.int64)),
+        "task_index": pa.array(np.full(n, plan.task_index, dtype=np.int64)),
+    }
+    arrays = [assigned[name] if name in assigned else staged.column(name) for name in schema.names]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _write_videos(layout: Layout, plans: Sequence[EpisodePlan], keys: Sequence[str], fps: int) -> list[Path]:
+    """Each camera's staged mp4s remuxed into the dataset's files, then probed."""
+    written = []
+    for key in keys:
+        for pos, members in group_by_file([p.videos[key].pos for p in plans]).items():
+            path = layout.video_file(key, pos)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                concat_videos([plans[i].staged.video_path(key) for i in members], path)
+                probe = probe_video(path)
+            except MediaError as err:
+                raise DatasetError(f"cannot write video {key}: {err.reason}", path=str(path)) from err
+            expected = sum(plans[i].staged.length for i in members)
+            if probe.frames != expected:
+                raise DatasetError(f"video has {probe.frames} frames, expected {expected}", path=str(path))
+            for i in members:
+                span = plans[i].videos[key]
+                first_pts = probe.pts_s[round(span.from_timestamp * fps)]
+                if abs(first_pts - span.from_timestamp) > _PTS_TOLERANCE_S:
+                    raise DatasetError(
+                        f"episode {plans[i].episode_index} starts at pts {first_pts}, "
+                        f"expected {span.from_timestamp}",
+                        path=str(path),
+                    )
+            written.append(path)
+    return written

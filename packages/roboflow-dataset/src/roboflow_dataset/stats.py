@@ -1,0 +1,254 @@
+"""Streaming per-episode statistics with bounded memory, and their aggregation.
+
+Every accumulator returns its result as ``{stat: list}`` with the stats LeRobot expects
+(``min, max, mean, std, count, q01, q10, q50, q90, q99``), ready for JSON or the episodes parquet:
+
+- :class:`VectorStats` takes ``(n, d)`` chunks of a numeric feature. min/max/mean/std are exact
+  (chunk moments merged with Chan's parallel formula); quantiles come from a bounded, seeded
+  reservoir of rows, so they are exact up to ``reservoir`` rows and a uniform sample beyond.
+- :class:`ImageStats` takes every frame of one camera, keeps a sample of frames and a pixel-strided
+  view of each, and counts uint8 values in a 256-bin histogram per channel, so every stat over the
+  sampled pixels is exact. Values are scaled to [0, 1]; each stat has shape (3, 1, 1).
+- :func:`aggregate` combines per-episode results into dataset-wide ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "QUANTILES",
+    "STAT_NAMES",
+    "FeatureStats",
+    "ImageStats",
+    "VectorStats",
+    "aggregate",
+]
+
+FeatureStats = dict[str, list[Any]]
+"""One feature's statistics: stat name -> JSON-ready (nested) list."""
+
+QUANTILES: dict[str, float] = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+STAT_NAMES: tuple[str, ...] = ("min", "max", "mean", "std", "count", *QUANTILES)
+
+_ALL_FRAMES_BELOW = 100
+"""Cameras: every frame of the first 100 is sampled, as LeRobot does for short episodes."""
+_TARGET_PIXELS = 150
+"""Cameras: frames are strided down to about this many pixels along the longer side."""
+
+
+class VectorStats:
+    """Running statistics of a numeric feature of shape ``(d,)``.
+
+    Args:
+        dim: Length of the feature vector.
+        reservoir: Rows kept for the quantiles (memory is ``reservoir * dim`` floats).
+        seed: Seed of the reservoir sampling, so results are reproducible.
+    """
+
+    def __init__(self, dim: int, *, reservoir: int = 10_000, seed: int = 0) -> None:
+        self._dim = dim
+        self._capacity = reservoir
+        self._rng = np.random.default_rng(seed)
+        self._count = 0
+        self._mean = np.zeros(dim)
+        self._m2 = np.zeros(dim)
+        self._min: npt.NDArray[Any] | None = None
+        self._max: npt.NDArray[Any] | None = None
+        self._sample = np.empty((0, dim))
+
+    @property
+    def count(self) -> int:
+        """Rows seen so far."""
+        return self._count
+
+    def update(self, chunk: npt.ArrayLike) -> None:
+        """Add a chunk of rows.
+
+        Args:
+            chunk: ``(n, d)`` values (``(n,)`` is accepted when ``d == 1``). Integer and bool
+                features keep their dtype for min and max.
+
+        Raises:
+            ValueError: The chunk does not have ``d`` columns.
+        """
+        rows = np.asarray(chunk)
+        if rows.ndim == 1 and self._dim == 1:
+            rows = rows[:, None]
+        if rows.ndim != 2 or rows.shape[1] != self._dim:
+            raise ValueError(f"expected rows of shape (n, {self._dim}), got {rows.shape}")
+        n = rows.shape[0]
+        if n == 0:
+            return
+        if rows.dtype == np.bool_:
+            rows = rows.astype(np.int64)
+        chunk_min, chunk_max = rows.min(axis=0), rows.max(axis=0)
+        self._min = chunk_min if self._min is None else np.minimum(self._min, chunk_min)
+        self._max = chunk_max if self._max is None else np.maximum(self._max, chunk_max)
+        values = rows.astype(np.float64)
+        chunk_mean = values.mean(axis=0)
+        chunk_m2 = ((values - chunk_mean) ** 2).sum(axis=0)
+        total = self._count + n
+        delta = chunk_mean - self._mean
+        self._mean = self._mean + delta * (n / total)
+        self._m2 = self._m2 + chunk_m2 + delta**2 * (self._count * n / total)
+        self._sample_rows(values)
+        self._count = total
+
+    def _sample_rows(self, values: npt.NDArray[np.float64]) -> None:
+        """Reservoir sampling (algorithm R), vectorised over the chunk."""
+        free = self._capacity - self._sample.shape[0]
+        if free > 0:
+            self._sample = np.concatenate([self._sample, values[:free]])
+        rest = values[max(free, 0) :]
+        if rest.shape[0] == 0:
+            return
+        seen = self._count + max(free, 0) + np.arange(rest.shape[0])
+        slots = self._rng.integers(0, seen + 1)
+        keep = slots < self._capacity
+        self._sample[slots[keep]] = rest[keep]
+
+    def result(self) -> FeatureStats:
+        """The statistics so far.
+
+        Raises:
+            ValueError: No rows were added.
+        """
+        if self._min is None or self._max is None:
+            raise ValueError("no rows were added")
+        std = np.sqrt(self._m2 / self._count)
+        quantiles = np.quantile(self._sample, list(QUANTILES.values()), axis=0)
+        stats: FeatureStats = {
+            "min": self._min.tolist(),
+            "max": self._max.tolist(),
+            "mean": self._mean.tolist(),
+            "std": std.tolist(),
+            "count": [self._count],
+        }
+        stats.update({name: q.tolist() for name, q in zip(QUANTILES, quantiles, strict=True)})
+        return stats
+
+
+class ImageStats:
+    """Per-channel statistics of one camera over sampled frames, in [0, 1].
+
+    Call :meth:`update` with every frame of the episode; it decides which frames to sample: all of
+    the first 100, then every k-th with k growing like ``n ** 0.25`` (so about ``n ** 0.75``
+    frames in all, as LeRobot samples). ``count`` is the number of sampled frames.
+    """
+
+    def __init__(self) -> None:
+        self._seen = 0
+        self._next = 0
+        self._sampled = 0
+        self._hist = np.zeros((3, 256), dtype=np.int64)
+
+    @property
+    def count(self) -> int:
+        """Frames sampled so far."""
+        return self._sampled
+
+    def update(self, frame: npt.NDArray[np.uint8]) -> None:
+        """Offer the next frame of the episode.
+
+        Args:
+            frame: ``(H, W, 3)`` or ``(H, W, 1)`` uint8; one channel counts as grey for all three.
+
+        Raises:
+            ValueError: The frame is not uint8 HWC with 1 or 3 channels.
+        """
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (1, 3):
+            raise ValueError(f"expected an (H, W, 1|3) uint8 frame, got {frame.shape} {frame.dtype}")
+        index = self._seen
+        self._seen += 1
+        if index != self._next:
+            return
+        self._next = index + _sample_step(index)
+        stride = max(1, max(frame.shape[:2]) // _TARGET_PIXELS)
+        pixels = frame[::stride, ::stride].reshape(-1, frame.shape[2])
+        for channel in range(3):
+            values = pixels[:, min(channel, pixels.shape[1] - 1)]
+            self._hist[channel] += np.bincount(values, minlength=256)
+        self._sampled += 1
+
+    def result(self) -> FeatureStats:
+        """The statistics so far, each stat shaped (3, 1, 1).
+
+        Raises:
+            ValueError: No frame was added.
+        """
+        if self._sampled == 0:
+            raise ValueError("no frames were added")
+        levels = np.arange(256) / 255.0
+        total = self._hist.sum(axis=1)
+        mean = self._hist @ levels / total
+        var = self._hist @ levels**2 / total - mean**2
+        present = self._hist > 0
+        cdf = np.cumsum(self._hist, axis=1)
+        per_channel: dict[str, npt.NDArray[np.float64]] = {
+            "min": levels[present.argmax(axis=1)],
+            "max": levels[255 - present[:, ::-1].argmax(axis=1)],
+            "mean": mean,
+            "std": np.sqrt(np.maximum(var, 0.0)),
+        }
+        for name, q in QUANTILES.items():
+            rank = np.array([c.searchsorted(q * t) for c, t in zip(cdf, total, strict=True)])
+            per_channel[name] = levels[rank]
+        stats: FeatureStats = {k: v.reshape(3, 1, 1).tolist() for k, v in per_channel.items()}
+        stats["count"] = [self._sampled]
+        return {name: stats[name] for name in STAT_NAMES}
+
+
+def _sample_step(index: int) -> int:
+    """Distance from a sampled frame to the next one."""
+    if index < _ALL_FRAMES_BELOW:
+        return 1
+    step: float = index**0.25 / 0.75
+    return max(1, math.floor(step))
+
+
+def aggregate(episode_stats: Sequence[Mapping[str, FeatureStats]]) -> dict[str, FeatureStats]:
+    """Combine per-episode statistics into dataset-wide ones.
+
+    min of mins, max of maxes, count-weighted mean, std by the parallel-variance formula, and
+    count-weighted quantiles (as LeRobot ≤ 0.6.1 aggregates them). Features missing from some
+    episodes are aggregated over the episodes that have them.
+
+    Args:
+        episode_stats: One ``{feature: stats}`` mapping per episode (or per already-aggregated
+            group: aggregation is associative).
+
+    Returns:
+        ``{feature: stats}`` with JSON-ready lists.
+    """
+    features: dict[str, list[Mapping[str, Any]]] = {}
+    for stats in episode_stats:
+        for feature, values in stats.items():
+            features.setdefault(feature, []).append(values)
+    return {feature: _aggregate_feature(parts) for feature, parts in features.items()}
+
+
+def _aggregate_feature(parts: Sequence[Mapping[str, Any]]) -> FeatureStats:
+    counts = np.array([np.asarray(p["count"]).reshape(-1)[0] for p in parts], dtype=np.int64)
+    means = np.stack([np.asarray(p["mean"], dtype=np.float64) for p in parts])
+    weights = (counts / counts.sum()).reshape(-1, *([1] * (means.ndim - 1)))
+    mean = (means * weights).sum(axis=0)
+    stds = np.stack([np.asarray(p["std"], dtype=np.float64) for p in parts])
+    variance = ((stds**2 + (means - mean) ** 2) * weights).sum(axis=0)
+    result: FeatureStats = {
+        "min": np.min(np.stack([np.asarray(p["min"]) for p in parts]), axis=0).tolist(),
+        "max": np.max(np.stack([np.asarray(p["max"]) for p in parts]), axis=0).tolist(),
+        "mean": mean.tolist(),
+        "std": np.sqrt(variance).tolist(),
+        "count": [int(counts.sum())],
+    }
+    for name in QUANTILES:
+        if all(name in p for p in parts):
+            stacked = np.stack([np.asarray(p[name], dtype=np.float64) for p in parts])
+            result[name] = (stacked * weights).sum(axis=0).tolist()
+    return result

@@ -1,0 +1,417 @@
+"""Staging synthetic episodes and merging them into v3.0 / v2.1 datasets, read back and checked."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from roboflow_core.config import VideoConfig
+from roboflow_core.errors import DatasetError
+from roboflow_dataset.lerobot import (
+    EpisodeStager,
+    FeatureSpec,
+    StagedEpisode,
+    merge_into_dataset,
+    read_dataset,
+)
+from roboflow_dataset.stats import STAT_NAMES
+
+FPS = 10
+WIDTH, HEIGHT = 64, 48
+BARS = 8
+VIDEO = VideoConfig(codec="libx264")
+FEATURES = (
+    FeatureSpec(name="observation.state", dtype="float32", shape=(3,), names=("a", "b", "c")),
+    FeatureSpec(name="action", dtype="float32", shape=(2,), names=("x", "y")),
+    FeatureSpec(name="gripper", dtype="float32", shape=(1,)),
+)
+CAMERAS = ("observation.images.front", "observation.images.wrist")
+DEFAULTS = ["timestamp", "frame_index", "episode_index", "index", "task_index"]
+
+
+def code_of(episode: int, frame: int, camera: int) -> int:
+    """The number a synthetic frame shows: unique per (episode, frame, camera), below 2**BARS."""
+    return int((episode * 40 + frame * 2 + camera) % 2**BARS)
+
+
+def make_frame(code: int) -> np.ndarray:
+    """``BARS`` vertical bars, white for a 1 bit of ``code`` (robust to lossy compression)."""
+    bits = (code >> np.arange(BARS)) & 1
+    row = np.repeat(bits * 255, WIDTH // BARS).astype(np.uint8)
+    return np.repeat(np.broadcast_to(row, (HEIGHT, WIDTH))[..., None], 3, axis=2).copy()
+
+
+def read_code(frame: np.ndarray) -> int:
+    """Decode :func:`make_frame`'s number from the centre of each bar."""
+    step = WIDTH // BARS
+    levels = frame[HEIGHT // 4 : -HEIGHT // 4, step // 2 :: step, 0].mean(axis=0)
+    return int(sum(1 << i for i, level in enumerate(levels) if level > 128))
+
+
+def numeric(episode: int, frame: int) -> dict[str, npt.ArrayLike]:
+    return {
+        "observation.state": np.array([episode, frame, episode * 1000 + frame], dtype=np.float32),
+        "action": np.array([frame * 0.5, -frame], dtype=np.float32),
+        "gripper": np.float32(frame % 2),
+    }
+
+
+def stage(
+    directory: Path,
+    episode: int,
+    length: int,
+    *,
+    task: str = "pick",
+    cameras: Sequence[str] = CAMERAS,
+    fps: int = FPS,
+    flush_rows: int = 4,
+) -> StagedEpisode:
+    stager = EpisodeStager(
+        directory / f"ep{episode}",
+        fps=fps,
+        features=FEATURES,
+        cameras=cameras,
+        video=VIDEO,
+        task=task,
+        source=f"synthetic-{episode}",
+        flush_rows=flush_rows,
+    )
+    with stager:
+        for frame in range(length):
+            images = {cam: make_frame(code_of(episode, frame, i)) for i, cam in enumerate(cameras)}
+            stager.add_frame(numeric(episode, frame), images)
+        return stager.finish()
+
+
+def decoded_by_pts(path: Path) -> list[tuple[float, np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [(float(f.time), f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+
+
+def frame_at(frames: list[tuple[float, np.ndarray]], query: float) -> np.ndarray:
+    """The decoded frame LeRobot would return for ``query`` (within its 1e-4 s tolerance)."""
+    pts, image = min(frames, key=lambda item: abs(item[0] - query))
+    assert abs(pts - query) < 1e-4, f"no frame at {query}: closest {pts}"
+    return image
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> list[StagedEpisode]:
+    """Three episodes (lengths 5, 9, 3; tasks pick, place, pick), staged once for the module."""
+    directory = tmp_path_factory.mktemp("staged")
+    return [stage(directory, 0, 5), stage(directory, 1, 9, task="place"), stage(directory, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def v3_dataset(tmp_path_factory: pytest.TempPathFactory, staged: list[StagedEpisode]) -> Path:
+    root = tmp_path_factory.mktemp("v3") / "dataset"
+    merge_into_dataset(root, staged, robot_type="synthetic", fps=FPS)
+    return root
+
+
+def check_videos_identify_frames(root: Path, episode_codes: dict[int, int]) -> None:
+    """Every row's camera frames, decoded at from_timestamp + timestamp, show the right source frame."""
+    contents = read_dataset(root)
+    episodes = contents.episodes.set_index("episode_index")
+    for cam_number, camera in enumerate(CAMERAS):
+        cache: dict[Path, list[tuple[float, np.ndarray]]] = {}
+        for row in contents.data.itertuples(index=False):
+            meta = episodes.loc[row.episode_index]
+            path = root / contents.info["video_path"].format(
+                video_key=camera,
+                chunk_index=meta[f"videos/{camera}/chunk_index"],
+                file_index=meta[f"videos/{camera}/file_index"],
+            )
+            frames = cache.setdefault(path, decoded_by_pts(path))
+            image = frame_at(frames, meta[f"videos/{camera}/from_timestamp"] + float(row.timestamp))
+            source = episode_codes[row.episode_index]
+            assert read_code(image) == code_of(source, row.frame_index, cam_number)
+
+
+def test_staged_episode_files(staged: list[StagedEpisode]) -> None:
+    episode = StagedEpisode.load(staged[1].dir)
+    assert episode == staged[1]
+    assert episode.length == 9 and set(episode.videos) == set(CAMERAS)
+    data = pq.read_table(episode.data_path)
+    assert data.column_names == ["timestamp", "frame_index", "observation.state", "action", "gripper"]
+    assert pq.ParquetFile(episode.data_path).num_row_groups == 3  # flush_rows=4
+    assert episode.stats["observation.state"]["count"] == [9]
+    assert np.asarray(episode.stats[CAMERAS[0]]["mean"]).shape == (3, 1, 1)
+    assert episode.videos[CAMERAS[0]].codec == "h264"
+
+
+def test_v3_info_and_data(v3_dataset: Path) -> None:
+    contents = read_dataset(v3_dataset)
+    info = contents.info
+    assert list(info) == [
+        "codebase_version", "robot_type", "total_episodes", "total_frames", "total_tasks", "chunks_size",
+        "data_files_size_in_mb", "video_files_size_in_mb", "fps", "splits", "data_path", "video_path",
+        "features",
+    ]  # fmt: skip
+    assert (info["codebase_version"], info["total_episodes"], info["total_frames"]) == ("v3.0", 3, 17)
+    assert (info["total_tasks"], info["fps"], info["splits"]) == (2, FPS, {"train": "0:3"})
+    assert list(info["features"]) == [f.name for f in FEATURES] + list(CAMERAS) + DEFAULTS
+    camera = info["features"][CAMERAS[0]]
+    assert camera["shape"] == [HEIGHT, WIDTH, 3] and camera["names"] == ["height", "width", "channels"]
+    assert camera["info"]["video.codec"] == "h264" and camera["info"]["video.fps"] == FPS
+
+    data_file = v3_dataset / "data/chunk-000/file-000.parquet"
+    schema = pq.read_schema(data_file)
+    assert schema.names == [f.name for f in FEATURES] + DEFAULTS
+    assert schema.field("observation.state").type == pa.list_(pa.float32(), 3)
+    assert schema.field("gripper").type == pa.float32() and schema.field("timestamp").type == pa.float32()
+    assert "observation.state" in json.loads(schema.metadata[b"huggingface"])["info"]["features"]
+    assert pq.ParquetFile(data_file).num_row_groups == 3
+
+    data = contents.data
+    assert data["index"].tolist() == list(range(17))
+    assert data["episode_index"].tolist() == [0] * 5 + [1] * 9 + [2] * 3
+    assert data["task_index"].tolist() == [0] * 5 + [1] * 9 + [0] * 3
+    expected_ts = (data["frame_index"].to_numpy() / FPS).astype(np.float32)
+    np.testing.assert_array_equal(data["timestamp"].to_numpy(), expected_ts)
+    assert contents.tasks == ["pick", "place"]
+    assert pq.read_table(v3_dataset / "meta/tasks.parquet").to_pandas().index.name == "task"
+
+
+def test_v3_episodes_metadata_and_stats(v3_dataset: Path) -> None:
+    contents = read_dataset(v3_dataset)
+    episodes = contents.episodes
+    video_columns = [f"videos/{c}/{k}" for c in CAMERAS
+                     for k in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]  # fmt: skip
+    stats_features = [f.name for f in FEATURES] + list(CAMERAS) + DEFAULTS
+    assert list(episodes.columns) == [
+        "episode_index", "tasks", "length", "data/chunk_index", "data/file_index",
+        "dataset_from_index", "dataset_to_index", *video_columns,
+        *(f"stats/{f}/{s}" for f in stats_features for s in STAT_NAMES),
+        "meta/episodes/chunk_index", "meta/episodes/file_index",
+    ]  # fmt: skip
+    assert episodes["dataset_from_index"].tolist() == [0, 5, 14]
+    assert episodes["dataset_to_index"].tolist() == [5, 14, 17]
+    assert episodes[f"videos/{CAMERAS[1]}/from_timestamp"].tolist() == [0.0, 0.5, 1.4]
+    assert episodes[f"videos/{CAMERAS[1]}/to_timestamp"].tolist() == [0.5, 1.4, 1.7]
+    assert [list(t) for t in episodes["tasks"]] == [["pick"], ["place"], ["pick"]]
+    assert episodes["stats/index/min"].tolist() == [[0], [5], [14]]
+    assert episodes["stats/episode_index/max"].tolist() == [[0], [1], [2]]
+
+    stats = contents.stats
+    assert set(stats) == set(stats_features)
+    assert stats["index"]["max"] == [16] and stats["index"]["count"] == [17]
+    assert stats["observation.state"]["max"] == [2.0, 8.0, 2002.0]
+    assert np.asarray(stats[CAMERAS[0]]["q99"]).shape == (3, 1, 1)
+    for camera in CAMERAS:
+        assert 0.0 <= np.min(stats[camera]["min"]) <= np.max(stats[camera]["max"]) <= 1.0
+
+
+def test_v3_video_frames_match_rows(v3_dataset: Path) -> None:
+    for camera in CAMERAS:
+        frames = decoded_by_pts(v3_dataset / f"videos/{camera}/chunk-000/file-000.mp4")
+        assert len(frames) == 17
+    check_videos_identify_frames(v3_dataset, {0: 0, 1: 1, 2: 2})
+
+
+def test_append_continues_indices_and_starts_new_files(tmp_path: Path, staged: list[StagedEpisode]) -> None:
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged[:2], robot_type="synthetic", fps=FPS)
+    first_data = (root / "data/chunk-000/file-000.parquet").read_bytes()
+    result = merge_into_dataset(root, staged[2:], robot_type=None, fps=FPS)
+
+    assert result.episode_indices == (2,) and (result.total_episodes, result.total_frames) == (3, 17)
+    assert (root / "data/chunk-000/file-000.parquet").read_bytes() == first_data
+    assert (root / "data/chunk-000/file-001.parquet").is_file()
+    assert (root / "meta/episodes/chunk-000/file-001.parquet").is_file()
+    contents = read_dataset(root)
+    assert contents.info["robot_type"] == "synthetic"
+    assert contents.episodes["episode_index"].tolist() == [0, 1, 2]
+    assert contents.episodes[f"videos/{CAMERAS[0]}/file_index"].tolist() == [0, 0, 1]
+    assert contents.episodes[f"videos/{CAMERAS[0]}/from_timestamp"].tolist() == [0.0, 0.5, 0.0]
+    assert contents.data["index"].tolist() == list(range(17))
+    assert contents.stats["observation.state"]["count"] == [17]
+    assert contents.stats["episode_index"]["max"] == [2]
+    assert contents.stats == read_dataset_stats(staged, tmp_path)
+    check_videos_identify_frames(root, {0: 0, 1: 1, 2: 2})
+
+
+def read_dataset_stats(staged: list[StagedEpisode], tmp_path: Path) -> dict[str, Any]:
+    """stats.json of the same episodes merged in one go."""
+    root = tmp_path / "at-once"
+    merge_into_dataset(root, staged, robot_type="synthetic", fps=FPS)
+    return read_dataset(root).stats
+
+
+def test_roll_over_by_size_and_chunks(tmp_path: Path, staged: list[StagedEpisode]) -> None:
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged, robot_type=None, fps=FPS, data_file_mb=0, video_file_mb=0, chunks_size=2)
+    episodes = read_dataset(root).episodes
+    assert list(zip(episodes["data/chunk_index"], episodes["data/file_index"], strict=True)) == [
+        (0, 0), (0, 1), (1, 0),
+    ]  # fmt: skip
+    assert episodes[f"videos/{CAMERAS[0]}/from_timestamp"].tolist() == [0.0, 0.0, 0.0]
+    assert (root / f"videos/{CAMERAS[0]}/chunk-001/file-000.mp4").is_file()
+    check_videos_identify_frames(root, {0: 0, 1: 1, 2: 2})
+
+
+def test_append_rejects_incompatible_dataset(tmp_path: Path, staged: list[StagedEpisode]) -> None:
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged[:1], robot_type="synthetic", fps=FPS)
+    single_camera = stage(tmp_path, 7, 2, cameras=CAMERAS[:1])
+    with pytest.raises(DatasetError, match=f"features differ: {CAMERAS[1]}"):
+        merge_into_dataset(root, [single_camera], robot_type=None, fps=FPS)
+    with pytest.raises(DatasetError, match="fps 10 is not 20"):
+        merge_into_dataset(root, [stage(tmp_path, 8, 2, fps=20)], robot_type=None, fps=20)
+    with pytest.raises(DatasetError, match=r"format v3\.0 is not v2\.1"):
+        merge_into_dataset(root, staged[1:2], fmt="lerobot-v2.1", robot_type=None, fps=FPS)
+    with pytest.raises(DatasetError, match="differ from the first staged episode"):
+        merge_into_dataset(tmp_path / "other", [staged[0], single_camera], robot_type=None, fps=FPS)
+    assert read_dataset(root).info["total_episodes"] == 1
+
+
+def test_interrupted_merge_leaves_old_dataset_and_is_cleaned_up(
+    tmp_path: Path, staged: list[StagedEpisode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged[:1], robot_type=None, fps=FPS)
+    info_before = (root / "meta/info.json").read_text()
+
+    def crash(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("roboflow_dataset.lerobot.layout.V3Layout.write_episodes", crash)
+    with pytest.raises(OSError, match="disk full"):
+        merge_into_dataset(root, staged[1:], robot_type=None, fps=FPS)
+    assert (root / "meta/info.json").read_text() == info_before
+    assert (root / "data/chunk-000/file-001.parquet").is_file()  # written, but described by nothing
+    monkeypatch.undo()
+
+    merge_into_dataset(root, staged[2:], robot_type=None, fps=FPS)
+    contents = read_dataset(root)
+    assert contents.info["total_episodes"] == 2 and len(contents.data) == 8
+    assert contents.data["index"].tolist() == list(range(8))
+    check_videos_identify_frames(root, {0: 0, 1: 2})
+
+
+def new_stager(directory: Path, cameras: Sequence[str] = CAMERAS[:1]) -> EpisodeStager:
+    return EpisodeStager(
+        directory, fps=FPS, features=FEATURES, cameras=cameras, video=VIDEO, task="t", source="s"
+    )
+
+
+def test_incomplete_stage_is_rejected(tmp_path: Path) -> None:
+    stager = new_stager(tmp_path / "ep")
+    stager.add_frame(numeric(0, 0), {CAMERAS[0]: make_frame(1)})
+    with pytest.raises(DatasetError, match=r"episode\.json is missing"):
+        StagedEpisode.load(tmp_path / "ep")
+    stager.abort()
+    assert not (tmp_path / "ep").exists()
+
+
+def test_abort_after_finish_keeps_the_stage(tmp_path: Path) -> None:
+    stager = new_stager(tmp_path / "ep")
+    stager.add_frame(numeric(0, 0), {CAMERAS[0]: make_frame(1)})
+    finished = stager.finish()
+    stager.abort()
+    assert StagedEpisode.load(tmp_path / "ep") == finished
+    with pytest.raises(DatasetError, match="already finished"):
+        stager.add_frame(numeric(0, 1), {CAMERAS[0]: make_frame(1)})
+
+
+def test_stager_rejects_bad_frames_and_cleans_up(tmp_path: Path) -> None:
+    directory = tmp_path / "ep"
+    with (
+        pytest.raises(DatasetError, match=r"observation\.state has shape \(2,\)"),
+        new_stager(directory) as stager,
+    ):
+        stager.add_frame({**numeric(0, 0), "observation.state": np.zeros(2)}, {CAMERAS[0]: make_frame(1)})
+    assert not directory.exists()
+    with (
+        pytest.raises(DatasetError, match=re.escape(f"missing {list(CAMERAS[:1])}")),
+        new_stager(directory) as stager,
+    ):
+        stager.add_frame(numeric(0, 0), {})
+    with pytest.raises(DatasetError, match="no frames"):
+        new_stager(directory).finish()
+    assert not directory.exists()
+    (directory / "x").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="not empty"):
+        new_stager(directory)
+
+
+def test_v21_layout(tmp_path: Path, staged: list[StagedEpisode]) -> None:
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged[:2], fmt="lerobot-v2.1", robot_type="synthetic", fps=FPS, chunks_size=2)
+    merge_into_dataset(root, staged[2:], fmt="lerobot-v2.1", robot_type=None, fps=FPS, chunks_size=2)
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v2.1"
+    assert (info["total_episodes"], info["total_frames"], info["total_videos"], info["total_chunks"]) == (
+        3,
+        17,
+        6,
+        2,
+    )
+    assert "data_files_size_in_mb" not in info and info["chunks_size"] == 2
+    for episode, chunk in ((0, 0), (1, 0), (2, 1)):
+        assert (root / f"data/chunk-{chunk:03d}/episode_{episode:06d}.parquet").is_file()
+        for camera in CAMERAS:
+            assert (root / f"videos/chunk-{chunk:03d}/{camera}/episode_{episode:06d}.mp4").is_file()
+    lines = [json.loads(line) for line in (root / "meta/episodes.jsonl").read_text().splitlines()]
+    assert lines == [
+        {"episode_index": 0, "tasks": ["pick"], "length": 5},
+        {"episode_index": 1, "tasks": ["place"], "length": 9},
+        {"episode_index": 2, "tasks": ["pick"], "length": 3},
+    ]
+    tasks = [json.loads(line) for line in (root / "meta/tasks.jsonl").read_text().splitlines()]
+    assert tasks == [{"task_index": 0, "task": "pick"}, {"task_index": 1, "task": "place"}]
+    stats = [json.loads(line) for line in (root / "meta/episodes_stats.jsonl").read_text().splitlines()]
+    assert [s["episode_index"] for s in stats] == [0, 1, 2]
+    assert stats[2]["stats"]["index"]["min"] == [14]
+    assert np.asarray(stats[0]["stats"][CAMERAS[0]]["mean"]).shape == (3, 1, 1)
+
+    contents = read_dataset(root)
+    assert contents.data["index"].tolist() == list(range(17))
+    assert contents.stats["frame_index"]["count"] == [17]
+    for episode in range(3):
+        path = root / f"videos/chunk-{episode // 2:03d}/{CAMERAS[0]}/episode_{episode:06d}.mp4"
+        frames = decoded_by_pts(path)
+        assert [read_code(image) for _, image in frames] == [
+            code_of(episode, i, 0) for i in range(staged[episode].length)
+        ]
+        assert frames[0][0] == 0.0
+
+
+@pytest.mark.doctor
+def test_lerobot_doctor_finds_no_failures(v3_dataset: Path) -> None:
+    doctor = Path(sys.executable).parent / "lerobot-doctor"
+    run = subprocess.run(
+        [str(doctor), "check", str(v3_dataset), "--json"], capture_output=True, text=True, timeout=300
+    )
+    report = json.loads(run.stdout)
+    messages = [
+        (check["name"], m["severity"], m["message"]) for check in report["checks"] for m in check["messages"]
+    ]
+    assert report["summary"]["FAIL"] == 0 and report["overall_severity"] != "FAIL", messages
+    # the synthetic episodes are a few frames long: the only warnings allowed are about that
+    warnings = [m for m in messages if m[1] != "PASS"]
+    assert all("short" in text or "flagged" in text for _, _, text in warnings), warnings
+
+
+def test_dataset_without_cameras(tmp_path: Path) -> None:
+    episodes = [stage(tmp_path, i, 4, cameras=()) for i in range(2)]
+    root = tmp_path / "dataset"
+    result = merge_into_dataset(root, episodes, robot_type=None, fps=FPS)
+    contents = read_dataset(root)
+    assert contents.info["video_path"] is None
+    assert list(contents.info["features"]) == [f.name for f in FEATURES] + DEFAULTS
+    assert not (root / "videos").exists()
+    assert result.files == (root / "data/chunk-000/file-000.parquet",)
+    assert contents.episodes["dataset_to_index"].tolist() == [4, 8]

@@ -1,0 +1,123 @@
+"""Streaming statistics against numpy on known data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from roboflow_dataset.stats import QUANTILES, STAT_NAMES, FeatureStats, ImageStats, VectorStats, aggregate
+
+
+def _vector_stats(values: np.ndarray, chunk: int = 7, **kwargs: int) -> FeatureStats:
+    stats = VectorStats(values.shape[1], **kwargs)
+    for start in range(0, len(values), chunk):
+        stats.update(values[start : start + chunk])
+    return stats.result()
+
+
+def test_vector_stats_match_numpy() -> None:
+    values = np.random.default_rng(1).normal(3.0, 2.0, size=(500, 4)).astype(np.float32)
+    stats = _vector_stats(values)
+    assert list(stats) == list(STAT_NAMES)
+    assert stats["count"] == [500]
+    np.testing.assert_array_equal(stats["min"], values.min(axis=0))
+    np.testing.assert_array_equal(stats["max"], values.max(axis=0))
+    np.testing.assert_allclose(stats["mean"], values.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats["std"], values.astype(np.float64).std(axis=0), rtol=1e-10)
+    for name, q in QUANTILES.items():
+        np.testing.assert_allclose(stats[name], np.quantile(values.astype(np.float64), q, axis=0))
+
+
+def test_vector_stats_keep_int_min_max_and_accept_1d() -> None:
+    stats = VectorStats(1)
+    stats.update(np.arange(10, dtype=np.int64))
+    result = stats.result()
+    assert result["min"] == [0] and isinstance(result["min"][0], int)
+    assert result["max"] == [9]
+    assert result["mean"] == [4.5]
+
+
+def test_vector_stats_quantiles_from_bounded_reservoir() -> None:
+    values = np.random.default_rng(2).uniform(0, 1, size=(20_000, 2))
+    stats = _vector_stats(values, chunk=999, reservoir=2_000)
+    np.testing.assert_allclose(stats["mean"], values.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats["q50"], [0.5, 0.5], atol=0.05)
+    np.testing.assert_allclose(stats["q99"], [0.99, 0.99], atol=0.02)
+
+
+def test_vector_stats_reject_wrong_width_and_empty() -> None:
+    stats = VectorStats(3)
+    with pytest.raises(ValueError, match=r"\(n, 3\)"):
+        stats.update(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="no rows"):
+        stats.result()
+
+
+def test_image_stats_match_numpy_over_sampled_pixels() -> None:
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, size=(20, 48, 64, 3), dtype=np.uint8)
+    stats = ImageStats()
+    for frame in frames:
+        stats.update(frame)
+    result = stats.result()
+    pixels = frames.reshape(-1, 3).astype(np.float64) / 255.0  # 64 px < 300: no striding, all frames
+    assert result["count"] == [20]
+    for name in ("min", "max", "mean", "std", *QUANTILES):
+        assert np.asarray(result[name]).shape == (3, 1, 1)
+    np.testing.assert_allclose(np.ravel(result["mean"]), pixels.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(np.ravel(result["std"]), pixels.std(axis=0), rtol=1e-9)
+    np.testing.assert_array_equal(np.ravel(result["min"]), pixels.min(axis=0))
+    np.testing.assert_array_equal(np.ravel(result["max"]), pixels.max(axis=0))
+    for name, q in QUANTILES.items():
+        expected = np.quantile(pixels, q, axis=0, method="inverted_cdf")
+        np.testing.assert_allclose(np.ravel(result[name]), expected)
+
+
+def test_image_stats_sample_frames_and_stride_pixels() -> None:
+    stats = ImageStats()
+    frame = np.zeros((600, 900, 3), dtype=np.uint8)
+    frame[::6, ::6] = 255  # exactly the pixels a stride of 900 // 150 = 6 keeps
+    for _ in range(1_000):
+        stats.update(frame)
+    result = stats.result()
+    assert 100 < result["count"][0] < 400
+    assert np.ravel(result["mean"]).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_image_stats_grey_frames_fill_three_channels() -> None:
+    stats = ImageStats()
+    stats.update(np.full((4, 4, 1), 51, dtype=np.uint8))
+    assert np.ravel(stats.result()["mean"]).tolist() == pytest.approx([0.2, 0.2, 0.2])
+    with pytest.raises(ValueError, match="uint8"):
+        stats.update(np.zeros((4, 4, 3), dtype=np.float32))
+
+
+def test_aggregate_matches_stats_over_the_concatenation() -> None:
+    rng = np.random.default_rng(4)
+    episodes = [rng.normal(i, 1 + i, size=(n, 3)) for i, n in enumerate((50, 120, 7))]
+    merged = aggregate([{"x": _vector_stats(e)} for e in episodes])["x"]
+    whole = np.concatenate(episodes)
+    assert merged["count"] == [len(whole)]
+    np.testing.assert_array_equal(merged["min"], whole.min(axis=0))
+    np.testing.assert_array_equal(merged["max"], whole.max(axis=0))
+    np.testing.assert_allclose(merged["mean"], whole.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(merged["std"], whole.std(axis=0), rtol=1e-10)
+    weights = np.array([len(e) for e in episodes]) / len(whole)
+    expected_q50 = sum(w * np.quantile(e, 0.5, axis=0) for w, e in zip(weights, episodes, strict=True))
+    np.testing.assert_allclose(merged["q50"], expected_q50)
+
+
+def test_aggregate_is_associative_and_handles_images() -> None:
+    rng = np.random.default_rng(5)
+    parts = []
+    for _ in range(3):
+        stats = ImageStats()
+        for frame in rng.integers(0, 256, size=(5, 8, 8, 3), dtype=np.uint8):
+            stats.update(frame)
+        parts.append({"cam": stats.result()})
+    at_once = aggregate(parts)["cam"]
+    stepwise = aggregate([aggregate(parts[:2]), parts[2]])["cam"]
+    assert at_once["count"] == [15]
+    for name in STAT_NAMES:
+        np.testing.assert_allclose(at_once[name], stepwise[name], rtol=1e-12)
+        assert np.asarray(at_once[name]).shape == ((1,) if name == "count" else (3, 1, 1))
