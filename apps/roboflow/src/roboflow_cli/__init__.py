@@ -1,0 +1,1 @@
+"""The roboflow command line."""

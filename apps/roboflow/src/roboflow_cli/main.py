@@ -1,0 +1,217 @@
+"""The ``roboflow`` command line: inspect recordings and convert them into LeRobot datasets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from roboflow_core import ConfigError, RoboflowError, load_config
+
+__all__ = ["cli"]
+
+
+def _fail(err: RoboflowError) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(1)
+
+
+def _fmt_time(ns: int | None) -> str:
+    return "-" if ns is None else f"{ns / 1e9:.3f}"
+
+
+def _print_inspection(info: dict[str, Any]) -> None:
+    click.echo(f"path:      {info['path']}")
+    click.echo(f"format:    {info['format']}")
+    click.echo(f"duration:  {info['duration_s']:.3f} s")
+    click.echo(f"start/end: {_fmt_time(info['start_ns'])} / {_fmt_time(info['end_ns'])} (s since epoch)")
+    click.echo(f"messages:  {info['message_count']}")
+    topics = info["topics"]
+    if not topics:
+        click.echo("topics:    none")
+        return
+    width = max(len(t["topic"]) for t in topics)
+    type_width = max(len(t["type"]) for t in topics)
+    click.echo(f"\n{'topic':<{width}}  {'type':<{type_width}}  {'count':>8}  {'Hz':>8}  encoding")
+    for t in topics:
+        click.echo(
+            f"{t['topic']:<{width}}  {t['type']:<{type_width}}  {t['count']:>8}  "
+            f"{t['frequency_hz']:>8.2f}  {t['encoding']}"
+        )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="roboflow-cli")
+def cli() -> None:
+    """Roboflow: turn robotics recordings into training-ready LeRobot datasets.
+
+    Reads ROS1 .bag files, ROS2 bag directories (.db3 or .mcap storage) and bare MCAP files.
+    """
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def inspect(path: str, as_json: bool) -> None:
+    """Show a recording's format, duration and topics (type, count, frequency, encoding).
+
+    PATH is a .bag or .mcap file or a ROS2 bag directory.
+    """
+    from roboflow_dataset import inspect_source
+
+    try:
+        info = inspect_source(path)
+    except RoboflowError as err:
+        _fail(err)
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        _print_inspection(info)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="TOML config: [dataset], [[mappings]], [video], [alignment], [flushing].",
+)
+@click.option("-o", "--output", required=True, help="Dataset directory (created, or appended to).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["lerobot-v3", "lerobot-v2.1"]),
+    default="lerobot-v3",
+    show_default=True,
+    help="LeRobot dataset version to write (v2.1 for lerobot <= 0.3.3).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Recordings converted at once, each in its own process.",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="fail: stop at the first bad recording and write nothing; skip: convert the rest and list failures.",
+)
+@click.option("--task", default=None, help="Task string for every episode (overrides [dataset].task).")
+@click.option(
+    "--tasks", "tasks_file", type=click.Path(dir_okay=False, exists=True), default=None,
+    help='JSON object {"recording path": "task", ...}: a task per recording (overrides --task).',
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def convert(
+    inputs: tuple[str, ...],
+    config_path: str,
+    output: str,
+    fmt: str,
+    jobs: int,
+    on_error: str,
+    task: str | None,
+    tasks_file: str | None,
+    progress: bool | None,
+) -> None:
+    """Convert recordings into one LeRobot dataset, one episode per recording.
+
+    INPUTS are .bag/.mcap files, ROS2 bag directories or globs (quote them: 'data/*.mcap').
+    Exits non-zero when any recording failed.
+    """
+    from roboflow_executor import Progress
+    from roboflow_pipeline import convert as run_convert
+
+    try:
+        config = load_config(config_path)
+        bar = Progress(label="convert", force=bool(progress), stream=sys.stderr)
+        if progress is False:
+            bar = Progress(label="convert", stream=_Null())
+        tasks = _load_tasks(inputs, task, tasks_file)
+        summary = run_convert(
+            list(inputs),
+            config,
+            output,
+            fmt=fmt,
+            jobs=jobs,
+            on_error=on_error,  # type: ignore[arg-type]
+            tasks=tasks,
+            progress=bar,
+        )
+    except RoboflowError as err:
+        _fail(err)
+    click.echo(summary.render())
+    if summary.failures:
+        sys.exit(1)
+
+
+def _load_tasks(inputs: tuple[str, ...], task: str | None, tasks_file: str | None) -> dict[str, str]:
+    from roboflow_storage import resolve_inputs
+
+    tasks = {str(p): task for p in resolve_inputs(inputs)} if task is not None else {}
+    if tasks_file is not None:
+        try:
+            given = json.loads(Path(tasks_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"cannot read the tasks file: {err}", path=tasks_file) from err
+        if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+            raise ConfigError('the tasks file must be a JSON object {"path": "task"}', path=tasks_file)
+        tasks.update({str(Path(k)): v for k, v in given.items()})
+    return tasks
+
+
+class _Null:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mcap", "ros1", "ros2-db3", "ros2-mcap"]),
+    default=None,
+    help="Recording format (default: from the suffix: .mcap, .bag, else a ROS2 .db3 bag directory).",
+)
+@click.option("--duration", type=float, default=3.0, show_default=True, help="Seconds of recording.")
+@click.option("--width", type=int, default=320, show_default=True)
+@click.option("--height", type=int, default=240, show_default=True)
+@click.option("--compressed", is_flag=True, help="JPEG CompressedImage instead of raw rgb8 Image.")
+def sample(path: str, fmt: str | None, duration: float, width: int, height: int, compressed: bool) -> None:
+    """Write a synthetic sample recording (camera + joint states + commands) to try Roboflow on.
+
+    Convert it with the config in examples/sample.toml.
+    """
+    from roboflow_dataset.synth import write_recording
+
+    if fmt is None:
+        suffix = Path(path).suffix
+        fmt = {".mcap": "mcap", ".bag": "ros1"}.get(suffix, "ros2-db3")
+    try:
+        write_recording(
+            path,
+            fmt,
+            duration_s=duration,
+            width=width,
+            height=height,  # type: ignore[arg-type]
+            compressed=compressed,
+        )
+    except RoboflowError as err:
+        _fail(err)
+    click.echo(f"wrote {fmt} sample recording: {path}")

@@ -1,0 +1,268 @@
+"""Convert many recordings into one dataset: stage episodes (in parallel), then merge them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import os
+import queue
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from roboflow_core import PipelineError, RoboflowConfig, RoboflowError
+from roboflow_dataset.lerobot import StagedEpisode, merge_into_dataset
+from roboflow_executor import Progress
+from roboflow_pipeline._recording import RecordingPlan, convert_recording
+from roboflow_storage import resolve_inputs
+
+__all__ = ["ConvertSummary", "Failure", "convert"]
+
+DatasetFormat = Literal["lerobot-v3", "lerobot-v2.1"]
+OnError = Literal["fail", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A recording that could not be converted, and why."""
+
+    path: str
+    reason: str
+    kind: str
+
+
+@dataclass(slots=True)
+class ConvertSummary:
+    """What a conversion did, for the final report."""
+
+    output: str
+    fmt: str
+    episodes: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    input_bytes: int = 0
+    output_bytes: int = 0
+    encoders: set[str] = field(default_factory=set)
+    failures: list[Failure] = field(default_factory=list)
+    total_episodes: int = 0
+
+    @property
+    def frames_per_s(self) -> float:
+        """Frames converted per second of wall time."""
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def render(self) -> str:
+        """A human summary, several lines."""
+        mb = 1024 * 1024
+        secs = max(self.seconds, 1e-9)
+        lines = [
+            f"dataset   {self.output} ({self.fmt})",
+            f"episodes  {self.episodes} converted, {self.total_episodes} in the dataset",
+            f"frames    {self.frames} in {self.seconds:.2f} s = {self.frames_per_s:,.1f} frames/s",
+            f"input     {self.input_bytes / mb:,.1f} MB ({self.input_bytes / mb / secs:,.1f} MB/s)",
+            f"output    {self.output_bytes / mb:,.1f} MB ({self.output_bytes / mb / secs:,.1f} MB/s)",
+            f"encoder   {', '.join(sorted(self.encoders)) or 'none (no cameras)'}",
+        ]
+        if self.failures:
+            lines.append(f"skipped   {len(self.failures)} recording(s):")
+            lines.extend(f"  - {f.path}: {f.kind}: {f.reason}" for f in self.failures)
+        return "\n".join(lines)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+_EVENTS: Any = None
+
+
+def _init_worker(events: Any) -> None:
+    global _EVENTS
+    _EVENTS = events
+
+
+def _stage(path: str, config: RoboflowConfig, staging: Path, task: str | None) -> StagedEpisode:
+    """Convert one recording; runs in a worker process (or in-process for one job)."""
+    events = _EVENTS
+
+    def planned(p: RecordingPlan) -> None:
+        events.put(("planned", p.plan.n_frames, p.input_bytes))
+
+    def frames(n: int) -> None:
+        events.put(("frames", n, 0))
+
+    return convert_recording(path, config, staging, task=task, on_planned=planned, on_frames=frames)
+
+
+# --- parent side -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _drain(events: Any, progress: Progress, summary: ConvertSummary) -> Iterator[None]:
+    stop = threading.Event()
+
+    def run() -> None:
+        while not (stop.is_set() and events.empty()):
+            try:
+                kind, n, nbytes = events.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if kind == "planned":
+                progress.add_total(n)
+                summary.input_bytes += nbytes
+            else:
+                progress.advance(n)
+
+    thread = threading.Thread(target=run, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _failure(path: str, err: BaseException) -> Failure:
+    if isinstance(err, RoboflowError):
+        return Failure(path, str(err), type(err).__name__)
+    return Failure(path, f"{type(err).__name__}: {err}", "InternalError")
+
+
+def _run_jobs(
+    paths: Sequence[str],
+    stage: Callable[[int, str], Future[StagedEpisode]],
+    on_error: OnError,
+) -> tuple[dict[int, StagedEpisode], list[Failure]]:
+    futures = {stage(i, p): (i, p) for i, p in enumerate(paths)}
+    staged: dict[int, StagedEpisode] = {}
+    failures: list[tuple[int, Failure]] = []
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+        for fut in done:
+            i, path = futures[fut]
+            err = fut.exception()
+            if err is None:
+                staged[i] = fut.result()
+                continue
+            failures.append((i, _failure(path, err)))
+            if on_error == "fail":
+                for other in pending:
+                    other.cancel()
+                wait(pending)
+                pending = set()
+    return staged, [f for _, f in sorted(failures, key=lambda x: x[0])]
+
+
+def convert(
+    inputs: Sequence[str | os.PathLike[str]],
+    config: RoboflowConfig,
+    output: str | os.PathLike[str],
+    *,
+    fmt: DatasetFormat = "lerobot-v3",
+    jobs: int = 1,
+    on_error: OnError = "fail",
+    tasks: dict[str, str] | None = None,
+    progress: Progress | None = None,
+) -> ConvertSummary:
+    """Convert recordings into one LeRobot dataset at ``output`` (appending if it exists).
+
+    Each recording becomes one episode, staged in a worker process (``jobs`` at a time); the
+    staged episodes are merged in input order, and the dataset's metadata is written last.
+
+    Args:
+        inputs: Files, bag directories or globs.
+        config: The conversion config.
+        output: The dataset directory.
+        fmt: ``lerobot-v3`` (default) or ``lerobot-v2.1``.
+        jobs: Recordings converted at once, each in its own process.
+        on_error: ``fail`` stops at the first bad recording and writes nothing; ``skip`` converts
+            the others and lists the failures in the summary.
+        tasks: Per-recording task strings (by path as given), overriding the config's task.
+        progress: Progress display; a silent one is used when ``None``.
+
+    Returns:
+        The summary; ``failures`` is non-empty when recordings were skipped.
+
+    Raises:
+        PipelineError: With ``on_error="fail"``, the first failure (nothing is merged).
+        RoboflowError: Inputs cannot be resolved.
+    """
+    started = time.monotonic()
+    out = Path(output)
+    paths = [str(p) for p in resolve_inputs(inputs)]
+    summary = ConvertSummary(output=str(out), fmt=fmt)
+    progress = progress or Progress(stream=io.StringIO())
+    staging_root = out.parent / f".{out.name}.staging" / uuid.uuid4().hex[:12]
+    staging_root.mkdir(parents=True, exist_ok=True)
+    tasks = tasks or {}
+    ctx = multiprocessing.get_context("spawn")
+    events: Any = ctx.Queue() if jobs > 1 else queue.Queue()
+    try:
+        with _drain(events, progress, summary):
+            if jobs > 1:
+                with ProcessPoolExecutor(
+                    jobs, mp_context=ctx, initializer=_init_worker, initargs=(events,)
+                ) as pool:
+                    staged, failures = _run_jobs(
+                        paths,
+                        lambda i, p: pool.submit(_stage, p, config, staging_root / f"{i:06d}", tasks.get(p)),
+                        on_error,
+                    )
+            else:
+                _init_worker(events)
+                staged, failures = _run_inline(paths, config, staging_root, tasks, on_error)
+        progress.finish()
+        summary.failures = failures
+        if failures and on_error == "fail":
+            first = failures[0]
+            raise PipelineError(
+                f"{first.kind}: {first.reason} (nothing was written; use --on-error skip "
+                "to convert the other recordings)",
+                path=first.path,
+            )
+        ordered = [staged[i] for i in sorted(staged)]
+        if ordered:
+            result = merge_into_dataset(
+                out, ordered, fmt=fmt, robot_type=config.dataset.robot_type, fps=config.dataset.fps
+            )
+            summary.total_episodes = result.total_episodes
+        summary.episodes = len(ordered)
+        summary.frames = sum(s.length for s in ordered)
+        summary.encoders = {v.backend for s in ordered for v in s.videos.values()}
+        summary.output_bytes = _dir_bytes(out) if out.exists() else 0
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+        _remove_if_empty(staging_root.parent)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _run_inline(
+    paths: Sequence[str], config: RoboflowConfig, staging_root: Path, tasks: dict[str, str], on_error: OnError
+) -> tuple[dict[int, StagedEpisode], list[Failure]]:
+    staged: dict[int, StagedEpisode] = {}
+    failures: list[Failure] = []
+    for i, path in enumerate(paths):
+        try:
+            staged[i] = _stage(path, config, staging_root / f"{i:06d}", tasks.get(path))
+        except Exception as err:
+            failures.append(_failure(path, err))
+            if on_error == "fail":
+                break
+    return staged, failures
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()
