@@ -2,6 +2,7 @@ from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
+
 from roboflow_core import DecodeError
 from roboflow_dataset.extract import ImageExtractor, VectorExtractor, default_fields
 

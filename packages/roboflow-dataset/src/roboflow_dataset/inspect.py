@@ -1,0 +1,54 @@
+"""Summaries of recordings (``roboflow inspect``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from roboflow_dataset.sources import TopicInfo, open_source
+
+__all__ = ["inspect_source"]
+
+
+def _frequency_hz(topic: TopicInfo) -> float:
+    first, last = topic.first_log_time_ns, topic.last_log_time_ns
+    if topic.count < 2 or first is None or last is None or last <= first:
+        return 0.0
+    return round((topic.count - 1) * 1e9 / (last - first), 3)
+
+
+def inspect_source(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Summarize a recording with exact per-topic message counts.
+
+    Args:
+        path: Anything :func:`roboflow_dataset.sources.open_source` accepts.
+
+    Returns:
+        ``{"format", "path", "start_ns", "end_ns", "duration_s", "message_count", "topics": [{"topic",
+        "type", "count", "frequency_hz", "encoding"}]}``; times are log times, ``None`` (and a
+        duration of 0) for a recording without messages; frequencies from log times.
+
+    Raises:
+        SourceError: The recording cannot be opened or is damaged.
+    """
+    with open_source(path) as source:
+        topics = source.topics()
+        start, end = source.start_ns, source.end_ns
+        return {
+            "format": source.format,
+            "path": str(source.path),
+            "start_ns": start,
+            "end_ns": end,
+            "duration_s": (end - start) / 1e9 if start is not None and end is not None else 0.0,
+            "message_count": sum(t.count for t in topics),
+            "topics": [
+                {
+                    "topic": t.topic,
+                    "type": t.msgtype,
+                    "count": t.count,
+                    "frequency_hz": _frequency_hz(t),
+                    "encoding": t.encoding,
+                }
+                for t in topics
+            ],
+        }

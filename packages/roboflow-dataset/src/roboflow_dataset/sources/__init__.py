@@ -1,0 +1,11 @@
+"""Recording sources: ROS1 bags, rosbag2 directories (sqlite3 or MCAP storage) and bare MCAP files.
+
+``open_source(path)`` detects the format; a :class:`Source` streams :class:`Message` objects in
+log-time order, whose payloads decode lazily.
+"""
+
+from roboflow_dataset.sources._model import Message, TopicInfo
+from roboflow_dataset.sources._open import open_source
+from roboflow_dataset.sources._source import Source, SourceFormat
+
+__all__ = ["Message", "Source", "SourceFormat", "TopicInfo", "open_source"]

@@ -1,0 +1,138 @@
+"""MCAP storage files (bare MCAP and rosbag2 MCAP storage).
+
+Indexed files are read chunk by chunk in log-time order (seeking); files without chunk indexes
+are streamed in file order. Counts come from the message indexes when they are complete and
+agree with the statistics, otherwise from a counting pass over the file.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from mcap.data_stream import ReadDataStream
+from mcap.reader import SeekingReader
+from mcap.records import Channel as McapChannel
+from mcap.records import Message as McapMessage
+from mcap.records import MessageIndex, Schema
+from mcap.stream_reader import StreamReader
+from mcap.summary import Summary
+from rosbags.typesys.msg import normalize_msgtype
+
+from roboflow_core.errors import CorruptRecordingError
+from roboflow_dataset.sources._model import Channel
+from roboflow_dataset.sources._storage import ChannelStats, Record, count_records, reading
+
+__all__ = ["MCAP_MAGIC", "McapStorage"]
+
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+_RECORD_PREFIX = 1 + 8  # opcode + record length
+
+
+def _make_channel(path: Path, channel: McapChannel, schema: Schema | None) -> Channel:
+    name = schema.name if schema is not None else ""
+    if name and channel.message_encoding in ("cdr", "ros1"):
+        name = normalize_msgtype(name)
+    if schema is None:
+        return Channel(path, channel.topic, name, channel.message_encoding)
+    return Channel(path, channel.topic, name, channel.message_encoding, schema.encoding, schema.data)
+
+
+def _check_complete(path: Path, stream: BinaryIO) -> None:
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(max(size - len(MCAP_MAGIC), 0))
+    if size < 2 * len(MCAP_MAGIC) or stream.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
+        raise CorruptRecordingError(
+            "truncated MCAP file: the closing magic is missing (was the recording interrupted? "
+            "`mcap recover` can rebuild it)",
+            path=str(path),
+        )
+    stream.seek(0)
+
+
+class McapStorage:
+    """One MCAP file.
+
+    Args:
+        path: The file.
+
+    Raises:
+        CorruptRecordingError: The file is truncated or its summary is damaged.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._channels: dict[int, Channel] = {}
+        with reading(path, "open MCAP file"), path.open("rb") as stream:
+            _check_complete(path, stream)
+            summary = SeekingReader(stream).get_summary()
+            self._indexed = summary is not None and bool(summary.chunk_indexes)
+            if summary is not None:
+                self._channels = {
+                    cid: _make_channel(path, ch, summary.schemas.get(ch.schema_id))
+                    for cid, ch in summary.channels.items()
+                }
+            stats = self._index_stats(stream, summary) if summary is not None else None
+            if stats is None:
+                stats = count_records(self._channels.values(), self._stream(stream))
+        self._stats = stats
+        self.channels = list(self._channels.values())
+
+    def stats(self) -> dict[Channel, ChannelStats]:
+        """Exact per-channel counts and log-time bounds."""
+        return self._stats
+
+    def read(self, channels: Collection[Channel] | None, start_ns: int | None) -> Iterator[Record]:
+        """Records of ``channels`` (all when ``None``) at or after ``start_ns``.
+
+        Indexed files come in log-time order; unindexed ones in file order.
+        """
+        wanted = None if channels is None else set(channels)
+        with self.path.open("rb") as stream:
+            if self._indexed:
+                topics = None if wanted is None else sorted({ch.topic for ch in wanted})
+                for _, channel, message in SeekingReader(stream).iter_messages(topics, starting_at=start_ns):
+                    yield message.log_time, self._channels[channel.id], message.data
+                return
+            for record in self._stream(stream):
+                if (wanted is None or record[1] in wanted) and (start_ns is None or record[0] >= start_ns):
+                    yield record
+
+    def close(self) -> None:
+        """Nothing to release: each read opens its own handle."""
+
+    def _stream(self, stream: BinaryIO) -> Iterator[Record]:
+        """Every message in file order, registering channels met on the way."""
+        stream.seek(0)
+        schemas: dict[int, Schema] = {}
+        for record in StreamReader(stream, skip_magic=False).records:
+            if isinstance(record, Schema):
+                schemas[record.id] = record
+            elif isinstance(record, McapChannel) and record.id not in self._channels:
+                self._channels[record.id] = _make_channel(self.path, record, schemas.get(record.schema_id))
+            elif isinstance(record, McapMessage):
+                yield record.log_time, self._channels[record.channel_id], record.data
+
+    def _index_stats(self, stream: BinaryIO, summary: Summary) -> dict[Channel, ChannelStats] | None:
+        """Counts from the message indexes, or ``None`` when they are missing or disagree."""
+        if not summary.chunk_indexes or not all(c.message_index_offsets for c in summary.chunk_indexes):
+            return None
+        times: dict[int, list[int]] = {cid: [] for cid in self._channels}
+        for chunk in summary.chunk_indexes:
+            for channel_id, offset in chunk.message_index_offsets.items():
+                stream.seek(offset + _RECORD_PREFIX)
+                index = MessageIndex.read(ReadDataStream(stream))
+                times.setdefault(channel_id, []).extend(t for t, _ in index.records)
+        total = sum(len(t) for t in times.values())
+        statistics = summary.statistics
+        if (
+            statistics is not None and statistics.message_count != total
+        ) or times.keys() - self._channels.keys():
+            return None
+        return {
+            self._channels[cid]: ChannelStats(len(t), min(t, default=None), max(t, default=None))
+            for cid, t in times.items()
+        }

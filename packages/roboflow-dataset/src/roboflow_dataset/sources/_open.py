@@ -1,0 +1,128 @@
+"""Format detection: :func:`open_source` for files, ``file://`` URLs and rosbag2 directories."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import yaml
+
+from roboflow_core.errors import CorruptRecordingError, SourceError, UnknownFormatError
+from roboflow_dataset.sources._mcap import MCAP_MAGIC, McapStorage
+from roboflow_dataset.sources._ros1 import ROS1_MAGIC, Ros1Storage
+from roboflow_dataset.sources._source import Source, SourceFormat
+from roboflow_dataset.sources._sqlite import SQLITE_MAGIC, Db3Storage
+from roboflow_dataset.sources._storage import Storage
+
+__all__ = ["open_source"]
+
+_BY_MAGIC: dict[bytes, tuple[SourceFormat, Callable[[Path], Storage]]] = {
+    MCAP_MAGIC: ("mcap", McapStorage),
+    ROS1_MAGIC: ("ros1", Ros1Storage),
+    SQLITE_MAGIC: ("ros2", Db3Storage),
+}
+_STORAGE_SUFFIXES = (".mcap", ".db3")
+
+
+def _to_path(path_or_url: str | os.PathLike[str]) -> Path:
+    text = os.fspath(path_or_url)
+    if "://" not in text:
+        return Path(text)
+    url = urlparse(text)
+    if url.scheme != "file":
+        raise SourceError(
+            f"cannot open {url.scheme}:// URLs directly; fetch the recording with roboflow_storage first",
+            path=text,
+        )
+    return Path(unquote(url.path))
+
+
+def _sniff(path: Path) -> tuple[SourceFormat, Callable[[Path], Storage]]:
+    with path.open("rb") as stream:
+        head = stream.read(max(len(m) for m in _BY_MAGIC))
+    for magic, opener in _BY_MAGIC.items():
+        if head.startswith(magic):
+            return opener
+    raise UnknownFormatError(
+        f"not a ROS1 bag, rosbag2 storage file or MCAP file (starts with {head[:16]!r})", path=str(path)
+    )
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _ros2_files(directory: Path) -> list[Path]:
+    """The storage files of a rosbag2 directory, in recording order."""
+    metadata = directory / "metadata.yaml"
+    if not metadata.is_file():
+        files = sorted((p for p in directory.iterdir() if p.suffix in _STORAGE_SUFFIXES), key=_natural_key)
+        if not files:
+            raise UnknownFormatError(
+                "directory has neither metadata.yaml nor .db3/.mcap storage files", path=str(directory)
+            )
+        return files
+    try:
+        info = yaml.safe_load(metadata.read_text())["rosbag2_bagfile_information"]
+        relative = [str(p) for p in info["relative_file_paths"]]
+    except (yaml.YAMLError, KeyError, TypeError, OSError) as err:
+        raise CorruptRecordingError(f"unreadable metadata.yaml: {err}", path=str(metadata)) from err
+    if info.get("compression_format"):
+        raise SourceError(
+            f"{info['compression_format']} ({info.get('compression_mode', '')}) compressed rosbag2 is not "
+            "supported; run `ros2 bag decompress` first",
+            path=str(directory),
+        )
+    files = [directory / Path(p).name for p in relative]  # old versions prefixed the bag name
+    missing = [p.name for p in files if not p.is_file()]
+    if missing:
+        raise CorruptRecordingError(
+            f"storage files listed in metadata.yaml are missing: {missing}", path=str(directory)
+        )
+    return files
+
+
+def _open_all(files: list[Path]) -> list[Storage]:
+    storages: list[Storage] = []
+    try:
+        for file in files:
+            storages.append(_sniff(file)[1](file))
+    except BaseException:
+        for storage in storages:
+            storage.close()
+        raise
+    return storages
+
+
+def open_source(path_or_url: str | os.PathLike[str]) -> Source:
+    """Open a recording, detecting its format from its content.
+
+    Args:
+        path_or_url: A ROS1 ``.bag``, a bare ``.mcap``, a rosbag2 directory (``metadata.yaml`` with
+            ``.db3``/``.mcap`` files, or just the storage files, split bags included), a single
+            ``.db3`` file, a rosbag2 ``metadata.yaml``, or a ``file://`` URL to one of these.
+
+    Returns:
+        The open source (a context manager).
+
+    Raises:
+        SourceError: The path does not exist or cannot be read.
+        UnknownFormatError: The input is no recording format known here.
+        CorruptRecordingError: The recording is truncated or damaged.
+    """
+    path = _to_path(path_or_url)
+    if path.name == "metadata.yaml":
+        path = path.parent
+    if not path.exists():
+        raise SourceError("no such file or directory", path=str(path))
+    try:
+        if path.is_dir():
+            return Source(path, "ros2", _open_all(_ros2_files(path)))
+        fmt, opener = _sniff(path)
+        return Source(path, fmt, [opener(path)])
+    except OSError as err:
+        raise SourceError(f"cannot read: {err.strerror or err}", path=str(path)) from err

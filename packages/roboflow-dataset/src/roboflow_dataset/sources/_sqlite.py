@@ -1,0 +1,122 @@
+"""rosbag2 sqlite3 storage files (``.db3``), read with sqlite3 directly.
+
+Tables: ``topics(id, name, type, serialization_format, ...)``, ``messages(id, topic_id, timestamp,
+data)`` and, from rosbag2 format 8 on, ``message_definitions(topic_type, encoding,
+encoded_message_definition, ...)``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from roboflow_core.errors import CorruptRecordingError
+from roboflow_dataset.sources._codecs import trusted_definition
+from roboflow_dataset.sources._model import Channel
+from roboflow_dataset.sources._storage import ChannelStats, Record, reading
+
+__all__ = ["SQLITE_MAGIC", "Db3Storage"]
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER = struct.Struct(">H6xII")  # page size @16, change counter @24, page count @28
+_VERSION_VALID_FOR = struct.Struct(">I")  # @92
+
+
+def _check_size(path: Path) -> None:
+    """Reject a file shorter than its header says (a truncated copy)."""
+    with path.open("rb") as stream:
+        head = stream.read(100)
+    if len(head) < 100:
+        raise CorruptRecordingError(
+            "truncated sqlite3 file: the 100-byte header is incomplete", path=str(path)
+        )
+    page_size, counter, pages = _HEADER.unpack_from(head, 16)
+    page_size = 65536 if page_size == 1 else page_size
+    (valid_for,) = _VERSION_VALID_FOR.unpack_from(head, 92)
+    expected = page_size * pages
+    if valid_for == counter and path.stat().st_size < expected:
+        raise CorruptRecordingError(
+            f"truncated sqlite3 file: {path.stat().st_size} bytes, the header says {expected}", path=str(path)
+        )
+
+
+class Db3Storage:
+    """One rosbag2 ``.db3`` file.
+
+    Args:
+        path: The file.
+
+    Raises:
+        CorruptRecordingError: The file is truncated or not a rosbag2 database.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        _check_size(path)
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            with reading(path, "open rosbag2 sqlite3 file"):
+                tables = {
+                    row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                definitions = self._definitions() if "message_definitions" in tables else {}
+                self._by_id = {
+                    topic_id: Channel(path, name, msgtype, fmt, *definitions.get(msgtype, ("", b"")))
+                    for topic_id, name, msgtype, fmt in self._db.execute(
+                        "SELECT id, name, type, serialization_format FROM topics ORDER BY id"
+                    )
+                }
+        except BaseException:
+            self._db.close()
+            raise
+        self.channels = list(self._by_id.values())
+
+    def _definitions(self) -> dict[str, tuple[str, bytes]]:
+        rows = self._db.execute(
+            "SELECT topic_type, encoding, encoded_message_definition, type_description_hash"
+            " FROM message_definitions"
+        )
+        return {
+            msgtype: (enc, text.encode())
+            for msgtype, enc, text, digest in rows
+            if enc in ("ros2msg", "ros2idl") and trusted_definition(enc, msgtype, text.encode(), digest)
+        }
+
+    def stats(self) -> dict[Channel, ChannelStats]:
+        """Exact per-channel counts and log-time bounds (an aggregate query)."""
+        stats = dict.fromkeys(self.channels, ChannelStats(0, None, None))
+        with reading(self.path, "count messages"):
+            rows = self._db.execute(
+                "SELECT topic_id, COUNT(*), MIN(timestamp), MAX(timestamp) FROM messages GROUP BY topic_id"
+            ).fetchall()
+        for topic_id, count, first, last in rows:
+            if topic_id not in self._by_id:
+                raise CorruptRecordingError(
+                    f"messages refer to unknown topic id {topic_id}", path=str(self.path)
+                )
+            stats[self._by_id[topic_id]] = ChannelStats(count, first, last)
+        return stats
+
+    def read(self, channels: Collection[Channel] | None, start_ns: int | None) -> Iterator[Record]:
+        """Records of ``channels`` (all when ``None``) at or after ``start_ns``, in log-time order."""
+        where: list[str] = []
+        params: list[int] = []
+        if channels is not None:
+            ids = [topic_id for topic_id, ch in self._by_id.items() if ch in channels]
+            where.append(f"topic_id IN ({', '.join('?' * len(ids))})")
+            params.extend(ids)
+        if start_ns is not None:
+            where.append("timestamp >= ?")
+            params.append(start_ns)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT topic_id, timestamp, data FROM messages{clause} ORDER BY timestamp, id"
+        for topic_id, log_time, data in self._db.execute(sql, params):
+            yield log_time, self._by_id[topic_id], data
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
