@@ -57,8 +57,15 @@ def _run_convert(args: argparse.Namespace) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         rec = Path(tmp) / "rec.mcap"
-        write_recording(rec, "mcap", duration_s=args.seconds, cameras=("cam_high", "cam_wrist"),
-                        width=args.width, height=args.height, camera_hz=float(args.fps))
+        write_recording(
+            rec,
+            "mcap",
+            duration_s=args.seconds,
+            cameras=("cam_high", "cam_wrist"),
+            width=args.width,
+            height=args.height,
+            camera_hz=float(args.fps),
+        )
         config = loads_config(CONFIG.format(fps=args.fps, codec=args.codec))
         start = time.perf_counter()
         summary = convert([rec], config, Path(tmp) / "ds")
@@ -85,7 +92,13 @@ def _run_floor(args: argparse.Namespace) -> dict[str, float]:
 
 def _child(mode: str, args: argparse.Namespace, **override: float) -> dict[str, float]:
     argv = [sys.executable, __file__, "--child", mode, "--codec", args.codec]
-    values = {"seconds": args.seconds, "width": args.width, "height": args.height, "fps": args.fps, **override}
+    values = {
+        "seconds": args.seconds,
+        "width": args.width,
+        "height": args.height,
+        "fps": args.fps,
+        **override,
+    }
     for key, value in values.items():
         argv += [f"--{key}", str(value)]
     out = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=Path(__file__).parent)
@@ -94,13 +107,17 @@ def _child(mode: str, args: argparse.Namespace, **override: float) -> dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--codec", default="libsvtav1")
-    parser.add_argument("--memory", action="store_true", help="compare peak RSS of 1- and 10-minute recordings")
+    parser.add_argument(
+        "--memory", action="store_true", help="compare peak RSS of 1- and 10-minute recordings"
+    )
     parser.add_argument("--child", choices=["convert", "floor"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -110,18 +127,27 @@ def main() -> None:
     if args.memory:
         for minutes in (1, 10):
             r = _child("convert", args, seconds=60.0 * minutes, width=160, height=120)
-            print(f"{minutes:>2}-minute recording 160x120 x2 cameras: {r['frames']:.0f} frames, "
-                  f"{r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+            print(
+                f"{minutes:>2}-minute recording 160x120 x2 cameras: {r['frames']:.0f} frames, "
+                f"{r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+            )
         return
     conv = _child("convert", args)
     floor = _child("floor", args)
     frames = conv["frames"]
-    print(f"recording: {args.width}x{args.height}, 2 cameras, {args.seconds:.0f} s at {args.fps} fps, "
-          f"codec {args.codec} ({conv['encoders']})")
-    print(f"convert:   {frames:.0f} frames in {conv['seconds']:.2f} s = {frames / conv['seconds']:.1f} frames/s "
-          f"({2 * frames / conv['seconds']:.1f} camera-frames/s), input {conv['input_mb'] / conv['seconds']:.1f} MB/s")
+    print(
+        f"recording: {args.width}x{args.height}, 2 cameras, {args.seconds:.0f} s at {args.fps} fps, "
+        f"codec {args.codec} ({conv['encoders']})"
+    )
+    secs = conv["seconds"]
+    print(
+        f"convert:   {frames:.0f} frames in {secs:.2f} s = {frames / secs:.1f} frames/s "
+        f"({2 * frames / secs:.1f} camera-frames/s), input {conv['input_mb'] / secs:.1f} MB/s"
+    )
     print(f"peak RSS:  {conv['peak_rss_mb']:.0f} MB")
-    print(f"floor:     {floor['frames']:.0f} frames x2 cameras encoded from memory in {floor['seconds']:.2f} s")
+    print(
+        f"floor:     {floor['frames']:.0f} frames x2 cameras encoded from memory in {floor['seconds']:.2f} s"
+    )
     print(f"ratio:     {conv['seconds'] / floor['seconds']:.2f} x the encode-only floor (target <= 1.3)")
 
 

@@ -40,7 +40,7 @@ def test_errors_name_topic_and_field() -> None:
         VectorExtractor("/x", "custom/Unknown", None, None)
     assert info.value.topic == "/x"
     ex = VectorExtractor("/x", "custom/T", ["missing.path"], None)
-    with pytest.raises(DecodeError, match="missing.path"):
+    with pytest.raises(DecodeError, match=r"missing\.path"):
         ex(NS(other=1))
     js = VectorExtractor("/js", "sensor_msgs/JointState", None, None)
     js(_joint_state(["a", "b"], [0, 1]))

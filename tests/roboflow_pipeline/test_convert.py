@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from roboflow_core import MissingTopicError, PipelineError, RoboflowConfig, loads_config
 from roboflow_dataset.lerobot import read_dataset
 from roboflow_dataset.synth import (
@@ -33,7 +34,9 @@ FPS = 30
 NS = 1_000_000_000
 
 
-def make_config(cameras: Sequence[str], *, compressed: bool = False, codec: str = "libx264") -> RoboflowConfig:
+def make_config(
+    cameras: Sequence[str], *, compressed: bool = False, codec: str = "libx264"
+) -> RoboflowConfig:
     lines = [f'[dataset]\nname = "t"\nfps = {FPS}\nrobot_type = "synth"\ntask = "pick up the cube"']
     for cam in cameras:
         lines.append(
@@ -69,14 +72,18 @@ def expected_episode(rec: RecordingInfo) -> dict[str, np.ndarray]:
     out["observation.state"] = np.array(
         [joint_state_at(held(JOINT_TOPIC, t) / rec.joint_hz)[0] for t in grid], dtype=np.float32
     )
-    out["action"] = np.array([action_at(held(ACTION_TOPIC, t) / rec.joint_hz) for t in grid], dtype=np.float32)
+    out["action"] = np.array(
+        [action_at(held(ACTION_TOPIC, t) / rec.joint_hz) for t in grid], dtype=np.float32
+    )
     return out
 
 
 def _video_file(root: Path, info: dict, episode: dict, key: str) -> tuple[Path, float]:
     if info["codebase_version"] == "v2.1":
         chunk = episode["episode_index"] // info["chunks_size"]
-        rel = info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=episode["episode_index"])
+        rel = info["video_path"].format(
+            episode_chunk=chunk, video_key=key, episode_index=episode["episode_index"]
+        )
         return root / rel, 0.0
     rel = info["video_path"].format(
         video_key=key,
@@ -86,7 +93,9 @@ def _video_file(root: Path, info: dict, episode: dict, key: str) -> tuple[Path, 
     return root / rel, float(episode[f"videos/{key}/from_timestamp"])
 
 
-def verify_dataset(root: Path, recordings: Sequence[RecordingInfo], *, task: str = "pick up the cube") -> None:
+def verify_dataset(
+    root: Path, recordings: Sequence[RecordingInfo], *, task: str = "pick up the cube"
+) -> None:
     """Read the dataset back and check every row, frame and metadata total."""
     ds = read_dataset(root)
     info, data, episodes = ds.info, ds.data, ds.episodes
@@ -103,7 +112,9 @@ def verify_dataset(root: Path, recordings: Sequence[RecordingInfo], *, task: str
         assert rows["frame_index"].tolist() == list(range(n))
         np.testing.assert_array_equal(rows["timestamp"].to_numpy(), (np.arange(n) / FPS).astype(np.float32))
         assert (rows["task_index"] == 0).all()
-        np.testing.assert_allclose(np.stack(rows["observation.state"].to_numpy()), expected["observation.state"])
+        np.testing.assert_allclose(
+            np.stack(rows["observation.state"].to_numpy()), expected["observation.state"]
+        )
         np.testing.assert_allclose(np.stack(rows["action"].to_numpy()), expected["action"])
         episode = episodes.iloc[ep_idx]
         assert int(episode["length"]) == n
@@ -111,9 +122,7 @@ def verify_dataset(root: Path, recordings: Sequence[RecordingInfo], *, task: str
             key = f"observation.images.{cam}"
             path, from_ts = _video_file(root, info, episode, key)
             frames = decoded.setdefault(path, list(iter_video_frames(path)))
-            markers = [
-                read_marker(frames[round((from_ts + ts) * FPS)]) for ts in rows["timestamp"].tolist()
-            ]
+            markers = [read_marker(frames[round((from_ts + ts) * FPS)]) for ts in rows["timestamp"].tolist()]
             assert markers == expected[cam].tolist(), f"episode {ep_idx} camera {cam}: frames differ"
     for frames in decoded.values():
         assert frames, "a video decoded to no frames"
@@ -121,7 +130,9 @@ def verify_dataset(root: Path, recordings: Sequence[RecordingInfo], *, task: str
 
 def run_doctor(root: Path) -> dict:
     doctor = Path(sys.executable).parent / "lerobot-doctor"
-    out = subprocess.run([str(doctor), "check", str(root), "--json"], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(doctor), "check", str(root), "--json"], capture_output=True, text=True, check=False
+    )
     report = json.loads(out.stdout)
     fails = [
         (c.get("name"), m)
@@ -141,8 +152,15 @@ FORMATS: list[SynthFormat] = ["mcap", "ros1", "ros2-db3", "ros2-mcap"]
 def test_every_format_converts_frame_exact(tmp_path: Path, fmt: SynthFormat, compressed: bool) -> None:
     suffix = {"mcap": ".mcap", "ros1": ".bag"}.get(fmt, "")
     rec = write_recording(
-        tmp_path / f"rec{suffix}", fmt, duration_s=1.5, width=64, height=48, compressed=compressed,
-        jitter_ms=3.0, drop_frames=(10,), seed=1,
+        tmp_path / f"rec{suffix}",
+        fmt,
+        duration_s=1.5,
+        width=64,
+        height=48,
+        compressed=compressed,
+        jitter_ms=3.0,
+        drop_frames=(10,),
+        seed=1,
     )
     summary = convert([rec.path], make_config(rec.cameras, compressed=compressed), tmp_path / "ds")
     assert summary.episodes == 1 and not summary.failures
@@ -152,8 +170,16 @@ def test_every_format_converts_frame_exact(tmp_path: Path, fmt: SynthFormat, com
 
 def test_two_cameras_av1_defaults_and_lerobot_doctor(tmp_path: Path) -> None:
     recs = [
-        write_recording(tmp_path / f"r{i}.mcap", "mcap", duration_s=2.0, cameras=("cam_high", "cam_wrist"),
-                        width=64, height=48, jitter_ms=2.0, seed=i)
+        write_recording(
+            tmp_path / f"r{i}.mcap",
+            "mcap",
+            duration_s=2.0,
+            cameras=("cam_high", "cam_wrist"),
+            width=64,
+            height=48,
+            jitter_ms=2.0,
+            seed=i,
+        )
         for i in range(2)
     ]
     config = make_config(("cam_high", "cam_wrist"), codec="libsvtav1")
@@ -204,7 +230,9 @@ def _corrupt_copy(src: Path, dst: Path) -> Path:
 
 def test_bad_recordings_skip_or_fail_without_a_half_written_dataset(tmp_path: Path) -> None:
     good = write_recording(tmp_path / "a_good.mcap", "mcap", duration_s=1.0)
-    bad = _corrupt_copy(write_recording(tmp_path / "src.bag", "ros1", duration_s=1.0).path, tmp_path / "b_bad.bag")
+    bad = _corrupt_copy(
+        write_recording(tmp_path / "src.bag", "ros1", duration_s=1.0).path, tmp_path / "b_bad.bag"
+    )
     config = make_config(good.cameras)
     with pytest.raises(PipelineError) as info:
         convert([good.path, bad], config, tmp_path / "failed")

@@ -108,7 +108,10 @@ def inspect(path: str, as_json: bool) -> None:
 )
 @click.option("--task", default=None, help="Task string for every episode (overrides [dataset].task).")
 @click.option(
-    "--tasks", "tasks_file", type=click.Path(dir_okay=False, exists=True), default=None,
+    "--tasks",
+    "tasks_file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
     help='JSON object {"recording path": "task", ...}: a task per recording (overrides --task).',
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
