@@ -1,0 +1,98 @@
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from roboflow_cli.main import cli
+
+SAMPLES = Path(__file__).parents[2].parent / "shared" / "samples"
+EXAMPLE_CONFIG = Path(__file__).parents[2] / "examples" / "sample.toml"
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in ("inspect", "convert", "sample"):
+        assert command in result.output
+
+
+def test_sample_inspect_convert_round_trip(tmp_path: Path) -> None:
+    runner = CliRunner()
+    rec = tmp_path / "s.bag"
+    assert (
+        runner.invoke(
+            cli, ["sample", str(rec), "--duration", "1", "--width", "64", "--height", "48"]
+        ).exit_code
+        == 0
+    )
+    inspected = runner.invoke(cli, ["inspect", str(rec), "--json"])
+    assert inspected.exit_code == 0, inspected.output
+    info = json.loads(inspected.output)
+    assert info["format"] == "ros1"
+    counts = {t["topic"]: t["count"] for t in info["topics"]}
+    assert counts == {"/cam_high/image_raw": 30, "/joint_states": 100, "/action": 100}
+    out = tmp_path / "ds"
+    result = runner.invoke(
+        cli, ["convert", str(rec), "-c", str(EXAMPLE_CONFIG), "-o", str(out), "--progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "episodes  1 converted" in result.output
+    assert "frames/s" in result.output
+    assert "frames" in result.stderr and "ETA" in result.stderr  # the forced progress bar
+    assert (out / "meta" / "info.json").is_file()
+
+
+def test_config_errors_exit_non_zero_with_the_key_path(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[dataset]\nname = "x"\nfps = 30\ncolour = "red"\n[[mappings]]\ntopic = "/a"\nfeature = "b"\n'
+    )
+    rec = tmp_path / "s.mcap"
+    CliRunner().invoke(cli, ["sample", str(rec), "--duration", "0.5", "--width", "64", "--height", "48"])
+    result = CliRunner().invoke(cli, ["convert", str(rec), "-c", str(config), "-o", str(tmp_path / "ds")])
+    assert result.exit_code == 1
+    assert "dataset.colour" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_skip_lists_failures_and_exits_non_zero(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = tmp_path / "a.mcap"
+    runner.invoke(cli, ["sample", str(good), "--duration", "1", "--width", "64", "--height", "48"])
+    bad = tmp_path / "b.mcap"
+    bad.write_bytes(good.read_bytes()[:5000])
+    result = runner.invoke(
+        cli,
+        [
+            "convert",
+            str(tmp_path / "*.mcap"),
+            "-c",
+            str(EXAMPLE_CONFIG),
+            "-o",
+            str(tmp_path / "ds"),
+            "--on-error",
+            "skip",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "episodes  1 converted" in result.output
+    assert "b.mcap" in result.output and "CorruptRecordingError" in result.output
+
+
+def test_inspect_reports_exact_counts_of_a_third_party_bag() -> None:
+    bag = SAMPLES / "rosbag.js" / "example-lz4.bag"
+    if not bag.exists():
+        pytest.skip("shared/samples is not next to the repo")
+    result = CliRunner().invoke(cli, ["inspect", str(bag), "--json"])
+    info = json.loads(result.output)
+    assert sum(t["count"] for t in info["topics"]) == 8647
+    assert {t["topic"]: t["count"] for t in info["topics"]}["/turtle1/pose"] == 1344
+
+
+def test_unknown_format_is_a_clear_error(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.mcap"
+    junk.write_text("hello")
+    result = CliRunner().invoke(cli, ["inspect", str(junk)])
+    assert result.exit_code == 1
+    assert "notes.mcap" in result.stderr and "Traceback" not in result.stderr
