@@ -297,6 +297,12 @@ class EpisodeStager:
     def _encode(self, camera: str, frame: npt.NDArray[np.uint8]) -> None:
         encoder = self._encoders.get(camera)
         if encoder is None:
+            if frame.dtype != np.uint8:
+                raise DatasetError(
+                    f"{camera}: {frame.dtype} images (depth: 16UC1, mono16, 32FC1) cannot be stored yet; "
+                    "LeRobot cameras are 8-bit videos. Remove this mapping or map an 8-bit image topic.",
+                    path=self._source,
+                )
             if frame.ndim != 3 or frame.shape[2] not in (1, 3):
                 raise DatasetError(
                     f"{camera}: expected an (H, W, 3) frame, got {frame.shape}", path=self._source
