@@ -168,6 +168,7 @@ def test_every_format_converts_frame_exact(tmp_path: Path, fmt: SynthFormat, com
     verify_dataset(tmp_path / "ds", [rec])
 
 
+@pytest.mark.doctor
 def test_two_cameras_av1_defaults_and_lerobot_doctor(tmp_path: Path) -> None:
     recs = [
         write_recording(

@@ -1,5 +1,30 @@
-"""Roboflow storage: where recordings are read from and datasets written to."""
+"""Roboflow storage: where recordings are read from and datasets written to.
 
+:class:`Storage` is one API over local directories, ``memory://``, ``s3://`` (AWS or any
+S3-compatible endpoint) and ``oss://`` (Alibaba OSS), built on obstore. :func:`resolve_inputs`
+turns the inputs a user names into recordings.
+"""
+
+from roboflow_storage._cache import LruCache
+from roboflow_storage._info import ObjectInfo
 from roboflow_storage._inputs import RECORDING_SUFFIXES, local_path, resolve_inputs
+from roboflow_storage._reader import ObjectReader
+from roboflow_storage._retry import RetryPolicy
+from roboflow_storage._storage import MIN_PART_SIZE, Storage
+from roboflow_storage._writer import ObjectWriter
+from roboflow_storage.errors import ObjectExistsError, ObjectNotFoundError
 
-__all__ = ["RECORDING_SUFFIXES", "local_path", "resolve_inputs"]
+__all__ = [
+    "MIN_PART_SIZE",
+    "RECORDING_SUFFIXES",
+    "LruCache",
+    "ObjectExistsError",
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "ObjectReader",
+    "ObjectWriter",
+    "RetryPolicy",
+    "Storage",
+    "local_path",
+    "resolve_inputs",
+]

@@ -1,0 +1,123 @@
+"""A bounded, least-recently-used cache of whole objects as local files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from roboflow_storage.errors import StorageError
+
+DEFAULT_MAX_BYTES = 16 << 30
+_PARTIAL = ".partial"
+
+
+class LruCache:
+    """Local copies of objects, keyed by URL and etag, evicted least recently used first.
+
+    A changed object (new etag) gets a new entry; the old one ages out. Entries already in the
+    directory when the cache opens are adopted, oldest access first, so a worker's cache survives
+    restarts. Files are written under a temporary name and renamed into place when complete, so a
+    crash never leaves a truncated entry. Evicting an entry unlinks its file: a reader that has it
+    open keeps reading, but a path handed out earlier may vanish, so open it right away.
+
+    Args:
+        directory: Where the files live (created if missing).
+        max_bytes: Bound on the total size of the files.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, int] = OrderedDict()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        found = [p for p in self.directory.iterdir() if p.is_file() and not p.name.endswith(_PARTIAL)]
+        for path in sorted(found, key=lambda p: p.stat().st_atime):
+            self._entries[path.name] = path.stat().st_size
+        self._evict(0)
+
+    @classmethod
+    def from_env(cls) -> LruCache:
+        """The cache in ``ROBOFLOW_BUFFER_DIR`` (default: a ``roboflow-buffer`` temp dir).
+
+        ``ROBOFLOW_BUFFER_MAX_BYTES`` bounds its size (default 16 GiB).
+        """
+        directory = os.environ.get("ROBOFLOW_BUFFER_DIR") or Path(tempfile.gettempdir(), "roboflow-buffer")
+        return cls(directory, max_bytes=int(os.environ.get("ROBOFLOW_BUFFER_MAX_BYTES", DEFAULT_MAX_BYTES)))
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the cached files."""
+        with self._lock:
+            return sum(self._entries.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    @staticmethod
+    def entry_name(url: str, etag: str | None) -> str:
+        """The file name of an entry: a hash of URL and etag, keeping the URL's suffix."""
+        digest = hashlib.sha256(f"{url}\0{etag or ''}".encode()).hexdigest()[:32]
+        return digest + Path(url).suffix
+
+    def get_or_fetch(self, url: str, etag: str | None, size: int, fetch: Callable[[Path], None]) -> Path:
+        """The local file of ``url`` at ``etag``, fetched by ``fetch(path)`` when not cached.
+
+        Args:
+            url: The object's URL.
+            etag: The object's etag (a new etag is a new entry).
+            size: The object's size, to make room before fetching.
+            fetch: Writes the whole object to the path it is given.
+
+        Raises:
+            StorageError: The object is larger than the whole cache, or the fetch wrote a
+                different number of bytes than ``size``.
+        """
+        name = self.entry_name(url, etag)
+        path = self.directory / name
+        with self._lock:
+            if name in self._entries and path.exists():
+                self._entries.move_to_end(name)
+                os.utime(path)
+                return path
+        if size > self.max_bytes:
+            raise StorageError(
+                f"object of {size} bytes does not fit the local buffer of {self.max_bytes} bytes; "
+                "raise ROBOFLOW_BUFFER_MAX_BYTES or point ROBOFLOW_BUFFER_DIR at a larger disk",
+                url=url,
+            )
+        with self._lock:
+            self._evict(size)
+        partial = path.with_name(f"{name}.{threading.get_ident()}{_PARTIAL}")
+        try:
+            fetch(partial)
+            got = partial.stat().st_size
+            if got != size:
+                raise StorageError(f"fetched {got} bytes, expected {size}; the object changed", url=url)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
+        with self._lock:
+            self._entries[name] = size
+            self._entries.move_to_end(name)
+            self._evict(0, keep=name)
+        return path
+
+    def _evict(self, incoming: int, keep: str | None = None) -> None:
+        """Drop least recently used entries until ``incoming`` more bytes fit (lock held)."""
+        total = sum(self._entries.values())
+        for name in list(self._entries):
+            if total + incoming <= self.max_bytes:
+                break
+            if name == keep:
+                continue
+            total -= self._entries.pop(name)
+            (self.directory / name).unlink(missing_ok=True)

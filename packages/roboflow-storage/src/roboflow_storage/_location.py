@@ -1,0 +1,82 @@
+"""Parse a storage URL into where it points, and show it without its secrets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import msgspec
+
+from roboflow_storage.errors import StorageError
+
+Scheme = Literal["file", "memory", "s3", "oss"]
+_SCHEMES: dict[str, Scheme] = {"file": "file", "memory": "memory", "s3": "s3", "s3a": "s3", "oss": "oss"}
+#: Query parameters a URL may carry; the ones holding secrets are never shown.
+QUERY_KEYS = frozenset(
+    {
+        "endpoint",
+        "region",
+        "allow_http",
+        "virtual_hosted",
+        "anonymous",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+    }
+)
+
+
+class Location(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a storage URL points.
+
+    Attributes:
+        scheme: ``file``, ``memory``, ``s3`` or ``oss``.
+        bucket: The bucket (the store name for ``memory``; empty for ``file``).
+        prefix: Key prefix inside the bucket without slashes at the ends; for ``file``, the
+            absolute directory.
+        options: Query parameters (endpoint, region, credentials, ...).
+    """
+
+    scheme: Scheme
+    bucket: str
+    prefix: str
+    options: dict[str, str] = {}
+
+    def display(self, key: str = "") -> str:
+        """The URL of ``key`` below this location, without query parameters (they may hold secrets)."""
+        if self.scheme == "file":
+            return str(Path(self.prefix, key)) if key else self.prefix
+        path = "/".join(part for part in (self.prefix, key) if part)
+        return f"{self.scheme}://{self.bucket}/{path}"
+
+
+def parse_location(url: str | os.PathLike[str]) -> Location:
+    """Parse a plain path, ``file://``, ``memory://``, ``s3://`` or ``oss://`` URL.
+
+    Raises:
+        StorageError: Unknown scheme, missing bucket or unknown query parameter.
+    """
+    text = os.fspath(url)
+    parts = urlsplit(text)
+    if not parts.scheme or len(parts.scheme) == 1:  # a plain path (or a Windows drive letter)
+        return Location(scheme="file", bucket="", prefix=str(Path(text).absolute()))
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    shown = text.split("?")[0]
+    if scheme is None:
+        known = ", ".join(sorted(_SCHEMES))
+        raise StorageError(f"unknown scheme {parts.scheme!r}; use a path or one of {known}", url=shown)
+    if scheme == "file":
+        return Location(scheme="file", bucket="", prefix=str(Path(unquote(parts.path)).absolute()))
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - QUERY_KEYS)
+    if unknown:
+        raise StorageError(
+            f"unknown query parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(QUERY_KEYS))}",
+            url=shown,
+        )
+    if not parts.netloc and scheme != "memory":
+        raise StorageError(f"the URL names no bucket; use {scheme}://BUCKET/PREFIX", url=shown)
+    prefix = unquote(parts.path).strip("/")
+    return Location(scheme=scheme, bucket=parts.netloc, prefix=prefix, options=options)

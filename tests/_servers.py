@@ -1,0 +1,229 @@
+"""Servers for tests that need them, started on 127.0.0.1 and stopped by their fixtures.
+
+A pytest plugin module: a ``conftest.py`` imports the fixtures it needs from here.
+
+* :func:`moto_server` (session): a real S3 API server (moto) on a free loopback port.
+* :func:`s3_bucket`: a fresh, empty bucket on it, with the ``s3://`` URL that reaches it.
+* :func:`fault_proxy`: a factory of :class:`FaultProxy` reverse proxies in front of moto that
+  answer some requests with an error status or drop the connection, for retry tests.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import re
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+import pytest
+
+Fault = int | Literal["drop"]
+"""An HTTP status to answer with, or ``"drop"`` to close the connection without an answer."""
+Schedule = Callable[[int, str, str], Fault | None]
+"""Decides the fault (or none) for the ``n``-th request (from 0), given its method and path."""
+
+TEST_REGION = "us-east-1"
+TEST_ACCESS_KEY = "AKIDTESTROBOFLOW"
+TEST_SECRET = "roboflow-test-secret-never-shown"
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"})
+_bucket_ids = itertools.count()
+
+
+class S3Bucket(msgspec.Struct, frozen=True, kw_only=True):
+    """A bucket on a test server.
+
+    Attributes:
+        endpoint: ``http://127.0.0.1:PORT`` of the server.
+        name: The bucket name.
+    """
+
+    endpoint: str
+    name: str
+
+    def url(self, prefix: str = "", *, endpoint: str | None = None) -> str:
+        """The ``s3://`` URL of ``prefix`` in this bucket, with endpoint and test credentials."""
+        query = (
+            f"endpoint={endpoint or self.endpoint}&region={TEST_REGION}"
+            f"&access_key_id={TEST_ACCESS_KEY}&secret_access_key={TEST_SECRET}"
+        )
+        return f"s3://{self.name}/{prefix.strip('/')}?{query}"
+
+
+def create_bucket(endpoint: str, name: str) -> S3Bucket:
+    """Create bucket ``name`` on the S3 server at ``endpoint`` (moto needs no signature)."""
+    with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{name}", method="PUT")):
+        pass
+    return S3Bucket(endpoint=endpoint, name=name)
+
+
+def multipart_uploads(bucket: S3Bucket) -> list[str]:
+    """Keys of the multipart uploads in progress (neither completed nor aborted) in ``bucket``."""
+    with urllib.request.urlopen(f"{bucket.endpoint}/{bucket.name}?uploads") as answer:
+        return re.findall(r"<Key>([^<]*)</Key>", answer.read().decode())
+
+
+def first_n(count: int, fault: Fault = 503) -> Schedule:
+    """A schedule that faults the first ``count`` requests."""
+    return lambda n, _method, _path: fault if n < count else None
+
+
+def every_kth(k: int, fault: Fault = 503) -> Schedule:
+    """A schedule that faults every ``k``-th request (the 1st, ``k+1``-th, ...)."""
+    return lambda n, _method, _path: fault if n % k == 0 else None
+
+
+def always(fault: Fault = 503) -> Schedule:
+    """A schedule that faults every request."""
+    return lambda _n, _method, _path: fault
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output quiet."""
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self) -> None:
+        body = self._body()
+        fault = self.server.next_fault(self.command, self.path)
+        if fault == "drop":
+            self.close_connection = True
+            return
+        if fault is not None:
+            self._answer(fault, {"Content-Type": "application/xml"}, _error_xml(fault))
+            return
+        upstream = http.client.HTTPConnection(self.server.upstream, timeout=30)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            response = upstream.getresponse()
+            data = response.read()
+            kept = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
+            self._answer(response.status, kept, data)
+        finally:
+            upstream.close()
+
+    def _answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.send_response(status)
+        if self.command != "HEAD":  # a HEAD answer keeps the object's Content-Length
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+            headers["Content-Length"] = str(len(data))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+def _error_xml(status: int) -> bytes:
+    code = {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"}.get(status, "InternalError")
+    return f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, upstream: str, schedule: Schedule) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream = upstream
+        self.schedule = schedule
+        self.requests = 0
+        self.faults = 0
+        self._lock = threading.Lock()
+
+    def next_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            fault = self.schedule(self.requests, method, path)
+            self.requests += 1
+            self.faults += fault is not None
+        return fault
+
+
+class FaultProxy:
+    """A reverse proxy on 127.0.0.1 in front of an S3 server that injects faults.
+
+    Args:
+        upstream: ``http://host:port`` of the real server.
+        schedule: Which requests fail and how (see :func:`first_n`, :func:`every_kth`).
+    """
+
+    def __init__(self, upstream: str, schedule: Schedule) -> None:
+        self._server = _ProxyServer(urlsplit(upstream).netloc, schedule)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:PORT`` of the proxy."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def requests(self) -> int:
+        """Requests seen so far."""
+        return self._server.requests
+
+    @property
+    def faults(self) -> int:
+        """Requests answered with a fault so far."""
+        return self._server.faults
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 for the session; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str) -> S3Bucket:
+    """A new, empty bucket on the session's moto server."""
+    return create_bucket(moto_server, f"roboflow-test-{next(_bucket_ids)}")
+
+
+@pytest.fixture
+def fault_proxy(moto_server: str) -> Iterator[Callable[[Schedule], FaultProxy]]:
+    """Start fault proxies in front of moto with a given schedule; all are stopped after the test."""
+    started: list[FaultProxy] = []
+
+    def start(schedule: Schedule) -> FaultProxy:
+        proxy = FaultProxy(moto_server, schedule)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
