@@ -341,7 +341,7 @@ def test_stager_rejects_bad_frames_and_cleans_up(tmp_path: Path) -> None:
         stager.add_frame(numeric(0, 0), {})
     depth = np.zeros((48, 64, 1), dtype=np.uint16)
     with (
-        pytest.raises(DatasetError, match="uint16 images .* cannot be stored yet"),
+        pytest.raises(DatasetError, match=r"uint16 images .* cannot be stored yet"),
         new_stager(directory) as stager,
     ):
         stager.add_frame(numeric(0, 0), {CAMERAS[0]: depth})

@@ -52,14 +52,16 @@ def _gradient(camera: str, width: int, rows: int) -> np.ndarray:
 def make_image(index: int, camera: str, width: int, height: int) -> np.ndarray:
     """The RGB image (``(height, width, 3)`` uint8) of frame ``index`` of ``camera``.
 
-    The top half has :data:`MARKER_BITS` vertical bars, 255 where the bit of ``index`` (MSB
-    first) is set, else 0; the bottom half is a per-camera colour gradient.
+    The top half has :data:`MARKER_BITS` vertical bars, 255 where the bit of
+    ``index % 2**MARKER_BITS`` (MSB first) is set, else 0 (long recordings wrap around); the
+    bottom half is a per-camera colour gradient.
 
     Raises:
-        ValueError: ``index`` does not fit in the marker, or the image is too small for it.
+        ValueError: ``index`` is negative, or the image is too small for the marker.
     """
-    if not 0 <= index < 2**MARKER_BITS:
-        raise ValueError(f"frame index {index} does not fit in {MARKER_BITS} marker bits")
+    if index < 0:
+        raise ValueError(f"frame index {index} is negative")
+    index %= 2**MARKER_BITS
     if width < MARKER_BITS or height < 2:
         raise ValueError(f"image {width}x{height} is too small for {MARKER_BITS} marker bars")
     top = height // 2

@@ -196,7 +196,7 @@ def write_recording(
         What was written, per topic.
 
     Raises:
-        ValueError: Unknown format, or images too small or too many frames for the marker.
+        ValueError: Unknown format, or images too small for the marker.
     """
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -205,8 +205,6 @@ def write_recording(
         return _timeline(count, hz, offset_ns=header_offset_ns, jitter_ms=jitter_ms, rng=rng, header=header)
 
     frames = math.floor(duration_s * camera_hz + 1e-9)
-    if frames > 2**MARKER_BITS:
-        raise ValueError(f"{frames} camera frames do not fit in {MARKER_BITS} marker bits")
     joints = math.floor(duration_s * joint_hz + 1e-9)
     dropped = set(drop_frames)
     messages: dict[str, tuple[SynthMessage, ...]] = {}
