@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 import click
 
@@ -132,21 +133,21 @@ def convert(
     Exits non-zero when any recording failed.
     """
     from roboflow_executor import Progress
+    from roboflow_pipeline import DatasetFormat, OnError
     from roboflow_pipeline import convert as run_convert
 
     try:
         config = load_config(config_path)
-        bar = Progress(label="convert", force=bool(progress), stream=sys.stderr)
-        if progress is False:
-            bar = Progress(label="convert", stream=_Null())
+        stream: TextIO = io.StringIO() if progress is False else sys.stderr
+        bar = Progress(label="convert", force=bool(progress), stream=stream)
         tasks = _load_tasks(inputs, task, tasks_file)
         summary = run_convert(
             list(inputs),
             config,
             output,
-            fmt=fmt,
+            fmt=cast(DatasetFormat, fmt),
             jobs=jobs,
-            on_error=on_error,  # type: ignore[arg-type]
+            on_error=cast(OnError, on_error),
             tasks=tasks,
             progress=bar,
         )
@@ -172,17 +173,6 @@ def _load_tasks(inputs: tuple[str, ...], task: str | None, tasks_file: str | Non
     return tasks
 
 
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        return None
-
-    def isatty(self) -> bool:
-        return False
-
-
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=True))
 @click.option(
@@ -201,7 +191,7 @@ def sample(path: str, fmt: str | None, duration: float, width: int, height: int,
 
     Convert it with the config in examples/sample.toml.
     """
-    from roboflow_dataset.synth import write_recording
+    from roboflow_dataset.synth import SynthFormat, write_recording
 
     if fmt is None:
         suffix = Path(path).suffix
@@ -209,12 +199,14 @@ def sample(path: str, fmt: str | None, duration: float, width: int, height: int,
     try:
         write_recording(
             path,
-            fmt,
+            cast(SynthFormat, fmt),
             duration_s=duration,
             width=width,
-            height=height,  # type: ignore[arg-type]
+            height=height,
             compressed=compressed,
         )
     except RoboflowError as err:
         _fail(err)
+    except (ValueError, FileExistsError) as err:
+        raise click.UsageError(str(err)) from err
     click.echo(f"wrote {fmt} sample recording: {path}")

@@ -53,7 +53,7 @@ class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-class DatasetConfig(_Struct):
+class DatasetConfig(_Struct, frozen=True):
     """``[dataset]``: what the dataset is called and its frame rate."""
 
     name: str
@@ -63,7 +63,7 @@ class DatasetConfig(_Struct):
     task: str = ""
 
 
-class Mapping(_Struct):
+class Mapping(_Struct, frozen=True):
     """``[[mappings]]``: one topic mapped to one dataset feature.
 
     Several numeric mappings may share one feature name; their vectors are concatenated in
@@ -107,7 +107,7 @@ _DEFAULT_PRESET: str | int = 12
 _DEFAULT_GOP = 2
 
 
-class VideoConfig(_Struct):
+class VideoConfig(_Struct, frozen=True):
     """``[video]``: encoder settings; defaults match lerobot's own recorder (AV1, crf 30, g 2)."""
 
     codec: str = _DEFAULT_CODEC
@@ -144,14 +144,14 @@ class VideoConfig(_Struct):
         )
 
 
-class AlignmentConfig(_Struct):
+class AlignmentConfig(_Struct, frozen=True):
     """``[alignment]``: which clock aligns topics and how far a message may be from its frame."""
 
     time_source: TimeSource = "header"
     tolerance_ms: float | None = None
 
 
-class FlushingConfig(_Struct):
+class FlushingConfig(_Struct, frozen=True):
     """``[flushing]``: memory bounds of a conversion."""
 
     max_frames_per_chunk: int = 1000
@@ -160,7 +160,7 @@ class FlushingConfig(_Struct):
     queue_frames: int = 32
 
 
-class StreamingConfig(_Struct):
+class StreamingConfig(_Struct, frozen=True):
     """``[streaming]``: accepted for compatibility with the original's files."""
 
     enabled: bool = True
@@ -171,7 +171,7 @@ class StreamingConfig(_Struct):
     finalize_metadata_in_coordinator: bool = False
 
 
-class RoboflowConfig(_Struct):
+class RoboflowConfig(_Struct, frozen=True):
     """A whole conversion config."""
 
     dataset: DatasetConfig

@@ -31,8 +31,11 @@ _NS = 1_000_000_000
 
 
 class _Message(Protocol):
-    topic: str
-    log_time_ns: int
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def log_time_ns(self) -> int: ...
 
     @property
     def header_stamp_ns(self) -> int | None: ...
