@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from roboflow_core import DecodeError, MediaError
+from roboflow_dataset._image_wire import read_raw_image
 from roboflow_media import decode_compressed_image, decode_raw_image
 
 __all__ = ["ImageExtractor", "VectorExtractor", "default_fields", "normalize_msgtype"]
@@ -181,8 +182,23 @@ class ImageExtractor:
             )
         self.compressed = name.endswith("CompressedImage")
 
+    def from_message(self, message: Any) -> np.ndarray:
+        """Decode a source message (``.data``, ``.encoding``, ``.decode()``) to an image.
+
+        Raw images in CDR or ROS1 wire format are read without deserializing (no pixel copy);
+        anything else is deserialized first.
+        """
+        if not self.compressed:
+            try:
+                raw = read_raw_image(message.data, message.encoding)
+            except ValueError as err:
+                raise DecodeError(f"malformed sensor_msgs/Image: {err}", topic=self.topic) from err
+            if raw is not None:
+                return self(raw)
+        return self(message.decode())
+
     def __call__(self, message: Any) -> np.ndarray:
-        """The decoded image (HWC; RGB order for colour)."""
+        """The decoded image (HWC; RGB order for colour) of a deserialized message."""
         try:
             if self.compressed:
                 return decode_compressed_image(message.data, message.format)
