@@ -31,6 +31,29 @@ def test_missing_input_and_empty_glob_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_object_store_urls_are_not_silently_treated_as_paths() -> None:
-    with pytest.raises(StorageError, match="not supported yet"):
+    with pytest.raises(StorageError, match="not a local path"):
         local_path("s3://bucket/x.mcap")
     assert local_path("file:///tmp/a%20b.bag") == Path("/tmp/a b.bag")
+
+
+def test_object_store_inputs_keys_prefixes_and_globs() -> None:
+    from roboflow_storage import Storage, display_url, recording_bytes
+
+    root = "memory://test-inputs-remote"
+    store = Storage.from_url(root)
+    for key in (
+        "runs/a.mcap",
+        "runs/b.bag",
+        "runs/notes.txt",
+        "runs/bag1/metadata.yaml",
+        "runs/bag1/x_0.db3",
+    ):
+        store.put(key, b"xy")
+    got = resolve_inputs([f"{root}/runs/*", f"{root}/runs/a.mcap", f"{root}/runs/bag1"])
+    assert got == [f"{root}/runs/a.mcap", f"{root}/runs/b.bag", f"{root}/runs/bag1/"]
+    assert recording_bytes(got[2]) == 4 and recording_bytes(got[0]) == 2
+    with pytest.raises(StorageError, match="no such object or prefix"):
+        resolve_inputs([f"{root}/runs/gone.mcap"])
+    with pytest.raises(StorageError, match="matches no recording"):
+        resolve_inputs([f"{root}/other/*.mcap"])
+    assert display_url("s3://b/k.mcap?secret_access_key=s") == "s3://b/k.mcap"

@@ -59,7 +59,8 @@ def cli() -> None:
 def inspect(path: str, as_json: bool) -> None:
     """Show a recording's format, duration and topics (type, count, frequency, encoding).
 
-    PATH is a .bag or .mcap file or a ROS2 bag directory.
+    PATH is a .bag or .mcap file or a ROS2 bag directory, locally or at an s3:// or oss:// URL
+    (a bag "directory" in a bucket is a key prefix).
     """
     from roboflow_dataset import inspect_source
 
@@ -83,7 +84,12 @@ def inspect(path: str, as_json: bool) -> None:
     type=click.Path(dir_okay=False),
     help="TOML config: [dataset], [[mappings]], [video], [alignment], [flushing].",
 )
-@click.option("-o", "--output", required=True, help="Dataset directory (created, or appended to).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Dataset directory or s3:// / oss:// URL (created, or appended to).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -129,7 +135,8 @@ def convert(
 ) -> None:
     """Convert recordings into one LeRobot dataset, one episode per recording.
 
-    INPUTS are .bag/.mcap files, ROS2 bag directories or globs (quote them: 'data/*.mcap').
+    INPUTS are .bag/.mcap files, ROS2 bag directories or globs (quote them: 'data/*.mcap'), locally
+    or at s3:// / oss:// URLs (globs match object listings). --output may be a URL too.
     Exits non-zero when any recording failed.
     """
     from roboflow_executor import Progress
@@ -169,7 +176,7 @@ def _load_tasks(inputs: tuple[str, ...], task: str | None, tasks_file: str | Non
             raise ConfigError(f"cannot read the tasks file: {err}", path=tasks_file) from err
         if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
             raise ConfigError('the tasks file must be a JSON object {"path": "task"}', path=tasks_file)
-        tasks.update({str(Path(k)): v for k, v in given.items()})
+        tasks.update({k if "://" in k else str(Path(k)): v for k, v in given.items()})
     return tasks
 
 

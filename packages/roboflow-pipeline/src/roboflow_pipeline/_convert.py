@@ -21,8 +21,9 @@ from typing import Any, Literal
 from roboflow_core import PipelineError, RoboflowConfig, RoboflowError
 from roboflow_dataset.lerobot import StagedEpisode, merge_into_dataset
 from roboflow_executor import Progress
+from roboflow_pipeline._publish import RemoteDataset
 from roboflow_pipeline._recording import RecordingPlan, convert_recording
-from roboflow_storage import resolve_inputs
+from roboflow_storage import Storage, display_url, is_remote, resolve_inputs
 
 __all__ = ["ConvertSummary", "Failure", "convert"]
 
@@ -133,6 +134,7 @@ def _drain(events: Any, progress: Progress, summary: ConvertSummary) -> Iterator
 
 
 def _failure(path: str, err: BaseException) -> Failure:
+    path = display_url(path)  # a store URL may carry credentials in its query
     if isinstance(err, RoboflowError):
         return Failure(path, str(err), type(err).__name__)
     return Failure(path, f"{type(err).__name__}: {err}", "InternalError")
@@ -167,7 +169,7 @@ def _run_jobs(
 def convert(
     inputs: Sequence[str | os.PathLike[str]],
     config: RoboflowConfig,
-    output: str | os.PathLike[str],
+    output: str | os.PathLike[str] | Storage,
     *,
     fmt: DatasetFormat = "lerobot-v3",
     jobs: int = 1,
@@ -183,12 +185,15 @@ def convert(
     Args:
         inputs: Files, bag directories or globs.
         config: The conversion config.
-        output: The dataset directory.
+        output: The dataset directory, or its ``s3://``/``oss://``/``memory://`` URL (or
+            :class:`~roboflow_storage.Storage`): merged in a local working directory, then
+            uploaded with ``meta/info.json`` last (see ``_publish``).
         fmt: ``lerobot-v3`` (default) or ``lerobot-v2.1``.
         jobs: Recordings converted at once, each in its own process.
         on_error: ``fail`` stops at the first bad recording and writes nothing; ``skip`` converts
             the others and lists the failures in the summary.
-        tasks: Per-recording task strings (by path as given), overriding the config's task.
+        tasks: Per-recording task strings (by resolved recording: ``str`` of its path or URL),
+            overriding the config's task.
         progress: Progress display; a silent one is used when ``None``.
 
     Returns:
@@ -199,53 +204,90 @@ def convert(
         RoboflowError: Inputs cannot be resolved.
     """
     started = time.monotonic()
-    out = Path(output)
-    paths = [str(p) for p in resolve_inputs(inputs)]
-    summary = ConvertSummary(output=str(out), fmt=fmt)
-    progress = progress or Progress(stream=io.StringIO())
-    staging_root = out.parent / f".{out.name}.staging" / uuid.uuid4().hex[:12]
-    staging_root.mkdir(parents=True, exist_ok=True)
+    remote = _remote_output(output)
+    with contextlib.ExitStack() as stack:
+        publisher = stack.enter_context(RemoteDataset(remote)) if remote is not None else None
+        out = publisher.root if publisher is not None else _local_output(output)
+        paths = [str(p) for p in resolve_inputs(inputs)]
+        summary = ConvertSummary(output=remote.url if remote is not None else str(out), fmt=fmt)
+        progress = progress or Progress(stream=io.StringIO())
+        staging_base = publisher.workdir if publisher is not None else out.parent
+        staging_root = staging_base / f".{out.name}.staging" / uuid.uuid4().hex[:12]
+        staging_root.mkdir(parents=True, exist_ok=True)
+        stack.callback(_remove_if_empty, staging_root.parent)
+        stack.callback(shutil.rmtree, staging_root, True)
+        _convert_into(
+            paths, config, out, staging_root, summary, progress, publisher, fmt, jobs, on_error, tasks
+        )
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _local_output(output: str | os.PathLike[str] | Storage) -> Path:
+    return Path(output.location.prefix) if isinstance(output, Storage) else Path(output)
+
+
+def _remote_output(output: str | os.PathLike[str] | Storage) -> Storage | None:
+    if isinstance(output, Storage):
+        return None if output.is_local else output
+    if isinstance(output, str) and is_remote(output):
+        return Storage.from_url(output)
+    return None
+
+
+def _convert_into(
+    paths: list[str],
+    config: RoboflowConfig,
+    out: Path,
+    staging_root: Path,
+    summary: ConvertSummary,
+    progress: Progress,
+    publisher: RemoteDataset | None,
+    fmt: DatasetFormat,
+    jobs: int,
+    on_error: OnError,
+    tasks: dict[str, str] | None,
+) -> None:
     tasks = tasks or {}
     ctx = multiprocessing.get_context("spawn")
     events: Any = ctx.Queue() if jobs > 1 else queue.Queue()
-    try:
-        with _drain(events, progress, summary):
-            if jobs > 1:
-                with ProcessPoolExecutor(
-                    jobs, mp_context=ctx, initializer=_init_worker, initargs=(events,)
-                ) as pool:
-                    staged, failures = _run_jobs(
-                        paths,
-                        lambda i, p: pool.submit(_stage, p, config, staging_root / f"{i:06d}", tasks.get(p)),
-                        on_error,
-                    )
-            else:
-                _init_worker(events)
-                staged, failures = _run_inline(paths, config, staging_root, tasks, on_error)
-        progress.finish()
-        summary.failures = failures
-        if failures and on_error == "fail":
-            first = failures[0]
-            raise PipelineError(
-                f"{first.kind}: {first.reason} (nothing was written; use --on-error skip "
-                "to convert the other recordings)",
-                path=first.path,
-            )
-        ordered = [staged[i] for i in sorted(staged)]
-        if ordered:
-            result = merge_into_dataset(
-                out, ordered, fmt=fmt, robot_type=config.dataset.robot_type, fps=config.dataset.fps
-            )
-            summary.total_episodes = result.total_episodes
-        summary.episodes = len(ordered)
-        summary.frames = sum(s.length for s in ordered)
-        summary.encoders = {v.backend for s in ordered for v in s.videos.values()}
+    with _drain(events, progress, summary):
+        if jobs > 1:
+            with ProcessPoolExecutor(
+                jobs, mp_context=ctx, initializer=_init_worker, initargs=(events,)
+            ) as pool:
+                staged, failures = _run_jobs(
+                    paths,
+                    lambda i, p: pool.submit(_stage, p, config, staging_root / f"{i:06d}", tasks.get(p)),
+                    on_error,
+                )
+        else:
+            _init_worker(events)
+            staged, failures = _run_inline(paths, config, staging_root, tasks, on_error)
+    progress.finish()
+    summary.failures = failures
+    if failures and on_error == "fail":
+        first = failures[0]
+        raise PipelineError(
+            f"{first.kind}: {first.reason} (nothing was written; use --on-error skip "
+            "to convert the other recordings)",
+            path=first.path,
+        )
+    ordered = [staged[i] for i in sorted(staged)]
+    if ordered:
+        if publisher is not None:
+            publisher.fetch_metadata()
+        result = merge_into_dataset(
+            out, ordered, fmt=fmt, robot_type=config.dataset.robot_type, fps=config.dataset.fps
+        )
+        summary.total_episodes = result.total_episodes
+    summary.episodes = len(ordered)
+    summary.frames = sum(s.length for s in ordered)
+    summary.encoders = {v.backend for s in ordered for v in s.videos.values()}
+    if publisher is not None:
+        summary.output_bytes = publisher.publish() if ordered else 0
+    else:
         summary.output_bytes = _dir_bytes(out) if out.exists() else 0
-    finally:
-        shutil.rmtree(staging_root, ignore_errors=True)
-        _remove_if_empty(staging_root.parent)
-    summary.seconds = time.monotonic() - started
-    return summary
 
 
 def _run_inline(

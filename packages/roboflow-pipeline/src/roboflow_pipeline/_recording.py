@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from roboflow_dataset.sources import Message, Source, open_source
 
 from roboflow_core import (
     DecodeError,
@@ -22,7 +21,9 @@ from roboflow_core.config import Mapping
 from roboflow_dataset.align import AlignmentPlan, TrackSpec, iter_aligned, plan_alignment, scan_stamps
 from roboflow_dataset.extract import ImageExtractor, VectorExtractor
 from roboflow_dataset.lerobot import EpisodeStager, FeatureSpec, StagedEpisode
+from roboflow_dataset.sources import Message, Source, open_source
 from roboflow_executor import prefetch
+from roboflow_storage import display_url, is_remote, recording_bytes
 
 __all__ = ["RecordingPlan", "convert_recording"]
 
@@ -43,12 +44,6 @@ def _tolerance_ns(mapping: Mapping, config: RoboflowConfig) -> int:
     if ms is None:
         return 1_000_000_000 // config.dataset.fps  # one frame period
     return int(ms * _MS)
-
-
-def _input_bytes(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
 
 
 class _Extractors:
@@ -77,7 +72,10 @@ class _Extractors:
             if mapping.mapping_type is MappingType.TIMESTAMP:
                 stamp = msg.header_stamp_ns or msg.log_time_ns
                 return np.array([stamp / 1e9], dtype=np.float64)
-            return self.by_topic[msg.topic](msg.decode())
+            extractor = self.by_topic[msg.topic]
+            if isinstance(extractor, ImageExtractor):
+                return extractor.from_message(msg)
+            return extractor(msg.decode())
         except DecodeError as err:
             raise DecodeError(
                 err.reason, path=self.path, topic=msg.topic, log_time_ns=msg.log_time_ns
@@ -136,7 +134,7 @@ def convert_recording(
     """Convert one recording into a staged episode under ``staging_dir``.
 
     Args:
-        path: The recording (file or ROS2 bag directory).
+        path: The recording (file or ROS2 bag directory, or its object-store URL / prefix).
         config: The conversion config.
         staging_dir: Where the staged episode goes (created; removed again on failure).
         task: The episode's task; defaults to ``config.dataset.task``.
@@ -146,19 +144,20 @@ def convert_recording(
     Raises:
         RoboflowError: Naming file, topic and reason (missing topic, corrupt file, bad message).
     """
-    path = Path(path)
-    with open_source(path) as source:
+    recording: str | Path = path if isinstance(path, str) and is_remote(path) else Path(path)
+    name = display_url(recording)
+    with open_source(recording) as source:
         specs = _track_specs(source, config)
         topics = [s.topic for s in specs]
         stamps = scan_stamps(source.messages(topics), topics, time_source=config.alignment.time_source)
-        plan = plan_alignment(stamps, specs, config.dataset.fps, path=str(path))
+        plan = plan_alignment(stamps, specs, config.dataset.fps, path=name)
         if on_planned is not None:
-            on_planned(RecordingPlan(str(path), plan, _input_bytes(path)))
+            on_planned(RecordingPlan(name, plan, recording_bytes(recording)))
         extractors = _Extractors(source, [m for m in config.mappings if m.topic in plan.topics])
         frames = prefetch(
             iter_aligned(source.messages(list(plan.topics)), plan, extractors.decode),
             depth=config.flushing.queue_frames,
-            name=f"decode:{path.name}",
+            name=f"decode:{name.rstrip('/').rsplit('/', 1)[-1]}",
         )
         stager: EpisodeStager | None = None
         try:
@@ -173,7 +172,7 @@ def convert_recording(
                         cameras=list(extractors.cameras.values()),
                         video=config.video,
                         task=task if task is not None else config.dataset.task,
-                        source=str(path),
+                        source=name,
                         flush_rows=config.flushing.max_frames_per_chunk,
                     )
                 stager.add_frame(numeric, images)
@@ -182,7 +181,7 @@ def convert_recording(
                     on_frames(batch)
                     batch = 0
             if stager is None:
-                raise DecodeError("no frame could be aligned", path=str(path))
+                raise DecodeError("no frame could be aligned", path=name)
             staged = stager.finish()
             if on_frames is not None and batch:
                 on_frames(batch)
@@ -191,5 +190,5 @@ def convert_recording(
             if stager is not None:
                 stager.abort()
             if isinstance(err, RoboflowError) and "path" not in err.context:
-                raise type(err)(err.reason, path=str(path), **err.context) from err
+                raise type(err)(err.reason, path=name, **err.context) from err
             raise

@@ -7,7 +7,16 @@ turns the inputs a user names into recordings.
 
 from roboflow_storage._cache import LruCache
 from roboflow_storage._info import ObjectInfo
-from roboflow_storage._inputs import RECORDING_SUFFIXES, local_path, resolve_inputs
+from roboflow_storage._inputs import (
+    RECORDING_SUFFIXES,
+    Recording,
+    display_url,
+    is_remote,
+    local_path,
+    open_remote,
+    recording_bytes,
+    resolve_inputs,
+)
 from roboflow_storage._reader import ObjectReader
 from roboflow_storage._retry import RetryPolicy
 from roboflow_storage._storage import MIN_PART_SIZE, Storage
@@ -23,8 +32,13 @@ __all__ = [
     "ObjectNotFoundError",
     "ObjectReader",
     "ObjectWriter",
+    "Recording",
     "RetryPolicy",
     "Storage",
+    "display_url",
+    "is_remote",
     "local_path",
+    "open_remote",
+    "recording_bytes",
     "resolve_inputs",
 ]

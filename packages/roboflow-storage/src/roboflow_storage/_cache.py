@@ -97,6 +97,7 @@ class LruCache:
         with self._lock:
             self._evict(size)
         partial = path.with_name(f"{name}.{threading.get_ident()}{_PARTIAL}")
+        self.directory.mkdir(parents=True, exist_ok=True)  # a tmp cleaner may have removed it
         try:
             fetch(partial)
             got = partial.stat().st_size

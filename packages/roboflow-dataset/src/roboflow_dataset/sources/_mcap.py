@@ -8,9 +8,9 @@ agree with the statistics, otherwise from a counting pass over the file.
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from mcap.data_stream import ReadDataStream
 from mcap.reader import SeekingReader
@@ -31,7 +31,7 @@ MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD_PREFIX = 1 + 8  # opcode + record length
 
 
-def _make_channel(path: Path, channel: McapChannel, schema: Schema | None) -> Channel:
+def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None) -> Channel:
     name = schema.name if schema is not None else ""
     if name and channel.message_encoding in ("cdr", "ros1"):
         name = normalize_msgtype(name)
@@ -40,7 +40,7 @@ def _make_channel(path: Path, channel: McapChannel, schema: Schema | None) -> Ch
     return Channel(path, channel.topic, name, channel.message_encoding, schema.encoding, schema.data)
 
 
-def _check_complete(path: Path, stream: BinaryIO) -> None:
+def _check_complete(path: Path | str, stream: IO[bytes]) -> None:
     stream.seek(0, io.SEEK_END)
     size = stream.tell()
     stream.seek(max(size - len(MCAP_MAGIC), 0))
@@ -57,16 +57,19 @@ class McapStorage:
     """One MCAP file.
 
     Args:
-        path: The file.
+        path: The file, or the name (URL) of a remote one when ``open_stream`` is given.
+        open_stream: Opens a new seekable binary stream over the file (a remote object's
+            :class:`~roboflow_storage.ObjectReader`); default: ``open(path, "rb")``.
 
     Raises:
         CorruptRecordingError: The file is truncated or its summary is damaged.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str, open_stream: Callable[[], IO[bytes]] | None = None) -> None:
         self.path = path
+        self._open: Callable[[], IO[bytes]] = open_stream or (lambda: Path(path).open("rb"))  # noqa: SIM115 - opened in a with block by callers
         self._channels: dict[int, Channel] = {}
-        with reading(path, "open MCAP file"), path.open("rb") as stream:
+        with reading(path, "open MCAP file"), self._open() as stream:
             _check_complete(path, stream)
             summary = SeekingReader(stream).get_summary()
             self._indexed = summary is not None and bool(summary.chunk_indexes)
@@ -91,7 +94,7 @@ class McapStorage:
         Indexed files come in log-time order; unindexed ones in file order.
         """
         wanted = None if channels is None else set(channels)
-        with self.path.open("rb") as stream:
+        with self._open() as stream:
             if self._indexed:
                 topics = None if wanted is None else sorted({ch.topic for ch in wanted})
                 for _, channel, message in SeekingReader(stream).iter_messages(topics, starting_at=start_ns):
@@ -104,7 +107,7 @@ class McapStorage:
     def close(self) -> None:
         """Nothing to release: each read opens its own handle."""
 
-    def _stream(self, stream: BinaryIO) -> Iterator[Record]:
+    def _stream(self, stream: IO[bytes]) -> Iterator[Record]:
         """Every message in file order, registering channels met on the way."""
         stream.seek(0)
         schemas: dict[int, Schema] = {}
@@ -116,7 +119,7 @@ class McapStorage:
             elif isinstance(record, McapMessage):
                 yield record.log_time, self._channels[record.channel_id], record.data
 
-    def _index_stats(self, stream: BinaryIO, summary: Summary) -> dict[Channel, ChannelStats] | None:
+    def _index_stats(self, stream: IO[bytes], summary: Summary) -> dict[Channel, ChannelStats] | None:
         """Counts from the message indexes, or ``None`` when they are missing or disagree."""
         if not summary.chunk_indexes or not all(c.message_index_offsets for c in summary.chunk_indexes):
             return None

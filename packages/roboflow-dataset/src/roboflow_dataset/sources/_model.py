@@ -39,7 +39,7 @@ class Channel:
     """One stream of messages of one topic in one storage file; owns the cached codec.
 
     Args:
-        path: The storage file.
+        path: The storage file (its URL when remote).
         topic: Topic name.
         msgtype: Message type name.
         encoding: Message encoding.
@@ -49,7 +49,7 @@ class Channel:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         topic: str,
         msgtype: str,
         encoding: str,

@@ -1,4 +1,14 @@
-"""Format detection: :func:`open_source` for files, ``file://`` URLs and rosbag2 directories."""
+"""Format detection: :func:`open_source` for files, ``file://`` URLs, rosbag2 dirs and store URLs.
+
+Remote recordings (``s3://``, ``oss://``, ``memory://``) are read per format:
+
+* MCAP (bare, or a rosbag2 storage file) streams through :meth:`roboflow_storage.Storage.open_reader`:
+  ranged GETs with read-ahead; the summary and chunk indexes let the reader seek, so the object is
+  never downloaded whole first.
+* ROS1 bags and rosbag2 ``.db3`` files are copied whole into the bounded LRU spool
+  (:meth:`roboflow_storage.Storage.local_copy`, ``ROBOFLOW_BUFFER_DIR``): rosbags' reader and sqlite3
+  need a real file. A repeated read of an unchanged object is not downloaded again.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +16,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import unquote, urlparse
 
 import yaml
@@ -17,6 +27,8 @@ from roboflow_dataset.sources._ros1 import ROS1_MAGIC, Ros1Storage
 from roboflow_dataset.sources._source import Source, SourceFormat
 from roboflow_dataset.sources._sqlite import SQLITE_MAGIC, Db3Storage
 from roboflow_dataset.sources._storage import Storage
+from roboflow_storage import Storage as ObjectStorage
+from roboflow_storage import display_url, is_remote, open_remote
 
 __all__ = ["open_source"]
 
@@ -34,11 +46,86 @@ def _to_path(path_or_url: str | os.PathLike[str]) -> Path:
         return Path(text)
     url = urlparse(text)
     if url.scheme != "file":
-        raise SourceError(
-            f"cannot open {url.scheme}:// URLs directly; fetch the recording with roboflow_storage first",
-            path=text,
-        )
+        raise SourceError(f"unsupported URL scheme {url.scheme!r}", path=display_url(text))
     return Path(unquote(url.path))
+
+
+def _open_object(store: ObjectStorage, key: str) -> tuple[SourceFormat, Storage]:
+    """One remote storage file: MCAP streamed with range reads, the others through the local spool."""
+    name = store.url_of(key)
+    head = store.get_range(key, 0, max(len(m) for m in _BY_MAGIC))
+    if head.startswith(MCAP_MAGIC):
+        return "mcap", McapStorage(name, lambda: cast(IO[bytes], store.open_reader(key)))
+    if head.startswith(ROS1_MAGIC):
+        return "ros1", Ros1Storage(store.local_copy(key), name)
+    if head.startswith(SQLITE_MAGIC):
+        return "ros2", Db3Storage(store.local_copy(key), name)
+    raise UnknownFormatError(
+        f"not a ROS1 bag, rosbag2 storage file or MCAP file (starts with {head[:16]!r})", path=name
+    )
+
+
+def _open_all_remote(store: ObjectStorage, keys: list[str]) -> list[Storage]:
+    storages: list[Storage] = []
+    try:
+        for key in keys:
+            storages.append(_open_object(store, key)[1])
+    except BaseException:
+        for storage in storages:
+            storage.close()
+        raise
+    return storages
+
+
+def _ros2_keys(store: ObjectStorage, prefix: str) -> list[str]:
+    """The storage files of a rosbag2 prefix, in recording order (as :func:`_ros2_files`)."""
+    skip = len(prefix) + 1 if prefix else 0
+    names = {info.key[skip:] for info in store.list(prefix)}
+    names = {n for n in names if "/" not in n}
+    where = store.url_of(prefix)
+    if "metadata.yaml" not in names:
+        files = sorted(
+            (n for n in names if n.endswith(_STORAGE_SUFFIXES)), key=lambda n: _natural_key(Path(n))
+        )
+        if not files:
+            raise UnknownFormatError(
+                "prefix has neither metadata.yaml nor .db3/.mcap storage files", path=where
+            )
+        return [f"{prefix}/{n}" for n in files]
+    try:
+        info = yaml.safe_load(store.get(f"{prefix}/metadata.yaml"))["rosbag2_bagfile_information"]
+        relative = [Path(str(p)).name for p in info["relative_file_paths"]]
+    except (yaml.YAMLError, KeyError, TypeError) as err:
+        raise CorruptRecordingError(
+            f"unreadable metadata.yaml: {err}", path=f"{where}/metadata.yaml"
+        ) from err
+    if info.get("compression_format"):
+        raise SourceError(
+            f"{info['compression_format']} compressed rosbag2 is not supported; "
+            "run `ros2 bag decompress` first",
+            path=where,
+        )
+    missing = [n for n in relative if n not in names]
+    if missing:
+        raise CorruptRecordingError(
+            f"storage files listed in metadata.yaml are missing: {missing}", path=where
+        )
+    return [f"{prefix}/{n}" for n in relative]
+
+
+def _open_remote(url: str) -> Source:
+    store, key, is_prefix = open_remote(url)
+    key = key.strip("/")
+    if key.endswith("/metadata.yaml") or key == "metadata.yaml":
+        key, is_prefix = key.rpartition("/")[0], True
+    if not is_prefix and not store.exists(key):
+        if next(iter(store.list(key)), None) is None:
+            raise SourceError("no such object or prefix", path=store.url_of(key))
+        is_prefix = True
+    if is_prefix:
+        return Source(store.url_of(key), "ros2", _open_all_remote(store, _ros2_keys(store, key)))
+    fmt, storage = _open_object(store, key)
+    return Source(store.url_of(key), fmt, [storage])
 
 
 def _sniff(path: Path) -> tuple[SourceFormat, Callable[[Path], Storage]]:
@@ -104,7 +191,8 @@ def open_source(path_or_url: str | os.PathLike[str]) -> Source:
     Args:
         path_or_url: A ROS1 ``.bag``, a bare ``.mcap``, a rosbag2 directory (``metadata.yaml`` with
             ``.db3``/``.mcap`` files, or just the storage files, split bags included), a single
-            ``.db3`` file, a rosbag2 ``metadata.yaml``, or a ``file://`` URL to one of these.
+            ``.db3`` file, a rosbag2 ``metadata.yaml``, or a ``file://``, ``s3://``, ``oss://`` or
+            ``memory://`` URL to one of these (a rosbag2 bag in a store is a key prefix).
 
     Returns:
         The open source (a context manager).
@@ -114,6 +202,8 @@ def open_source(path_or_url: str | os.PathLike[str]) -> Source:
         UnknownFormatError: The input is no recording format known here.
         CorruptRecordingError: The recording is truncated or damaged.
     """
+    if is_remote(path_or_url):
+        return _open_remote(os.fspath(path_or_url))
     path = _to_path(path_or_url)
     if path.name == "metadata.yaml":
         path = path.parent

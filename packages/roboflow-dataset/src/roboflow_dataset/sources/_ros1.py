@@ -19,20 +19,21 @@ class Ros1Storage:
     """One ROS1 bag; custom types resolve from the connections' message definitions.
 
     Args:
-        path: The bag.
+        path: The bag (a local file).
+        name: How messages name the bag (a remote URL when ``path`` is a local copy); default: ``path``.
 
     Raises:
         CorruptRecordingError: The bag is truncated, unindexed or damaged.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        self.path: Path | str = name or path
         self._reader = Reader(path)
-        with reading(path, "open ROS1 bag"):
+        with reading(self.path, "open ROS1 bag"):
             self._reader.open()
         self._by_id = {
             conn.id: Channel(
-                path,
+                self.path,
                 conn.topic,
                 conn.msgtype,
                 "ros1",

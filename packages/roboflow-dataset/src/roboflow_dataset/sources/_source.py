@@ -28,12 +28,12 @@ class Source:
     """A recording opened for reading (use :func:`open_source`); a context manager.
 
     Args:
-        path: The recording as given (file or directory).
+        path: The recording as given (file or directory; a URL without its query when remote).
         fmt: ``"mcap"``, ``"ros1"`` or ``"ros2"``.
         storages: Its storage files, already open; the source closes them.
     """
 
-    def __init__(self, path: Path, fmt: SourceFormat, storages: Sequence[Storage]) -> None:
+    def __init__(self, path: Path | str, fmt: SourceFormat, storages: Sequence[Storage]) -> None:
         self._path = path
         self._format: SourceFormat = fmt
         self._storages = list(storages)
@@ -43,8 +43,8 @@ class Source:
         return f"Source({str(self._path)!r}, format={self._format!r})"
 
     @property
-    def path(self) -> Path:
-        """The recording (file or bag directory)."""
+    def path(self) -> Path | str:
+        """The recording (file or bag directory; its URL, without query, when remote)."""
         return self._path
 
     @property

@@ -25,13 +25,13 @@ _HEADER = struct.Struct(">H6xII")  # page size @16, change counter @24, page cou
 _VERSION_VALID_FOR = struct.Struct(">I")  # @92
 
 
-def _check_size(path: Path) -> None:
+def _check_size(path: Path, name: Path | str) -> None:
     """Reject a file shorter than its header says (a truncated copy)."""
     with path.open("rb") as stream:
         head = stream.read(100)
     if len(head) < 100:
         raise CorruptRecordingError(
-            "truncated sqlite3 file: the 100-byte header is incomplete", path=str(path)
+            "truncated sqlite3 file: the 100-byte header is incomplete", path=str(name)
         )
     page_size, counter, pages = _HEADER.unpack_from(head, 16)
     page_size = 65536 if page_size == 1 else page_size
@@ -39,7 +39,7 @@ def _check_size(path: Path) -> None:
     expected = page_size * pages
     if valid_for == counter and path.stat().st_size < expected:
         raise CorruptRecordingError(
-            f"truncated sqlite3 file: {path.stat().st_size} bytes, the header says {expected}", path=str(path)
+            f"truncated sqlite3 file: {path.stat().st_size} bytes, the header says {expected}", path=str(name)
         )
 
 
@@ -47,25 +47,26 @@ class Db3Storage:
     """One rosbag2 ``.db3`` file.
 
     Args:
-        path: The file.
+        path: The file (local).
+        name: How messages name the file (a remote URL when ``path`` is a local copy); default: ``path``.
 
     Raises:
         CorruptRecordingError: The file is truncated or not a rosbag2 database.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        _check_size(path)
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        self.path: Path | str = name or path
+        _check_size(path, self.path)
         uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
-            with reading(path, "open rosbag2 sqlite3 file"):
+            with reading(self.path, "open rosbag2 sqlite3 file"):
                 tables = {
                     row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
                 }
                 definitions = self._definitions() if "message_definitions" in tables else {}
                 self._by_id = {
-                    topic_id: Channel(path, name, msgtype, fmt, *definitions.get(msgtype, ("", b"")))
+                    topic_id: Channel(self.path, name, msgtype, fmt, *definitions.get(msgtype, ("", b"")))
                     for topic_id, name, msgtype, fmt in self._db.execute(
                         "SELECT id, name, type, serialization_format FROM topics ORDER BY id"
                     )

@@ -27,7 +27,7 @@ class ChannelStats(NamedTuple):
 class Storage(Protocol):
     """One storage file (an MCAP file, a ROS1 bag, a rosbag2 ``.db3``)."""
 
-    path: Path
+    path: Path | str
     channels: list[Channel]
 
     def stats(self) -> dict[Channel, ChannelStats]:
@@ -44,7 +44,7 @@ class Storage(Protocol):
 
 
 @contextmanager
-def reading(path: Path, action: str) -> Iterator[None]:
+def reading(path: Path | str, action: str) -> Iterator[None]:
     """Turn any failure of a dependency while reading ``path`` into :class:`CorruptRecordingError`.
 
     Dependencies raise many unrelated types on damaged input (struct.error, KeyError, their own
@@ -65,7 +65,7 @@ def reading(path: Path, action: str) -> Iterator[None]:
         raise CorruptRecordingError(f"cannot {action}: {type(err).__name__}: {err}", path=str(path)) from err
 
 
-def guarded(path: Path, records: Iterator[Record]) -> Iterator[Record]:
+def guarded(path: Path | str, records: Iterator[Record]) -> Iterator[Record]:
     """Iterate ``records``, reporting damage as :class:`CorruptRecordingError` naming ``path``."""
     with reading(path, "read messages"):
         yield from records
