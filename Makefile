@@ -52,3 +52,5 @@ bench: install ## Print the benchmark figures
 	$(UV) run python bench/bench_read.py
 	$(UV) run python bench/bench_encode.py
 	$(UV) run python bench/bench_convert.py
+	$(UV) run python bench/bench_storage.py
+	$(UV) run python bench/bench_convert_s3.py
