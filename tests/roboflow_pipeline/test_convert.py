@@ -270,3 +270,25 @@ def test_malformed_image_message_is_a_clear_error(tmp_path: Path) -> None:
         convert([tmp_path / "bag"], config, tmp_path / "ds")
     message = str(info.value)
     assert "/test/sensor_msgs/image" in message and "expected" in message and "bag" in message
+
+
+def test_timestamp_mapping_records_the_source_time_of_any_message_type(tmp_path: Path) -> None:
+    rec = write_recording(tmp_path / "r.mcap", "mcap", duration_s=1.0, seed=3)
+    cam = camera_topic("cam_high")
+    config = loads_config(
+        f'[dataset]\nname = "t"\nfps = {FPS}\n'
+        f'[[mappings]]\ntopic = "{JOINT_TOPIC}"\nfeature = "observation.state"\n'
+        f'[[mappings]]\ntopic = "{cam}"\nfeature = "observation.camera_time"\nmapping_type = "timestamp"\n'
+    )
+    convert([rec.path], config, tmp_path / "ds")
+    ds = read_dataset(tmp_path / "ds")
+    info = ds.info["features"]["observation.camera_time"]
+    assert (info["dtype"], info["names"]) == ("float64", ["time_s"])
+    stamps = _stamps(rec, cam)
+    joints = _stamps(rec, JOINT_TOPIC)
+    start = max(int(stamps.min()), int(joints.min()))
+    got = ds.data["observation.camera_time"].to_numpy()
+    for k, value in enumerate(got):
+        t = start + k * NS // FPS
+        held = stamps[stamps <= t].max()  # timestamp mappings hold the last message
+        assert value == pytest.approx(held / 1e9, abs=1e-6)

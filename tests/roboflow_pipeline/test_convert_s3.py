@@ -24,6 +24,7 @@ from roboflow_cli.main import cli
 from roboflow_core import StorageError
 from roboflow_dataset.lerobot import read_dataset
 from roboflow_dataset.synth import SynthFormat, write_recording
+from roboflow_media import probe_video
 from roboflow_pipeline import convert
 from roboflow_storage import RetryPolicy, Storage
 
@@ -58,6 +59,21 @@ def files_of(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def assert_same_dataset(a: Path, b: Path) -> None:
+    """Metadata and parquet byte-identical; videos the same files with the same frame counts.
+
+    libx264 output is not byte-identical from run to run on this machine (its threading); the
+    decoded content of every frame is checked against the source by ``verify_dataset``.
+    """
+    files_a, files_b = files_of(a), files_of(b)
+    assert files_a.keys() == files_b.keys()
+    for name, data in files_a.items():
+        if name.endswith(".mp4"):
+            assert probe_video(a / name).frames == probe_video(b / name).frames, name
+        else:
+            assert data == files_b[name], name
+
+
 @pytest.mark.parametrize("fmt", ["mcap", "ros1", "ros2-db3", "ros2-mcap"])
 def test_s3_in_and_out_gives_the_same_dataset_as_local(
     tmp_path: Path, s3_bucket: S3Bucket, fmt: SynthFormat
@@ -84,7 +100,9 @@ def test_s3_in_and_out_gives_the_same_dataset_as_local(
     verify_dataset(remote, [rec])
     verify_dataset(tmp_path / "from_s3", [rec])
     # same encoder, same frames: the very same files
-    assert files_of(remote) == files_of(tmp_path / "local") == files_of(tmp_path / "from_s3")
+    verify_dataset(tmp_path / "from_s3", [rec])
+    assert_same_dataset(remote, tmp_path / "local")
+    assert_same_dataset(tmp_path / "from_s3", tmp_path / "local")
 
 
 def test_s3_glob_parallel_jobs_and_append(tmp_path: Path, s3_bucket: S3Bucket) -> None:
@@ -110,7 +128,8 @@ def test_s3_glob_parallel_jobs_and_append(tmp_path: Path, s3_bucket: S3Bucket) -
     remote = download(Storage.from_url(out), tmp_path / "downloaded")
     verify_dataset(remote, [*recs, bag_dir])
     assert read_dataset(remote).data.equals(read_dataset(tmp_path / "local").data)
-    assert files_of(remote) == files_of(tmp_path / "local")
+    verify_dataset(tmp_path / "local", [*recs, bag_dir])
+    assert_same_dataset(remote, tmp_path / "local")
 
 
 @pytest.mark.parametrize("fmt", ["mcap", "ros1"])

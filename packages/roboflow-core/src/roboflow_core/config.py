@@ -186,11 +186,6 @@ class RoboflowConfig(_Struct, frozen=True):
         """SHA-256 of the canonical encoding: equal configs hash equally, whatever the file's layout."""
         return hashlib.sha256(msgspec.json.encode(self, order="sorted")).hexdigest()
 
-    def to_toml_dict(self) -> dict[str, Any]:
-        """The config as plain builtins (for storing next to a dataset or in a store)."""
-        result: dict[str, Any] = msgspec.to_builtins(self)
-        return result
-
 
 _PATH_RE = re.compile(r"`\$(?P<path>[^`]*)`")
 _UNKNOWN_RE = re.compile(r"unknown field `([^`]+)`")

@@ -18,7 +18,7 @@ from roboflow_core import DecodeError, MediaError
 from roboflow_dataset._image_wire import read_raw_image
 from roboflow_media import decode_compressed_image, decode_raw_image
 
-__all__ = ["ImageExtractor", "VectorExtractor", "default_fields", "normalize_msgtype"]
+__all__ = ["ImageExtractor", "StampExtractor", "VectorExtractor", "default_fields", "normalize_msgtype"]
 
 _XYZ = ("x", "y", "z")
 _XYZW = ("x", "y", "z", "w")
@@ -148,6 +148,10 @@ class VectorExtractor:
                 names.extend(f"{path}[{i}]" for i in range(len(part)))
         return tuple(names)
 
+    def from_message(self, message: Any) -> np.ndarray:
+        """The vector of a source message (deserialized first)."""
+        return self(message.decode())
+
     def __call__(self, message: Any) -> np.ndarray:
         """The message's vector (float32, 1-D)."""
         parts: list[np.ndarray] = []
@@ -167,6 +171,23 @@ class VectorExtractor:
                 topic=self.topic,
             )
         return vector
+
+
+class StampExtractor:
+    """A ``timestamp`` mapping: the message's time in seconds (header stamp, else log time).
+
+    Works on any message type: nothing is deserialized.
+    """
+
+    names: tuple[str, ...] = ("time_s",)
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    def from_message(self, message: Any) -> np.ndarray:
+        """``[seconds]`` as float64."""
+        stamp = message.header_stamp_ns or message.log_time_ns
+        return np.array([stamp / 1e9], dtype=np.float64)
 
 
 class ImageExtractor:

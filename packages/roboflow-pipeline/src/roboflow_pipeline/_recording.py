@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,7 +18,7 @@ from roboflow_core import (
 )
 from roboflow_core.config import Mapping
 from roboflow_dataset.align import AlignmentPlan, TrackSpec, iter_aligned, plan_alignment, scan_stamps
-from roboflow_dataset.extract import ImageExtractor, VectorExtractor
+from roboflow_dataset.extract import ImageExtractor, StampExtractor, VectorExtractor
 from roboflow_dataset.lerobot import EpisodeStager, FeatureSpec, StagedEpisode
 from roboflow_dataset.sources import Message, Source, open_source
 from roboflow_executor import prefetch
@@ -52,7 +51,7 @@ class _Extractors:
     def __init__(self, source: Source, mappings: Sequence[Mapping]) -> None:
         types = {t.topic: t.msgtype for t in source.topics()}
         self.path = source.path
-        self.by_topic: dict[str, Callable[[Any], np.ndarray]] = {}
+        self.by_topic: dict[str, ImageExtractor | StampExtractor | VectorExtractor] = {}
         self.cameras: dict[str, str] = {}  # topic -> camera feature
         self.vectors: dict[str, list[str]] = {}  # feature -> topics, in mapping order
         self.dtypes: dict[str, str] = {}
@@ -61,21 +60,18 @@ class _Extractors:
             if m.is_image:
                 self.by_topic[m.topic] = ImageExtractor(m.topic, types[m.topic])
                 self.cameras[m.topic] = m.camera_key or m.feature
+                continue
+            if m.mapping_type is MappingType.TIMESTAMP:
+                self.by_topic[m.topic] = StampExtractor(m.topic)
+                self.dtypes[m.feature] = "float64"
             else:
                 self.by_topic[m.topic] = VectorExtractor(m.topic, types[m.topic], m.fields, m.names)
-                self.vectors.setdefault(m.feature, []).append(m.topic)
-                self.dtypes[m.feature] = "float64" if m.mapping_type is MappingType.TIMESTAMP else "float32"
+                self.dtypes.setdefault(m.feature, "float32")
+            self.vectors.setdefault(m.feature, []).append(m.topic)
 
     def decode(self, msg: Message) -> np.ndarray:
-        mapping = self.mappings[msg.topic]
         try:
-            if mapping.mapping_type is MappingType.TIMESTAMP:
-                stamp = msg.header_stamp_ns or msg.log_time_ns
-                return np.array([stamp / 1e9], dtype=np.float64)
-            extractor = self.by_topic[msg.topic]
-            if isinstance(extractor, ImageExtractor):
-                return extractor.from_message(msg)
-            return extractor(msg.decode())
+            return self.by_topic[msg.topic].from_message(msg)
         except DecodeError as err:
             raise DecodeError(
                 err.reason, path=self.path, topic=msg.topic, log_time_ns=msg.log_time_ns
@@ -87,10 +83,8 @@ class _Extractors:
             names: list[str] = []
             for topic in topics:
                 extractor = self.by_topic[topic]
-                if isinstance(extractor, VectorExtractor) and extractor.names is not None:
-                    names.extend(extractor.names)
-                else:
-                    names.append("time_s")
+                assert not isinstance(extractor, ImageExtractor) and extractor.names is not None
+                names.extend(extractor.names)
             specs.append(
                 FeatureSpec(name=feature, dtype=self.dtypes[feature], shape=(len(names),), names=tuple(names))
             )
