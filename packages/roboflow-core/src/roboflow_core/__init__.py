@@ -14,6 +14,7 @@ from roboflow_core.config import (
 )
 from roboflow_core.errors import (
     ConfigError,
+    CoordinationError,
     CorruptRecordingError,
     DatasetError,
     DecodeError,
@@ -29,6 +30,7 @@ from roboflow_core.errors import (
 __all__ = [
     "AlignmentConfig",
     "ConfigError",
+    "CoordinationError",
     "CorruptRecordingError",
     "DatasetConfig",
     "DatasetError",

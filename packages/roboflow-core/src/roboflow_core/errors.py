@@ -13,7 +13,8 @@ Every error a user can meet derives from :class:`RoboflowError` and names what f
     ├── MediaError             image decoding or video encoding failed
     ├── DatasetError           writing or reading a dataset failed
     ├── StorageError           storage URL, credentials, I/O against a store
-    └── PipelineError          a conversion failed as a whole (wraps the reasons above)
+    ├── PipelineError          a conversion failed as a whole (wraps the reasons above)
+    └── CoordinationError      the coordination store (SQLite/etcd/TiKV) is unreachable or refused
 
 Errors keep their context as attributes and survive a pickle round-trip, so worker
 processes can send them back to the parent unchanged.
@@ -25,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "CoordinationError",
     "CorruptRecordingError",
     "DatasetError",
     "DecodeError",
@@ -107,3 +109,7 @@ class StorageError(RoboflowError):
 
 class PipelineError(RoboflowError):
     """A conversion failed as a whole."""
+
+
+class CoordinationError(RoboflowError):
+    """The coordination store is unreachable, refused an operation, or holds an invalid record."""

@@ -1,0 +1,1 @@
+"""Roboflow distributed mode: coordination store, batches, workers, reaper and finalizer."""
