@@ -1,6 +1,7 @@
 """Roboflow pipeline: convert recordings into LeRobot datasets, locally and in parallel."""
 
 from roboflow_pipeline._convert import ConvertSummary, DatasetFormat, Failure, OnError, convert
+from roboflow_pipeline._publish import Published, dataset_episodes, open_output, publish_episodes
 from roboflow_pipeline._recording import RecordingPlan, convert_recording
 
 __all__ = [
@@ -8,7 +9,11 @@ __all__ = [
     "DatasetFormat",
     "Failure",
     "OnError",
+    "Published",
     "RecordingPlan",
     "convert",
     "convert_recording",
+    "dataset_episodes",
+    "open_output",
+    "publish_episodes",
 ]

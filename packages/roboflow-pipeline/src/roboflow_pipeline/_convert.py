@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from roboflow_core import PipelineError, RoboflowConfig, RoboflowError
-from roboflow_dataset.lerobot import StagedEpisode, merge_into_dataset
+from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
-from roboflow_pipeline._publish import RemoteDataset
+from roboflow_pipeline._publish import open_output, publish_episodes
 from roboflow_pipeline._recording import RecordingPlan, convert_recording
-from roboflow_storage import Storage, display_url, is_remote, resolve_inputs
+from roboflow_storage import Storage, display_url, resolve_inputs
 
 __all__ = ["ConvertSummary", "Failure", "convert"]
 
@@ -76,10 +77,6 @@ class ConvertSummary:
             lines.append(f"skipped   {len(self.failures)} recording(s):")
             lines.extend(f"  - {f.path}: {f.kind}: {f.reason}" for f in self.failures)
         return "\n".join(lines)
-
-
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 # --- worker side -------------------------------------------------------------------------------
@@ -204,45 +201,40 @@ def convert(
         RoboflowError: Inputs cannot be resolved.
     """
     started = time.monotonic()
-    remote = _remote_output(output)
-    with contextlib.ExitStack() as stack:
-        publisher = stack.enter_context(RemoteDataset(remote)) if remote is not None else None
-        out = publisher.root if publisher is not None else _local_output(output)
-        paths = [str(p) for p in resolve_inputs(inputs)]
-        summary = ConvertSummary(output=remote.url if remote is not None else str(out), fmt=fmt)
-        progress = progress or Progress(stream=io.StringIO())
-        staging_base = publisher.workdir if publisher is not None else out.parent
-        staging_root = staging_base / f".{out.name}.staging" / uuid.uuid4().hex[:12]
-        staging_root.mkdir(parents=True, exist_ok=True)
-        stack.callback(_remove_if_empty, staging_root.parent)
-        stack.callback(shutil.rmtree, staging_root, True)
-        _convert_into(
-            paths, config, out, staging_root, summary, progress, publisher, fmt, jobs, on_error, tasks
-        )
+    storage = open_output(output)
+    paths = [str(p) for p in resolve_inputs(inputs)]
+    summary = ConvertSummary(output=storage.url, fmt=fmt)
+    progress = progress or Progress(stream=io.StringIO())
+    with _staging_root(storage) as staging_root:
+        _convert_into(paths, config, storage, staging_root, summary, progress, fmt, jobs, on_error, tasks)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _local_output(output: str | os.PathLike[str] | Storage) -> Path:
-    return Path(output.location.prefix) if isinstance(output, Storage) else Path(output)
-
-
-def _remote_output(output: str | os.PathLike[str] | Storage) -> Storage | None:
-    if isinstance(output, Storage):
-        return None if output.is_local else output
-    if isinstance(output, str) and is_remote(output):
-        return Storage.from_url(output)
-    return None
+@contextmanager
+def _staging_root(storage: Storage) -> Iterator[Path]:
+    """Where episodes are staged: beside a local dataset (same disk), else in a temp directory."""
+    if storage.is_local:
+        out = Path(storage.location.prefix)
+        base = out.parent / f".{out.name}.staging"
+    else:
+        base = Path(tempfile.mkdtemp(prefix="roboflow-staging-"))
+    root = base / uuid.uuid4().hex[:12]
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        _remove_if_empty(base)
 
 
 def _convert_into(
     paths: list[str],
     config: RoboflowConfig,
-    out: Path,
+    output: Storage,
     staging_root: Path,
     summary: ConvertSummary,
     progress: Progress,
-    publisher: RemoteDataset | None,
     fmt: DatasetFormat,
     jobs: int,
     on_error: OnError,
@@ -274,20 +266,15 @@ def _convert_into(
             path=first.path,
         )
     ordered = [staged[i] for i in sorted(staged)]
-    if ordered:
-        if publisher is not None:
-            publisher.fetch_metadata()
-        result = merge_into_dataset(
-            out, ordered, fmt=fmt, robot_type=config.dataset.robot_type, fps=config.dataset.fps
-        )
-        summary.total_episodes = result.total_episodes
     summary.episodes = len(ordered)
     summary.frames = sum(s.length for s in ordered)
     summary.encoders = {v.backend for s in ordered for v in s.videos.values()}
-    if publisher is not None:
-        summary.output_bytes = publisher.publish() if ordered else 0
-    else:
-        summary.output_bytes = _dir_bytes(out) if out.exists() else 0
+    if ordered:
+        published = publish_episodes(
+            output, ordered, fmt=fmt, robot_type=config.dataset.robot_type, fps=config.dataset.fps
+        )
+        summary.total_episodes = published.total_episodes
+        summary.output_bytes = published.output_bytes
 
 
 def _run_inline(

@@ -18,20 +18,24 @@ target in a store, :class:`RemoteDataset`:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from roboflow_dataset.lerobot import DatasetFormat
+from roboflow_core import DatasetError
+from roboflow_dataset.lerobot import DatasetFormat, StagedEpisode, merge_into_dataset
 from roboflow_dataset.lerobot.layout import layout_for
 from roboflow_dataset.lerobot.reader import INFO, is_v3, read_episodes, read_info
-from roboflow_storage import Storage
+from roboflow_storage import ObjectNotFoundError, Storage
 
-__all__ = ["RemoteDataset"]
+__all__ = ["Published", "RemoteDataset", "dataset_episodes", "open_output", "publish_episodes"]
 
 _META = "meta"
 _UNREFERENCED = ("data/", "videos/", "meta/episodes/")
@@ -131,3 +135,67 @@ class RemoteDataset:
         ]
         for key in stale:
             self.storage.delete(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What :func:`publish_episodes` did."""
+
+    total_episodes: int
+    output_bytes: int
+
+
+def open_output(output: str | os.PathLike[str] | Storage) -> Storage:
+    """The dataset's root as a :class:`Storage` (a plain path becomes a local store)."""
+    return output if isinstance(output, Storage) else Storage.from_url(os.fspath(output))
+
+
+def _local_root(storage: Storage) -> Path:
+    return Path(storage.location.prefix)
+
+
+def dataset_episodes(output: str | os.PathLike[str] | Storage) -> int:
+    """``total_episodes`` of the dataset at ``output``; 0 when there is none yet (no info.json).
+
+    Raises:
+        DatasetError: ``info.json`` exists but cannot be parsed.
+        StorageError: The store cannot be read.
+    """
+    storage = open_output(output)
+    try:
+        raw = storage.get(INFO)
+    except ObjectNotFoundError:
+        return 0
+    try:
+        return int(json.loads(raw)["total_episodes"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise DatasetError(f"unreadable {INFO}: {err}", path=storage.url) from err
+
+
+def publish_episodes(
+    output: str | os.PathLike[str] | Storage,
+    staged: Sequence[StagedEpisode],
+    *,
+    fmt: DatasetFormat,
+    robot_type: str | None,
+    fps: int,
+) -> Published:
+    """Merge staged episodes, in order, into the dataset at ``output`` (local or in a store).
+
+    A local dataset is merged in place; a dataset in a store is merged in a local working
+    directory and uploaded by :class:`RemoteDataset`, ``meta/info.json`` last.
+
+    Raises:
+        DatasetError: The episodes do not fit each other or the existing dataset.
+        StorageError: An upload failed (the store still shows the dataset as it was).
+    """
+    storage = open_output(output)
+    if storage.is_local:
+        root = _local_root(storage)
+        result = merge_into_dataset(root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
+        size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+        return Published(result.total_episodes, size)
+    with RemoteDataset(storage) as publisher:
+        publisher.fetch_metadata()
+        result = merge_into_dataset(publisher.root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
+        return Published(result.total_episodes, publisher.publish())
