@@ -33,7 +33,7 @@ from roboflow_core import DatasetError
 from roboflow_dataset.lerobot import DatasetFormat, StagedEpisode, merge_into_dataset
 from roboflow_dataset.lerobot.layout import layout_for
 from roboflow_dataset.lerobot.reader import INFO, is_v3, read_episodes, read_info
-from roboflow_storage import ObjectNotFoundError, Storage
+from roboflow_storage import ObjectNotFoundError, Storage, upload_file
 
 __all__ = ["Published", "RemoteDataset", "dataset_episodes", "open_output", "publish_episodes"]
 
@@ -102,19 +102,11 @@ class RemoteDataset:
         meta = sorted(k for k in changed if k.startswith(f"{_META}/") and k != INFO)
         for batch in (payload, meta):
             with ThreadPoolExecutor(self.uploads, thread_name_prefix="roboflow-upload") as pool:
-                for future in [pool.submit(self._upload, key, changed[key]) for key in batch]:
+                for future in [pool.submit(upload_file, self.storage, key, changed[key]) for key in batch]:
                     future.result()
         if INFO in changed:
-            self._upload(INFO, changed[INFO])
+            upload_file(self.storage, INFO, changed[INFO])
         return sum(info.size for info in self.storage.list())
-
-    def _upload(self, key: str, path: Path) -> None:
-        if path.stat().st_size <= self.storage.part_size:
-            self.storage.put(key, path.read_bytes())
-            return
-        with self.storage.open_writer(key) as out, path.open("rb") as src:
-            while chunk := src.read(self.storage.part_size):
-                out.write(chunk)
 
     def _referenced(self) -> set[str]:
         """Keys of the data, video and episodes-metadata files the merged dataset points to."""

@@ -6,6 +6,7 @@ turns the inputs a user names into recordings.
 """
 
 from roboflow_storage._cache import LruCache
+from roboflow_storage._files import download_tree, upload_file, upload_tree
 from roboflow_storage._info import ObjectInfo
 from roboflow_storage._inputs import (
     RECORDING_SUFFIXES,
@@ -36,9 +37,12 @@ __all__ = [
     "RetryPolicy",
     "Storage",
     "display_url",
+    "download_tree",
     "is_remote",
     "local_path",
     "open_remote",
     "recording_bytes",
     "resolve_inputs",
+    "upload_file",
+    "upload_tree",
 ]

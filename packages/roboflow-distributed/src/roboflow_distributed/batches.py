@@ -1,0 +1,287 @@
+"""Submitting batches and looking after them: the API behind ``roboflow submit``, ``batch`` and ``jobs``."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from roboflow_core import CoordinationError, RoboflowError
+from roboflow_distributed import keys
+from roboflow_distributed.configs import store_config
+from roboflow_distributed.records import (
+    BatchPhase,
+    BatchSpec,
+    BatchStatus,
+    UnitStatus,
+    Versioned,
+    WorkUnit,
+    decode,
+    encode,
+    read,
+    scan,
+)
+from roboflow_distributed.store import ABSENT, Compare, Store
+from roboflow_storage import Storage, is_remote
+
+__all__ = [
+    "Batch",
+    "cancel_batch",
+    "cancel_unit",
+    "default_staging",
+    "failure_reason",
+    "find_unit",
+    "get_batch",
+    "list_batches",
+    "list_units",
+    "retry_unit",
+    "set_phase",
+    "submit_batch",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch's spec with its current status."""
+
+    spec: BatchSpec
+    status: Versioned[BatchStatus]
+
+    def to_builtins(self) -> dict[str, object]:
+        """A JSON-ready view (for ``--json``)."""
+        return {"spec": msgspec.to_builtins(self.spec), "status": msgspec.to_builtins(self.status.record)}
+
+
+def _new_batch_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def default_staging(output: str) -> str:
+    """Where workers stage episodes for ``output``: beside it, as ``<output>.roboflow-staging``."""
+    if not is_remote(output):
+        path = os.path.abspath(output).rstrip("/")
+        return f"{path}.roboflow-staging"
+    parts = urlsplit(output)
+    path = parts.path.rstrip("/")
+    path = f"{path}.roboflow-staging" if path else "/.roboflow-staging"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+def submit_batch(
+    store: Store,
+    sources: Sequence[str],
+    config_text: str,
+    output: str,
+    *,
+    config_source: str = "<config>",
+    fmt: str = "lerobot-v3",
+    task: str | None = None,
+    max_attempts: int = 3,
+    name: str | None = None,
+    staging: str | None = None,
+) -> BatchSpec:
+    """Validate and store a batch; the scanner expands its sources into work units.
+
+    Args:
+        store: The coordination store.
+        sources: Recordings, directories, prefixes or globs (local or store URLs).
+        config_text: The TOML config (validated, stored by its content hash).
+        output: The dataset's URL or path (appended to when it exists).
+        config_source: Where the config came from, for error messages.
+        fmt: ``lerobot-v3`` or ``lerobot-v2.1``.
+        task: The episodes' task (defaults to the config's).
+        max_attempts: Failed conversions of a unit before it is Dead.
+        name: A human name (defaults to the id).
+        staging: Where staged episodes go (defaults to :func:`default_staging`).
+
+    Raises:
+        ConfigError: The config is invalid.
+        StorageError: ``output`` or ``staging`` is not a valid storage URL.
+        CoordinationError: No sources, or the store is unreachable.
+    """
+    if not sources:
+        raise CoordinationError("a batch needs at least one input")
+    if max_attempts < 1:
+        raise CoordinationError(f"max_attempts must be >= 1, got {max_attempts}")
+    digest, _ = store_config(store, config_text, source=config_source)
+    output = output if is_remote(output) else os.path.abspath(output)
+    staging = staging or default_staging(output)
+    for url in (output, staging):
+        Storage.from_url(url)  # validates the URL and credentials syntax now, not in a worker
+    batch_id = _new_batch_id()
+    spec = BatchSpec(
+        id=batch_id,
+        name=name or batch_id,
+        sources=[s if is_remote(s) else os.path.abspath(s) for s in sources],
+        output=output,
+        staging=staging,
+        config_hash=digest,
+        format=fmt,
+        task=task,
+        max_attempts=max_attempts,
+        submitted_at=time.time(),
+        submitted_by=_user(),
+    )
+    status = BatchStatus(phase=BatchPhase.PENDING, updated_at=time.time())
+    spec_key, status_key = keys.batch_spec(batch_id), keys.batch_status(batch_id)
+    if not store.txn(
+        [Compare(spec_key, ABSENT), Compare(status_key, ABSENT)],
+        {spec_key: encode(spec), status_key: encode(status)},
+    ):
+        raise CoordinationError("batch id already taken; submit again", batch=batch_id)
+    return spec
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def list_batches(store: Store) -> list[Batch]:
+    """Every batch, oldest first."""
+    specs = {v.record.id: v.record for v in scan(store, keys.BATCH_SPECS, BatchSpec)}
+    statuses = {e.key.rsplit("/", 1)[-1]: decode(e, BatchStatus) for e in store.scan(keys.BATCH_STATUSES)}
+    return [Batch(spec, statuses[bid]) for bid, spec in sorted(specs.items()) if bid in statuses]
+
+
+def get_batch(store: Store, batch_id: str) -> Batch:
+    """One batch.
+
+    Raises:
+        CoordinationError: No such batch.
+    """
+    spec = read(store, keys.batch_spec(batch_id), BatchSpec)
+    status = read(store, keys.batch_status(batch_id), BatchStatus)
+    if spec is None or status is None:
+        raise CoordinationError("no such batch", batch=batch_id)
+    return Batch(spec.record, status)
+
+
+def set_phase(
+    store: Store, batch_id: str, current: Versioned[BatchStatus], **changes: object
+) -> Versioned[BatchStatus] | None:
+    """Compare-and-swap the batch status; the new status, or ``None`` when someone else changed it."""
+    new = msgspec.structs.replace(current.record, updated_at=time.time(), **changes)
+    key = keys.batch_status(batch_id)
+    if not store.txn([Compare(key, current.version)], {key: encode(new)}):
+        return None
+    return read(store, key, BatchStatus)
+
+
+def cancel_batch(store: Store, batch_id: str) -> BatchStatus:
+    """Cancel a batch: it stops (its pending units are cancelled); a finished batch is left as it is.
+
+    Raises:
+        CoordinationError: No such batch, or it is already finished.
+    """
+    while True:
+        batch = get_batch(store, batch_id)
+        if batch.status.record.phase.terminal:
+            raise CoordinationError(f"batch is already {batch.status.record.phase}", batch=batch_id)
+        done = set_phase(store, batch_id, batch.status, phase=BatchPhase.CANCELLED, finished_at=time.time())
+        if done is not None:
+            break
+    for unit in list_units(store, batch_id):
+        if unit.record.status in (UnitStatus.PENDING, UnitStatus.FAILED):
+            _cancel(store, unit)
+    return done.record
+
+
+def list_units(
+    store: Store, batch_id: str | None = None, status: UnitStatus | None = None
+) -> list[Versioned[WorkUnit]]:
+    """Work units of one batch (or all), optionally only those with ``status``; in batch, seq order."""
+    batches = [batch_id] if batch_id else [b.spec.id for b in list_batches(store)]
+    units: list[Versioned[WorkUnit]] = []
+    for bid in batches:
+        found = scan(store, keys.units_of(bid), WorkUnit)
+        units.extend(sorted(found, key=lambda u: (u.record.seq, u.record.id)))
+    return [u for u in units if status is None or u.record.status == status]
+
+
+def find_unit(store: Store, ref: str) -> Versioned[WorkUnit]:
+    """A unit by ``BATCH/UNIT`` or by a unit id (prefix) that is unique across batches.
+
+    Raises:
+        CoordinationError: None or several match.
+    """
+    if "/" in ref:
+        batch_id, unit_id = ref.split("/", 1)
+        found = read(store, keys.unit(batch_id, unit_id), WorkUnit)
+        matches = [found] if found is not None else []
+    else:
+        matches = [u for u in list_units(store) if u.record.id.startswith(ref)]
+    if not matches:
+        raise CoordinationError("no such job", job=ref)
+    if len(matches) > 1:
+        raise CoordinationError(f"{len(matches)} jobs match; name it as BATCH/UNIT", job=ref)
+    return matches[0]
+
+
+def retry_unit(store: Store, ref: str) -> WorkUnit:
+    """Queue a Dead, Failed or Cancelled unit again with its attempts reset.
+
+    Raises:
+        CoordinationError: No such unit, it is not finished, or its batch no longer runs.
+    """
+    unit = find_unit(store, ref)
+    record = unit.record
+    if record.status not in (UnitStatus.DEAD, UnitStatus.FAILED, UnitStatus.CANCELLED):
+        raise CoordinationError(
+            f"job is {record.status}; only dead, failed or cancelled jobs are retried", job=ref
+        )
+    batch = get_batch(store, record.batch)
+    if batch.status.record.phase not in (BatchPhase.RUNNING, BatchPhase.DISCOVERING):
+        raise CoordinationError(
+            f"its batch is {batch.status.record.phase}; submit the recording in a new batch", job=ref
+        )
+    new = msgspec.structs.replace(
+        record,
+        status=UnitStatus.PENDING,
+        attempts=0,
+        lost=0,
+        owner=None,
+        error=None,
+        error_kind=None,
+        updated_at=time.time(),
+    )
+    ukey, pkey = keys.unit(record.batch, record.id), keys.pending(record.batch, record.id)
+    if not store.txn([Compare(ukey, unit.version)], {ukey: encode(new), pkey: b""}):
+        raise CoordinationError("job changed meanwhile; try again", job=ref)
+    return new
+
+
+def cancel_unit(store: Store, ref: str) -> WorkUnit:
+    """Cancel a unit that has not finished (a running one's result is then discarded).
+
+    Raises:
+        CoordinationError: No such unit, or it already finished.
+    """
+    unit = find_unit(store, ref)
+    if unit.record.status.terminal:
+        raise CoordinationError(f"job is already {unit.record.status}", job=ref)
+    if not _cancel(store, unit):
+        raise CoordinationError("job changed meanwhile; try again", job=ref)
+    return msgspec.structs.replace(unit.record, status=UnitStatus.CANCELLED)
+
+
+def _cancel(store: Store, unit: Versioned[WorkUnit]) -> bool:
+    record = unit.record
+    new = msgspec.structs.replace(record, status=UnitStatus.CANCELLED, updated_at=time.time())
+    ukey, pkey = keys.unit(record.batch, record.id), keys.pending(record.batch, record.id)
+    return store.txn([Compare(ukey, unit.version)], {ukey: encode(new)}, [pkey])
+
+
+def failure_reason(err: BaseException) -> tuple[str, str]:
+    """``(reason, kind)`` of an error, for a unit's record."""
+    if isinstance(err, RoboflowError):
+        return str(err), type(err).__name__
+    return f"{type(err).__name__}: {err}", "InternalError"

@@ -1,0 +1,210 @@
+"""The finalizer role: when every unit of a batch has finished, merge its staged episodes.
+
+Running -> Merging is a compare-and-swap, and the merge itself runs under a per-batch lease, so
+exactly one pod merges a batch at a time. The merge is restartable: its record (``merge/{batch}``)
+fixes the units (in source order) and the dataset's episode count before the merge, so a finalizer
+that dies mid-merge is followed by one that either redoes the merge (the dataset still has the old
+count: ``info.json`` is written last) or only marks the batch complete (the new count is there).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import msgspec
+
+from roboflow_core import CoordinationError, RoboflowError, StorageError
+from roboflow_distributed import keys
+from roboflow_distributed.batches import Batch, list_batches, list_units, set_phase
+from roboflow_distributed.configs import fetch_config
+from roboflow_distributed.locks import Lease
+from roboflow_distributed.records import (
+    BatchPhase,
+    BatchStatus,
+    MergeState,
+    UnitStatus,
+    Versioned,
+    WorkUnit,
+    encode,
+    read,
+)
+from roboflow_distributed.settings import Settings
+from roboflow_distributed.staging import download_staged, remove_batch
+from roboflow_distributed.store import ABSENT, Compare, Store
+from roboflow_pipeline import dataset_episodes, publish_episodes
+from roboflow_storage import Storage
+
+__all__ = ["Finalizer"]
+
+log = logging.getLogger("roboflow.finalizer")
+
+
+class Finalizer:
+    """Moves finished batches Running -> Merging -> Complete | Failed."""
+
+    def __init__(self, store: Store, pod: str, settings: Settings) -> None:
+        self.store = store
+        self.pod = pod
+        self.settings = settings
+
+    def tick(self) -> bool:
+        """One pass over the batches; whether a batch was merged or failed."""
+        acted = False
+        for batch in list_batches(self.store):
+            phase = batch.status.record.phase
+            if phase is BatchPhase.RUNNING:
+                batch = self._close_running(batch) or batch
+            if batch.status.record.phase is BatchPhase.MERGING:
+                acted |= self._merge_under_lease(batch)
+        return acted
+
+    def _close_running(self, batch: Batch) -> Batch | None:
+        units = list_units(self.store, batch.spec.id)
+        if any(not u.record.status.terminal for u in units):
+            return None
+        counts = _counts(units)
+        moved = set_phase(self.store, batch.spec.id, batch.status, phase=BatchPhase.MERGING, **counts)
+        return Batch(batch.spec, moved) if moved is not None else None
+
+    def _merge_under_lease(self, batch: Batch) -> bool:
+        lease = Lease(self.store, f"merge/{batch.spec.id}", self.pod, self.settings.lock_ttl)
+        if not lease.acquire():
+            return False
+        try:
+            with _renewing(lease):
+                self.merge(batch)
+        except (StorageError, CoordinationError) as err:
+            log.warning("merge of %s interrupted, will retry: %s", batch.spec.id, err)
+            return False
+        finally:
+            lease.release()
+        return True
+
+    def merge(self, batch: Batch) -> None:
+        """Merge the batch's complete units into its dataset and finish the batch."""
+        spec = batch.spec
+        state = self._merge_state(batch)
+        units = {u.record.id: u.record for u in list_units(self.store, spec.id)}
+        done = [units[uid] for uid in state.units]
+        if not done:
+            reasons = sorted({u.error or str(u.status) for u in units.values()})[:3]
+            self._end(batch, BatchPhase.FAILED, error=f"no recording was converted: {'; '.join(reasons)}")
+            return
+        found = dataset_episodes(spec.output)
+        expected = state.base_episodes + len(done)
+        try:
+            if found == state.base_episodes:
+                self._publish(batch, done)
+            elif found != expected:
+                raise CoordinationError(
+                    f"the dataset changed during the merge: it has {found} episodes, expected "
+                    f"{state.base_episodes} (before) or {expected} (after)",
+                    path=spec.output,
+                )
+        except RoboflowError as err:
+            if isinstance(err, StorageError):
+                raise
+            log.error("merge of %s failed: %s", spec.id, err)
+            self._end(batch, BatchPhase.FAILED, error=str(err))
+            return
+        self._end(
+            batch,
+            BatchPhase.COMPLETE,
+            episodes=len(done),
+            frames=sum(u.frames for u in done),
+            dataset_episodes=expected,
+        )
+        log.info("batch %s complete: %d episodes into %s", spec.id, len(done), spec.output)
+
+    def _merge_state(self, batch: Batch) -> MergeState:
+        key = keys.merge(batch.spec.id)
+        saved = read(self.store, key, MergeState)
+        if saved is not None:
+            return saved.record
+        complete = list_units(self.store, batch.spec.id, UnitStatus.COMPLETE)
+        state = MergeState(
+            batch=batch.spec.id,
+            units=[u.record.id for u in sorted(complete, key=lambda u: (u.record.source, u.record.id))],
+            base_episodes=dataset_episodes(batch.spec.output),
+            started_at=time.time(),
+        )
+        if not self.store.txn([Compare(key, ABSENT)], {key: encode(state)}):
+            raise CoordinationError("another finalizer started this merge", batch=batch.spec.id)
+        return state
+
+    def _publish(self, batch: Batch, units: list[WorkUnit]) -> None:
+        spec = batch.spec
+        config = fetch_config(self.store, spec.config_hash)
+        staging = Storage.from_url(spec.staging)
+        workdir = Path(tempfile.mkdtemp(prefix="roboflow-merge-"))
+        try:
+            staged = []
+            for unit in units:
+                if unit.staged is None:
+                    raise CoordinationError("complete unit without a staged episode", unit=unit.id)
+                staged.append(download_staged(staging, unit.staged, workdir / unit.id))
+            publish_episodes(
+                spec.output,
+                staged,
+                fmt="lerobot-v2.1" if spec.format == "lerobot-v2.1" else "lerobot-v3",
+                robot_type=config.dataset.robot_type,
+                fps=config.dataset.fps,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _end(self, batch: Batch, phase: BatchPhase, **changes: object) -> None:
+        """Finish the batch (CAS from its Merging status) and clean its staging and bookkeeping."""
+        bid = batch.spec.id
+        current: Versioned[BatchStatus] | None = read(self.store, keys.batch_status(bid), BatchStatus)
+        if current is None or current.record.phase is not BatchPhase.MERGING:
+            return
+        new = msgspec.structs.replace(
+            current.record, phase=phase, finished_at=time.time(), updated_at=time.time(), **changes
+        )
+        status_key = keys.batch_status(bid)
+        if not self.store.txn(
+            [Compare(status_key, current.version)], {status_key: encode(new)}, [keys.merge(bid)]
+        ):
+            raise CoordinationError("batch status changed during the merge", batch=bid)
+        remove_batch(Storage.from_url(batch.spec.staging), bid)
+        for entry in self.store.scan(f"{keys.PREFIX}state/{bid}/"):
+            self.store.txn(deletes=[entry.key])
+
+
+def _counts(units: list[Versioned[WorkUnit]]) -> dict[str, object]:
+    statuses = [u.record.status for u in units]
+    return {
+        "units_total": len(units),
+        "units_complete": statuses.count(UnitStatus.COMPLETE),
+        "units_dead": statuses.count(UnitStatus.DEAD),
+        "units_cancelled": statuses.count(UnitStatus.CANCELLED),
+    }
+
+
+@contextmanager
+def _renewing(lease: Lease) -> Iterator[None]:
+    """Renew ``lease`` in the background while the body runs."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease.ttl / 3):
+            try:
+                lease.acquire()
+            except CoordinationError as err:
+                log.warning("lease renewal failed: %s", err)
+
+    thread = threading.Thread(target=renew, name="lease-renew", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

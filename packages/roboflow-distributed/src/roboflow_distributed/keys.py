@@ -1,0 +1,98 @@
+"""Where each record lives in the coordination store: every key is under ``/roboflow/v1/``.
+
+=============================================  =====================================================
+key                                            record
+=============================================  =====================================================
+``batch/specs/{batch}``                        :class:`~roboflow_distributed.records.BatchSpec`
+``batch/statuses/{batch}``                     :class:`~roboflow_distributed.records.BatchStatus`
+``batch/workunits/{batch}/{unit}``             :class:`~roboflow_distributed.records.WorkUnit`
+``batch/pending/{batch}/{unit}``               the queue: present while the unit waits for a worker
+``heartbeat/{pod}``                            :class:`~roboflow_distributed.records.Heartbeat`
+``locks/{resource}``                           :class:`~roboflow_distributed.records.Lock`
+``state/{batch}/{unit}``                       :class:`~roboflow_distributed.records.Checkpoint`
+``configs/{sha256}``                           the TOML text of a config, by its content hash
+``merge/{batch}``                              :class:`~roboflow_distributed.records.MergeState`
+=============================================  =====================================================
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BATCH_SPECS",
+    "BATCH_STATUSES",
+    "HEARTBEATS",
+    "PENDING",
+    "PREFIX",
+    "batch_spec",
+    "batch_status",
+    "checkpoint",
+    "config",
+    "heartbeat",
+    "lock",
+    "merge",
+    "pending",
+    "pending_of",
+    "unit",
+    "units_of",
+]
+
+PREFIX = "/roboflow/v1/"
+BATCH_SPECS = f"{PREFIX}batch/specs/"
+BATCH_STATUSES = f"{PREFIX}batch/statuses/"
+PENDING = f"{PREFIX}batch/pending/"
+HEARTBEATS = f"{PREFIX}heartbeat/"
+
+
+def batch_spec(batch: str) -> str:
+    """The batch's spec (immutable after submit)."""
+    return f"{BATCH_SPECS}{batch}"
+
+
+def batch_status(batch: str) -> str:
+    """The batch's phase and counts."""
+    return f"{BATCH_STATUSES}{batch}"
+
+
+def units_of(batch: str) -> str:
+    """Prefix of every work unit of a batch."""
+    return f"{PREFIX}batch/workunits/{batch}/"
+
+
+def unit(batch: str, unit_id: str) -> str:
+    """One work unit."""
+    return f"{units_of(batch)}{unit_id}"
+
+
+def pending_of(batch: str) -> str:
+    """Prefix of the batch's pending queue."""
+    return f"{PENDING}{batch}/"
+
+
+def pending(batch: str, unit_id: str) -> str:
+    """A unit's place in the pending queue."""
+    return f"{pending_of(batch)}{unit_id}"
+
+
+def heartbeat(pod: str) -> str:
+    """A pod's heartbeat."""
+    return f"{HEARTBEATS}{pod}"
+
+
+def lock(resource: str) -> str:
+    """A named lock (``scanner``, ``merge/{batch}``)."""
+    return f"{PREFIX}locks/{resource}"
+
+
+def checkpoint(batch: str, unit_id: str) -> str:
+    """A unit's progress checkpoint."""
+    return f"{PREFIX}state/{batch}/{unit_id}"
+
+
+def config(sha256: str) -> str:
+    """A config's TOML text, addressed by its content hash."""
+    return f"{PREFIX}configs/{sha256}"
+
+
+def merge(batch: str) -> str:
+    """The finalizer's merge record of a batch."""
+    return f"{PREFIX}merge/{batch}"

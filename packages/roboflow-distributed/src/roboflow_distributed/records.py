@@ -1,0 +1,211 @@
+"""The records kept in the coordination store (msgspec Structs, JSON on the wire).
+
+Every record is read together with its store version (:class:`Versioned`), and every change is
+a compare-and-swap on that version, so two pods never both win a transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+import msgspec
+
+from roboflow_core import CoordinationError
+from roboflow_distributed.store import Entry, Store
+
+__all__ = [
+    "API_VERSION",
+    "BatchPhase",
+    "BatchSpec",
+    "BatchStatus",
+    "Checkpoint",
+    "Heartbeat",
+    "Lock",
+    "MergeState",
+    "UnitStatus",
+    "Versioned",
+    "WorkUnit",
+    "decode",
+    "encode",
+    "read",
+    "scan",
+]
+
+API_VERSION = "roboflow/v1"
+
+
+class BatchPhase(StrEnum):
+    """Where a batch is: Pending -> Discovering -> Running -> Merging -> Complete | Failed | Cancelled."""
+
+    PENDING = "pending"
+    DISCOVERING = "discovering"
+    RUNNING = "running"
+    MERGING = "merging"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """No more work will happen on the batch."""
+        return self in (BatchPhase.COMPLETE, BatchPhase.FAILED, BatchPhase.CANCELLED)
+
+
+class UnitStatus(StrEnum):
+    """Where a work unit is: Pending -> Processing -> Complete | Failed (retried) | Dead | Cancelled."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """The unit will not run again (unless retried by hand)."""
+        return self in (UnitStatus.COMPLETE, UnitStatus.DEAD, UnitStatus.CANCELLED)
+
+
+class BatchSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What a user submitted: immutable after submit."""
+
+    id: str
+    name: str
+    sources: list[str]
+    output: str
+    staging: str
+    config_hash: str
+    format: str = "lerobot-v3"
+    task: str | None = None
+    max_attempts: int = 3
+    submitted_at: float
+    submitted_by: str = ""
+    api_version: str = API_VERSION
+    kind: str = "BatchJob"
+
+
+class BatchStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch's phase and what came of it."""
+
+    phase: BatchPhase = BatchPhase.PENDING
+    units_total: int = 0
+    units_complete: int = 0
+    units_dead: int = 0
+    units_cancelled: int = 0
+    episodes: int = 0
+    frames: int = 0
+    dataset_episodes: int = 0
+    error: str | None = None
+    updated_at: float = 0.0
+    finished_at: float | None = None
+
+
+class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
+    """One recording of a batch, converted into one staged episode.
+
+    ``attempts`` counts conversions that ended in an error; ``lost`` counts claims whose worker
+    died (re-queued by the reaper). ``staged`` is the URL of the finished staged episode.
+    """
+
+    id: str
+    batch: str
+    source: str
+    size: int
+    config_hash: str
+    seq: int
+    status: UnitStatus = UnitStatus.PENDING
+    owner: str | None = None
+    attempts: int = 0
+    lost: int = 0
+    max_attempts: int = 3
+    claims: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    staged: str | None = None
+    frames: int = 0
+    updated_at: float = 0.0
+
+
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """A pod saying it is alive, and what it works on."""
+
+    pod: str
+    roles: list[str]
+    at: float
+    started_at: float
+    unit: str | None = None
+    host: str = ""
+    pid: int = 0
+
+
+class Lock(msgspec.Struct, frozen=True, kw_only=True):
+    """A lease: valid until ``expires_at``; ``fencing`` grows with every new holder."""
+
+    owner: str
+    fencing: int
+    expires_at: float
+
+
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A unit's progress, saved while it converts (and kept for a restarted unit)."""
+
+    unit: str
+    pod: str
+    claim: int
+    frames_done: int = 0
+    frames_total: int = 0
+    staged: str | None = None
+    updated_at: float = 0.0
+
+
+class MergeState(msgspec.Struct, frozen=True, kw_only=True):
+    """The finalizer's record of a merge: which units, onto how many existing episodes."""
+
+    batch: str
+    units: list[str]
+    base_episodes: int
+    started_at: float
+
+
+_R = TypeVar("_R", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned(Generic[_R]):
+    """A record with the store version it was read at (the version to compare against)."""
+
+    record: _R
+    version: int
+
+
+def encode(record: msgspec.Struct) -> bytes:
+    """The record's wire form (JSON)."""
+    return msgspec.json.encode(record)
+
+
+def decode(entry: Entry, kind: type[_R]) -> Versioned[_R]:
+    """Decode an entry into a record.
+
+    Raises:
+        CoordinationError: The value is not a valid ``kind`` (names the key).
+    """
+    try:
+        return Versioned(msgspec.json.decode(entry.value, type=kind), entry.version)
+    except msgspec.ValidationError as err:
+        raise CoordinationError(f"invalid {kind.__name__} record: {err}", key=entry.key) from err
+    except msgspec.DecodeError as err:
+        raise CoordinationError(f"{kind.__name__} record is not JSON: {err}", key=entry.key) from err
+
+
+def read(store: Store, key: str, kind: type[_R]) -> Versioned[_R] | None:
+    """The record at ``key`` with its version, or ``None``."""
+    entry = store.get(key)
+    return None if entry is None else decode(entry, kind)
+
+
+def scan(store: Store, prefix: str, kind: type[_R]) -> list[Versioned[_R]]:
+    """Every record under ``prefix``, in key order."""
+    return [decode(e, kind) for e in store.scan(prefix)]

@@ -1,0 +1,228 @@
+"""Run a pod: its roles in threads, a heartbeat, graceful shutdown on SIGTERM/SIGINT.
+
+``run_pod`` is what ``roboflow run`` calls. Every role is a loop of ``tick()`` calls; a tick that
+found nothing to do is followed by a pause. A store failure in a tick is logged and retried with
+backoff (the :class:`~roboflow_distributed.breaker.GuardedStore` makes an unreachable store fail
+fast), so a pod rides out a store restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Literal, Protocol
+
+from roboflow_core import CoordinationError
+from roboflow_distributed import keys
+from roboflow_distributed.batches import list_batches
+from roboflow_distributed.breaker import GuardedStore
+from roboflow_distributed.finalizer import Finalizer
+from roboflow_distributed.reaper import Reaper
+from roboflow_distributed.records import Heartbeat, encode
+from roboflow_distributed.scanner import Scanner
+from roboflow_distributed.settings import Settings
+from roboflow_distributed.store import Store
+from roboflow_distributed.worker import Shutdown, Worker
+
+__all__ = ["ROLES", "PodReport", "Role", "default_pod_id", "run_pod"]
+
+log = logging.getLogger("roboflow.pod")
+
+Role = Literal["all", "worker", "scanner", "finalizer", "reaper"]
+ROLES: tuple[Role, ...] = ("all", "worker", "scanner", "finalizer", "reaper")
+
+
+class _Ticker(Protocol):
+    def tick(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class PodReport:
+    """What a pod did before it stopped."""
+
+    pod: str
+    units_completed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def default_pod_id() -> str:
+    """``POD_ID`` / ``POD_NAME`` from the environment, else ``host-pid-random``."""
+    return (
+        os.environ.get("POD_ID")
+        or os.environ.get("POD_NAME")
+        or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    )
+
+
+def _expand(roles: Sequence[Role]) -> list[Role]:
+    if "all" in roles:
+        return ["scanner", "reaper", "finalizer", "worker"]
+    return list(dict.fromkeys(roles))
+
+
+def run_pod(
+    store: Store,
+    roles: Sequence[Role],
+    *,
+    pod: str | None = None,
+    settings: Settings | None = None,
+    exit_when_idle: bool = False,
+    install_signals: bool = True,
+    shutdown: Shutdown | None = None,
+) -> PodReport:
+    """Run ``roles`` until SIGTERM/SIGINT (or, with ``exit_when_idle``, until every batch is finished).
+
+    Args:
+        store: The coordination store (wrapped in a circuit breaker here).
+        roles: Any of ``worker``, ``scanner``, ``finalizer``, ``reaper``, or ``all``.
+        pod: This pod's id (see :func:`default_pod_id`).
+        settings: Intervals and limits (default: from the environment).
+        exit_when_idle: Stop once no batch is pending, running or merging.
+        install_signals: Handle SIGTERM/SIGINT (only possible in the main thread).
+        shutdown: A stop signal to use (tests stop pods through it).
+    """
+    settings = settings or Settings.from_env()
+    pod = pod or default_pod_id()
+    shutdown = shutdown or Shutdown(settings.shutdown_grace)
+    guarded = GuardedStore(store)
+    expanded = _expand(roles)
+    report = PodReport(pod)
+    worker = Worker(guarded, pod, settings, shutdown) if "worker" in expanded else None
+    tickers: dict[str, tuple[_Ticker, float]] = {}
+    if "scanner" in expanded:
+        tickers["scanner"] = (Scanner(guarded, pod, settings), settings.scan_interval)
+    if "reaper" in expanded:
+        tickers["reaper"] = (Reaper(guarded, pod, settings), settings.reaper_interval)
+    if "finalizer" in expanded:
+        tickers["finalizer"] = (Finalizer(guarded, pod, settings), settings.finalizer_interval)
+    if worker is not None:
+        tickers["worker"] = (worker, settings.poll_interval)
+    if install_signals:
+        _install_signals(shutdown)
+    beat = _Heartbeat(guarded, pod, expanded, settings, lambda: worker.current if worker else None)
+    beat.write()
+    if worker is not None:
+        released = _retry_store(lambda: Reaper(guarded, pod, settings).release_own(), shutdown)
+        if released:
+            log.info("re-queued %d unit(s) this pod owned before a restart", released)
+    threads = [
+        threading.Thread(target=_loop, args=(name, t, every, shutdown, report), name=name, daemon=True)
+        for name, (t, every) in tickers.items()
+    ]
+    threads.append(threading.Thread(target=beat.run, args=(shutdown,), name="heartbeat", daemon=True))
+    if exit_when_idle:
+        threads.append(
+            threading.Thread(
+                target=_exit_when_idle, args=(guarded, shutdown, settings), name="idle", daemon=True
+            )
+        )
+    log.info("pod %s running %s on %s", pod, ", ".join(expanded), store.url)
+    for thread in threads:
+        thread.start()
+    shutdown.event.wait()
+    for thread in threads:
+        thread.join()
+    beat.clear()
+    report.units_completed = worker.completed if worker else 0
+    log.info("pod %s stopped", pod)
+    return report
+
+
+def _loop(name: str, ticker: _Ticker, every: float, shutdown: Shutdown, report: PodReport) -> None:
+    backoff = 0.5
+    while not shutdown.event.is_set():
+        try:
+            busy = ticker.tick()
+            backoff = 0.5
+        except CoordinationError as err:
+            log.warning("%s: store unavailable: %s", name, err)
+            shutdown.event.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+            continue
+        except Exception as err:  # a role must not die: log, keep the reason, go on
+            log.exception("%s: unexpected error", name)
+            report.errors.append(f"{name}: {type(err).__name__}: {err}")
+            busy = False
+        if not busy:
+            shutdown.event.wait(every)
+
+
+def _retry_store(op: Callable[[], int], shutdown: Shutdown) -> int:
+    delay = 0.5
+    while not shutdown.event.is_set():
+        try:
+            return op()
+        except CoordinationError as err:
+            log.warning("store unavailable at start-up, retrying: %s", err)
+            shutdown.event.wait(delay)
+            delay = min(delay * 2, 10.0)
+    return 0
+
+
+def _exit_when_idle(store: Store, shutdown: Shutdown, settings: Settings) -> None:
+    """Stop the pod once every batch has finished (checked twice, a poll apart, to skip races)."""
+    idle_seen = False
+    while not shutdown.event.wait(settings.poll_interval):
+        try:
+            idle = all(b.status.record.phase.terminal for b in list_batches(store))
+        except CoordinationError:
+            continue
+        if idle and idle_seen:
+            shutdown.request()
+        idle_seen = idle
+
+
+class _Heartbeat:
+    def __init__(
+        self, store: Store, pod: str, roles: list[Role], settings: Settings, unit: Callable[[], str | None]
+    ) -> None:
+        self.store = store
+        self.pod = pod
+        self.roles = [str(r) for r in roles]
+        self.settings = settings
+        self.unit = unit
+        self.started_at = time.time()
+
+    def write(self) -> None:
+        beat = Heartbeat(
+            pod=self.pod,
+            roles=self.roles,
+            at=time.time(),
+            started_at=self.started_at,
+            unit=self.unit(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        self.store.txn(puts={keys.heartbeat(self.pod): encode(beat)})
+
+    def run(self, shutdown: Shutdown) -> None:
+        while not shutdown.event.wait(self.settings.heartbeat_interval):
+            try:
+                self.write()
+            except CoordinationError as err:
+                log.warning("heartbeat not written: %s", err)
+
+    def clear(self) -> None:
+        try:
+            self.store.txn(deletes=[keys.heartbeat(self.pod)])
+        except CoordinationError as err:
+            log.warning("heartbeat not removed: %s", err)
+
+
+def _install_signals(shutdown: Shutdown) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if shutdown.event.is_set():  # a second signal: give the running unit back now
+            shutdown.deadline = time.monotonic()
+        log.info("signal %d: stopping (running work has %.0f s)", signum, shutdown.grace)
+        shutdown.request()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,82 @@
+"""Timings and limits of the distributed roles, from the environment (names of the original kept)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from roboflow_core import ConfigError
+
+__all__ = ["Settings"]
+
+_ENV = {
+    "poll_interval": "WORKER_POLL_INTERVAL_SECS",
+    "heartbeat_interval": "WORKER_HEARTBEAT_INTERVAL_SECS",
+    "heartbeat_timeout": "ROBOFLOW_HEARTBEAT_TIMEOUT_SECS",
+    "checkpoint_interval_frames": "WORKER_CHECKPOINT_INTERVAL_FRAMES",
+    "checkpoint_interval_secs": "WORKER_CHECKPOINT_INTERVAL_SECS",
+    "max_attempts": "WORKER_MAX_ATTEMPTS",
+    "max_lost": "ROBOFLOW_MAX_LOST",
+    "lock_ttl": "ROBOFLOW_LOCK_TTL_SECS",
+    "scan_interval": "SCANNER_SCAN_INTERVAL_SECS",
+    "scan_batch_size": "SCANNER_BATCH_SIZE",
+    "finalizer_interval": "FINALIZER_POLL_INTERVAL_SECS",
+    "reaper_interval": "ROBOFLOW_REAPER_INTERVAL_SECS",
+    "shutdown_grace": "ROBOFLOW_SHUTDOWN_GRACE_SECS",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How often the roles act and when they give up.
+
+    Every field can be set by the environment variable in ``Settings.ENV`` (seconds unless the
+    name says otherwise).
+    """
+
+    poll_interval: float = 2.0
+    """A worker with nothing to do looks at the queue again after this long."""
+    heartbeat_interval: float = 5.0
+    """A pod writes its heartbeat this often."""
+    heartbeat_timeout: float = 30.0
+    """A pod whose heartbeat is older than this is lost; the reaper re-queues its unit."""
+    checkpoint_interval_frames: int = 100
+    checkpoint_interval_secs: float = 10.0
+    max_attempts: int = 3
+    """Default conversion attempts (errors) of a unit before it is Dead (a batch may override)."""
+    max_lost: int = 10
+    """Times a unit may lose its worker (killed pod) before it is Dead."""
+    lock_ttl: float = 60.0
+    """Leases (scanner leadership, merge) expire this long after their last renewal."""
+    scan_interval: float = 5.0
+    scan_batch_size: int = 100
+    finalizer_interval: float = 5.0
+    reaper_interval: float = 10.0
+    shutdown_grace: float = 15.0
+    """On SIGTERM/SIGINT a worker finishes its unit if it can within this long, else releases it."""
+
+    ENV = _ENV
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overridden by the environment.
+
+        Raises:
+            ConfigError: A variable is not a positive number (names the variable).
+        """
+        env = os.environ if env is None else env
+        values: dict[str, float | int] = {}
+        for field in fields(cls):
+            name = _ENV[field.name]
+            if name not in env:
+                continue
+            kind = int if field.type in ("int", int) else float
+            try:
+                value = kind(env[name])
+            except ValueError:
+                raise ConfigError(f"must be a number, got {env[name]!r}", key=name) from None
+            if value <= 0:
+                raise ConfigError(f"must be > 0, got {value}", key=name)
+            values[field.name] = value
+        return cls(**values)  # type: ignore[arg-type]

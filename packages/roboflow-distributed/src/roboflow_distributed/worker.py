@@ -1,0 +1,294 @@
+"""The worker role: claim a unit, convert it into a staged episode in the store, mark it done.
+
+A claim is one transaction: the unit goes Pending -> Processing with this pod as owner and its
+pending-queue key is deleted. Every later write compares the unit's version, so a worker that was
+presumed dead (and whose unit was re-queued) can never overwrite the new owner's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from roboflow_core import CoordinationError, PipelineError, RoboflowError, StorageError
+from roboflow_distributed import keys
+from roboflow_distributed.batches import failure_reason
+from roboflow_distributed.configs import fetch_config
+from roboflow_distributed.records import (
+    BatchPhase,
+    BatchSpec,
+    BatchStatus,
+    Checkpoint,
+    UnitStatus,
+    Versioned,
+    WorkUnit,
+    encode,
+    read,
+)
+from roboflow_distributed.settings import Settings
+from roboflow_distributed.staging import is_staged, stage_prefix, upload_staged
+from roboflow_distributed.store import Compare, Store
+from roboflow_pipeline import RecordingPlan, convert_recording
+from roboflow_storage import Storage
+
+__all__ = ["Shutdown", "Worker"]
+
+log = logging.getLogger("roboflow.worker")
+_T = TypeVar("_T")
+
+# Errors that retrying cannot fix: the recording, its messages or the config are bad.
+_TRANSIENT = (StorageError, CoordinationError, PipelineError)
+
+
+class Shutdown:
+    """The pod's stop signal: set once; ``deadline`` is when running work must be released."""
+
+    def __init__(self, grace: float) -> None:
+        self.event = threading.Event()
+        self.grace = grace
+        self.deadline = float("inf")
+
+    def request(self) -> None:
+        """Stop claiming work; running work has ``grace`` seconds to finish."""
+        if not self.event.is_set():
+            self.deadline = time.monotonic() + self.grace
+            self.event.set()
+
+    @property
+    def overdue(self) -> bool:
+        """The grace period is over."""
+        return time.monotonic() > self.deadline
+
+
+class _Released(Exception):
+    """The unit is given back (shutdown deadline passed, or the unit was taken from us)."""
+
+
+class Worker:
+    """Converts units one at a time.
+
+    Args:
+        store: The coordination store.
+        pod: This pod's id (the owner written into claimed units).
+        settings: Intervals and limits.
+        shutdown: The pod's stop signal.
+    """
+
+    def __init__(self, store: Store, pod: str, settings: Settings, shutdown: Shutdown) -> None:
+        self.store = store
+        self.pod = pod
+        self.settings = settings
+        self.shutdown = shutdown
+        self.current: str | None = None
+        self.completed = 0
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    def claim(self) -> Versioned[WorkUnit] | None:
+        """Take one pending unit (or ``None`` when the queue is empty)."""
+        entries = self.store.scan(keys.PENDING, limit=self.settings.scan_batch_size)
+        random.shuffle(entries)  # spread competing workers over the head of the queue
+        for entry in entries:
+            batch, unit_id = entry.key[len(keys.PENDING) :].split("/", 1)
+            ukey = keys.unit(batch, unit_id)
+            current = read(self.store, ukey, WorkUnit)
+            if current is None or current.record.status is not UnitStatus.PENDING:
+                self.store.txn([Compare(entry.key, entry.version)], deletes=[entry.key])  # stale entry
+                continue
+            new = msgspec.structs.replace(
+                current.record,
+                status=UnitStatus.PROCESSING,
+                owner=self.pod,
+                claims=current.record.claims + 1,
+                updated_at=time.time(),
+            )
+            compares = [Compare(ukey, current.version), Compare(entry.key, entry.version)]
+            if self.store.txn(compares, {ukey: encode(new)}, [entry.key]):
+                mine = read(self.store, ukey, WorkUnit)
+                if mine is not None and mine.record == new:
+                    return mine
+        return None
+
+    def tick(self) -> bool:
+        """Claim and process one unit; whether there was one."""
+        if self.shutdown.event.is_set():
+            return False
+        unit = self.claim()
+        if unit is None:
+            return False
+        self.current = f"{unit.record.batch}/{unit.record.id}"
+        try:
+            self.process(unit)
+        finally:
+            self.current = None
+        return True
+
+    # --- processing -------------------------------------------------------------------------
+
+    def process(self, unit: Versioned[WorkUnit]) -> None:
+        """Convert a claimed unit and record the outcome (complete, retry, dead or released)."""
+        rec = unit.record
+        log.info("converting %s (%s, claim %d)", rec.source, rec.id, rec.claims)
+        try:
+            spec, status = self._batch(rec)
+            if status.phase is BatchPhase.CANCELLED:
+                self._finish(unit, status=UnitStatus.CANCELLED)
+                return
+            staging = Storage.from_url(spec.staging)
+            prefix, frames = self._resume(staging, rec) or self._convert(unit, spec, staging)
+        except _Released:
+            log.info("releasing %s: shutting down", rec.id)
+            self._finish(unit, status=UnitStatus.PENDING, owner=None, requeue=True)
+            return
+        except Exception as err:
+            self._failed(unit, err)
+            return
+        self._finish(
+            unit, status=UnitStatus.COMPLETE, staged=prefix, frames=frames, error=None, error_kind=None
+        )
+        self.store_retry(lambda: self.store.txn(deletes=[keys.checkpoint(rec.batch, rec.id)]))
+        self.completed += 1
+        log.info("done %s: %d frames", rec.source, frames)
+
+    def _batch(self, rec: WorkUnit) -> tuple[BatchSpec, BatchStatus]:
+        spec = read(self.store, keys.batch_spec(rec.batch), BatchSpec)
+        status = read(self.store, keys.batch_status(rec.batch), BatchStatus)
+        if spec is None or status is None:
+            raise CoordinationError("the unit's batch is gone", batch=rec.batch)
+        return spec.record, status.record
+
+    def _resume(self, staging: Storage, rec: WorkUnit) -> tuple[str, int] | None:
+        """A staged episode a previous claim finished (but could not mark done), if any."""
+        saved = read(self.store, keys.checkpoint(rec.batch, rec.id), Checkpoint)
+        if saved is None or saved.record.staged is None or not is_staged(staging, saved.record.staged):
+            return None
+        log.info("resuming %s from checkpoint: staged by claim %d", rec.id, saved.record.claim)
+        return saved.record.staged, saved.record.frames_done
+
+    def _convert(self, unit: Versioned[WorkUnit], spec: BatchSpec, staging: Storage) -> tuple[str, int]:
+        rec = unit.record
+        config = fetch_config(self.store, rec.config_hash)
+        progress = _CheckpointWriter(self, rec)
+        workdir = Path(tempfile.mkdtemp(prefix="roboflow-unit-"))
+        try:
+            episode = convert_recording(
+                rec.source,
+                config,
+                workdir / "episode",
+                task=spec.task,
+                on_planned=progress.planned,
+                on_frames=progress.frames,
+            )
+            prefix = stage_prefix(rec.batch, rec.id, rec.claims)
+            upload_staged(staging, prefix, episode)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        progress.save(staged=prefix, frames_done=episode.length)
+        return prefix, episode.length
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def _failed(self, unit: Versioned[WorkUnit], err: BaseException) -> None:
+        rec = unit.record
+        reason, kind = failure_reason(err)
+        attempts = rec.attempts + 1
+        transient = isinstance(err, _TRANSIENT) or not isinstance(err, RoboflowError)
+        if transient and attempts < rec.max_attempts:
+            log.warning(
+                "attempt %d/%d of %s failed, will retry: %s", attempts, rec.max_attempts, rec.id, reason
+            )
+            self._finish(
+                unit,
+                status=UnitStatus.PENDING,
+                owner=None,
+                attempts=attempts,
+                error=reason,
+                error_kind=kind,
+                requeue=True,
+            )
+            return
+        why = "attempts used up" if transient else "bad input, not retried"
+        log.error("%s is dead (%s): %s", rec.source, why, reason)
+        self._finish(unit, status=UnitStatus.DEAD, attempts=attempts, error=reason, error_kind=kind)
+
+    def _finish(self, unit: Versioned[WorkUnit], *, requeue: bool = False, **changes: object) -> bool:
+        """Write the unit's outcome if it is still ours; whether it was."""
+        rec = unit.record
+        new = msgspec.structs.replace(rec, updated_at=time.time(), **changes)
+        ukey = keys.unit(rec.batch, rec.id)
+        puts = {ukey: encode(new)}
+        if requeue:
+            puts[keys.pending(rec.batch, rec.id)] = b""
+        won = self.store_retry(lambda: self.store.txn([Compare(ukey, unit.version)], puts))
+        if not won:
+            log.warning("unit %s was taken over meanwhile; dropping this claim's result", rec.id)
+        return bool(won)
+
+    def store_retry(self, op: Callable[[], _T]) -> _T | None:
+        """Run a store operation, retrying while the store is unreachable (until shutdown is overdue)."""
+        delay = 0.2
+        while True:
+            try:
+                return op()
+            except CoordinationError as err:
+                if self.shutdown.overdue:
+                    log.error("giving up on the store during shutdown: %s", err)
+                    return None
+                log.warning("store unavailable, retrying in %.1f s: %s", delay, err)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+class _CheckpointWriter:
+    """Progress callbacks of one conversion: saves checkpoints and gives the unit back on shutdown."""
+
+    def __init__(self, worker: Worker, rec: WorkUnit) -> None:
+        self.worker = worker
+        self.rec = rec
+        self.done = 0
+        self.total = 0
+        self.saved_frames = 0
+        self.saved_at = time.monotonic()
+
+    def planned(self, plan: RecordingPlan) -> None:
+        self.total = plan.plan.n_frames
+
+    def frames(self, n: int) -> None:
+        self.done += n
+        if self.worker.shutdown.overdue:
+            raise _Released
+        settings = self.worker.settings
+        if (
+            self.done - self.saved_frames >= settings.checkpoint_interval_frames
+            or time.monotonic() - self.saved_at >= settings.checkpoint_interval_secs
+        ):
+            try:
+                self.save(staged=None, frames_done=self.done)
+            except CoordinationError as err:  # progress only: the conversion goes on
+                log.warning("checkpoint of %s not saved: %s", self.rec.id, err)
+
+    def save(self, *, staged: str | None, frames_done: int) -> None:
+        record = Checkpoint(
+            unit=self.rec.id,
+            pod=self.worker.pod,
+            claim=self.rec.claims,
+            frames_done=frames_done,
+            frames_total=self.total,
+            staged=staged,
+            updated_at=time.time(),
+        )
+        key = keys.checkpoint(self.rec.batch, self.rec.id)
+        if staged is None:
+            self.worker.store.txn(puts={key: encode(record)})
+        else:
+            self.worker.store_retry(lambda: self.worker.store.txn(puts={key: encode(record)}))
+        self.saved_frames, self.saved_at = frames_done, time.monotonic()

@@ -1,0 +1,53 @@
+"""Copy whole files and directory trees between the local disk and a :class:`Storage`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from roboflow_storage._storage import Storage
+
+__all__ = ["download_tree", "upload_file", "upload_tree"]
+
+
+def upload_file(storage: Storage, key: str, path: Path) -> None:
+    """Upload one file: a single put when it fits one part, else a streaming multipart upload.
+
+    Raises:
+        StorageError: After retries.
+    """
+    if path.stat().st_size <= storage.part_size:
+        storage.put(key, path.read_bytes())
+        return
+    with storage.open_writer(key) as out, path.open("rb") as src:
+        while chunk := src.read(storage.part_size):
+            out.write(chunk)
+
+
+def upload_tree(storage: Storage, prefix: str, root: Path, *, last: str | None = None) -> int:
+    """Upload every file under ``root`` to ``prefix/<relative path>``; ``last`` (a relative path)
+    goes after all others, so its presence means the tree is complete. Returns the bytes uploaded.
+    """
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    rel = {p: p.relative_to(root).as_posix() for p in files}
+    ordered = [p for p in files if rel[p] != last] + [p for p in files if rel[p] == last]
+    for path in ordered:
+        upload_file(storage, f"{prefix.rstrip('/')}/{rel[path]}", path)
+    return sum(p.stat().st_size for p in files)
+
+
+def download_tree(storage: Storage, prefix: str, root: Path) -> int:
+    """Download every object under ``prefix/`` into ``root`` (keeping relative paths); the bytes.
+
+    Raises:
+        StorageError: Listing or a download failed.
+    """
+    prefix = prefix.rstrip("/") + "/"
+    total = 0
+    for info in storage.list(prefix.rstrip("/")):
+        if not info.key.startswith(prefix):
+            continue
+        target = root / info.key[len(prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(storage.get(info.key))
+        total += info.size
+    return total

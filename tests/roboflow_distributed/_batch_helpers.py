@@ -1,0 +1,113 @@
+"""Shared by the distributed tests: recordings, configs, fast settings, pods in threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from roboflow_dataset.synth import ACTION_TOPIC, JOINT_TOPIC, RecordingInfo, camera_topic, write_recording
+from roboflow_distributed.batches import get_batch
+from roboflow_distributed.records import BatchStatus
+from roboflow_distributed.runner import PodReport, Role, run_pod
+from roboflow_distributed.settings import Settings
+from roboflow_distributed.store import Store
+from roboflow_distributed.worker import Shutdown
+
+FAST = Settings(
+    poll_interval=0.05,
+    heartbeat_interval=0.2,
+    heartbeat_timeout=2.0,
+    checkpoint_interval_frames=5,
+    checkpoint_interval_secs=0.2,
+    lock_ttl=3.0,
+    scan_interval=0.05,
+    finalizer_interval=0.05,
+    reaper_interval=0.2,
+    shutdown_grace=5.0,
+)
+
+FAST_ENV = {
+    "WORKER_POLL_INTERVAL_SECS": "0.1",
+    "WORKER_HEARTBEAT_INTERVAL_SECS": "0.3",
+    "ROBOFLOW_HEARTBEAT_TIMEOUT_SECS": "2",
+    "ROBOFLOW_LOCK_TTL_SECS": "3",
+    "SCANNER_SCAN_INTERVAL_SECS": "0.1",
+    "FINALIZER_POLL_INTERVAL_SECS": "0.1",
+    "ROBOFLOW_REAPER_INTERVAL_SECS": "0.3",
+    "ROBOFLOW_MAX_LOST": "50",
+}
+
+
+def config_text(cameras: Sequence[str] = ("cam_high",)) -> str:
+    lines = ['[dataset]\nname = "t"\nfps = 30\nrobot_type = "synth"\ntask = "pick up the cube"']
+    for cam in cameras:
+        lines.append(
+            f'[[mappings]]\ntopic = "{camera_topic(cam, False)}"\n'
+            f'feature = "observation.images.{cam}"\nmapping_type = "image"'
+        )
+    lines.append(f'[[mappings]]\ntopic = "{JOINT_TOPIC}"\nfeature = "observation.state"')
+    lines.append(f'[[mappings]]\ntopic = "{ACTION_TOPIC}"\nfeature = "action"\nmapping_type = "action"')
+    lines.append('[video]\ncodec = "libx264"')
+    return "\n".join(lines) + "\n"
+
+
+def recordings(root: Path, n: int, *, base: float = 0.4) -> list[RecordingInfo]:
+    """``n`` small recordings whose sorted names follow their order and whose lengths differ."""
+    root.mkdir(parents=True, exist_ok=True)
+    return [
+        write_recording(root / f"rec_{i:03d}.mcap", "mcap", duration_s=base + 0.1 * (i % 4), seed=i)
+        for i in range(n)
+    ]
+
+
+def corrupt(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+class PodThread:
+    """A pod running in a thread of the test process (no signals), stopped through its Shutdown."""
+
+    def __init__(self, store: Store, roles: Sequence[Role], pod: str, *, exit_when_idle: bool = True) -> None:
+        self.shutdown = Shutdown(FAST.shutdown_grace)
+        self.report: PodReport | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(store, roles, pod, exit_when_idle), name=f"pod-{pod}", daemon=True
+        )
+
+    def _run(self, store: Store, roles: Sequence[Role], pod: str, exit_when_idle: bool) -> None:
+        self.report = run_pod(
+            store,
+            roles,
+            pod=pod,
+            settings=FAST,
+            exit_when_idle=exit_when_idle,
+            install_signals=False,
+            shutdown=self.shutdown,
+        )
+
+    def start(self) -> PodThread:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.shutdown.request()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "pod did not stop"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_finished(store: Store, batch_id: str, timeout: float = 120.0) -> BatchStatus:
+    wait_for(lambda: get_batch(store, batch_id).status.record.phase.terminal, timeout, f"batch {batch_id}")
+    return get_batch(store, batch_id).status.record

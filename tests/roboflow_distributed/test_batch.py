@@ -1,0 +1,249 @@
+"""Distributed conversion in one process: batches, units, reaper, finalizer, cancel, retry, shutdown.
+
+Pods run in threads against a real SQLite store; every dataset is read back frame by frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import msgspec
+import pytest
+from tests.roboflow_distributed._batch_helpers import (
+    FAST,
+    PodThread,
+    config_text,
+    corrupt,
+    recordings,
+    wait_finished,
+    wait_for,
+)
+from tests.roboflow_pipeline.test_convert import run_doctor, verify_dataset
+
+from roboflow_core import ConfigError, CoordinationError
+from roboflow_distributed import keys
+from roboflow_distributed.batches import (
+    cancel_batch,
+    cancel_unit,
+    get_batch,
+    list_units,
+    retry_unit,
+    submit_batch,
+)
+from roboflow_distributed.finalizer import Finalizer
+from roboflow_distributed.reaper import Reaper
+from roboflow_distributed.records import BatchPhase, Checkpoint, UnitStatus, read
+from roboflow_distributed.scanner import Scanner
+from roboflow_distributed.store import Store
+from roboflow_distributed.store._sqlite import SqliteStore
+from roboflow_distributed.worker import Shutdown, Worker
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SqliteStore(tmp_path / "state" / "state.db")
+    yield s
+    s.close()
+
+
+def test_batch_converts_every_recording_once_and_a_corrupt_one_ends_dead(
+    store: Store, tmp_path: Path
+) -> None:
+    recs = recordings(tmp_path / "in", 5)
+    bad = corrupt(recs[0].path, tmp_path / "in" / "rec_zzz_bad.mcap")
+    output = tmp_path / "out" / "dataset"
+    spec = submit_batch(store, [str(tmp_path / "in" / "*.mcap")], config_text(), str(output))
+    pods = [PodThread(store, ["all"], "pod-a").start(), PodThread(store, ["worker"], "pod-b").start()]
+    status = wait_finished(store, spec.id)
+    for pod in pods:
+        pod.stop()
+    assert status.phase is BatchPhase.COMPLETE, status.error
+    assert (status.units_total, status.units_complete, status.units_dead) == (6, 5, 1)
+    assert status.episodes == 5 and status.dataset_episodes == 5
+    dead = list_units(store, spec.id, UnitStatus.DEAD)
+    assert len(dead) == 1 and dead[0].record.source == str(bad)
+    assert "rec_zzz_bad.mcap" in (dead[0].record.error or "")
+    assert dead[0].record.attempts == 1, "a corrupt input is not retried"
+    verify_dataset(output, recs)
+    run_doctor(output)
+    assert not any(Path(spec.staging).rglob("*.json")), "staged episodes were left behind"
+    assert store.scan(keys.PENDING) == []
+    assert sum(p.report.units_completed for p in pods if p.report) == 5
+
+
+def test_the_same_recording_named_twice_is_one_unit(store: Store, tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "in", 2)
+    sources = [str(recs[0].path), str(tmp_path / "in" / "*.mcap"), str(recs[1].path)]
+    spec = submit_batch(store, sources, config_text(), str(tmp_path / "ds"))
+    Scanner(store, "s", FAST).tick()
+    units = list_units(store, spec.id)
+    assert sorted(u.record.source for u in units) == sorted(str(r.path) for r in recs)
+    assert [u.record.seq for u in units] == [0, 1]
+    Scanner(store, "s", FAST).tick()  # discovery is idempotent
+    assert len(list_units(store, spec.id)) == 2
+
+
+def test_a_missing_config_fails_the_unit_instead_of_converting_with_defaults(
+    store: Store, tmp_path: Path
+) -> None:
+    recs = recordings(tmp_path / "in", 1)
+    spec = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "ds"))
+    store.txn(deletes=[keys.config(spec.config_hash)])
+    pod = PodThread(store, ["all"], "p").start()
+    status = wait_finished(store, spec.id)
+    pod.stop()
+    assert status.phase is BatchPhase.FAILED
+    (unit,) = list_units(store, spec.id)
+    assert unit.record.status is UnitStatus.DEAD
+    assert f"config sha256:{spec.config_hash} is not in the store" in (unit.record.error or "")
+    assert unit.record.error_kind == ConfigError.__name__
+    assert not (tmp_path / "ds" / "meta" / "info.json").exists()
+
+
+def test_submit_rejects_a_bad_config_before_storing_anything(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="dataset"):
+        submit_batch(store, ["x.mcap"], "[dataset]\nfps = 30\n", str(tmp_path / "ds"))
+    assert store.scan(keys.PREFIX) == []
+
+
+def test_reaper_requeues_units_of_lost_workers_and_claims_race_cleanly(store: Store, tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "in", 6, base=0.2)
+    spec = submit_batch(store, [str(r.path) for r in recs], config_text(), str(tmp_path / "ds"))
+    Scanner(store, "s", FAST).tick()
+    # eight workers race for six units: every unit is claimed exactly once
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def grab(i: int) -> None:
+        worker = Worker(store, f"ghost-{i}", FAST, Shutdown(1.0))
+        while (unit := worker.claim()) is not None:
+            with lock:
+                claimed.append(unit.record.id)
+
+    threads = [threading.Thread(target=grab, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(u.record.id for u in list_units(store, spec.id))
+    assert store.scan(keys.PENDING) == []
+    # the ghosts never heartbeat: the reaper gives every unit back
+    Reaper(store, "r", FAST).tick()
+    units = list_units(store, spec.id)
+    assert all(u.record.status is UnitStatus.PENDING and u.record.lost == 1 for u in units)
+    assert len(store.scan(keys.PENDING)) == 6
+    pod = PodThread(store, ["all"], "p").start()
+    status = wait_finished(store, spec.id)
+    pod.stop()
+    assert status.phase is BatchPhase.COMPLETE
+    verify_dataset(tmp_path / "ds", recs)
+
+
+def test_a_unit_lost_too_often_is_dead(store: Store, tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "in", 1, base=0.2)
+    spec = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "ds"))
+    Scanner(store, "s", FAST).tick()
+    strict = dataclasses.replace(FAST, max_lost=2)
+    for _ in range(2):
+        assert Worker(store, "ghost", strict, Shutdown(1.0)).claim() is not None
+        Reaper(store, "r", strict).tick()
+    (unit,) = list_units(store, spec.id)
+    assert unit.record.status is UnitStatus.DEAD
+    assert "ghost stopped heartbeating (2 times)" in (unit.record.error or "")
+
+
+def test_merge_is_restartable_and_never_duplicates_episodes(store: Store, tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "in", 3, base=0.2)
+    output = tmp_path / "ds"
+    spec = submit_batch(store, [str(r.path) for r in recs], config_text(), str(output))
+    workers = PodThread(store, ["scanner", "worker"], "w", exit_when_idle=False).start()
+    try:
+        wait_for(lambda: len(list_units(store, spec.id, UnitStatus.COMPLETE)) == 3, 120, "units")
+    finally:
+        workers.stop()
+    finalizer = Finalizer(store, "f", FAST)
+    batch = get_batch(store, spec.id)
+    finalizer._close_running(batch)
+    batch = get_batch(store, spec.id)
+    assert batch.status.record.phase is BatchPhase.MERGING
+    # a finalizer dies after publishing the dataset but before marking the batch complete
+    state = finalizer._merge_state(batch)
+    done = [u.record for u in list_units(store, spec.id, UnitStatus.COMPLETE)]
+    finalizer._publish(batch, sorted(done, key=lambda u: u.source))
+    assert state.base_episodes == 0
+    # the next finalizer sees the published dataset and only completes the batch
+    assert Finalizer(store, "f2", FAST).tick()
+    status = get_batch(store, spec.id).status.record
+    assert status.phase is BatchPhase.COMPLETE and status.dataset_episodes == 3
+    verify_dataset(output, recs)
+    assert store.get(keys.merge(spec.id)) is None
+
+
+def test_cancel_and_retry(store: Store, tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "in", 2, base=0.2)
+    spec = submit_batch(store, [str(r.path) for r in recs], config_text(), str(tmp_path / "ds"))
+    Scanner(store, "s", FAST).tick()
+    first, _ = list_units(store, spec.id)
+    with pytest.raises(CoordinationError, match="only dead, failed or cancelled"):
+        retry_unit(store, f"{spec.id}/{first.record.id}")
+    cancel_unit(store, first.record.id)
+    assert len(store.scan(keys.PENDING)) == 1
+    retried = retry_unit(store, first.record.id)
+    assert retried.status is UnitStatus.PENDING and len(store.scan(keys.PENDING)) == 2
+    status = cancel_batch(store, spec.id)
+    assert status.phase is BatchPhase.CANCELLED
+    assert store.scan(keys.PENDING) == []
+    assert {u.record.status for u in list_units(store, spec.id)} == {UnitStatus.CANCELLED}
+    with pytest.raises(CoordinationError, match="already cancelled"):
+        cancel_batch(store, spec.id)
+
+
+def test_shutdown_gives_a_running_unit_back_and_a_restart_resumes_its_staged_episode(
+    store: Store, tmp_path: Path
+) -> None:
+    recs = recordings(tmp_path / "in", 1, base=2.0)
+    spec = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "ds"))
+    Scanner(store, "s", FAST).tick()
+    shutdown = Shutdown(0.0)
+    worker = Worker(store, "w", FAST, shutdown)
+    unit = worker.claim()
+    assert unit is not None
+    shutdown.request()  # deadline already passed: the first progress callback gives the unit back
+    worker.process(unit)
+    (back,) = list_units(store, spec.id)
+    assert (
+        back.record.status is UnitStatus.PENDING and back.record.attempts == 0 and back.record.owner is None
+    )
+    assert len(store.scan(keys.PENDING)) == 1
+    # a checkpoint naming a finished staged episode lets the next claim skip the conversion
+    pod = PodThread(store, ["all"], "p").start()
+    status = wait_finished(store, spec.id)
+    pod.stop()
+    assert status.phase is BatchPhase.COMPLETE
+    verify_dataset(tmp_path / "ds", recs)
+
+
+def test_checkpoints_are_written_while_converting(store: Store, tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "in", 1, base=1.0)
+    spec = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "ds"))
+    Scanner(store, "s", FAST).tick()
+    seen: list[Checkpoint] = []
+    worker = Worker(store, "w", FAST, Shutdown(1.0))
+    unit = worker.claim()
+    assert unit is not None
+    key = keys.checkpoint(spec.id, unit.record.id)
+    original = store.txn
+
+    def spy(compares=(), puts=None, deletes=()):  # type: ignore[no-untyped-def]
+        if puts and key in puts:
+            seen.append(msgspec.json.decode(puts[key], type=Checkpoint))
+        return original(compares, puts, deletes)
+
+    store.txn = spy  # type: ignore[method-assign]
+    worker.process(unit)
+    assert len(seen) >= 2
+    assert seen[-1].staged is not None and seen[-1].frames_done == seen[-1].frames_total > 0
+    assert [c.frames_done for c in seen] == sorted(c.frames_done for c in seen)
+    assert read(store, key, Checkpoint) is None, "the checkpoint is removed once the unit is complete"
