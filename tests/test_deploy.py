@@ -1,0 +1,345 @@
+"""The deployment assets in deploy/: the Dockerfile and the Helm chart, checked without docker or a cluster.
+
+Static checks always run. Where a ``helm`` binary is on PATH the chart is also linted and rendered
+with several value sets; otherwise those tests are skipped with the reason shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from roboflow_distributed.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
+CHART = DEPLOY / "helm" / "roboflow"
+TEMPLATES = CHART / "templates"
+CODE_DIRS = sorted([*ROOT.glob("packages/*/src"), *ROOT.glob("apps/*/src")])
+
+STORE = "etcd://etcd:2379"
+# Object-store variables the chart may render (ConfigMap or Secret); each must be read by the code.
+STORAGE_ENV = {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "OSS_ACCESS_KEY_ID",
+    "OSS_ACCESS_KEY_SECRET",
+    "OSS_ENDPOINT",
+    "OSS_REGION",
+    "ROBOFLOW_BUFFER_MAX_BYTES",
+}
+_ENV_LINE = re.compile(r"^\s+([A-Z][A-Z0-9_]+):", re.MULTILINE)
+_SETTING = re.compile(r"\{\{-? with \$s\.(\w+) -?\}\}\s*\n\s+([A-Z][A-Z0-9_]+):")
+_VALUES_PATH = re.compile(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def _values() -> dict[str, Any]:
+    data = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _code_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for d in CODE_DIRS for p in sorted(d.rglob("*.py")))
+
+
+def _settings_map() -> dict[str, str]:
+    """values.yaml key under ``settings`` -> environment variable, as the ConfigMap template maps them."""
+    text = (TEMPLATES / "configmap.yaml").read_text(encoding="utf-8")
+    return dict(_SETTING.findall(text))
+
+
+def _field_of(env_name: str) -> str:
+    return next(field for field, name in Settings.ENV.items() if name == env_name)
+
+
+# --- chart metadata and values -------------------------------------------------------------------
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == "roboflow"
+    assert chart["type"] == "application"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", str(chart["version"]))
+    assert chart["appVersion"]
+
+
+def test_expected_templates_exist() -> None:
+    names = {p.name for p in TEMPLATES.iterdir()}
+    for name in (
+        "_helpers.tpl",
+        "worker-deployment.yaml",
+        "control-deployment.yaml",
+        "configmap.yaml",
+        "secret.yaml",
+        "serviceaccount.yaml",
+        "pdb.yaml",
+        "hpa.yaml",
+        "NOTES.txt",
+    ):
+        assert name in names
+
+
+def test_every_values_path_used_by_the_templates_exists() -> None:
+    values = _values()
+    used: set[str] = set()
+    for template in TEMPLATES.iterdir():
+        used.update(_VALUES_PATH.findall(template.read_text(encoding="utf-8")))
+    assert len(used) > 30, "the regex no longer finds the templates' .Values references"
+    missing = []
+    for path in sorted(used):
+        node: Any = values
+        for key in path.lstrip(".").split("."):
+            if not isinstance(node, dict) or key not in node:
+                missing.append(f".Values{path}")
+                break
+            node = node[key]
+    assert not missing, f"referenced in templates but absent from values.yaml: {missing}"
+
+
+def test_configmap_renders_every_setting_under_its_code_name() -> None:
+    mapping = _settings_map()
+    assert set(mapping) == set(_values()["settings"]), "settings in values.yaml and the ConfigMap differ"
+    assert sorted(mapping.values()) == sorted(Settings.ENV.values())
+
+
+def test_configmap_and_secret_names_are_read_by_the_code() -> None:
+    code = _code_text()
+    allowed = set(Settings.ENV.values()) | STORAGE_ENV | {"ROBOFLOW_STORE"}
+    for template in ("configmap.yaml", "secret.yaml"):
+        names = set(_ENV_LINE.findall((TEMPLATES / template).read_text(encoding="utf-8")))
+        assert names, template
+        assert names <= allowed, f"{template}: unexpected variables {sorted(names - allowed)}"
+        unread = sorted(n for n in names if f'"{n}"' not in code)
+        assert not unread, f"{template}: variables no code reads: {unread}"
+    # the pod id and the store are read too
+    assert '"POD_NAME"' in code
+    assert '"ROBOFLOW_STORE"' in code
+
+
+def test_settings_defaults_are_the_codes_and_parse() -> None:
+    defaults = Settings()
+    values = _values()["settings"]
+    env = {}
+    for key, name in _settings_map().items():
+        assert values[key] == getattr(defaults, _field_of(name)), f"settings.{key} ({name})"
+        env[name] = str(values[key])
+    assert Settings.from_env(env) == defaults
+
+
+def test_termination_grace_exceeds_the_shutdown_grace() -> None:
+    values = _values()
+    grace = values["settings"]["shutdownGraceSecs"]
+    assert grace == Settings().shutdown_grace
+    assert values["worker"]["terminationGracePeriodSeconds"] > grace
+    assert values["control"]["terminationGracePeriodSeconds"] > grace
+    helper = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
+    assert "shutdownGraceSecs" in helper, "the rendered period no longer follows the grace"
+
+
+def test_pods_run_existing_roles_and_commands() -> None:
+    from roboflow_cli.distributed import run
+    from roboflow_cli.main import cli
+
+    role = next(p for p in run.params if p.name == "roles")
+    choices = set(role.type.choices)  # type: ignore[attr-defined]
+    worker = (TEMPLATES / "worker-deployment.yaml").read_text(encoding="utf-8")
+    control = (TEMPLATES / "control-deployment.yaml").read_text(encoding="utf-8")
+    roles = re.compile(r"- --role\s*\n\s*- (\w+)")
+    assert roles.findall(worker) == ["worker"]
+    assert roles.findall(control) == ["scanner", "reaper", "finalizer"]
+    assert set(roles.findall(worker + control)) <= choices
+    assert {"run", "health", "submit"} <= set(cli.commands)
+    helpers = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
+    assert 'command: ["roboflow", "health"]' in helpers
+    assert "livenessProbe" not in worker + control + helpers
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_entrypoint_and_command() -> None:
+    ins = _instructions()
+    entrypoints = [json.loads(rest) for word, rest in ins if word == "ENTRYPOINT"]
+    commands = [json.loads(rest) for word, rest in ins if word == "CMD"]
+    assert entrypoints[-1] == ["roboflow"]
+    assert commands[-1] == ["run", "--role", "worker"]
+    users = [rest for word, rest in ins if word == "USER"]
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in ("0", "root")
+
+
+def test_dockerfile_builds_the_locked_workspace_on_python_311_slim() -> None:
+    text = " ".join(rest for _, rest in _instructions())
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in DOCKERFILE.read_text(encoding="utf-8")
+    froms = [rest for word, rest in _instructions() if word == "FROM"]
+    assert sum(f.startswith("${PYTHON_IMAGE}") for f in froms) == 2, froms
+    assert "uv sync --frozen --no-dev --all-packages" in text
+    assert "/app/.venv" in text
+    assert re.search(r"apt-get install [^&]*\bffmpeg\b", text)
+
+
+def test_dockerfile_copies_every_workspace_manifest() -> None:
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    members = [
+        d.relative_to(ROOT).as_posix()
+        for pattern in root["tool"]["uv"]["workspace"]["members"]
+        for d in sorted(ROOT.glob(pattern))
+        if (d / "pyproject.toml").is_file()
+    ]
+    assert members
+    copies = {rest.split()[0] for word, rest in _instructions() if word == "COPY" and "--from" not in rest}
+    missing = [m for m in members if f"{m}/pyproject.toml" not in copies]
+    assert not missing, f"add to the dependency layer of deploy/Dockerfile: {missing}"
+    assert {"pyproject.toml", "packages/", "apps/"} <= copies
+
+
+def test_dockerignore_keeps_what_the_build_needs() -> None:
+    ignored = {
+        line.strip()
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert ".git" in ignored
+    assert "**/.venv" in ignored
+    assert not ignored & {"packages", "apps", "uv.lock", "pyproject.toml", "*"}
+
+
+# --- helm (only where the binary is on PATH) -----------------------------------------------------
+
+HELM = shutil.which("helm")
+needs_helm = pytest.mark.skipif(HELM is None, reason="helm not on PATH: chart not linted or rendered")
+
+
+def _helm(*args: str) -> subprocess.CompletedProcess[str]:
+    assert HELM is not None
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def _render(*sets: str) -> dict[tuple[str, str], dict[str, Any]]:
+    args = ["template", "rf", str(CHART)]
+    for item in sets:
+        args += ["--set", item]
+    done = _helm(*args)
+    assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]  # type: ignore[no-any-return]
+
+
+@needs_helm
+def test_helm_lint() -> None:
+    done = _helm("lint", str(CHART), "--strict", "--set", f"store={STORE}")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_helm
+def test_helm_template_defaults() -> None:
+    docs = _render(f"store={STORE}")
+    assert set(docs) == {
+        ("ServiceAccount", "rf-roboflow"),
+        ("ConfigMap", "rf-roboflow"),
+        ("Deployment", "rf-roboflow-worker"),
+        ("Deployment", "rf-roboflow-control"),
+        ("PodDisruptionBudget", "rf-roboflow-worker"),
+    }
+    data = docs["ConfigMap", "rf-roboflow"]["data"]
+    assert data["ROBOFLOW_STORE"] == STORE
+    assert set(Settings.ENV.values()) <= set(data)
+    Settings.from_env(data)  # every rendered value parses
+
+    worker = docs["Deployment", "rf-roboflow-worker"]
+    pod = worker["spec"]["template"]["spec"]
+    assert worker["spec"]["replicas"] == 2
+    assert pod["terminationGracePeriodSeconds"] > float(data["ROBOFLOW_SHUTDOWN_GRACE_SECS"])
+    box = _container(worker)
+    assert box["args"] == ["run", "--role", "worker"]
+    env = {e["name"]: e for e in box["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["TMPDIR"]["value"] == "/tmp"
+    assert box["readinessProbe"]["exec"]["command"] == ["roboflow", "health"]
+    assert "livenessProbe" not in box
+    assert box["resources"]["requests"] == {"cpu": "2", "memory": "4Gi"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in box["volumeMounts"]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "32Gi"}}]
+    assert "nvidia.com/gpu" not in box["resources"].get("limits", {})
+
+    control = docs["Deployment", "rf-roboflow-control"]
+    assert control["spec"]["replicas"] == 1
+    roles = ["--role", "scanner", "--role", "reaper", "--role", "finalizer"]
+    assert _container(control)["args"] == ["run", *roles]
+    pdb = docs["PodDisruptionBudget", "rf-roboflow-worker"]["spec"]
+    assert pdb["selector"]["matchLabels"] == worker["spec"]["selector"]["matchLabels"]
+
+
+@needs_helm
+def test_helm_template_options() -> None:
+    docs = _render(
+        "store=tikv://pd-0:2379\\,pd-1:2379",
+        "settings.shutdownGraceSecs=60",
+        "worker.gpu.enabled=true",
+        "worker.autoscaling.enabled=true",
+        "credentials.create=true",
+        "credentials.aws.accessKeyId=AK",
+        "credentials.aws.secretAccessKey=SK",
+        "storage.awsEndpointUrl=http://minio:9000",
+        "extraEnv.TIKV_OPERATION_TIMEOUT_SECS=45",
+        "verbose=true",
+    )
+    data = docs["ConfigMap", "rf-roboflow"]["data"]
+    assert data["ROBOFLOW_STORE"] == "tikv://pd-0:2379,pd-1:2379"
+    assert data["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert data["TIKV_OPERATION_TIMEOUT_SECS"] == "45"
+    assert docs["Secret", "rf-roboflow-credentials"]["stringData"] == {
+        "AWS_ACCESS_KEY_ID": "AK",
+        "AWS_SECRET_ACCESS_KEY": "SK",
+    }
+    assert ("HorizontalPodAutoscaler", "rf-roboflow-worker") in docs
+    worker = docs["Deployment", "rf-roboflow-worker"]
+    assert "replicas" not in worker["spec"]
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 65
+    box = _container(worker)
+    assert box["args"][-1] == "-v"
+    assert box["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert {"secretRef": {"name": "rf-roboflow-credentials"}} in box["envFrom"]
+    assert {e["name"]: e.get("value") for e in box["env"]}["NVIDIA_DRIVER_CAPABILITIES"] == (
+        "compute,utility,video"
+    )
+
+
+@needs_helm
+@pytest.mark.parametrize("store", ["", "sqlite:///state.db"])
+def test_helm_template_refuses_a_store_the_pods_cannot_share(store: str) -> None:
+    done = _helm("template", "rf", str(CHART), "--set", f"store={store}")
+    assert done.returncode != 0
+    assert "store" in done.stderr
