@@ -14,11 +14,17 @@ uv: ## Install uv (with pip) when it is missing
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet uv
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (ffmpeg CLI)
+system-deps: ## Install the Debian packages the tests use (ffmpeg CLI, etcd server)
 	@if ! command -v ffmpeg >/dev/null 2>&1; then \
 		echo "installing ffmpeg (apt-get)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
 		|| echo "warning: could not install ffmpeg; the ffmpeg CLI backend tests will be skipped"; \
+	fi
+	@# etcd-server puts /usr/bin/etcd on PATH; the service it may try to start is not used by the tests
+	@if ! command -v etcd >/dev/null 2>&1; then \
+		echo "installing etcd-server (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null) \
+		|| echo "warning: could not install etcd-server; the etcd store tests will be skipped"; \
 	fi
 
 .PHONY: install
@@ -26,11 +32,21 @@ install: uv ## Install the workspace and its dev tools into .venv
 	@$(UV) sync --all-groups --frozen
 
 .PHONY: demo
-demo: install ## Generate a sample recording and convert it into a LeRobot dataset (no cluster needed)
-	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	$(UV) run roboflow sample $(DEMO_DIR)/sample.mcap --duration 4 --width 320 --height 240
-	$(UV) run roboflow inspect $(DEMO_DIR)/sample.mcap
-	$(UV) run roboflow convert $(DEMO_DIR)/sample.mcap --config examples/sample.toml --output $(DEMO_DIR)/dataset
+demo: install ## Convert generated recordings as a batch on the embedded SQLite store: 2 workers + a control pod
+	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)/recordings
+	@for i in 1 2 3; do $(UV) run roboflow sample $(DEMO_DIR)/recordings/sample_$$i.mcap --duration $$((i + 1)) --width 320 --height 240; done
+	$(UV) run roboflow inspect $(DEMO_DIR)/recordings/sample_1.mcap
+	@export ROBOFLOW_STORE=sqlite://$(abspath $(DEMO_DIR))/state.db WORKER_POLL_INTERVAL_SECS=0.5 \
+		SCANNER_SCAN_INTERVAL_SECS=0.5 FINALIZER_POLL_INTERVAL_SECS=0.5; \
+	set -e; \
+	batch=$$($(UV) run roboflow submit '$(DEMO_DIR)/recordings/*.mcap' --config examples/sample.toml --output $(DEMO_DIR)/dataset); \
+	echo "submitted batch $$batch to $$ROBOFLOW_STORE"; \
+	$(UV) run roboflow run --role worker --pod-id worker-1 --exit-when-idle & w1=$$!; \
+	$(UV) run roboflow run --role worker --pod-id worker-2 --exit-when-idle & w2=$$!; \
+	$(UV) run roboflow run --role scanner --role reaper --role finalizer --pod-id control --exit-when-idle; \
+	wait $$w1 $$w2; \
+	$(UV) run roboflow jobs list --batch $$batch; \
+	echo; $(UV) run roboflow batch get $$batch
 
 .PHONY: test
 test: install system-deps ## Install what is needed and run the whole test suite
@@ -54,3 +70,4 @@ bench: install ## Print the benchmark figures
 	$(UV) run python bench/bench_convert.py
 	$(UV) run python bench/bench_storage.py
 	$(UV) run python bench/bench_convert_s3.py
+	$(UV) run python bench/bench_distributed.py

@@ -6,17 +6,27 @@ A pytest plugin module: a ``conftest.py`` imports the fixtures it needs from her
 * :func:`s3_bucket`: a fresh, empty bucket on it, with the ``s3://`` URL that reaches it.
 * :func:`fault_proxy`: a factory of :class:`FaultProxy` reverse proxies in front of moto that
   answer some requests with an error status or drop the connection, for retry tests.
+* :class:`EtcdServer`: a single-member etcd (Debian ``etcd-server``) on free loopback ports that
+  can be killed and started again on the same ports and data; :func:`etcd_server` (session) runs
+  one and :func:`etcd_clean` empties it before a test.
 """
 
 from __future__ import annotations
 
 import http.client
 import itertools
+import json
+import os
 import re
+import shutil
+import socket
+import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -227,3 +237,127 @@ def fault_proxy(moto_server: str) -> Iterator[Callable[[Schedule], FaultProxy]]:
     yield start
     for proxy in started:
         proxy.stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EtcdServer:
+    """A single-member etcd server on 127.0.0.1 with its own data directory.
+
+    Args:
+        data_dir: Where etcd keeps its data (and this class its log); reused by :meth:`start`.
+        binary: The ``etcd`` executable.
+    """
+
+    def __init__(self, data_dir: Path, binary: str = "etcd") -> None:
+        self.data_dir = data_dir
+        self.binary = binary
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.log_path = data_dir.with_name(data_dir.name + ".log")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """``127.0.0.1:PORT`` of the client URL."""
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def url(self) -> str:
+        """The store URL, ``etcd://127.0.0.1:PORT``."""
+        return f"etcd://{self.endpoint}"
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        """Start etcd (again: same ports, same data) and wait until it reports healthy."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        client = f"http://{self.endpoint}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        command = [
+            self.binary,
+            "--name=test",
+            f"--data-dir={self.data_dir}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=test={peer}",
+            "--logger=zap",
+            "--log-level=error",
+        ]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while not self._healthy():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"etcd did not become healthy on {self.endpoint}:\n{tail}")
+            time.sleep(0.05)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as answer:
+                return bool(json.loads(answer.read()).get("health") == "true")
+        except (OSError, ValueError):
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL the server (no clean shutdown) and reap it."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, SIGKILL after 5 s)."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def wipe(self) -> None:
+        """Delete every key (through etcd's JSON gateway)."""
+        body = json.dumps({"key": "AA==", "range_end": "AA=="}).encode()  # "\0".."\0": all keys
+        url = f"http://{self.endpoint}/v3/kv/deleterange"
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=10):
+            pass
+
+
+def etcd_binary() -> str | None:
+    """The ``etcd`` executable (``$ETCD_BIN``, PATH, or Debian's /usr/bin/etcd), if installed."""
+    found = os.environ.get("ETCD_BIN") or shutil.which("etcd")
+    if found:
+        return found
+    return "/usr/bin/etcd" if Path("/usr/bin/etcd").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """An etcd server on 127.0.0.1 for the session (skipped, with the reason, without etcd)."""
+    binary = etcd_binary()
+    if binary is None:
+        pytest.skip("etcd is not installed: `make test` installs it (apt-get install etcd-server)")
+    server = EtcdServer(tmp_path_factory.mktemp("etcd") / "data", binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def etcd_clean(etcd_server: EtcdServer) -> EtcdServer:
+    """The session's etcd server with no keys in it."""
+    etcd_server.wipe()
+    return etcd_server

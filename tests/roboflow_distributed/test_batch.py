@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -36,14 +37,17 @@ from roboflow_distributed.finalizer import Finalizer
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import BatchPhase, Checkpoint, UnitStatus, read
 from roboflow_distributed.scanner import Scanner
-from roboflow_distributed.store import Store
-from roboflow_distributed.store._sqlite import SqliteStore
+from roboflow_distributed.store import EtcdStore, SqliteStore, Store
 from roboflow_distributed.worker import Shutdown, Worker
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    s = SqliteStore(tmp_path / "state" / "state.db")
+@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "state" / "state.db")
+    else:
+        server = request.getfixturevalue("etcd_clean")
+        s = EtcdStore(server.endpoint)
     yield s
     s.close()
 

@@ -10,6 +10,7 @@ from typing import Any, TextIO, cast
 
 import click
 
+from roboflow_cli.distributed import register
 from roboflow_core import ConfigError, RoboflowError, load_config
 
 __all__ = ["cli"]
@@ -217,3 +218,6 @@ def sample(path: str, fmt: str | None, duration: float, width: int, height: int,
     except (ValueError, FileExistsError) as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"wrote {fmt} sample recording: {path}")
+
+
+register(cli)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from roboflow_core import CoordinationError
 from roboflow_distributed import keys
@@ -35,6 +35,7 @@ from roboflow_distributed.worker import Shutdown, Worker
 __all__ = ["ROLES", "PodReport", "Role", "default_pod_id", "run_pod"]
 
 log = logging.getLogger("roboflow.pod")
+_T = TypeVar("_T")
 
 Role = Literal["all", "worker", "scanner", "finalizer", "reaper"]
 ROLES: tuple[Role, ...] = ("all", "worker", "scanner", "finalizer", "reaper")
@@ -108,9 +109,9 @@ def run_pod(
     if install_signals:
         _install_signals(shutdown)
     beat = _Heartbeat(guarded, pod, expanded, settings, lambda: worker.current if worker else None)
-    beat.write()
+    _retry_store(beat.write, shutdown)
     if worker is not None:
-        released = _retry_store(lambda: Reaper(guarded, pod, settings).release_own(), shutdown)
+        released = _retry_store(Reaper(guarded, pod, settings).release_own, shutdown)
         if released:
             log.info("re-queued %d unit(s) this pod owned before a restart", released)
     threads = [
@@ -155,7 +156,8 @@ def _loop(name: str, ticker: _Ticker, every: float, shutdown: Shutdown, report: 
             shutdown.event.wait(every)
 
 
-def _retry_store(op: Callable[[], int], shutdown: Shutdown) -> int:
+def _retry_store(op: Callable[[], _T], shutdown: Shutdown) -> _T | None:
+    """Run a start-up step, waiting out an unreachable store (``None`` when stopped meanwhile)."""
     delay = 0.5
     while not shutdown.event.is_set():
         try:
@@ -164,7 +166,7 @@ def _retry_store(op: Callable[[], int], shutdown: Shutdown) -> int:
             log.warning("store unavailable at start-up, retrying: %s", err)
             shutdown.event.wait(delay)
             delay = min(delay * 2, 10.0)
-    return 0
+    return None
 
 
 def _exit_when_idle(store: Store, shutdown: Shutdown, settings: Settings) -> None:

@@ -23,6 +23,9 @@ __all__ = ["Scanner", "unit_id"]
 
 log = logging.getLogger("roboflow.scanner")
 
+_TXN_UNITS = 40
+"""Units created per transaction (2 puts + 1 compare each; etcd allows 128 operations per txn)."""
+
 
 def unit_id(url: str, size: int, config_hash: str) -> str:
     """The id of the unit converting ``url`` (of ``size`` bytes) with a config."""
@@ -81,7 +84,7 @@ class Scanner:
         log.info("batch %s: %d units", spec.id, len(units))
 
     def _create(self, units: list[WorkUnit]) -> None:
-        size = self.settings.scan_batch_size
+        size = min(self.settings.scan_batch_size, _TXN_UNITS)
         for start in range(0, len(units), size):
             group = units[start : start + size]
             if not self._put(group):  # some exist already (an earlier, interrupted discovery)

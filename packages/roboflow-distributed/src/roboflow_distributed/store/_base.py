@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["ABSENT", "Compare", "Entry", "Store"]
+from roboflow_core import CoordinationError
+
+__all__ = ["ABSENT", "Compare", "Entry", "Store", "check_txn", "decode_key", "parse_endpoints", "prefix_end"]
 
 ABSENT = 0
 """The version a :class:`Compare` uses to require that a key does not exist."""
@@ -74,3 +76,70 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections; the store is unusable afterwards. Safe to call twice."""
         ...
+
+
+def check_txn(puts: Mapping[str, bytes] | None, deletes: Iterable[str]) -> tuple[dict[str, bytes], list[str]]:
+    """The puts and the distinct deletes of a transaction, checked (a helper for backends).
+
+    Raises:
+        CoordinationError: A key is both put and deleted, or a value is not ``bytes``.
+    """
+    put_map = dict(puts or {})
+    for key, value in put_map.items():
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise CoordinationError(f"values are bytes, got {type(value).__name__}", key=key)
+    delete_list = list(dict.fromkeys(deletes))
+    both = put_map.keys() & set(delete_list)
+    if both:
+        raise CoordinationError("a transaction must not both put and delete a key", key=min(both))
+    return {k: bytes(v) for k, v in put_map.items()}, delete_list
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key above every key that starts with ``prefix``; ``None``: no such bound.
+
+    (UTF-8 never contains ``0xff``, so for an encoded ``str`` this is ``None`` only for ``b""``.)
+    """
+    end = prefix.rstrip(b"\xff")
+    return end[:-1] + bytes([end[-1] + 1]) if end else None
+
+
+def decode_key(raw: bytes, *, url: str) -> str:
+    """A stored key as ``str``.
+
+    Raises:
+        CoordinationError: The key is not UTF-8 (it was not written through this API).
+    """
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as err:
+        raise CoordinationError(f"the store holds a key that is not UTF-8: {raw!r}", url=url) from err
+
+
+def parse_endpoints(endpoints: str | Iterable[str], *, default_port: int = 2379) -> list[tuple[str, int]]:
+    """``host:port`` endpoints (comma-separated or a list) as ``(host, port)`` pairs.
+
+    A missing port is ``default_port``; IPv6 hosts are written in brackets (``[::1]:2379``).
+
+    Raises:
+        CoordinationError: No endpoint, a bad port, or credentials in an endpoint.
+    """
+    items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
+    parsed: list[tuple[str, int]] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if "@" in item:
+            raise CoordinationError("store endpoints must not carry credentials (user:password@)")
+        host, port = item.removeprefix("http://"), str(default_port)
+        if host.startswith("["):
+            host, _, rest = host[1:].partition("]")
+            port = rest.removeprefix(":") or port
+        elif host.count(":") == 1:
+            host, port = host.split(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise CoordinationError(f"bad store endpoint {item!r}: expected host:port")
+        parsed.append((host, int(port)))
+    if not parsed:
+        raise CoordinationError("no store endpoint given: expected host:port[,host:port...]")
+    return parsed

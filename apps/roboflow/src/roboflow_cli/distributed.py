@@ -1,0 +1,443 @@
+"""Distributed-mode commands: ``submit``, ``batch``, ``jobs``, ``run`` and ``health``.
+
+Every command talks to the coordination store named by ``--store`` or ``ROBOFLOW_STORE``
+(default: the embedded SQLite store ``.roboflow/state.db`` in the working directory).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+import msgspec
+
+from roboflow_core import RoboflowError
+
+__all__ = ["register"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+STORE_HELP = (
+    "Coordination store: sqlite:///path/state.db (embedded, default .roboflow/state.db), "
+    "etcd://host:2379 or tikv://pd1:2379,pd2:2379. Env: ROBOFLOW_STORE (TIKV_PD_ENDPOINTS also works)."
+)
+
+
+def _store_option(fn: _F) -> _F:
+    return click.option("--store", "store_url", envvar="ROBOFLOW_STORE", default=None, help=STORE_HELP)(fn)
+
+
+def _json_option(fn: _F) -> _F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def _fail(err: RoboflowError) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(1)
+
+
+@contextmanager
+def _store(url: str | None) -> Iterator[Any]:
+    from roboflow_distributed.store import open_store
+
+    try:
+        store = open_store(url)
+    except RoboflowError as err:
+        _fail(err)
+    try:
+        yield store
+    except RoboflowError as err:
+        _fail(err)
+    finally:
+        store.close()
+
+
+def _echo_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    secs = max(time.time() - ts, 0.0)
+    return f"{secs:.0f}s ago" if secs < 120 else f"{secs / 60:.0f}m ago"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+# --- submit ------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="TOML config."
+)
+@click.option(
+    "-o", "--output", required=True, help="Dataset directory or s3:// / oss:// URL (created or appended to)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["lerobot-v3", "lerobot-v2.1"]),
+    default="lerobot-v3",
+    show_default=True,
+)
+@click.option("--task", default=None, help="Task string of every episode (default: [dataset].task).")
+@click.option("--name", default=None, help="A name for the batch (default: its id).")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Failed conversions of a recording before it is dead.",
+)
+@click.option(
+    "--staging", default=None, help="Where workers stage episodes (default: <output>.roboflow-staging)."
+)
+@click.option("--dry-run", is_flag=True, help="Resolve the inputs and print them; submit nothing.")
+@_store_option
+@_json_option
+def submit(
+    inputs: tuple[str, ...],
+    config_path: str,
+    output: str,
+    fmt: str,
+    task: str | None,
+    name: str | None,
+    max_attempts: int,
+    staging: str | None,
+    dry_run: bool,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
+    """Submit recordings as one batch for `roboflow run` workers to convert into one dataset.
+
+    INPUTS are files, bag directories, prefixes or globs, locally or in a store; the scanner
+    expands them. Prints the batch id.
+    """
+    from roboflow_core import load_config
+    from roboflow_distributed.batches import submit_batch
+    from roboflow_storage import display_url, resolve_inputs
+
+    try:
+        text = Path(config_path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise click.BadParameter(f"cannot read {config_path}: {err.strerror}", param_hint="--config") from err
+    if dry_run:
+        try:
+            load_config(config_path)
+            found = [display_url(r) for r in resolve_inputs(inputs)]
+        except RoboflowError as err:
+            _fail(err)
+        _echo_json({"recordings": found}) if as_json else click.echo("\n".join(found))
+        return
+    with _store(store_url) as store:
+        spec = submit_batch(
+            store,
+            list(inputs),
+            text,
+            output,
+            config_source=config_path,
+            fmt=fmt,
+            task=task,
+            max_attempts=max_attempts,
+            name=name,
+            staging=staging,
+        )
+    if as_json:
+        _echo_json(msgspec.to_builtins(spec))
+    else:
+        click.echo(spec.id)
+
+
+# --- batch -------------------------------------------------------------------------------------
+
+
+@click.group()
+def batch() -> None:
+    """List, show and cancel batches."""
+
+
+@batch.command("list")
+@_store_option
+@_json_option
+def batch_list(store_url: str | None, as_json: bool) -> None:
+    """Every batch with its phase and progress."""
+    from roboflow_distributed.batches import list_batches
+
+    with _store(store_url) as store:
+        batches = list_batches(store)
+    if as_json:
+        _echo_json([b.to_builtins() for b in batches])
+        return
+    rows = []
+    for b in batches:
+        s = b.status.record
+        rows.append(
+            [
+                b.spec.id,
+                b.spec.name if b.spec.name != b.spec.id else "",
+                str(s.phase),
+                f"{s.units_complete}/{s.units_total}",
+                str(s.units_dead),
+                str(s.episodes),
+                b.spec.output,
+            ]
+        )
+    _table(rows, ["BATCH", "NAME", "PHASE", "DONE", "DEAD", "EPISODES", "OUTPUT"])
+
+
+@batch.command("get")
+@click.argument("batch_id")
+@_store_option
+@_json_option
+def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
+    """One batch: phase, unit counts, the dataset it produced, and its failed units."""
+    from roboflow_distributed.batches import get_batch, list_units
+
+    with _store(store_url) as store:
+        found = get_batch(store, batch_id)
+        units = list_units(store, batch_id)
+    if as_json:
+        _echo_json({**found.to_builtins(), "units": [msgspec.to_builtins(u.record) for u in units]})
+        return
+    spec, s = found.spec, found.status.record
+    by_status: dict[str, int] = {}
+    for u in units:
+        by_status[str(u.record.status)] = by_status.get(str(u.record.status), 0) + 1
+    click.echo(f"batch     {spec.id}  ({spec.name})")
+    click.echo(f"phase     {s.phase}  (updated {_ago(s.updated_at)})")
+    click.echo(f"output    {spec.output}  ({spec.format})")
+    click.echo(f"sources   {', '.join(spec.sources)}")
+    click.echo(f"config    sha256:{spec.config_hash[:16]}")
+    click.echo(
+        f"units     {len(units)}: "
+        + (", ".join(f"{n} {k}" for k, n in sorted(by_status.items())) or "none yet")
+    )
+    if s.phase == "complete":
+        click.echo(
+            f"dataset   {s.episodes} episodes, {s.frames} frames added; "
+            f"{s.dataset_episodes} episodes in total"
+        )
+    if s.error:
+        click.echo(f"error     {s.error}")
+    for u in units:
+        if u.record.status in ("dead", "failed"):
+            click.echo(f"  {u.record.status}: {u.record.source}: {u.record.error}")
+
+
+@batch.command("cancel")
+@click.argument("batch_id")
+@_store_option
+def batch_cancel(batch_id: str, store_url: str | None) -> None:
+    """Cancel a batch: its waiting recordings are not converted and nothing is merged."""
+    from roboflow_distributed.batches import cancel_batch
+
+    with _store(store_url) as store:
+        status = cancel_batch(store, batch_id)
+    click.echo(f"{batch_id}: {status.phase}")
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+@click.group()
+def jobs() -> None:
+    """List, show, retry and cancel jobs (one job converts one recording of a batch)."""
+
+
+_STATUSES = ["pending", "processing", "complete", "failed", "dead", "cancelled"]
+
+
+@jobs.command("list")
+@click.option("--batch", "batch_id", default=None, help="Only this batch's jobs.")
+@click.option("--status", type=click.Choice(_STATUSES), default=None, help="Only jobs with this status.")
+@_store_option
+@_json_option
+def jobs_list(batch_id: str | None, status: str | None, store_url: str | None, as_json: bool) -> None:
+    """Jobs with their status, attempts, owner and last error."""
+    from roboflow_distributed.batches import list_units
+    from roboflow_distributed.records import UnitStatus
+
+    with _store(store_url) as store:
+        units = list_units(store, batch_id, UnitStatus(status) if status else None)
+    if as_json:
+        _echo_json([msgspec.to_builtins(u.record) for u in units])
+        return
+    rows = [
+        [
+            f"{u.record.batch}/{u.record.id}",
+            str(u.record.status),
+            str(u.record.attempts),
+            u.record.owner or "-",
+            u.record.source,
+            (u.record.error or "")[:80],
+        ]
+        for u in units
+    ]
+    _table(rows, ["JOB", "STATUS", "ATTEMPTS", "OWNER", "SOURCE", "ERROR"])
+
+
+@jobs.command("get")
+@click.argument("job")
+@_store_option
+@_json_option
+def jobs_get(job: str, store_url: str | None, as_json: bool) -> None:
+    """One job (BATCH/UNIT, or a unique unit id prefix)."""
+    from roboflow_distributed import keys
+    from roboflow_distributed.batches import find_unit
+    from roboflow_distributed.records import Checkpoint, read
+
+    with _store(store_url) as store:
+        unit = find_unit(store, job).record
+        saved = read(store, keys.checkpoint(unit.batch, unit.id), Checkpoint)
+    data = msgspec.to_builtins(unit)
+    data["checkpoint"] = msgspec.to_builtins(saved.record) if saved else None
+    if as_json:
+        _echo_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key:<13} {value if value is not None else '-'}")
+
+
+@jobs.command("retry")
+@click.argument("job")
+@_store_option
+def jobs_retry(job: str, store_url: str | None) -> None:
+    """Queue a dead, failed or cancelled job again (attempts reset)."""
+    from roboflow_distributed.batches import retry_unit
+
+    with _store(store_url) as store:
+        unit = retry_unit(store, job)
+    click.echo(f"{unit.batch}/{unit.id}: {unit.status}")
+
+
+@jobs.command("cancel")
+@click.argument("job")
+@_store_option
+def jobs_cancel(job: str, store_url: str | None) -> None:
+    """Cancel a job that has not finished."""
+    from roboflow_distributed.batches import cancel_unit
+
+    with _store(store_url) as store:
+        unit = cancel_unit(store, job)
+    click.echo(f"{unit.batch}/{unit.id}: {unit.status}")
+
+
+# --- run / health ------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(["all", "worker", "scanner", "finalizer", "reaper"]),
+    envvar="ROLE",
+    default=["all"],
+    show_default=True,
+    help="Roles of this pod (repeatable). all = scanner + reaper + finalizer + worker.",
+)
+@click.option("--pod-id", default=None, help="This pod's id (default: POD_ID, POD_NAME, or host-pid-random).")
+@click.option(
+    "--exit-when-idle", is_flag=True, help="Stop once every batch is complete, failed or cancelled."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every step (default: warnings and unit outcomes).")
+@_store_option
+def run(
+    roles: tuple[str, ...], pod_id: str | None, exit_when_idle: bool, verbose: bool, store_url: str | None
+) -> None:
+    """Run a pod: claim and convert jobs, discover batches, re-queue lost work, merge finished batches.
+
+    Stops on SIGTERM/SIGINT: no new jobs are claimed; a running job gets ROBOFLOW_SHUTDOWN_GRACE_SECS
+    (15) to finish, else it is given back to the queue. Timings come from the environment
+    (WORKER_POLL_INTERVAL_SECS, WORKER_HEARTBEAT_INTERVAL_SECS, ROBOFLOW_HEARTBEAT_TIMEOUT_SECS, ...).
+    """
+    from roboflow_distributed.runner import Role, default_pod_id, run_pod
+    from roboflow_distributed.settings import Settings
+
+    pod = pod_id or default_pod_id()
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format=f"%(asctime)s {pod} %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("roboflow").setLevel(logging.INFO)
+    try:
+        settings = Settings.from_env()
+    except RoboflowError as err:
+        _fail(err)
+    with _store(store_url) as store:
+        report = run_pod(
+            store, [cast(Role, r) for r in roles], pod=pod, settings=settings, exit_when_idle=exit_when_idle
+        )
+    click.echo(f"pod {report.pod}: {report.units_completed} job(s) converted")
+    for error in report.errors:
+        click.echo(f"  error: {error}", err=True)
+
+
+@click.command()
+@_store_option
+@_json_option
+def health(store_url: str | None, as_json: bool) -> None:
+    """Check the store and list pods (alive or stale) and batches by phase; exit 1 when unhealthy."""
+    from roboflow_distributed import keys
+    from roboflow_distributed.batches import list_batches
+    from roboflow_distributed.records import Heartbeat, scan
+    from roboflow_distributed.settings import Settings
+    from roboflow_distributed.store import open_store
+
+    timeout = Settings.from_env().heartbeat_timeout
+    report: dict[str, Any] = {"store": store_url, "healthy": False}
+    try:
+        store = open_store(store_url)
+        try:
+            report["store"] = store.url
+            beats = [v.record for v in scan(store, keys.HEARTBEATS, Heartbeat)]
+            batches = list_batches(store)
+        finally:
+            store.close()
+    except RoboflowError as err:
+        report["error"] = str(err)
+        _echo_json(report) if as_json else click.echo(f"unhealthy: {err}", err=True)
+        sys.exit(1)
+    now = time.time()
+    report["healthy"] = True
+    report["pods"] = [
+        {"pod": b.pod, "roles": b.roles, "alive": b.at >= now - timeout, "seen": b.at, "unit": b.unit}
+        for b in beats
+    ]
+    phases: dict[str, int] = {}
+    for b in batches:
+        phases[str(b.status.record.phase)] = phases.get(str(b.status.record.phase), 0) + 1
+    report["batches"] = phases
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(f"store     {report['store']}: reachable")
+    alive = sum(p["alive"] for p in report["pods"])
+    click.echo(f"pods      {alive} alive, {len(beats) - alive} stale")
+    for beat in beats:
+        state = "alive" if beat.at >= now - timeout else "STALE"
+        click.echo(
+            f"  {beat.pod:<28} {state:<6} {','.join(beat.roles):<28} seen {_ago(beat.at)}  {beat.unit or ''}"
+        )
+    click.echo("batches   " + (", ".join(f"{n} {k}" for k, n in sorted(phases.items())) or "none"))
+
+
+def register(cli: click.Group) -> None:
+    """Add the distributed commands to the ``roboflow`` group."""
+    for command in (submit, batch, jobs, run, health):
+        cli.add_command(command)
