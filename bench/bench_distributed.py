@@ -1,9 +1,10 @@
 """Distributed mode vs `roboflow convert --jobs N`: overhead and throughput against worker count.
 
-The same recordings are converted twice into fresh datasets: once by `roboflow convert --jobs N`
-(local process pool), once as a batch on the embedded SQLite store run by N `roboflow run --role
-worker` processes plus one control pod (scanner, reaper, finalizer). Wall time is measured from
-the command start to the finished dataset, process start-up included on both sides.
+The same recordings are converted into fresh datasets: by `roboflow convert --jobs N` (local
+process pool), and as a batch on the embedded SQLite store run by N `roboflow run --role worker`
+processes plus one control pod (scanner, reaper, finalizer). "warm" times submit -> finished
+dataset with the pods already running (as in a cluster); "cold" starts the pods with the batch,
+so it pays their process start-up (~1.5 s of imports each), like `convert` does.
 
     uv run python bench/bench_distributed.py                      # 12 recordings, 320x240, 3 s each
     uv run python bench/bench_distributed.py --recordings 24 --workers 1 2 3
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,44 +73,61 @@ def bench_convert(inputs: Path, config: Path, out: Path, jobs: int) -> float:
     return time.perf_counter() - started
 
 
-def bench_batch(inputs: Path, config: Path, out: Path, workers: int, work: Path) -> float:
-    store = f"sqlite://{work / f'state-{workers}.db'}"
+def _spawn(workers: int, store: str, env: dict[str, str], idle_exit: bool) -> list[subprocess.Popen[bytes]]:
+    extra = ["--store", store, *(["--exit-when-idle"] if idle_exit else [])]
+    control = ["run", "--role", "scanner", "--role", "reaper", "--role", "finalizer", "--pod-id", "control"]
+    commands = [[ROBOFLOW, "run", "--role", "worker", "--pod-id", f"w{i}", *extra] for i in range(workers)]
+    commands.append([ROBOFLOW, *control, *extra])
+    return [
+        subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands
+    ]
+
+
+def _wait_complete(store_url: str, batch: str) -> None:
+    from roboflow_distributed.batches import get_batch
+    from roboflow_distributed.store import open_store
+
+    store = open_store(store_url)
+    try:
+        while not (phase := get_batch(store, batch).status.record.phase).terminal:
+            time.sleep(0.05)
+    finally:
+        store.close()
+    if phase != "complete":
+        raise SystemExit(f"batch {batch} ended {phase}")
+
+
+def _wait_pods(store_url: str, n: int) -> None:
+    from roboflow_distributed import keys
+    from roboflow_distributed.store import open_store
+
+    store = open_store(store_url)
+    try:
+        while len(store.scan(keys.HEARTBEATS)) < n:
+            time.sleep(0.05)
+    finally:
+        store.close()
+
+
+def bench_batch(inputs: Path, config: Path, out: Path, workers: int, work: Path, *, warm: bool) -> float:
+    """Seconds from submit to the finished dataset; ``warm``: the pods run already (a cluster)."""
+    store = f"sqlite://{work / f'state-{workers}-{warm}.db'}"
     env = {**os.environ, **FAST_ENV}
+    procs = _spawn(workers, store, env, idle_exit=not warm) if warm else []
+    if warm:
+        _wait_pods(store, workers + 1)
     started = time.perf_counter()
     batch = _run(
         [ROBOFLOW, "submit", str(inputs / "*.mcap"), "-c", str(config), "-o", str(out), "--store", store]
     )
-    common = ["--store", store, "--exit-when-idle"]
-    procs = [
-        subprocess.Popen(
-            [ROBOFLOW, "run", "--role", "worker", "--pod-id", f"w{i}", *common],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for i in range(workers)
-    ]
-    control = [
-        ROBOFLOW,
-        "run",
-        "--role",
-        "scanner",
-        "--role",
-        "reaper",
-        "--role",
-        "finalizer",
-        "--pod-id",
-        "control",
-    ]
-    procs.append(
-        subprocess.Popen([*control, *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    )
-    for proc in procs:
-        proc.wait()
+    if not warm:
+        procs = _spawn(workers, store, env, idle_exit=True)
+    _wait_complete(store, batch)
     elapsed = time.perf_counter() - started
-    status = _run([ROBOFLOW, "batch", "get", batch, "--store", store])
-    if "phase     complete" not in status:
-        raise SystemExit(f"batch did not complete:\n{status}")
+    for proc in procs:
+        if warm:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait()
     return elapsed
 
 
@@ -147,12 +166,23 @@ def main() -> None:
             f"{args.recordings} recordings, {args.width}x{args.height}, {args.seconds:g} s each, "
             f"~{frames} camera frames, {args.codec}, {os.cpu_count()} CPUs"
         )
-        print(f"{'workers':>7}  {'convert -j N':>13}  {'distributed':>12}  {'overhead':>9}  {'frames/s':>9}")
+        print("warm: pods already running (a cluster); cold: pods started with the batch (process start-up)")
+        header = ["workers", "convert -j N", "warm", "overhead", "cold", "overhead", "frames/s warm"]
+        print("  ".join(f"{h:>13}" for h in header))
         for n in args.workers:
             local = bench_convert(inputs, config, work / f"local-{n}", n)
-            dist = bench_batch(inputs, config, work / f"dist-{n}", n, work)
-            overhead = 100 * (dist / local - 1)
-            print(f"{n:>7}  {local:>11.2f} s  {dist:>10.2f} s  {overhead:>8.1f}%  {frames / dist:>9.1f}")
+            warm = bench_batch(inputs, config, work / f"warm-{n}", n, work, warm=True)
+            cold = bench_batch(inputs, config, work / f"cold-{n}", n, work, warm=False)
+            cells = [
+                f"{n}",
+                f"{local:.2f} s",
+                f"{warm:.2f} s",
+                f"{100 * (warm / local - 1):+.1f}%",
+                f"{cold:.2f} s",
+                f"{100 * (cold / local - 1):+.1f}%",
+                f"{frames / warm:.1f}",
+            ]
+            print("  ".join(f"{c:>13}" for c in cells))
 
 
 if __name__ == "__main__":
