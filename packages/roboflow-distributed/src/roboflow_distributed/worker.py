@@ -45,7 +45,7 @@ __all__ = ["Shutdown", "Worker"]
 log = logging.getLogger("roboflow.worker")
 _T = TypeVar("_T")
 
-# Errors that retrying cannot fix: the recording, its messages or the config are bad.
+# Errors worth retrying (store or network trouble); any other RoboflowError means bad input: Dead at once.
 _TRANSIENT = (StorageError, CoordinationError, PipelineError)
 
 

@@ -1,0 +1,97 @@
+"""The distributed commands end to end through the CLI, on a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tests.roboflow_distributed._batch_helpers import FAST_ENV, config_text, corrupt, recordings
+from tests.roboflow_pipeline.test_convert import verify_dataset
+
+from roboflow_cli.main import cli
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    store = f"sqlite://{tmp_path / 'state.db'}"
+    monkeypatch.setenv("ROBOFLOW_STORE", store)
+    for key, value in FAST_ENV.items():
+        monkeypatch.setenv(key, value)
+    return store
+
+
+def _json(runner: CliRunner, args: list[str]) -> object:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_submit_run_and_inspect_a_batch(tmp_path: Path, env: str) -> None:
+    runner = CliRunner()
+    recs = recordings(tmp_path / "in", 2, base=0.3)
+    bad = corrupt(recs[0].path, tmp_path / "in" / "rec_zz_bad.mcap")
+    config = tmp_path / "c.toml"
+    config.write_text(config_text())
+    glob = str(tmp_path / "in" / "*.mcap")
+    dry = _json(
+        runner, ["submit", glob, "-c", str(config), "-o", str(tmp_path / "ds"), "--dry-run", "--json"]
+    )
+    assert dry == {"recordings": [str(r.path) for r in recs] + [str(bad)]}
+    submitted = runner.invoke(cli, ["submit", glob, "-c", str(config), "-o", str(tmp_path / "ds")])
+    assert submitted.exit_code == 0, submitted.output
+    batch = submitted.output.strip()
+    listed = _json(runner, ["batch", "list", "--json"])
+    assert [b["spec"]["id"] for b in listed] == [batch] and listed[0]["status"]["phase"] == "pending"
+
+    ran = runner.invoke(cli, ["run", "--role", "all", "--pod-id", "p1", "--exit-when-idle"])
+    assert ran.exit_code == 0, ran.output
+    assert "pod p1: 2 job(s) converted" in ran.output  # the corrupt one is dead
+
+    got = _json(runner, ["batch", "get", batch, "--json"])
+    assert got["status"]["phase"] == "complete" and got["status"]["units_dead"] == 1
+    text = runner.invoke(cli, ["batch", "get", batch]).output
+    assert "2 episodes" in text and "rec_zz_bad.mcap" in text
+    dead = _json(runner, ["jobs", "list", "--status", "dead", "--json"])
+    assert [d["source"] for d in dead] == [str(bad)]
+    job = _json(runner, ["jobs", "get", dead[0]["id"][:8], "--json"])
+    assert job["status"] == "dead" and "rec_zz_bad.mcap" in job["error"]
+    retried = runner.invoke(cli, ["jobs", "retry", f"{batch}/{dead[0]['id']}"])
+    assert retried.exit_code == 1 and "its batch is complete" in retried.output
+    verify_dataset(tmp_path / "ds", recs)
+
+    health = _json(runner, ["health", "--json"])
+    assert health["healthy"] is True and health["batches"] == {"complete": 1}
+    assert health["pods"] == [], "a stopped pod removes its heartbeat"
+
+
+def test_cancel_and_errors_name_what_is_wrong(tmp_path: Path, env: str) -> None:
+    runner = CliRunner()
+    recs = recordings(tmp_path / "in", 1, base=0.3)
+    config = tmp_path / "c.toml"
+    config.write_text(config_text())
+    batch = runner.invoke(cli, ["submit", str(recs[0].path), "-c", str(config), "-o", str(tmp_path / "ds")])
+    batch_id = batch.output.strip()
+    cancelled = runner.invoke(cli, ["batch", "cancel", batch_id])
+    assert cancelled.exit_code == 0 and "cancelled" in cancelled.output
+    again = runner.invoke(cli, ["batch", "cancel", batch_id])
+    assert again.exit_code == 1 and "already cancelled" in again.output
+    missing = runner.invoke(cli, ["batch", "get", "nope"])
+    assert missing.exit_code == 1 and "no such batch" in missing.output
+    bad_store = runner.invoke(cli, ["batch", "list", "--store", "redis://x"])
+    assert bad_store.exit_code == 1 and "sqlite://" in bad_store.output
+    bad_config = tmp_path / "bad.toml"
+    bad_config.write_text(config_text().replace("fps = 30", "fps = 0"))
+    rejected = runner.invoke(cli, ["submit", str(recs[0].path), "-c", str(bad_config), "-o", "x"])
+    assert rejected.exit_code == 1 and "dataset.fps" in rejected.output and "bad.toml" in rejected.output
+    unhealthy = runner.invoke(cli, ["health", "--store", "etcd://127.0.0.1:9"])
+    assert unhealthy.exit_code == 1 and "unhealthy" in unhealthy.output
+
+
+def test_help_explains_the_distributed_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    for command in ("submit", "batch", "jobs", "run", "health"):
+        assert command in result.output
+    run_help = CliRunner().invoke(cli, ["run", "--help"]).output
+    assert "SIGTERM" in run_help and "--role" in run_help and "ROBOFLOW_STORE" in run_help
