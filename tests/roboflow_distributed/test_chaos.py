@@ -87,6 +87,13 @@ def _phase(store: Store, batch: str) -> BatchPhase | None:
         return None
 
 
+def _finished_units(store: Store, batch: str) -> int:
+    try:
+        return sum(u.record.status.terminal for u in list_units(store, batch))
+    except Exception:  # the store may be down (etcd restart)
+        return 0
+
+
 def run_chaos(store_url: str, tmp_path: Path, *, restart_store: object = None) -> None:
     rng = random.Random(7)
     recs = recordings(tmp_path / "in", N_RECORDINGS, base=0.3)
@@ -102,10 +109,12 @@ def run_chaos(store_url: str, tmp_path: Path, *, restart_store: object = None) -
             pods.start(slot, same_id=True)
         kills, store_restarted = 0, restart_store is None
         deadline = time.monotonic() + 420
-        while _phase(store, spec.id) not in (BatchPhase.COMPLETE, BatchPhase.FAILED):
-            assert time.monotonic() < deadline, "the batch did not finish under chaos"
-            time.sleep(rng.uniform(1.0, 2.5))  # pods take ~1.5 s to start: let kills hit running units
-            if kills < KILLS:
+        # kills are paced by progress (not time), so they land mid-batch however fast the machine is
+        thresholds = [N_RECORDINGS * (k + 1) // (KILLS + 2) for k in range(KILLS)]
+        while (phase := _phase(store, spec.id)) not in (BatchPhase.COMPLETE, BatchPhase.FAILED):
+            assert time.monotonic() < deadline, f"the batch did not finish under chaos ({phase})"
+            time.sleep(0.1)
+            if kills < KILLS and _finished_units(store, spec.id) >= thresholds[kills]:
                 slot = rng.randrange(N_PODS)
                 pods.kill(slot)
                 kills += 1
@@ -118,7 +127,7 @@ def run_chaos(store_url: str, tmp_path: Path, *, restart_store: object = None) -
         units = list_units(store, spec.id)
     finally:
         store.close()
-    assert kills >= 5 and store_restarted, f"the batch finished before the chaos ({kills} kills)"
+    assert kills == KILLS and store_restarted, f"the batch finished before the chaos ({kills} kills)"
     assert any(u.record.lost > 0 for u in units), "no kill hit a running unit: the test proved nothing"
     assert status.phase is BatchPhase.COMPLETE, status.error
     assert status.units_total == N_RECORDINGS + 1
