@@ -1,14 +1,19 @@
 """Conversion time from and into s3:// (a moto server on loopback) relative to local disk.
 
 Writes one synthetic recording per format asked for, uploads it to a moto bucket and converts it
-three ways, best of ``--repeat``: local -> local dir, s3:// -> local dir, s3:// -> s3:// (merge in a
-working directory, then upload with ``meta/info.json`` last). Prints seconds and the ratio to the
-local run (target: within 10% on loopback). Run with
-``uv run python bench/bench_convert_s3.py [--seconds 10] [--formats mcap,ros1] [--repeat 2]``.
+several ways, best of ``--repeat`` rounds (the ways take turns within a round, so load from other
+processes hits them alike): local -> local dir, s3:// -> local dir, s3:// -> s3:// (merge in a
+working directory, then upload with ``meta/info.json`` last) and, for MCAP, s3:// -> local dir
+with a buffer too small to hold the recording (streamed by ranged GETs). Also times the download
+alone (``Storage.local_copy``) and prints the floor it implies: local time + download time, since
+both passes of a conversion need the whole recording. Prints seconds and ratios to the local run
+(target: within 10% on loopback). Run with
+``uv run python bench/bench_convert_s3.py [--seconds 10] [--formats mcap,ros1,ros2-db3,ros2-mcap]``.
 
-MCAP is read with ranged GETs through ``Storage.open_reader``; ROS1 bags and .db3 go through the
-local spool (``ROBOFLOW_BUFFER_DIR``; pointed at a fresh directory here so every run downloads).
-moto is one CPU-bound Python process: the S3 figures are bounded by moto, not by the client.
+A recording that fits the local buffer (``ROBOFLOW_BUFFER_DIR``; a fresh directory here, emptied
+before every run so every run downloads) is downloaded once by parallel ranged GETs and read
+locally; a larger MCAP streams. moto is one CPU-bound Python process that reads the whole object
+for every ranged GET (see ``bench_storage.py``): the S3 figures are bounded by moto, not by the client.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,13 +52,27 @@ def _config(codec: str) -> Any:
     )
 
 
-def _best(run: Callable[[int], None], repeat: int) -> float:
-    best = float("inf")
+def _rounds(runs: dict[str, Callable[[int], None]], repeat: int) -> dict[str, float]:
+    """Best seconds of each run over ``repeat`` rounds; each round runs every one in turn."""
+    best = dict.fromkeys(runs, float("inf"))
     for i in range(repeat):
-        started = time.perf_counter()
-        run(i)
-        best = min(best, time.perf_counter() - started)
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run(i)
+            best[name] = min(best[name], time.perf_counter() - started)
     return best
+
+
+def _upload(store: Storage, local: Path) -> list[tuple[str, int]]:
+    """Upload a recording file or bag directory; returns its objects' keys and sizes."""
+    files = [local] if local.is_file() else sorted(p for p in local.iterdir() if p.is_file())
+    keys = []
+    for path in files:
+        key = path.name if local.is_file() else f"{local.name}/{path.name}"
+        with store.open_writer(key) as out, path.open("rb") as src:
+            shutil.copyfileobj(src, out, 16 << 20)
+        keys.append((key, path.stat().st_size))
+    return keys
 
 
 def _bench_format(fmt: str, args: argparse.Namespace, endpoint: str, work: Path, config: Any) -> None:
@@ -70,34 +89,63 @@ def _bench_format(fmt: str, args: argparse.Namespace, endpoint: str, work: Path,
     )
     local = Path(rec.path)
     store = Storage.from_url(f"s3://{bucket}?{query}")
-    files = [local] if local.is_file() else sorted(p for p in local.iterdir() if p.is_file())
-    for path in files:
-        key = path.name if local.is_file() else f"{local.name}/{path.name}"
-        with store.open_writer(key) as out, path.open("rb") as src:
-            shutil.copyfileobj(src, out, 16 << 20)
+    objects = _upload(store, local)
     remote = f"s3://{bucket}/{local.name}?{query}"
+    buffer = Path(os.environ["ROBOFLOW_BUFFER_DIR"])
+
+    def fresh_buffer(max_bytes: int | None = None) -> None:
+        shutil.rmtree(buffer, ignore_errors=True)  # every run downloads what it spools
+        if max_bytes is None:
+            os.environ.pop("ROBOFLOW_BUFFER_MAX_BYTES", None)
+        else:
+            os.environ["ROBOFLOW_BUFFER_MAX_BYTES"] = str(max_bytes)
 
     def local_run(i: int) -> None:
         convert([local], config, work / f"{fmt}-local-{i}")
 
+    def download(_: int) -> None:
+        fresh_buffer()
+        for key, _size in objects:
+            store.local_copy(key)
+
     def s3_to_local(i: int) -> None:
-        shutil.rmtree(work / "buffer", ignore_errors=True)  # every run downloads what it spools
+        fresh_buffer()
         convert([remote], config, work / f"{fmt}-s3-{i}")
 
     def s3_to_s3(i: int) -> None:
-        shutil.rmtree(work / "buffer", ignore_errors=True)
+        fresh_buffer()
         convert([remote], config, f"s3://{bucket}/out-{i}?{query}")
 
-    size = sum(p.stat().st_size for p in files) / (1 << 20)
-    base = _best(local_run, args.repeat)
-    from_s3 = _best(s3_to_local, args.repeat)
-    both = _best(s3_to_s3, args.repeat)
-    print(f"{fmt:<9} {size:7.1f} MB  local -> local {base:6.2f} s")
-    print(f"{'':<9} {'':>7}     s3 -> local    {from_s3:6.2f} s ({from_s3 / base:.2f} x local)")
-    print(f"{'':<9} {'':>7}     s3 -> s3       {both:6.2f} s ({both / base:.2f} x local)")
+    def streamed(i: int) -> None:
+        fresh_buffer(max_bytes=min(nbytes for _, nbytes in objects) - 1)
+        try:
+            convert([remote], config, work / f"{fmt}-streamed-{i}")
+        finally:
+            fresh_buffer()
+
+    runs = {"local": local_run, "download": download, "s3": s3_to_local, "s3s3": s3_to_s3}
+    if fmt in ("mcap", "ros2-mcap"):
+        runs["streamed"] = streamed
+    best = _rounds(runs, args.repeat)
+    base = best["local"]
+    size = sum(nbytes for _, nbytes in objects) / (1 << 20)
+    floor = base + best["download"]
+    rate = size / best["download"]
+    indent = " " * 22
+    print(f"{fmt:<9} {size:7.1f} MB  {'local -> local':<23} {base:6.2f} s")
+    part = store.download_part_size
+    gets = sum(max(1, (nbytes + part // 2) // part) for _, nbytes in objects)
+    dl = best["download"]
+    print(f"{indent}{'download (local_copy)':<23} {dl:6.2f} s ({rate:.0f} MB/s, {gets} ranged GETs)")
+    print(f"{indent}{'floor: local + download':<23} {floor:6.2f} s ({floor / base:.2f} x local)")
+    rows = [("s3 -> local", "s3"), ("s3 -> s3", "s3s3"), ("s3 -> local, streamed", "streamed")]
+    for label, name in rows:
+        if name in best:
+            print(f"{indent}{label:<23} {best[name]:6.2f} s ({best[name] / base:.2f} x local)")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -105,16 +153,17 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--codec", default="libx264")
-    parser.add_argument("--formats", default="mcap,ros1")
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--formats", default="mcap,ros1,ros2-db3,ros2-mcap")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
     endpoint, server = start_moto()
     work = Path(tempfile.mkdtemp(prefix="roboflow-bench-s3-"))
     os.environ["ROBOFLOW_BUFFER_DIR"] = str(work / "buffer")
     try:
         config = _config(args.codec)
         print(
-            f"recording: {args.seconds:.0f} s, {args.width}x{args.height} rgb8 at 30 Hz, codec {args.codec}"
+            f"recording: {args.seconds:.0f} s, {args.width}x{args.height} rgb8 at 30 Hz, codec {args.codec}; "
+            f"cpus: {os.cpu_count()}; best of {args.repeat}"
         )
         for fmt in args.formats.split(","):
             _bench_format(fmt, args, endpoint, work, config)

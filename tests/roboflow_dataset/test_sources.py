@@ -297,21 +297,3 @@ def test_unsupported_encoding_is_a_decode_error(tmp_path: Path) -> None:
         message = next(iter(source.messages()))
         with pytest.raises(DecodeError, match="flatbuffer"):
             message.decode()
-
-
-def test_remote_mcap_streams_without_a_local_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from roboflow_storage import Storage
-
-    def no_spool(self: Storage, key: str) -> Path:
-        raise AssertionError(f"MCAP must stream, not be copied: {key}")
-
-    store = Storage.from_url("memory://test-sources-remote")
-    store.put("rec.mcap", (SAMPLES / "evo/nav2_turtlebot.mcap").read_bytes())
-    monkeypatch.setattr(Storage, "local_copy", no_spool)
-    with (
-        open_source(SAMPLES / "evo/nav2_turtlebot.mcap") as local,
-        open_source("memory://test-sources-remote/rec.mcap") as remote,
-    ):
-        assert remote.path == "memory://test-sources-remote/rec.mcap" and remote.format == "mcap"
-        assert remote.topics() == local.topics()
-        assert sum(1 for _ in remote.messages()) == sum(1 for _ in local.messages())

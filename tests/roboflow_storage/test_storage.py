@@ -7,8 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
+from tests._servers import S3Bucket
 
-from roboflow_storage import LruCache, ObjectExistsError, ObjectNotFoundError, Storage
+from roboflow_storage import LruCache, ObjectExistsError, ObjectNotFoundError, RetryPolicy, Storage
 
 MIB = 1 << 20
 
@@ -141,3 +142,12 @@ def test_local_copy_spools_into_the_cache_once(storage: Storage, tmp_path: Path)
     assert first.stat().st_ino == inode  # not downloaded again
     storage.put("bags/run.bag", data[::-1])  # a new etag is a new entry
     assert spooled.local_copy("bags/run.bag").read_bytes() == data[::-1]
+
+
+def test_storages_on_one_bucket_share_one_client(s3_bucket: S3Bucket) -> None:
+    a, b = Storage.from_url(s3_bucket.url("a")), Storage.from_url(s3_bucket.url("b"))
+    assert a._store is b._store  # no new client (TLS roots, connection pool) per storage
+    other = Storage.from_url(s3_bucket.url("a"), retry=RetryPolicy(max_retries=1))
+    assert other._store is not a._store
+    a.put("k", b"v")
+    assert a.get("k") == b"v" and not b.exists("k")  # each keeps its own prefix

@@ -107,14 +107,11 @@ def _stage(path: str, config: RoboflowConfig, staging: Path, task: str | None) -
 
 @contextmanager
 def _drain(events: Any, progress: Progress, summary: ConvertSummary) -> Iterator[None]:
-    stop = threading.Event()
+    """Feed worker events into the progress bar until the body ends (a ``None`` event stops it)."""
 
     def run() -> None:
-        while not (stop.is_set() and events.empty()):
-            try:
-                kind, n, nbytes = events.get(timeout=0.05)
-            except queue.Empty:
-                continue
+        while (event := events.get()) is not None:
+            kind, n, nbytes = event
             if kind == "planned":
                 progress.add_total(n)
                 summary.input_bytes += nbytes
@@ -126,7 +123,7 @@ def _drain(events: Any, progress: Progress, summary: ConvertSummary) -> Iterator
     try:
         yield
     finally:
-        stop.set()
+        events.put(None)
         thread.join()
 
 

@@ -49,7 +49,7 @@ class _Extractors:
     """The per-topic decoders of one recording and how their values form features."""
 
     def __init__(self, source: Source, mappings: Sequence[Mapping]) -> None:
-        types = {t.topic: t.msgtype for t in source.topics()}
+        types = source.topic_types()
         self.path = source.path
         self.by_topic: dict[str, ImageExtractor | StampExtractor | VectorExtractor] = {}
         self.cameras: dict[str, str] = {}  # topic -> camera feature
@@ -100,7 +100,7 @@ class _Extractors:
 
 
 def _track_specs(source: Source, config: RoboflowConfig) -> list[TrackSpec]:
-    present = {t.topic for t in source.topics()}
+    present = set(source.topic_types())
     specs = []
     for m in config.mappings:
         if m.topic not in present:

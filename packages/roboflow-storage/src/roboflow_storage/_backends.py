@@ -15,6 +15,7 @@ An ``http://`` endpoint turns on ``allow_http``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -121,13 +122,25 @@ def build_store(loc: Location, retry: RetryPolicy) -> tuple[ObjectStore, tuple[s
     settings = _s3_settings(loc) if loc.scheme == "s3" else _oss_settings(loc)
     settings = {key: value for key, value in settings.items() if value is not None}
     endpoint = str(settings.get("endpoint", ""))
-    allow_http = _flag(loc.options, "allow_http") or endpoint.startswith("http://")
+    allow_http = bool(_flag(loc.options, "allow_http")) or endpoint.startswith("http://")
     secrets = tuple(str(settings[k]) for k in ("secret_access_key", "session_token") if k in settings)
     with translate_errors(loc.display(), "configure store", secrets):
-        store = S3Store(
-            loc.bucket,
-            client_options=retry.client_options(allow_http=allow_http),
-            retry_config=retry.retry_config(),
-            **settings,
-        )
+        store = _s3_store(loc.bucket, tuple(sorted(settings.items())), allow_http, retry)
     return store, secrets
+
+
+@functools.lru_cache(maxsize=32)
+def _s3_store(
+    bucket: str, settings: tuple[tuple[str, Any], ...], allow_http: bool, retry: RetryPolicy
+) -> S3Store:
+    """One client per bucket and settings, shared by the storages of a process.
+
+    Creating one costs milliseconds (TLS roots, connection pool), and a conversion opens several
+    storages on one bucket (resolving inputs, sizing, reading); sharing also reuses connections.
+    """
+    return S3Store(
+        bucket,
+        client_options=retry.client_options(allow_http=allow_http),
+        retry_config=retry.retry_config(),
+        **dict(settings),
+    )

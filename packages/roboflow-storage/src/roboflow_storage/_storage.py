@@ -5,15 +5,16 @@ from __future__ import annotations
 import builtins
 import functools
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import obstore
+from obstore.exceptions import PreconditionError
 
 from roboflow_storage._backends import build_store
 from roboflow_storage._cache import LruCache
+from roboflow_storage._download import download
 from roboflow_storage._glob import compile_glob, has_wildcards, literal_prefix
 from roboflow_storage._info import ObjectInfo
 from roboflow_storage._location import Location, parse_location
@@ -21,16 +22,43 @@ from roboflow_storage._reader import ObjectReader
 from roboflow_storage._retry import RetryPolicy
 from roboflow_storage._translate import translate_errors
 from roboflow_storage._writer import ObjectWriter
-from roboflow_storage.errors import ObjectNotFoundError
+from roboflow_storage.errors import ObjectNotFoundError, StorageError
+
+if TYPE_CHECKING:
+    from obstore import GetOptions
 
 PutMode = Literal["overwrite", "create"]
 MIN_PART_SIZE = 5 << 20
 """S3's smallest multipart part (the last part may be smaller)."""
+DOWNLOAD_PART_SIZE = 64 << 20
+"""Default bytes per ranged GET of :meth:`Storage.local_copy` (``ROBOFLOW_DOWNLOAD_PART_BYTES``)."""
+DOWNLOAD_CONCURRENCY = 4
+"""Default ranged GETs in flight in :meth:`Storage.local_copy` (``ROBOFLOW_DOWNLOAD_CONCURRENCY``)."""
+_STREAM_CHUNK = 1 << 20
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise StorageError(f"{name} must be a positive number of bytes or requests, not {text!r}")
+    return value
 
 
 @functools.cache
-def _default_cache() -> LruCache:
+def _cache_at(directory: str | None, max_bytes: str | None) -> LruCache:
+    """One cache per value of the variables (the arguments are the cache key)."""
     return LruCache.from_env()
+
+
+def _default_cache() -> LruCache:
+    """The process-wide cache for the current ``ROBOFLOW_BUFFER_DIR`` and ``ROBOFLOW_BUFFER_MAX_BYTES``."""
+    return _cache_at(os.environ.get("ROBOFLOW_BUFFER_DIR"), os.environ.get("ROBOFLOW_BUFFER_MAX_BYTES"))
 
 
 class Storage:
@@ -47,6 +75,10 @@ class Storage:
             ``ROBOFLOW_BUFFER_DIR``.
         part_size: Multipart part size for uploads (at least 5 MiB).
         max_concurrency: Parts uploaded at once per upload.
+        download_part_size: Bytes per ranged GET when :meth:`local_copy` downloads; default
+            ``ROBOFLOW_DOWNLOAD_PART_BYTES`` or 64 MiB.
+        download_concurrency: Ranged GETs in flight when :meth:`local_copy` downloads; default
+            ``ROBOFLOW_DOWNLOAD_CONCURRENCY`` or 4.
     """
 
     def __init__(
@@ -57,6 +89,8 @@ class Storage:
         cache: LruCache | None = None,
         part_size: int = 16 << 20,
         max_concurrency: int = 8,
+        download_part_size: int | None = None,
+        download_concurrency: int | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part)")
@@ -64,6 +98,14 @@ class Storage:
         self.retry = retry or RetryPolicy()
         self.part_size = part_size
         self.max_concurrency = max_concurrency
+        if download_part_size is None:
+            download_part_size = _env_int("ROBOFLOW_DOWNLOAD_PART_BYTES", DOWNLOAD_PART_SIZE)
+        if download_concurrency is None:
+            download_concurrency = _env_int("ROBOFLOW_DOWNLOAD_CONCURRENCY", DOWNLOAD_CONCURRENCY)
+        self.download_part_size = download_part_size
+        self.download_concurrency = download_concurrency
+        if self.download_part_size <= 0 or self.download_concurrency <= 0:
+            raise ValueError("download_part_size and download_concurrency must be positive")
         self._cache = cache
         self._store, self._secrets = build_store(location, self.retry)
         self._root = "" if location.scheme == "file" else location.prefix
@@ -89,7 +131,8 @@ class Storage:
         return f"Storage({self.url!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore, (self.location, self.retry, self.part_size, self.max_concurrency))
+        sizes = (self.part_size, self.max_concurrency, self.download_part_size, self.download_concurrency)
+        return (_restore, (self.location, self.retry, *sizes))
 
     @property
     def url(self) -> str:
@@ -179,27 +222,65 @@ class Storage:
         found = (info for info in self.list(literal_prefix(pattern)) if regex.match(info.key))
         return sorted(found, key=lambda info: info.key)
 
-    def local_copy(self, key: str) -> Path:
+    def _cache_in_use(self) -> LruCache:
+        return self._cache if self._cache is not None else _default_cache()
+
+    def fits_local_copy(self, size: int) -> bool:
+        """Whether :meth:`local_copy` can hold an object of ``size`` bytes (always on a local store)."""
+        return self.is_local or size <= self._cache_in_use().max_bytes
+
+    def local_copy(self, key: str, *, info: ObjectInfo | None = None) -> Path:
         """A local file with the content of ``key``, for readers that need a real file.
 
         A local store returns the file itself. Remote objects are spooled into the bounded
         :class:`LruCache` (``ROBOFLOW_BUFFER_DIR``), keyed by URL and etag, so a repeated read of
-        an unchanged object is not downloaded again.
+        an unchanged object is not downloaded again. The download runs ``download_concurrency``
+        ranged GETs of ``download_part_size`` bytes at once, each streamed into its place in the
+        file (memory stays at a few MiB per GET), all conditional on the etag, so an object
+        replaced midway fails instead of mixing two versions.
+
+        Args:
+            key: The object.
+            info: Its :meth:`head` (or listing entry) when the caller has it: saves a request.
 
         Raises:
             ObjectNotFoundError: No object at ``key``.
-            StorageError: The download failed or does not fit the cache.
+            StorageError: The download failed, the object changed meanwhile, or it does not fit
+                the cache.
         """
-        info = self.head(key)
+        if info is None:
+            info = self.head(key)
         if self.is_local:
             return Path(self.location.prefix, info.key)
-        cache = self._cache if self._cache is not None else _default_cache()
+        url = self.url_of(key)
 
-        def download(target: Path) -> None:
-            with self.open_reader(key, read_ahead=4) as reader, target.open("wb") as out:
-                shutil.copyfileobj(reader, out, 8 << 20)
+        def fetch(target: Path) -> None:
+            download(
+                functools.partial(self._stream_range, key, info.etag),
+                info.size,
+                target,
+                part_size=self.download_part_size,
+                concurrency=self.download_concurrency,
+                resumes=self.retry.max_retries,
+                url=url,
+            )
 
-        return cache.get_or_fetch(self.url_of(key), info.etag, info.size, download)
+        return self._cache_in_use().get_or_fetch(url, info.etag, info.size, fetch)
+
+    def _stream_range(self, key: str, etag: str | None, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``[start, end)`` of ``key`` as a stream of chunks, only while its etag is ``etag``."""
+        url = self.url_of(key)
+        options: GetOptions = {"range": (start, end)}
+        if etag is not None:
+            options["if_match"] = etag
+        with translate_errors(url, f"get bytes {start}-{end}", self._secrets):
+            try:
+                result = obstore.get(self._store, self._path(key), options=options)
+                yield from result.stream(min_chunk_size=_STREAM_CHUNK)
+            except PreconditionError as err:
+                raise StorageError(
+                    "the object changed while it was being read (its etag differs); run again", url=url
+                ) from err
 
     # writing
     def put(
@@ -261,5 +342,13 @@ class Storage:
             return
 
 
-def _restore(location: Location, retry: RetryPolicy, part_size: int, max_concurrency: int) -> Storage:
-    return Storage(location, retry=retry, part_size=part_size, max_concurrency=max_concurrency)
+def _restore(location: Location, retry: RetryPolicy, *sizes: int) -> Storage:
+    part_size, max_concurrency, download_part_size, download_concurrency = sizes
+    return Storage(
+        location,
+        retry=retry,
+        part_size=part_size,
+        max_concurrency=max_concurrency,
+        download_part_size=download_part_size,
+        download_concurrency=download_concurrency,
+    )

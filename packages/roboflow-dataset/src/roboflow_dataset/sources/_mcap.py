@@ -59,33 +59,53 @@ class McapStorage:
     Args:
         path: The file, or the name (URL) of a remote one when ``open_stream`` is given.
         open_stream: Opens a new seekable binary stream over the file (a remote object's
-            :class:`~roboflow_storage.ObjectReader`); default: ``open(path, "rb")``.
+            :class:`~roboflow_storage.ObjectReader`, or a stream over its spooled copy);
+            default: ``open(path, "rb")``.
+        release: Called by :meth:`close` (frees what ``open_stream`` reads from).
 
     Raises:
         CorruptRecordingError: The file is truncated or its summary is damaged.
     """
 
-    def __init__(self, path: Path | str, open_stream: Callable[[], IO[bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        open_stream: Callable[[], IO[bytes]] | None = None,
+        *,
+        release: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
         self._open: Callable[[], IO[bytes]] = open_stream or (lambda: Path(path).open("rb"))  # noqa: SIM115 - opened in a with block by callers
+        self._release = release
         self._channels: dict[int, Channel] = {}
+        self._stats: dict[Channel, ChannelStats] | None = None
         with reading(path, "open MCAP file"), self._open() as stream:
             _check_complete(path, stream)
-            summary = SeekingReader(stream).get_summary()
-            self._indexed = summary is not None and bool(summary.chunk_indexes)
-            if summary is not None:
+            self._summary = SeekingReader(stream).get_summary()
+            self._indexed = self._summary is not None and bool(self._summary.chunk_indexes)
+            if self._summary is not None:
                 self._channels = {
-                    cid: _make_channel(path, ch, summary.schemas.get(ch.schema_id))
-                    for cid, ch in summary.channels.items()
+                    cid: _make_channel(path, ch, self._summary.schemas.get(ch.schema_id))
+                    for cid, ch in self._summary.channels.items()
                 }
-            stats = self._index_stats(stream, summary) if summary is not None else None
-            if stats is None:
-                stats = count_records(self._channels.values(), self._stream(stream))
-        self._stats = stats
+            if not self._indexed:  # read whole anyway, and channels may show up only on the way
+                self._stats = count_records(self._channels.values(), self._stream(stream))
         self.channels = list(self._channels.values())
 
     def stats(self) -> dict[Channel, ChannelStats]:
-        """Exact per-channel counts and log-time bounds."""
+        """Exact per-channel counts and log-time bounds.
+
+        Files with chunk indexes are counted on first use (from the message indexes, else by a
+        counting pass), so opening one reads only its summary.
+        """
+        if self._stats is None:
+            assert self._summary is not None
+            with self._open() as stream:
+                stats = self._index_stats(stream, self._summary)
+                if stats is None:
+                    stats = count_records(self.channels, self._stream(stream))
+                    self.channels = list(self._channels.values())
+            self._stats = stats
         return self._stats
 
     def read(self, channels: Collection[Channel] | None, start_ns: int | None) -> Iterator[Record]:
@@ -105,7 +125,10 @@ class McapStorage:
                     yield record
 
     def close(self) -> None:
-        """Nothing to release: each read opens its own handle."""
+        """Release what the streams read from (each read opens and closes its own stream)."""
+        if self._release is not None:
+            self._release()
+            self._release = None
 
     def _stream(self, stream: IO[bytes]) -> Iterator[Record]:
         """Every message in file order, registering channels met on the way."""

@@ -1,13 +1,18 @@
 """Format detection: :func:`open_source` for files, ``file://`` URLs, rosbag2 dirs and store URLs.
 
-Remote recordings (``s3://``, ``oss://``, ``memory://``) are read per format:
+Remote recordings (``s3://``, ``oss://``, ``memory://``) are read once into the local spool when
+they fit it, else streamed:
 
-* MCAP (bare, or a rosbag2 storage file) streams through :meth:`roboflow_storage.Storage.open_reader`:
-  ranged GETs with read-ahead; the summary and chunk indexes let the reader seek, so the object is
-  never downloaded whole first.
-* ROS1 bags and rosbag2 ``.db3`` files are copied whole into the bounded LRU spool
-  (:meth:`roboflow_storage.Storage.local_copy`, ``ROBOFLOW_BUFFER_DIR``): rosbags' reader and sqlite3
-  need a real file. A repeated read of an unchanged object is not downloaded again.
+* An object that fits the bounded LRU spool (``ROBOFLOW_BUFFER_MAX_BYTES``) is copied into it
+  (:meth:`roboflow_storage.Storage.local_copy`: parallel ranged GETs) and read there, whatever its
+  format: a conversion reads a recording twice (timestamps, then the chosen messages) and the
+  MCAP reader also seeks through its indexes, so one download beats reading it over the network
+  two or three times. The format is sniffed from the copy (no separate GET for the magic). A
+  repeated read of an unchanged object is not downloaded again.
+* A larger MCAP object streams through :meth:`roboflow_storage.Storage.open_reader` (ranged GETs
+  with read-ahead; the summary and chunk indexes let the reader seek), so memory and disk stay
+  bounded whatever its size. A larger ROS1 bag or ``.db3`` file is an error: rosbags' reader and
+  sqlite3 need a real file.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import yaml
 
 from roboflow_core.errors import CorruptRecordingError, SourceError, UnknownFormatError
 from roboflow_dataset.sources._mcap import MCAP_MAGIC, McapStorage
+from roboflow_dataset.sources._pinned import PinnedFile
 from roboflow_dataset.sources._ros1 import ROS1_MAGIC, Ros1Storage
 from roboflow_dataset.sources._source import Source, SourceFormat
 from roboflow_dataset.sources._sqlite import SQLITE_MAGIC, Db3Storage
 from roboflow_dataset.sources._storage import Storage
+from roboflow_storage import ObjectInfo, ObjectNotFoundError, display_url, is_remote, open_remote
 from roboflow_storage import Storage as ObjectStorage
-from roboflow_storage import display_url, is_remote, open_remote
 
 __all__ = ["open_source"]
 
@@ -38,6 +44,7 @@ _BY_MAGIC: dict[bytes, tuple[SourceFormat, Callable[[Path], Storage]]] = {
     SQLITE_MAGIC: ("ros2", Db3Storage),
 }
 _STORAGE_SUFFIXES = (".mcap", ".db3")
+_MAGIC_LEN = max(len(m) for m in _BY_MAGIC)
 
 
 def _to_path(path_or_url: str | os.PathLike[str]) -> Path:
@@ -50,26 +57,48 @@ def _to_path(path_or_url: str | os.PathLike[str]) -> Path:
     return Path(unquote(url.path))
 
 
-def _open_object(store: ObjectStorage, key: str) -> tuple[SourceFormat, Storage]:
-    """One remote storage file: MCAP streamed with range reads, the others through the local spool."""
-    name = store.url_of(key)
-    head = store.get_range(key, 0, max(len(m) for m in _BY_MAGIC))
-    if head.startswith(MCAP_MAGIC):
-        return "mcap", McapStorage(name, lambda: cast(IO[bytes], store.open_reader(key)))
-    if head.startswith(ROS1_MAGIC):
-        return "ros1", Ros1Storage(store.local_copy(key), name)
-    if head.startswith(SQLITE_MAGIC):
-        return "ros2", Db3Storage(store.local_copy(key), name)
+def _open_spooled(path: Path, name: str) -> tuple[SourceFormat, Storage]:
+    """A storage file spooled from a store; ``name`` (its URL) names it in messages and errors."""
+    pinned = PinnedFile(path)  # before anything else: the buffer may evict (unlink) the copy
+    try:
+        with pinned.open() as stream:
+            head = stream.read(_MAGIC_LEN)
+        if head.startswith(MCAP_MAGIC):
+            return "mcap", McapStorage(name, pinned.open, release=pinned.close)
+        pinned.close()
+        if head.startswith(ROS1_MAGIC):
+            return "ros1", Ros1Storage(path, name)
+        if head.startswith(SQLITE_MAGIC):
+            return "ros2", Db3Storage(path, name)
+    except BaseException:
+        pinned.close()
+        raise
     raise UnknownFormatError(
         f"not a ROS1 bag, rosbag2 storage file or MCAP file (starts with {head[:16]!r})", path=name
     )
 
 
-def _open_all_remote(store: ObjectStorage, keys: list[str]) -> list[Storage]:
+def _open_object(store: ObjectStorage, info: ObjectInfo) -> tuple[SourceFormat, Storage]:
+    """One remote storage file: through the local spool when it fits, else MCAP streamed by ranges."""
+    key = info.key
+    name = store.url_of(key)
+    if store.fits_local_copy(info.size):
+        return _open_spooled(store.local_copy(key, info=info), name)
+    head = store.get_range(key, 0, _MAGIC_LEN)
+    if head.startswith(MCAP_MAGIC):
+        return "mcap", McapStorage(name, lambda: cast(IO[bytes], store.open_reader(key)))
+    if head.startswith((ROS1_MAGIC, SQLITE_MAGIC)):
+        store.local_copy(key)  # raises: it does not fit the buffer, and these need a real file
+    raise UnknownFormatError(
+        f"not a ROS1 bag, rosbag2 storage file or MCAP file (starts with {head[:16]!r})", path=name
+    )
+
+
+def _open_all_remote(store: ObjectStorage, objects: list[ObjectInfo]) -> list[Storage]:
     storages: list[Storage] = []
     try:
-        for key in keys:
-            storages.append(_open_object(store, key)[1])
+        for info in objects:
+            storages.append(_open_object(store, info)[1])
     except BaseException:
         for storage in storages:
             storage.close()
@@ -77,11 +106,11 @@ def _open_all_remote(store: ObjectStorage, keys: list[str]) -> list[Storage]:
     return storages
 
 
-def _ros2_keys(store: ObjectStorage, prefix: str) -> list[str]:
+def _ros2_objects(store: ObjectStorage, prefix: str) -> list[ObjectInfo]:
     """The storage files of a rosbag2 prefix, in recording order (as :func:`_ros2_files`)."""
     skip = len(prefix) + 1 if prefix else 0
-    names = {info.key[skip:] for info in store.list(prefix)}
-    names = {n for n in names if "/" not in n}
+    listed = {info.key[skip:]: info for info in store.list(prefix)}
+    names = {n for n in listed if "/" not in n}
     where = store.url_of(prefix)
     if "metadata.yaml" not in names:
         files = sorted(
@@ -91,7 +120,7 @@ def _ros2_keys(store: ObjectStorage, prefix: str) -> list[str]:
             raise UnknownFormatError(
                 "prefix has neither metadata.yaml nor .db3/.mcap storage files", path=where
             )
-        return [f"{prefix}/{n}" for n in files]
+        return [listed[n] for n in files]
     try:
         info = yaml.safe_load(store.get(f"{prefix}/metadata.yaml"))["rosbag2_bagfile_information"]
         relative = [Path(str(p)).name for p in info["relative_file_paths"]]
@@ -110,7 +139,7 @@ def _ros2_keys(store: ObjectStorage, prefix: str) -> list[str]:
         raise CorruptRecordingError(
             f"storage files listed in metadata.yaml are missing: {missing}", path=where
         )
-    return [f"{prefix}/{n}" for n in relative]
+    return [listed[n] for n in relative]
 
 
 def _open_remote(url: str) -> Source:
@@ -118,19 +147,22 @@ def _open_remote(url: str) -> Source:
     key = key.strip("/")
     if key.endswith("/metadata.yaml") or key == "metadata.yaml":
         key, is_prefix = key.rpartition("/")[0], True
-    if not is_prefix and not store.exists(key):
-        if next(iter(store.list(key)), None) is None:
-            raise SourceError("no such object or prefix", path=store.url_of(key))
-        is_prefix = True
-    if is_prefix:
-        return Source(store.url_of(key), "ros2", _open_all_remote(store, _ros2_keys(store, key)))
-    fmt, storage = _open_object(store, key)
+    info = None
+    if not is_prefix:
+        try:
+            info = store.head(key)
+        except ObjectNotFoundError:
+            if next(iter(store.list(key)), None) is None:
+                raise SourceError("no such object or prefix", path=store.url_of(key)) from None
+    if info is None:
+        return Source(store.url_of(key), "ros2", _open_all_remote(store, _ros2_objects(store, key)))
+    fmt, storage = _open_object(store, info)
     return Source(store.url_of(key), fmt, [storage])
 
 
 def _sniff(path: Path) -> tuple[SourceFormat, Callable[[Path], Storage]]:
     with path.open("rb") as stream:
-        head = stream.read(max(len(m) for m in _BY_MAGIC))
+        head = stream.read(_MAGIC_LEN)
     for magic, opener in _BY_MAGIC.items():
         if head.startswith(magic):
             return opener

@@ -79,6 +79,17 @@ class Source:
             ]
         return self._topics
 
+    def topic_types(self) -> dict[str, str]:
+        """Every topic and its message type, without counting messages (see :meth:`topics`).
+
+        Cheaper than :meth:`topics` where counts need a read (a remote MCAP's message indexes).
+        """
+        types: dict[str, str] = {}
+        for storage in self._storages:
+            for channel in storage.channels:
+                types.setdefault(channel.topic, channel.msgtype)
+        return dict(sorted(types.items()))
+
     @property
     def start_ns(self) -> int | None:
         """Log time of the first message, ``None`` for an empty recording."""
