@@ -75,6 +75,17 @@ def _upload(store: Storage, local: Path) -> list[tuple[str, int]]:
     return keys
 
 
+def _batch(store: Storage, local: Path, n: int, url: str) -> tuple[list[str], list[Path]]:
+    """``n`` distinct copies of a one-file recording, in the store and on disk (the batch rows)."""
+    if not local.is_file():
+        return [], []
+    copies = [local.with_name(f"batch-{j}-{local.name}") for j in range(n)]
+    for copy in copies:
+        shutil.copyfile(local, copy)
+        store.copy(local.name, copy.name)
+    return [url.format(c.name) for c in copies], copies
+
+
 def _bench_format(fmt: str, args: argparse.Namespace, endpoint: str, work: Path, config: Any) -> None:
     bucket = f"bench-{fmt.replace('-', '')}"
     with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")):
@@ -123,17 +134,30 @@ def _bench_format(fmt: str, args: argparse.Namespace, endpoint: str, work: Path,
         finally:
             fresh_buffer()
 
+    batch, local_copies = _batch(store, local, args.batch, f"s3://{bucket}/{{}}?{query}")
+
+    def local_batch(i: int) -> None:
+        convert(local_copies, config, work / f"{fmt}-lbatch-{i}")
+
+    def s3_batch(i: int) -> None:
+        fresh_buffer()
+        convert(batch, config, work / f"{fmt}-sbatch-{i}")
+
     runs = {"local": local_run, "download": download, "s3": s3_to_local, "s3s3": s3_to_s3}
+    if local.is_file() and args.batch > 1:
+        runs |= {"lbatch": local_batch, "sbatch": s3_batch}
     if fmt in ("mcap", "ros2-mcap"):
         runs["streamed"] = streamed
-    best = _rounds(runs, args.repeat)
+    _report(fmt, _rounds(runs, args.repeat), objects, store.download_part_size, args.batch)
+
+
+def _report(fmt: str, best: dict[str, float], objects: list[tuple[str, int]], part: int, batch: int) -> None:
     base = best["local"]
     size = sum(nbytes for _, nbytes in objects) / (1 << 20)
     floor = base + best["download"]
     rate = size / best["download"]
     indent = " " * 22
     print(f"{fmt:<9} {size:7.1f} MB  {'local -> local':<23} {base:6.2f} s")
-    part = store.download_part_size
     gets = sum(max(1, (nbytes + part // 2) // part) for _, nbytes in objects)
     dl = best["download"]
     print(f"{indent}{'download (local_copy)':<23} {dl:6.2f} s ({rate:.0f} MB/s, {gets} ranged GETs)")
@@ -142,6 +166,10 @@ def _bench_format(fmt: str, args: argparse.Namespace, endpoint: str, work: Path,
     for label, name in rows:
         if name in best:
             print(f"{indent}{label:<23} {best[name]:6.2f} s ({best[name] / base:.2f} x local)")
+    if "sbatch" in best:  # the next recording downloads while this one converts
+        lb, sb = best["lbatch"], best["sbatch"]
+        print(f"{indent}{f'{batch} recordings, local':<23} {lb:6.2f} s")
+        print(f"{indent}{f'{batch} recordings, s3':<23} {sb:6.2f} s ({sb / lb:.2f} x local, prefetching)")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -155,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--codec", default="libx264")
     parser.add_argument("--formats", default="mcap,ros1,ros2-db3,ros2-mcap")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=4, help="recordings in the batch rows (prefetch)")
     args = parser.parse_args(argv)
     endpoint, server = start_moto()
     work = Path(tempfile.mkdtemp(prefix="roboflow-bench-s3-"))

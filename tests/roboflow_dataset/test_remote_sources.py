@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from tests._servers import FaultProxy, S3Bucket, Schedule, fault_proxy, moto_ser
 from roboflow_core import StorageError
 from roboflow_dataset.sources import Source, open_source
 from roboflow_dataset.synth import JOINT_TOPIC, SynthFormat, write_recording
-from roboflow_storage import ObjectReader, Storage
+from roboflow_storage import LruCache, ObjectReader, Storage, prefetch_recording
 
 __all__ = ["fault_proxy", "moto_server", "s3_bucket"]
 
@@ -132,3 +133,47 @@ def test_a_bag_larger_than_the_buffer_is_a_clear_error(
     monkeypatch.setenv("ROBOFLOW_BUFFER_MAX_BYTES", "1000")
     with pytest.raises(StorageError, match=r"does not fit the local buffer.*ROBOFLOW_BUFFER_MAX_BYTES"):
         open_source(f"{root}/{local.name}")
+
+
+@pytest.mark.object_store
+@pytest.mark.parametrize("fmt", ["ros1", "ros2-db3"])
+def test_a_prefetched_recording_opens_without_downloading_again(
+    fmt: SynthFormat, tmp_path: Path, buffer: Path, s3_bucket: S3Bucket, fault_proxy: StartProxy
+) -> None:
+    local = _recording(tmp_path, fmt, duration_s=1.0)
+    key = _upload(local, Storage.from_url(s3_bucket.url("runs")))
+    requests: list[tuple[str, str]] = []
+    proxy = fault_proxy(_counting(requests))
+    url = s3_bucket.url(f"runs/{key}", endpoint=proxy.endpoint)
+    url = url if local.is_file() else url.replace("?", "/?", 1)  # a bag prefix ends in /
+    assert prefetch_recording(url) == sum(
+        p.stat().st_size for p in ([local] if local.is_file() else local.glob("*.db3"))
+    )
+    fetched = [m for m, p in requests if p.endswith((".bag", ".db3")) and m == "GET"]
+    assert len(fetched) == 1
+    with open_source(local) as expected, open_source(url) as remote:
+        assert _content(remote)[1:] == _content(expected)[1:]
+    assert [m for m, p in requests if p.endswith((".bag", ".db3")) and m == "GET"] == fetched
+    assert prefetch_recording(local) == 0  # a local recording needs nothing
+
+
+def test_concurrent_fetches_of_one_entry_download_once(tmp_path: Path) -> None:
+    cache = LruCache(tmp_path / "cache", max_bytes=1 << 20)
+    calls: list[int] = []
+    started = threading.Event()
+
+    def slow_fetch(target: Path) -> None:
+        calls.append(1)
+        started.set()
+        time.sleep(0.2)
+        target.write_bytes(b"x" * 10)
+
+    results: list[Path] = []
+    first = threading.Thread(
+        target=lambda: results.append(cache.get_or_fetch("s3://b/k", "e", 10, slow_fetch))
+    )
+    first.start()
+    started.wait(5)
+    results.append(cache.get_or_fetch("s3://b/k", "e", 10, slow_fetch))  # waits for the first fetch
+    first.join()
+    assert len(calls) == 1 and results[0] == results[1] and results[0].read_bytes() == b"x" * 10

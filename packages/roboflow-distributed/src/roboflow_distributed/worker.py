@@ -38,7 +38,7 @@ from roboflow_distributed.settings import Settings
 from roboflow_distributed.staging import is_staged, stage_prefix, upload_staged
 from roboflow_distributed.store import Compare, Store
 from roboflow_pipeline import RecordingPlan, convert_recording
-from roboflow_storage import Storage
+from roboflow_storage import Storage, prefetch_recording
 
 __all__ = ["Shutdown", "Worker"]
 
@@ -90,6 +90,7 @@ class Worker:
         self.shutdown = shutdown
         self.current: str | None = None
         self.completed = 0
+        self._prefetch: threading.Thread | None = None
 
     # --- claiming ---------------------------------------------------------------------------
 
@@ -126,11 +127,26 @@ class Worker:
         if unit is None:
             return False
         self.current = f"{unit.record.batch}/{unit.record.id}"
+        self._prefetch_next(unit.record)
         try:
             self.process(unit)
         finally:
             self.current = None
         return True
+
+    def _prefetch_next(self, current: WorkUnit) -> None:
+        """Spool the input of the unit likely to be claimed next while this one converts."""
+        if self._prefetch is not None and self._prefetch.is_alive():
+            return
+        for entry in self.store.scan(keys.PENDING, limit=2):
+            batch, unit_id = entry.key[len(keys.PENDING) :].split("/", 1)
+            nxt = read(self.store, keys.unit(batch, unit_id), WorkUnit) if unit_id != current.id else None
+            if nxt is not None:
+                self._prefetch = threading.Thread(
+                    target=_prefetch, args=(nxt.record.source,), name="prefetch", daemon=True
+                )
+                self._prefetch.start()
+                return
 
     # --- processing -------------------------------------------------------------------------
 
@@ -246,6 +262,13 @@ class Worker:
                 log.warning("store unavailable, retrying in %.1f s: %s", delay, err)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _prefetch(source: str) -> None:
+    try:
+        prefetch_recording(source)
+    except RoboflowError as err:  # only a head start: the unit's own open reports real errors
+        log.info("prefetch of %s failed: %s", source, err)
 
 
 class _CheckpointWriter:

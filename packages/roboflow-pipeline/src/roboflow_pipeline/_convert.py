@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
 from roboflow_pipeline._publish import open_output, publish_episodes
 from roboflow_pipeline._recording import RecordingPlan, convert_recording
-from roboflow_storage import Storage, display_url, resolve_inputs
+from roboflow_storage import Storage, display_url, prefetch_recording, resolve_inputs
 
 __all__ = ["ConvertSummary", "Failure", "convert"]
 
@@ -277,16 +277,25 @@ def _convert_into(
 def _run_inline(
     paths: Sequence[str], config: RoboflowConfig, staging_root: Path, tasks: dict[str, str], on_error: OnError
 ) -> tuple[dict[int, StagedEpisode], list[Failure]]:
+    """Convert one recording after another, spooling the next remote one while this one converts."""
     staged: dict[int, StagedEpisode] = {}
     failures: list[Failure] = []
-    for i, path in enumerate(paths):
-        try:
-            staged[i] = _stage(path, config, staging_root / f"{i:06d}", tasks.get(path))
-        except Exception as err:
-            failures.append(_failure(path, err))
-            if on_error == "fail":
-                break
+    with ThreadPoolExecutor(1, thread_name_prefix="roboflow-prefetch") as ahead:
+        for i, path in enumerate(paths):
+            if i + 1 < len(paths):
+                ahead.submit(_prefetch_quietly, paths[i + 1])
+            try:
+                staged[i] = _stage(path, config, staging_root / f"{i:06d}", tasks.get(path))
+            except Exception as err:
+                failures.append(_failure(path, err))
+                if on_error == "fail":
+                    break
     return staged, failures
+
+
+def _prefetch_quietly(path: str) -> None:
+    with contextlib.suppress(RoboflowError):  # only a head start: the conversion reports real errors
+        prefetch_recording(path)
 
 
 def _remove_if_empty(path: Path) -> None:

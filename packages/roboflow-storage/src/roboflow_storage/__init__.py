@@ -15,6 +15,7 @@ from roboflow_storage._inputs import (
     is_remote,
     local_path,
     open_remote,
+    prefetch_recording,
     recording_bytes,
     resolve_inputs,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "is_remote",
     "local_path",
     "open_remote",
+    "prefetch_recording",
     "recording_bytes",
     "resolve_inputs",
     "upload_file",

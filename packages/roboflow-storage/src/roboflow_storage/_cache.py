@@ -37,6 +37,7 @@ class LruCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, int] = OrderedDict()
+        self._inflight: dict[str, threading.Event] = {}
         self.directory.mkdir(parents=True, exist_ok=True)
         found = [p for p in self.directory.iterdir() if p.is_file() and not p.name.endswith(_PARTIAL)]
         for path in sorted(found, key=lambda p: p.stat().st_atime):
@@ -83,11 +84,24 @@ class LruCache:
         """
         name = self.entry_name(url, etag)
         path = self.directory / name
-        with self._lock:
-            if name in self._entries and path.exists():
-                self._entries.move_to_end(name)
-                os.utime(path)
-                return path
+        while True:
+            with self._lock:
+                if name in self._entries and path.exists():
+                    self._entries.move_to_end(name)
+                    os.utime(path)
+                    return path
+                running = self._inflight.get(name)
+                if running is None:
+                    self._inflight[name] = threading.Event()
+                    break
+            running.wait()  # another thread fetches it (a prefetch): use its copy, or retry if it failed
+        try:
+            return self._fetch(name, path, url, size, fetch)
+        finally:
+            with self._lock:
+                self._inflight.pop(name).set()
+
+    def _fetch(self, name: str, path: Path, url: str, size: int, fetch: Callable[[Path], None]) -> Path:
         if size > self.max_bytes:
             raise StorageError(
                 f"object of {size} bytes does not fit the local buffer of {self.max_bytes} bytes; "

@@ -156,3 +156,29 @@ def recording_bytes(recording: Recording | os.PathLike[str]) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
+
+
+def prefetch_recording(recording: Recording | os.PathLike[str]) -> int:
+    """Copy a remote recording's storage files into the local spool ahead of its conversion.
+
+    Objects that fit the spool are downloaded as :func:`open_source` would (same cache entry),
+    so opening the recording later reads local files; a concurrent open waits for the copy
+    instead of downloading twice. A local recording needs nothing. Returns the bytes spooled.
+
+    Raises:
+        StorageError: Listing or a download failed.
+    """
+    if not (isinstance(recording, str) and is_remote(recording)):
+        return 0
+    storage, key, is_prefix = open_remote(recording)
+    objects = (
+        [i for i in storage.list(key) if i.key.endswith((".mcap", ".db3"))]
+        if is_prefix
+        else [storage.head(key)]
+    )
+    spooled = 0
+    for info in objects:
+        if storage.fits_local_copy(info.size):
+            storage.local_copy(info.key, info=info)
+            spooled += info.size
+    return spooled
