@@ -1,7 +1,8 @@
 """The finalizer role: when every unit of a batch has finished, merge its staged episodes.
 
-Running -> Merging is a compare-and-swap, and the merge itself runs under a per-batch lease, so
-exactly one pod merges a batch at a time. The merge is restartable: its record (``merge/{batch}``)
+Running -> Merging is a compare-and-swap, and the merge itself runs under a lease on the output
+dataset, so exactly one pod merges a batch at a time and two batches into one dataset never merge
+at once. The merge is restartable: its record (``merge/{batch}``)
 fixes the units (in source order) and the dataset's episode count before the merge, so a finalizer
 that dies mid-merge is followed by one that either redoes the merge (the dataset still has the old
 count: ``info.json`` is written last) or only marks the batch complete (the new count is there).
@@ -9,6 +10,7 @@ count: ``info.json`` is written last) or only marks the batch complete (the new 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -44,6 +46,7 @@ from roboflow_storage import Storage
 __all__ = ["Finalizer"]
 
 log = logging.getLogger("roboflow.finalizer")
+_FINALIZER = "roboflow finalizer"
 
 
 class Finalizer:
@@ -74,7 +77,9 @@ class Finalizer:
         return Batch(batch.spec, moved) if moved is not None else None
 
     def _merge_under_lease(self, batch: Batch) -> bool:
-        lease = Lease(self.store, f"merge/{batch.spec.id}", self.pod, self.settings.lock_ttl)
+        # one merge per dataset at a time: two batches into one output must not interleave
+        dataset = hashlib.sha256(batch.spec.output.encode()).hexdigest()[:24]
+        lease = Lease(self.store, f"dataset/{dataset}", self.pod, self.settings.lock_ttl)
         if not lease.acquire():
             return False
         try:
@@ -156,6 +161,9 @@ class Finalizer:
                 fmt="lerobot-v2.1" if spec.format == "lerobot-v2.1" else "lerobot-v3",
                 robot_type=config.dataset.robot_type,
                 fps=config.dataset.fps,
+                owner=f"{_FINALIZER} {self.pod}",
+                # the dataset's lease (held here) rules out another finalizer: one that died left this lock
+                breakable=lambda held: held.owner.startswith(_FINALIZER),
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -1,13 +1,16 @@
 """Roboflow pipeline: convert recordings into LeRobot datasets, locally and in parallel."""
 
 from roboflow_pipeline._convert import ConvertSummary, DatasetFormat, Failure, OnError, convert
+from roboflow_pipeline._lock import DatasetLock, LockInfo
 from roboflow_pipeline._publish import Published, dataset_episodes, open_output, publish_episodes
 from roboflow_pipeline._recording import RecordingPlan, convert_recording
 
 __all__ = [
     "ConvertSummary",
     "DatasetFormat",
+    "DatasetLock",
     "Failure",
+    "LockInfo",
     "OnError",
     "Published",
     "RecordingPlan",

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from roboflow_core import DatasetError
 from roboflow_dataset.lerobot import DatasetFormat, StagedEpisode, merge_into_dataset
 from roboflow_dataset.lerobot.layout import layout_for
 from roboflow_dataset.lerobot.reader import INFO, is_v3, read_episodes, read_info
+from roboflow_pipeline._lock import LOCK_KEY, DatasetLock, LockInfo
 from roboflow_storage import ObjectNotFoundError, Storage, upload_file
 
 __all__ = ["Published", "RemoteDataset", "dataset_episodes", "open_output", "publish_episodes"]
@@ -171,23 +172,28 @@ def publish_episodes(
     fmt: DatasetFormat,
     robot_type: str | None,
     fps: int,
+    owner: str = "roboflow convert",
+    breakable: Callable[[LockInfo], bool] | None = None,
 ) -> Published:
     """Merge staged episodes, in order, into the dataset at ``output`` (local or in a store).
 
     A local dataset is merged in place; a dataset in a store is merged in a local working
-    directory and uploaded by :class:`RemoteDataset`, ``meta/info.json`` last.
+    directory and uploaded by :class:`RemoteDataset`, ``meta/info.json`` last. Either way the
+    dataset's writer lock (:class:`DatasetLock`, taken as ``owner``) is held meanwhile.
 
     Raises:
-        DatasetError: The episodes do not fit each other or the existing dataset.
+        DatasetError: The episodes do not fit each other or the existing dataset, or another
+            writer holds the dataset's lock.
         StorageError: An upload failed (the store still shows the dataset as it was).
     """
     storage = open_output(output)
-    if storage.is_local:
-        root = _local_root(storage)
-        result = merge_into_dataset(root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
-        size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-        return Published(result.total_episodes, size)
-    with RemoteDataset(storage) as publisher:
-        publisher.fetch_metadata()
-        result = merge_into_dataset(publisher.root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
-        return Published(result.total_episodes, publisher.publish())
+    with DatasetLock(storage, owner, breakable=breakable):
+        if storage.is_local:
+            root = _local_root(storage)
+            result = merge_into_dataset(root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
+            size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != LOCK_KEY)
+            return Published(result.total_episodes, size)
+        with RemoteDataset(storage) as publisher:
+            publisher.fetch_metadata()
+            result = merge_into_dataset(publisher.root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
+            return Published(result.total_episodes, publisher.publish())
