@@ -177,15 +177,20 @@ def set_phase(
 
 
 def cancel_batch(store: Store, batch_id: str) -> BatchStatus:
-    """Cancel a batch: it stops (its pending units are cancelled); a finished batch is left as it is.
+    """Cancel a batch: it stops (its pending units are cancelled) and nothing is merged.
 
     Raises:
-        CoordinationError: No such batch, or it is already finished.
+        CoordinationError: No such batch, or it is already merging or finished.
     """
     while True:
         batch = get_batch(store, batch_id)
-        if batch.status.record.phase.terminal:
-            raise CoordinationError(f"batch is already {batch.status.record.phase}", batch=batch_id)
+        phase = batch.status.record.phase
+        if phase.terminal:
+            raise CoordinationError(f"batch is already {phase}", batch=batch_id)
+        if phase is BatchPhase.MERGING:
+            raise CoordinationError(
+                "batch is merging its episodes into the dataset; too late to cancel", batch=batch_id
+            )
         done = set_phase(store, batch_id, batch.status, phase=BatchPhase.CANCELLED, finished_at=time.time())
         if done is not None:
             break
