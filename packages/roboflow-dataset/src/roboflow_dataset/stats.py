@@ -5,11 +5,15 @@ Every accumulator returns its result as ``{stat: list}`` with the stats LeRobot 
 
 - :class:`VectorStats` takes ``(n, d)`` chunks of a numeric feature. min/max/mean/std are exact
   (chunk moments merged with Chan's parallel formula); quantiles come from a bounded, seeded
-  reservoir of rows, so they are exact up to ``reservoir`` rows and a uniform sample beyond.
+  reservoir of rows, so they are exact up to ``reservoir`` rows and a uniform sample beyond. The
+  sample is a function of the seed and the row index only, whatever the chunking.
 - :class:`ImageStats` takes every frame of one camera, keeps a sample of frames and a pixel-strided
   view of each, and counts uint8 values in a 256-bin histogram per channel, so every stat over the
   sampled pixels is exact. Values are scaled to [0, 1]; each stat has shape (3, 1, 1).
 - :func:`aggregate` combines per-episode results into dataset-wide ones.
+
+Both accumulators can be checkpointed: ``state()`` gives numpy arrays (for an ``.npz``) from
+which ``from_state()`` rebuilds an accumulator that continues exactly where the first one was.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ __all__ = [
     "STAT_NAMES",
     "FeatureStats",
     "ImageStats",
+    "StatsState",
     "VectorStats",
     "aggregate",
 ]
 
 FeatureStats = dict[str, list[Any]]
 """One feature's statistics: stat name -> JSON-ready (nested) list."""
+
+StatsState = dict[str, npt.NDArray[Any]]
+"""An accumulator's complete state: name -> array (scalars as 0-d arrays), ready for ``np.savez``."""
 
 QUANTILES: dict[str, float] = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 STAT_NAMES: tuple[str, ...] = ("min", "max", "mean", "std", "count", *QUANTILES)
@@ -48,13 +56,14 @@ class VectorStats:
     Args:
         dim: Length of the feature vector.
         reservoir: Rows kept for the quantiles (memory is ``reservoir * dim`` floats).
-        seed: Seed of the reservoir sampling, so results are reproducible.
+        seed: Seed of the reservoir sampling: row ``i`` takes slot ``hash(seed, i) % (i + 1)``,
+            so the sample depends on neither the chunking nor any generator state.
     """
 
     def __init__(self, dim: int, *, reservoir: int = 10_000, seed: int = 0) -> None:
         self._dim = dim
         self._capacity = reservoir
-        self._rng = np.random.default_rng(seed)
+        self._seed = seed
         self._count = 0
         self._mean = np.zeros(dim)
         self._m2 = np.zeros(dim)
@@ -108,10 +117,49 @@ class VectorStats:
         rest = values[max(free, 0) :]
         if rest.shape[0] == 0:
             return
-        seen = self._count + max(free, 0) + np.arange(rest.shape[0])
-        slots = self._rng.integers(0, seen + 1)
+        seen = self._count + max(free, 0) + np.arange(rest.shape[0], dtype=np.int64)
+        slots = _reservoir_slots(self._seed, seen)
         keep = slots < self._capacity
-        self._sample[slots[keep]] = rest[keep]
+        self._sample[slots[keep]] = rest[keep]  # repeated slots: the later row wins, as in order
+
+    def state(self) -> StatsState:
+        """Everything needed to continue: see :meth:`from_state`."""
+        state: StatsState = {
+            "dim": np.array(self._dim),
+            "reservoir": np.array(self._capacity),
+            "seed": np.array(self._seed),
+            "count": np.array(self._count),
+            "mean": self._mean.copy(),
+            "m2": self._m2.copy(),
+            "sample": _narrowed(self._sample),
+        }
+        if self._min is not None and self._max is not None:
+            state.update(min=self._min.copy(), max=self._max.copy())
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, npt.NDArray[Any]]) -> VectorStats:
+        """An accumulator equal to the one whose :meth:`state` this was (dtypes included).
+
+        Raises:
+            ValueError: The state is incomplete or inconsistent.
+        """
+        try:
+            stats = cls(int(state["dim"]), reservoir=int(state["reservoir"]), seed=int(state["seed"]))
+            stats._count = int(state["count"])
+            stats._mean = np.asarray(state["mean"], dtype=np.float64)
+            stats._m2 = np.asarray(state["m2"], dtype=np.float64)
+            stats._sample = np.asarray(state["sample"], dtype=np.float64)
+            if "min" in state:
+                stats._min, stats._max = np.asarray(state["min"]), np.asarray(state["max"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"not a VectorStats state: {err!r}") from err
+        shapes = (stats._mean.shape, stats._m2.shape, stats._sample.shape[1:])
+        kept = min(stats._count, stats._capacity)
+        empty = stats._count == 0
+        if shapes != ((stats._dim,),) * 3 or stats._sample.shape[0] != kept or (stats._min is None) != empty:
+            raise ValueError(f"inconsistent VectorStats state: dim {stats._dim}, shapes {shapes}")
+        return stats
 
     def result(self) -> FeatureStats:
         """The statistics so far.
@@ -147,6 +195,33 @@ class ImageStats:
         self._next = 0
         self._sampled = 0
         self._hist = np.zeros((3, 256), dtype=np.int64)
+
+    def state(self) -> StatsState:
+        """Everything needed to continue: see :meth:`from_state`."""
+        return {
+            "seen": np.array(self._seen),
+            "next": np.array(self._next),
+            "sampled": np.array(self._sampled),
+            "hist": self._hist.copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, npt.NDArray[Any]]) -> ImageStats:
+        """An accumulator equal to the one whose :meth:`state` this was.
+
+        Raises:
+            ValueError: The state is incomplete or inconsistent.
+        """
+        stats = cls()
+        try:
+            stats._seen, stats._next = int(state["seen"]), int(state["next"])
+            stats._sampled = int(state["sampled"])
+            stats._hist = np.asarray(state["hist"], dtype=np.int64)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"not an ImageStats state: {err!r}") from err
+        if stats._hist.shape != (3, 256):
+            raise ValueError(f"inconsistent ImageStats state: histogram shape {stats._hist.shape}")
+        return stats
 
     @property
     def count(self) -> int:
@@ -202,6 +277,24 @@ class ImageStats:
         stats: FeatureStats = {k: v.reshape(3, 1, 1).tolist() for k, v in per_channel.items()}
         stats["count"] = [self._sampled]
         return {name: stats[name] for name in STAT_NAMES}
+
+
+_MASK64 = 2**64 - 1
+
+
+def _narrowed(values: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+    """``values`` as float32 where that loses nothing (float32 features: half the state)."""
+    narrow = values.astype(np.float32)
+    return narrow if np.array_equal(narrow, values) else values.copy()
+
+
+def _reservoir_slots(seed: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Slot in ``[0, i]`` for each row index ``i``: splitmix64 of ``(seed, i)``, modulo ``i + 1``."""
+    x = rows.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) & _MASK64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return (x % (rows.astype(np.uint64) + np.uint64(1))).astype(np.int64)
 
 
 def _sample_step(index: int) -> int:

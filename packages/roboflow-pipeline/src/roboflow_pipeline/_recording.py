@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from roboflow_core import (
+    DatasetError,
     DecodeError,
     MappingType,
     MissingTopicError,
@@ -19,7 +24,8 @@ from roboflow_core import (
 from roboflow_core.config import Mapping
 from roboflow_dataset.align import AlignmentPlan, TrackSpec, iter_aligned, plan_alignment, scan_stamps
 from roboflow_dataset.extract import ImageExtractor, StampExtractor, VectorExtractor
-from roboflow_dataset.lerobot import EpisodeStager, FeatureSpec, StagedEpisode
+from roboflow_dataset.lerobot import ClosedSegment, EpisodeStager, FeatureSpec, StagedEpisode
+from roboflow_dataset.lerobot.staging import MANIFEST, closed_segments
 from roboflow_dataset.sources import Message, Source, open_source
 from roboflow_executor import prefetch
 from roboflow_storage import display_url, is_remote, recording_bytes
@@ -116,6 +122,65 @@ def _track_specs(source: Source, config: RoboflowConfig) -> list[TrackSpec]:
     return specs
 
 
+def _fingerprint(name: str, plan: AlignmentPlan, config: RoboflowConfig, task: str) -> str:
+    """What a stage of this recording holds: source, grid, config and task (resume checks it)."""
+    facts = [name, plan.start_ns, plan.n_frames, config.content_hash(), task]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
+
+
+def _staged_before(
+    staging_dir: Path, fingerprint: str, on_segment: Callable[[ClosedSegment], None] | None
+) -> StagedEpisode | EpisodeStager | None:
+    """What an earlier call left in ``staging_dir``: a finished episode, a stage to resume, or nothing.
+
+    Without a closed segment, whatever is there is removed (the directory is the caller's stage).
+
+    Raises:
+        DatasetError: The stage is of another recording, config or task.
+    """
+    if (staging_dir / MANIFEST).is_file():
+        episode = StagedEpisode.load(staging_dir)
+        if episode.fingerprint != fingerprint:
+            raise DatasetError(
+                f"the staged episode is of something else (fingerprint {episode.fingerprint!r}, expected "
+                f"{fingerprint!r}): a different recording or config; remove the staging directory",
+                path=str(staging_dir),
+            )
+        return episode
+    if closed_segments(staging_dir):
+        return EpisodeStager.resume(staging_dir, fingerprint=fingerprint, on_segment=on_segment)
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    return None
+
+
+def _skipping(
+    messages: Iterable[Message], plan: AlignmentPlan, skip: int, decode: Callable[[Message], Any]
+) -> tuple[Iterator[Message], Callable[[Message], Any]]:
+    """Pass 2 past ``skip`` staged frames: messages only those frames use are not decoded (``None``).
+
+    ``iter_aligned`` decodes a message right after taking it from ``messages``, so the position
+    counted here is that of the message being decoded.
+    """
+    if skip == 0:
+        return iter(messages), decode
+    needed = {}
+    for topic, topic_plan in plan.topics.items():
+        needed[topic] = np.zeros(int(topic_plan.chosen.max(initial=0)) + 1, dtype=bool)
+        needed[topic][topic_plan.chosen[skip:]] = True
+    position = dict.fromkeys(needed, -1)
+
+    def counted() -> Iterator[Message]:
+        for msg in messages:
+            if msg.topic in position:
+                position[msg.topic] += 1
+            yield msg
+
+    def lazy(msg: Message) -> Any:
+        return decode(msg) if needed[msg.topic][position[msg.topic]] else None
+
+    return counted(), lazy
+
+
 def convert_recording(
     path: str | os.PathLike[str],
     config: RoboflowConfig,
@@ -124,22 +189,38 @@ def convert_recording(
     task: str | None = None,
     on_planned: Callable[[RecordingPlan], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
+    segment_frames: int | None = None,
+    on_segment: Callable[[ClosedSegment], None] | None = None,
+    resume: bool = False,
 ) -> StagedEpisode:
     """Convert one recording into a staged episode under ``staging_dir``.
 
     Args:
         path: The recording (file or ROS2 bag directory, or its object-store URL / prefix).
         config: The conversion config.
-        staging_dir: Where the staged episode goes (created; removed again on failure).
+        staging_dir: Where the staged episode goes (created). On failure it is removed, except
+            for the closed segments of a segmented stage (see ``resume``).
         task: The episode's task; defaults to ``config.dataset.task``.
         on_planned: Called once after pass 1 with the grid (for progress totals).
-        on_frames: Called with the number of frames staged since the last call.
+        on_frames: Called with the number of frames staged since the last call (frames found
+            staged by ``resume`` count as staged in the first call).
+        segment_frames: Stage in segments of this many frames (see :class:`EpisodeStager`);
+            ``None`` stages one part.
+        on_segment: Called with each closed segment: its files are complete (upload them, then
+            its manifest).
+        resume: Continue what an earlier, failed or killed call left in ``staging_dir``: after its
+            last closed segment (pass 2 then skips the staged frames without decoding them), or
+            return the finished episode found there. Without closed segments it starts afresh.
+            A resumed stage keeps the segment size it was started with.
 
     Raises:
         RoboflowError: Naming file, topic and reason (missing topic, corrupt file, bad message).
+        DatasetError: With ``resume``, ``staging_dir`` holds a stage of another recording, config
+            or task.
     """
     recording: str | Path = path if isinstance(path, str) and is_remote(path) else Path(path)
     name = display_url(recording)
+    task = task if task is not None else config.dataset.task
     with open_source(recording) as source:
         specs = _track_specs(source, config)
         topics = [s.topic for s in specs]
@@ -147,42 +228,105 @@ def convert_recording(
         plan = plan_alignment(stamps, specs, config.dataset.fps, path=name)
         if on_planned is not None:
             on_planned(RecordingPlan(name, plan, recording_bytes(recording)))
+        fingerprint = _fingerprint(name, plan, config, task)
+        before = _staged_before(staging_dir, fingerprint, on_segment) if resume else None
+        if isinstance(before, StagedEpisode):
+            if on_frames is not None:
+                on_frames(before.length)
+            return before
         extractors = _Extractors(source, [m for m in config.mappings if m.topic in plan.topics])
+
+        def new_stager() -> EpisodeStager:
+            return EpisodeStager(
+                staging_dir,
+                fps=config.dataset.fps,
+                features=extractors.features(),
+                cameras=list(extractors.cameras.values()),
+                video=config.video,
+                task=task,
+                source=name,
+                flush_rows=config.flushing.max_frames_per_chunk,
+                segment_frames=segment_frames,
+                on_segment=on_segment,
+                fingerprint=fingerprint,
+            )
+
+        stage = _Stage(extractors, before, new_stager, on_frames, name)
+        messages, decode = _skipping(source.messages(list(plan.topics)), plan, stage.skip, extractors.decode)
         frames = prefetch(
-            iter_aligned(source.messages(list(plan.topics)), plan, extractors.decode),
+            iter_aligned(messages, plan, decode) if stage.skip < plan.n_frames else iter(()),
             depth=config.flushing.queue_frames,
             name=f"decode:{name.rstrip('/').rsplit('/', 1)[-1]}",
         )
-        stager: EpisodeStager | None = None
         try:
-            batch = 0
-            for values in frames:
-                numeric, images = extractors.frame(values)
-                if stager is None:
-                    stager = EpisodeStager(
-                        staging_dir,
-                        fps=config.dataset.fps,
-                        features=extractors.features(),
-                        cameras=list(extractors.cameras.values()),
-                        video=config.video,
-                        task=task if task is not None else config.dataset.task,
-                        source=name,
-                        flush_rows=config.flushing.max_frames_per_chunk,
-                    )
-                stager.add_frame(numeric, images)
-                batch += 1
-                if on_frames is not None and batch >= 10:
-                    on_frames(batch)
-                    batch = 0
-            if stager is None:
-                raise DecodeError("no frame could be aligned", path=name)
-            staged = stager.finish()
-            if on_frames is not None and batch:
-                on_frames(batch)
-            return staged
+            for index, values in enumerate(frames):
+                stage.add(index, values)
+            return stage.finish()
         except BaseException as err:
-            if stager is not None:
-                stager.abort()
+            stage.abort()
             if isinstance(err, RoboflowError) and "path" not in err.context:
                 raise type(err)(err.reason, path=name, **err.context) from err
             raise
+
+
+class _Stage:
+    """Pass 2's frames into the stager: frames an earlier stage holds are skipped, the stager is
+    created on the first new frame (the vector names come from the first decoded messages)."""
+
+    def __init__(
+        self,
+        extractors: _Extractors,
+        stager: EpisodeStager | None,
+        new_stager: Callable[[], EpisodeStager],
+        on_frames: Callable[[int], None] | None,
+        name: str,
+    ) -> None:
+        self._extractors = extractors
+        self._stager = stager
+        self._new_stager = new_stager
+        self._on_frames = on_frames
+        self._name = name
+        self.skip = 0 if stager is None else stager.length
+        self._batch = self.skip
+
+    def add(self, index: int, values: dict[str, Any]) -> None:
+        if index < self.skip:
+            return
+        numeric, images = self._extractors.frame(values)
+        if self._stager is None:
+            self._stager = self._new_stager()
+        elif index == self.skip:
+            self._check_resumed(self._stager)
+        self._stager.add_frame(numeric, images)
+        self._batch += 1
+        if self._batch >= 10:
+            self._report()
+
+    def finish(self) -> StagedEpisode:
+        if self._stager is None:
+            raise DecodeError("no frame could be aligned", path=self._name)
+        staged = self._stager.finish()
+        self._report()
+        return staged
+
+    def abort(self) -> None:
+        if self._stager is not None:
+            self._stager.abort()
+
+    def _report(self) -> None:
+        if self._on_frames is not None and self._batch:
+            self._on_frames(self._batch)
+        self._batch = 0
+
+    def _check_resumed(self, stager: EpisodeStager) -> None:
+        """The resumed stage has the features this conversion extracts (the fingerprint implies it)."""
+        extractors = self._extractors
+        if (stager.features, stager.cameras) != (
+            tuple(extractors.features()),
+            tuple(extractors.cameras.values()),
+        ):
+            raise DatasetError(
+                "the staged segments have other features or cameras than this conversion; "
+                "remove the staging directory to convert from the start",
+                path=self._name,
+            )

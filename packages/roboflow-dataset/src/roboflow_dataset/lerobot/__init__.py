@@ -4,10 +4,17 @@ from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, cam
 from roboflow_dataset.lerobot.layout import DatasetFormat
 from roboflow_dataset.lerobot.merge import MergeResult, merge_into_dataset
 from roboflow_dataset.lerobot.reader import DatasetContents, read_dataset
-from roboflow_dataset.lerobot.staging import EpisodeStager, StagedEpisode, StagedVideo
+from roboflow_dataset.lerobot.staging import (
+    ClosedSegment,
+    EpisodeStager,
+    StagedEpisode,
+    StagedVideo,
+    closed_segments,
+)
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "ClosedSegment",
     "DatasetContents",
     "DatasetFormat",
     "EpisodeStager",
@@ -16,6 +23,7 @@ __all__ = [
     "StagedEpisode",
     "StagedVideo",
     "camera_feature",
+    "closed_segments",
     "merge_into_dataset",
     "read_dataset",
 ]

@@ -96,7 +96,7 @@ def place_videos(plans: list[EpisodePlan], camera: str, placer: Placer, fps: int
     previous: FilePos | None = None
     frames_before = 0
     for plan in plans:
-        size = plan.staged.video_path(camera).stat().st_size
+        size = sum(path.stat().st_size for path in plan.staged.video_paths(camera))
         pos = placer.place(plan.episode_index, size)
         if pos != previous:
             frames_before = 0

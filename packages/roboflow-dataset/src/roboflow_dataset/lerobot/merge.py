@@ -248,7 +248,7 @@ def _plan(
             episode_index=episode_index,
             task_index=task_index[episode.task],
             from_index=from_index,
-            data=placer.place(episode_index, episode.data_path.stat().st_size),
+            data=placer.place(episode_index, sum(path.stat().st_size for path in episode.data_paths)),
         )
         plan.stats = {
             **episode.stats,
@@ -299,12 +299,14 @@ def _write_data(layout: Layout, plans: Sequence[EpisodePlan], columns: Sequence[
 
 
 def _episode_rows(plan: EpisodePlan, schema: pa.Schema) -> pa.Table:
-    staged = pq.read_table(plan.staged.data_path).combine_chunks()
+    parts = []
+    for path, length in zip(plan.staged.data_paths, plan.staged.part_lengths, strict=True):
+        part = pq.read_table(path)
+        if part.num_rows != length:
+            raise DatasetError(f"staged data has {part.num_rows} rows, expected {length}", path=str(path))
+        parts.append(part)
+    staged = pa.concat_tables(parts).combine_chunks()
     n = plan.staged.length
-    if staged.num_rows != n:
-        raise DatasetError(
-            f"staged data has {staged.num_rows} rows, expected {n}", path=str(plan.staged.data_path)
-        )
     assigned = {
         "episode_index": pa.array(np.full(n, plan.episode_index, dtype=np.int64)),
         "index": pa.array(np.arange(plan.from_index, plan.to_index, dtype=np.int64)),
@@ -315,14 +317,17 @@ def _episode_rows(plan: EpisodePlan, schema: pa.Schema) -> pa.Table:
 
 
 def _write_videos(layout: Layout, plans: Sequence[EpisodePlan], keys: Sequence[str], fps: int) -> list[Path]:
-    """Each camera's staged mp4s remuxed into the dataset's files, then probed."""
+    """Each camera's staged mp4s (all parts of each episode) remuxed into the dataset's files, then probed.
+
+    Every part must start at its frame's pts in the joined file (episodes at ``from_timestamp``).
+    """
     written = []
     for key in keys:
         for pos, members in group_by_file([p.videos[key].pos for p in plans]).items():
             path = layout.video_file(key, pos)
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                concat_videos([plans[i].staged.video_path(key) for i in members], path)
+                concat_videos([p for i in members for p in plans[i].staged.video_paths(key)], path)
                 probe = probe_video(path)
             except MediaError as err:
                 raise DatasetError(f"cannot write video {key}: {err.reason}", path=str(path)) from err
@@ -330,13 +335,15 @@ def _write_videos(layout: Layout, plans: Sequence[EpisodePlan], keys: Sequence[s
             if probe.frames != expected:
                 raise DatasetError(f"video has {probe.frames} frames, expected {expected}", path=str(path))
             for i in members:
-                span = plans[i].videos[key]
-                first_pts = probe.pts_s[round(span.from_timestamp * fps)]
-                if abs(first_pts - span.from_timestamp) > _PTS_TOLERANCE_S:
-                    raise DatasetError(
-                        f"episode {plans[i].episode_index} starts at pts {first_pts}, "
-                        f"expected {span.from_timestamp}",
-                        path=str(path),
-                    )
+                first = round(plans[i].videos[key].from_timestamp * fps)
+                starts = np.cumsum([first, *plans[i].staged.part_lengths[:-1]])
+                for part, frame in enumerate(starts.tolist()):
+                    pts, expected_pts = probe.pts_s[frame], frame / fps
+                    if abs(pts - expected_pts) > _PTS_TOLERANCE_S:
+                        raise DatasetError(
+                            f"episode {plans[i].episode_index} part {part} starts at pts {pts}, "
+                            f"expected {expected_pts}",
+                            path=str(path),
+                        )
             written.append(path)
     return written
