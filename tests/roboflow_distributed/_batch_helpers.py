@@ -37,6 +37,7 @@ FAST_ENV = {
     "FINALIZER_POLL_INTERVAL_SECS": "0.1",
     "ROBOFLOW_REAPER_INTERVAL_SECS": "0.3",
     "ROBOFLOW_MAX_LOST": "50",
+    "WORKER_SEGMENT_FRAMES": "4",  # several segments per unit: kills exercise resume
 }
 
 

@@ -6,6 +6,7 @@ Pods run in threads against a real SQLite store; every dataset is read back fram
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.roboflow_distributed._batch_helpers import (
 from tests.roboflow_pipeline.test_convert import run_doctor, verify_dataset
 
 from roboflow_core import ConfigError, CoordinationError
+from roboflow_dataset.lerobot import ClosedSegment
 from roboflow_distributed import keys
 from roboflow_distributed.batches import (
     cancel_batch,
@@ -34,6 +36,7 @@ from roboflow_distributed.batches import (
     submit_batch,
 )
 from roboflow_distributed.finalizer import Finalizer
+from roboflow_distributed.progress import UnitProgress
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import BatchPhase, Checkpoint, UnitStatus, read
 from roboflow_distributed.scanner import Scanner
@@ -251,3 +254,40 @@ def test_checkpoints_are_written_while_converting(store: Store, tmp_path: Path) 
     assert seen[-1].staged is not None and seen[-1].frames_done == seen[-1].frames_total > 0
     assert [c.frames_done for c in seen] == sorted(c.frames_done for c in seen)
     assert read(store, key, Checkpoint) is None, "the checkpoint is removed once the unit is complete"
+
+
+def test_a_unit_whose_worker_crashed_resumes_after_its_uploaded_segments(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    recs = recordings(tmp_path / "in", 1, base=3.0)  # 90 frames
+    spec = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "ds"))
+    settings = dataclasses.replace(FAST, segment_frames=20)
+    Scanner(store, "s", settings).tick()
+    upload_segment = UnitProgress.segment
+
+    def crash_after_two(self: UnitProgress, segment: ClosedSegment, episode_dir: Path) -> None:
+        upload_segment(self, segment, episode_dir)
+        if self.segments == 2:
+            raise RuntimeError("worker crashed")
+
+    monkeypatch.setattr(UnitProgress, "segment", crash_after_two)
+    first = Worker(store, "w1", settings, Shutdown(1.0))
+    unit = first.claim()
+    assert unit is not None
+    first.process(unit)
+    (failed,) = list_units(store, spec.id)
+    assert failed.record.status is UnitStatus.PENDING and failed.record.attempts == 1
+    saved = read(store, keys.checkpoint(spec.id, unit.record.id), Checkpoint)
+    assert saved is not None and saved.record.segments == 2 and saved.record.prefix is not None
+    monkeypatch.setattr(UnitProgress, "segment", upload_segment)
+    caplog.set_level(logging.INFO, logger="roboflow.worker")
+    second = Worker(store, "w2", settings, Shutdown(1.0))
+    again = second.claim()
+    assert again is not None
+    second.process(again)
+    assert "resuming after 2 segment(s), 40 frames" in caplog.text
+    assert Finalizer(store, "f", settings).tick() or Finalizer(store, "f", settings).tick()
+    status = get_batch(store, spec.id).status.record
+    assert status.phase is BatchPhase.COMPLETE, status.error
+    verify_dataset(tmp_path / "ds", recs)
+    run_doctor(tmp_path / "ds")

@@ -150,13 +150,20 @@ class Lock(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
-    """A unit's progress, saved while it converts (and kept for a restarted unit)."""
+    """A unit's progress, saved while it converts (and kept for a restarted unit).
+
+    ``segments`` closed segments of the episode are in the staging area under ``prefix``; a
+    later claim downloads them and resumes after them. ``staged`` is set once the whole staged
+    episode is uploaded.
+    """
 
     unit: str
     pod: str
     claim: int
     frames_done: int = 0
     frames_total: int = 0
+    prefix: str | None = None
+    segments: int = 0
     staged: str | None = None
     updated_at: float = 0.0
 

@@ -16,6 +16,7 @@ _ENV = {
     "heartbeat_timeout": "ROBOFLOW_HEARTBEAT_TIMEOUT_SECS",
     "checkpoint_interval_frames": "WORKER_CHECKPOINT_INTERVAL_FRAMES",
     "checkpoint_interval_secs": "WORKER_CHECKPOINT_INTERVAL_SECS",
+    "segment_frames": "WORKER_SEGMENT_FRAMES",
     "max_attempts": "WORKER_MAX_ATTEMPTS",
     "max_lost": "ROBOFLOW_MAX_LOST",
     "lock_ttl": "ROBOFLOW_LOCK_TTL_SECS",
@@ -43,6 +44,9 @@ class Settings:
     """A pod whose heartbeat is older than this is lost; the reaper re-queues its unit."""
     checkpoint_interval_frames: int = 100
     checkpoint_interval_secs: float = 10.0
+    segment_frames: int = 1800
+    """A worker closes and uploads a segment of the episode every this many frames; a restarted
+    unit resumes after the last uploaded segment (smaller: less work lost, more files to join)."""
     max_attempts: int = 3
     """Default conversion attempts (errors) of a unit before it is Dead (a batch may override)."""
     max_lost: int = 10

@@ -1,8 +1,9 @@
 """Staged episodes in the output's staging area: uploaded by workers, downloaded by the finalizer.
 
-A worker stages each claim under its own prefix ``{batch}/{unit}/claim-{n}/`` and uploads the
-episode manifest last, so a staged episode is complete exactly when its manifest exists, and two
-claims of one unit (a worker thought lost that still finishes) never mix files.
+A worker stages each claim under its own prefix ``{batch}/{unit}/claim-{n}/`` (closed segments as
+they close, see :mod:`roboflow_distributed.progress`) and uploads the episode manifest last, so a
+staged episode is complete exactly when its manifest exists, and two claims of one unit (a worker
+thought lost that still finishes) never mix files.
 """
 
 from __future__ import annotations
@@ -10,25 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from roboflow_dataset.lerobot import StagedEpisode
-from roboflow_dataset.lerobot.staging import MANIFEST
-from roboflow_storage import Storage, download_tree, upload_tree
+from roboflow_storage import Storage, download_tree
 
-__all__ = ["download_staged", "is_staged", "remove_batch", "stage_prefix", "upload_staged"]
+__all__ = ["download_staged", "remove_batch", "stage_prefix"]
 
 
 def stage_prefix(batch: str, unit: str, claim: int) -> str:
     """Where claim number ``claim`` of a unit stages its episode."""
     return f"{batch}/{unit}/claim-{claim:03d}"
-
-
-def upload_staged(storage: Storage, prefix: str, episode: StagedEpisode) -> int:
-    """Upload a finished staged episode, manifest last; returns the bytes uploaded."""
-    return upload_tree(storage, prefix, episode.dir, last=MANIFEST)
-
-
-def is_staged(storage: Storage, prefix: str) -> bool:
-    """Whether a complete staged episode is at ``prefix``."""
-    return storage.exists(f"{prefix}/{MANIFEST}")
 
 
 def download_staged(storage: Storage, prefix: str, target: Path) -> StagedEpisode:

@@ -19,15 +19,16 @@ from typing import TypeVar
 
 import msgspec
 
-from roboflow_core import CoordinationError, PipelineError, RoboflowError, StorageError
+from roboflow_core import CoordinationError, DatasetError, PipelineError, RoboflowError, StorageError
+from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_distributed import keys
 from roboflow_distributed.batches import failure_reason
 from roboflow_distributed.configs import fetch_config
+from roboflow_distributed.progress import ClaimLost, Released, UnitProgress
 from roboflow_distributed.records import (
     BatchPhase,
     BatchSpec,
     BatchStatus,
-    Checkpoint,
     UnitStatus,
     Versioned,
     WorkUnit,
@@ -35,9 +36,8 @@ from roboflow_distributed.records import (
     read,
 )
 from roboflow_distributed.settings import Settings
-from roboflow_distributed.staging import is_staged, stage_prefix, upload_staged
 from roboflow_distributed.store import Compare, Store
-from roboflow_pipeline import RecordingPlan, convert_recording
+from roboflow_pipeline import convert_recording
 from roboflow_storage import Storage, prefetch_recording
 
 __all__ = ["Shutdown", "Worker"]
@@ -67,10 +67,6 @@ class Shutdown:
     def overdue(self) -> bool:
         """The grace period is over."""
         return time.monotonic() > self.deadline
-
-
-class _Released(Exception):
-    """The unit is given back (shutdown deadline passed, or the unit was taken from us)."""
 
 
 class Worker:
@@ -160,10 +156,13 @@ class Worker:
                 self._finish(unit, status=UnitStatus.CANCELLED)
                 return
             staging = Storage.from_url(spec.staging)
-            prefix, frames = self._resume(staging, rec) or self._convert(unit, spec, staging)
-        except _Released:
+            prefix, frames = self._convert(unit, spec, staging)
+        except Released:
             log.info("releasing %s: shutting down", rec.id)
             self._finish(unit, status=UnitStatus.PENDING, owner=None, requeue=True)
+            return
+        except ClaimLost:
+            log.warning("unit %s was taken over by another worker; dropping this claim", rec.id)
             return
         except Exception as err:
             self._failed(unit, err)
@@ -182,34 +181,43 @@ class Worker:
             raise CoordinationError("the unit's batch is gone", batch=rec.batch)
         return spec.record, status.record
 
-    def _resume(self, staging: Storage, rec: WorkUnit) -> tuple[str, int] | None:
-        """A staged episode a previous claim finished (but could not mark done), if any."""
-        saved = read(self.store, keys.checkpoint(rec.batch, rec.id), Checkpoint)
-        if saved is None or saved.record.staged is None or not is_staged(staging, saved.record.staged):
-            return None
-        log.info("resuming %s from checkpoint: staged by claim %d", rec.id, saved.record.claim)
-        return saved.record.staged, saved.record.frames_done
-
     def _convert(self, unit: Versioned[WorkUnit], spec: BatchSpec, staging: Storage) -> tuple[str, int]:
+        """Stage the unit's episode (resuming an earlier claim's segments) and upload it."""
         rec = unit.record
+        progress = UnitProgress(self.store, self.pod, unit, staging, self.settings, self.shutdown)
+        earlier = progress.finished()
+        if earlier is not None:
+            return earlier
         config = fetch_config(self.store, rec.config_hash)
-        progress = _CheckpointWriter(self, rec)
         workdir = Path(tempfile.mkdtemp(prefix="roboflow-unit-"))
-        try:
-            episode = convert_recording(
+        episode_dir = workdir / "episode"
+
+        def run(resume: bool) -> StagedEpisode:
+            return convert_recording(
                 rec.source,
                 config,
-                workdir / "episode",
+                episode_dir,
                 task=spec.task,
                 on_planned=progress.planned,
                 on_frames=progress.frames,
+                segment_frames=self.settings.segment_frames,
+                on_segment=lambda segment: progress.segment(segment, episode_dir),
+                resume=resume,
             )
-            prefix = stage_prefix(rec.batch, rec.id, rec.claims)
-            upload_staged(staging, prefix, episode)
+
+        try:
+            resumed = progress.restore(episode_dir)
+            try:
+                episode = run(resumed)
+            except DatasetError as err:
+                if not resumed:
+                    raise
+                log.warning("unit %s: cannot resume (%s); converting from the start", rec.id, err)
+                shutil.rmtree(episode_dir, ignore_errors=True)
+                episode = run(False)
+            return progress.finish(episode), episode.length
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        progress.save(staged=prefix, frames_done=episode.length)
-        return prefix, episode.length
 
     # --- outcomes ---------------------------------------------------------------------------
 
@@ -269,49 +277,3 @@ def _prefetch(source: str) -> None:
         prefetch_recording(source)
     except RoboflowError as err:  # only a head start: the unit's own open reports real errors
         log.info("prefetch of %s failed: %s", source, err)
-
-
-class _CheckpointWriter:
-    """Progress callbacks of one conversion: saves checkpoints and gives the unit back on shutdown."""
-
-    def __init__(self, worker: Worker, rec: WorkUnit) -> None:
-        self.worker = worker
-        self.rec = rec
-        self.done = 0
-        self.total = 0
-        self.saved_frames = 0
-        self.saved_at = time.monotonic()
-
-    def planned(self, plan: RecordingPlan) -> None:
-        self.total = plan.plan.n_frames
-
-    def frames(self, n: int) -> None:
-        self.done += n
-        if self.worker.shutdown.overdue:
-            raise _Released
-        settings = self.worker.settings
-        if (
-            self.done - self.saved_frames >= settings.checkpoint_interval_frames
-            or time.monotonic() - self.saved_at >= settings.checkpoint_interval_secs
-        ):
-            try:
-                self.save(staged=None, frames_done=self.done)
-            except CoordinationError as err:  # progress only: the conversion goes on
-                log.warning("checkpoint of %s not saved: %s", self.rec.id, err)
-
-    def save(self, *, staged: str | None, frames_done: int) -> None:
-        record = Checkpoint(
-            unit=self.rec.id,
-            pod=self.worker.pod,
-            claim=self.rec.claims,
-            frames_done=frames_done,
-            frames_total=self.total,
-            staged=staged,
-            updated_at=time.time(),
-        )
-        key = keys.checkpoint(self.rec.batch, self.rec.id)
-        if staged is None:
-            self.worker.store.txn(puts={key: encode(record)})
-        else:
-            self.worker.store_retry(lambda: self.worker.store.txn(puts={key: encode(record)}))
-        self.saved_frames, self.saved_at = frames_done, time.monotonic()

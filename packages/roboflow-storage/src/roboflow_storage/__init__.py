@@ -6,7 +6,7 @@ turns the inputs a user names into recordings.
 """
 
 from roboflow_storage._cache import LruCache
-from roboflow_storage._files import download_tree, upload_file, upload_tree
+from roboflow_storage._files import download_tree, upload_file
 from roboflow_storage._info import ObjectInfo
 from roboflow_storage._inputs import (
     RECORDING_SUFFIXES,
@@ -46,5 +46,4 @@ __all__ = [
     "recording_bytes",
     "resolve_inputs",
     "upload_file",
-    "upload_tree",
 ]

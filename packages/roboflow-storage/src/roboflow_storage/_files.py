@@ -6,7 +6,7 @@ from pathlib import Path
 
 from roboflow_storage._storage import Storage
 
-__all__ = ["download_tree", "upload_file", "upload_tree"]
+__all__ = ["download_tree", "upload_file"]
 
 
 def upload_file(storage: Storage, key: str, path: Path) -> None:
@@ -21,18 +21,6 @@ def upload_file(storage: Storage, key: str, path: Path) -> None:
     with storage.open_writer(key) as out, path.open("rb") as src:
         while chunk := src.read(storage.part_size):
             out.write(chunk)
-
-
-def upload_tree(storage: Storage, prefix: str, root: Path, *, last: str | None = None) -> int:
-    """Upload every file under ``root`` to ``prefix/<relative path>``; ``last`` (a relative path)
-    goes after all others, so its presence means the tree is complete. Returns the bytes uploaded.
-    """
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    rel = {p: p.relative_to(root).as_posix() for p in files}
-    ordered = [p for p in files if rel[p] != last] + [p for p in files if rel[p] == last]
-    for path in ordered:
-        upload_file(storage, f"{prefix.rstrip('/')}/{rel[path]}", path)
-    return sum(p.stat().st_size for p in files)
 
 
 def download_tree(storage: Storage, prefix: str, root: Path) -> int:

@@ -1,0 +1,163 @@
+"""One claim's progress in the store: checkpoints, closed segments uploaded as they close, resume.
+
+While a worker converts a unit, the episode is staged in segments (``Settings.segment_frames``).
+Each closed segment is uploaded to the claim's staging prefix (its files, then its manifest) and
+the checkpoint records how many segments are there. A later claim of the unit (after a crash or a
+kill) downloads them and resumes the conversion after the last one instead of starting over.
+Every checkpoint write compares the unit's version, so a claim that was taken over stops at its
+next checkpoint instead of overwriting the new owner's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Protocol
+
+from roboflow_core import CoordinationError
+from roboflow_dataset.lerobot import ClosedSegment, StagedEpisode
+from roboflow_dataset.lerobot.staging import MANIFEST
+from roboflow_distributed import keys
+from roboflow_distributed.records import Checkpoint, Versioned, WorkUnit, encode, read
+from roboflow_distributed.settings import Settings
+from roboflow_distributed.staging import stage_prefix
+from roboflow_distributed.store import Compare, Store
+from roboflow_pipeline import RecordingPlan
+from roboflow_storage import Storage, download_tree, upload_file
+
+__all__ = ["ClaimLost", "Released", "UnitProgress"]
+
+log = logging.getLogger("roboflow.worker")
+
+
+class Released(Exception):
+    """The pod is shutting down and the grace period is over: give the unit back."""
+
+
+class ClaimLost(Exception):
+    """The unit was taken over (the reaper thought this worker dead): drop this claim's work."""
+
+
+class _Stop(Protocol):
+    @property
+    def overdue(self) -> bool: ...
+
+
+class UnitProgress:
+    """The checkpoints and staged uploads of one claim of a unit.
+
+    Args:
+        store: The coordination store.
+        pod: This worker's pod id.
+        unit: The claimed unit, at the version the claim wrote.
+        staging: The batch's staging area.
+        settings: Checkpoint intervals.
+        shutdown: Tells when running work must be given back.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        pod: str,
+        unit: Versioned[WorkUnit],
+        staging: Storage,
+        settings: Settings,
+        shutdown: _Stop,
+    ) -> None:
+        self.store = store
+        self.pod = pod
+        self.unit = unit
+        self.staging = staging
+        self.settings = settings
+        self.shutdown = shutdown
+        rec = unit.record
+        self.prefix = stage_prefix(rec.batch, rec.id, rec.claims)
+        self.key = keys.checkpoint(rec.batch, rec.id)
+        self.done = 0
+        self.total = 0
+        self.segments = 0
+        self.segment_end = 0
+        self.uploaded: set[str] = set()
+        self._saved_frames = 0
+        self._saved_at = time.monotonic()
+
+    def finished(self) -> tuple[str, int] | None:
+        """``(prefix, frames)`` of a staged episode an earlier claim uploaded whole, if any."""
+        saved = read(self.store, self.key, Checkpoint)
+        if saved is None or saved.record.staged is None:
+            return None
+        if not self.staging.exists(f"{saved.record.staged}/{MANIFEST}"):
+            return None
+        log.info("unit %s: reusing the episode staged by claim %d", self.unit.record.id, saved.record.claim)
+        return saved.record.staged, saved.record.frames_done
+
+    def restore(self, episode_dir: Path) -> bool:
+        """Download the closed segments an earlier claim uploaded; whether there were any."""
+        saved = read(self.store, self.key, Checkpoint)
+        if saved is None or saved.record.prefix is None or saved.record.segments == 0:
+            return False
+        download_tree(self.staging, f"{saved.record.prefix}/segments", episode_dir / "segments")
+        log.info(
+            "unit %s: resuming after %d segment(s), %d frames, of claim %d",
+            self.unit.record.id,
+            saved.record.segments,
+            saved.record.frames_done,
+            saved.record.claim,
+        )
+        return True
+
+    # --- callbacks of convert_recording -----------------------------------------------------
+
+    def planned(self, plan: RecordingPlan) -> None:
+        self.total = plan.plan.n_frames
+
+    def frames(self, n: int) -> None:
+        """Progress: checkpoint now and then; give the unit back when shutdown is overdue."""
+        self.done += n
+        if self.shutdown.overdue:
+            raise Released
+        if (
+            self.done - self._saved_frames >= self.settings.checkpoint_interval_frames
+            or time.monotonic() - self._saved_at >= self.settings.checkpoint_interval_secs
+        ):
+            try:
+                self._save(staged=None)
+            except CoordinationError as err:  # progress only: the conversion goes on
+                log.warning("checkpoint of %s not saved: %s", self.unit.record.id, err)
+
+    def segment(self, segment: ClosedSegment, episode_dir: Path) -> None:
+        """Upload a closed segment (files, then its manifest) and record it in the checkpoint."""
+        for name in (*segment.files, segment.manifest):
+            upload_file(self.staging, f"{self.prefix}/{name}", episode_dir / name)
+            self.uploaded.add(name)
+        self.segments = segment.index + 1
+        self.segment_end = segment.end
+        self._save(staged=None)
+
+    def finish(self, episode: StagedEpisode) -> str:
+        """Upload what is not uploaded yet, the episode manifest last; the staged prefix."""
+        files = sorted(p.relative_to(episode.dir).as_posix() for p in episode.dir.rglob("*") if p.is_file())
+        for name in [f for f in files if f != MANIFEST and f not in self.uploaded] + [MANIFEST]:
+            upload_file(self.staging, f"{self.prefix}/{name}", episode.dir / name)
+        self.done = episode.length
+        self._save(staged=self.prefix)
+        return self.prefix
+
+    def _save(self, *, staged: str | None) -> None:
+        rec = self.unit.record
+        record = Checkpoint(
+            unit=rec.id,
+            pod=self.pod,
+            claim=rec.claims,
+            frames_done=max(self.done, self.segment_end),
+            frames_total=self.total,
+            prefix=self.prefix if self.segments else None,
+            segments=self.segments,
+            staged=staged,
+            updated_at=time.time(),
+        )
+        ukey = keys.unit(rec.batch, rec.id)
+        if not self.store.txn([Compare(ukey, self.unit.version)], {self.key: encode(record)}):
+            raise ClaimLost
+        self._saved_frames, self._saved_at = self.done, time.monotonic()
