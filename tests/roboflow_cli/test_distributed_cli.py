@@ -53,6 +53,7 @@ def test_submit_run_and_inspect_a_batch(tmp_path: Path, env: str) -> None:
     assert got["status"]["phase"] == "complete" and got["status"]["units_dead"] == 1
     text = runner.invoke(cli, ["batch", "get", batch]).output
     assert "2 episodes" in text and "rec_zz_bad.mcap" in text
+    assert "v3.0: 2 episodes" in text and "cameras: observation.images.cam_high" in text
     dead = _json(runner, ["jobs", "list", "--status", "dead", "--json"])
     assert [d["source"] for d in dead] == [str(bad)]
     job = _json(runner, ["jobs", "get", dead[0]["id"][:8], "--json"])

@@ -231,11 +231,29 @@ def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
             f"dataset   {s.episodes} episodes, {s.frames} frames added; "
             f"{s.dataset_episodes} episodes in total"
         )
+        click.echo(_dataset_summary(spec.output))
     if s.error:
         click.echo(f"error     {s.error}")
     for u in units:
         if u.record.status in ("dead", "failed"):
             click.echo(f"  {u.record.status}: {u.record.source}: {u.record.error}")
+
+
+def _dataset_summary(output: str) -> str:
+    """One line about the dataset at ``output`` from its ``meta/info.json`` (or why there is none)."""
+    from roboflow_storage import Storage
+
+    try:
+        info = json.loads(Storage.from_url(output).get("meta/info.json"))
+    except (RoboflowError, ValueError) as err:
+        return f"          (no readable meta/info.json: {err})"
+    features = info.get("features", {})
+    cameras = sorted(k for k, f in features.items() if f.get("dtype") == "video")
+    return (
+        f"          {info.get('codebase_version')}: {info.get('total_episodes')} episodes, "
+        f"{info.get('total_frames')} frames at {info.get('fps')} fps, {len(features)} features, "
+        f"cameras: {', '.join(cameras) or 'none'}"
+    )
 
 
 @batch.command("cancel")
