@@ -161,30 +161,33 @@ def test_a_unit_lost_too_often_is_dead(store: Store, tmp_path: Path) -> None:
     assert "ghost stopped heartbeating (2 times)" in (unit.record.error or "")
 
 
-def test_merge_is_restartable_and_never_duplicates_episodes(store: Store, tmp_path: Path) -> None:
-    recs = recordings(tmp_path / "in", 3, base=0.2)
+def test_merge_is_restartable_group_by_group_and_never_duplicates_episodes(
+    store: Store, tmp_path: Path
+) -> None:
+    recs = recordings(tmp_path / "in", 5, base=0.2)
     output = tmp_path / "ds"
     spec = submit_batch(store, [str(r.path) for r in recs], config_text(), str(output))
     workers = PodThread(store, ["scanner", "worker"], "w", exit_when_idle=False).start()
     try:
-        wait_for(lambda: len(list_units(store, spec.id, UnitStatus.COMPLETE)) == 3, 120, "units")
+        wait_for(lambda: len(list_units(store, spec.id, UnitStatus.COMPLETE)) == 5, 120, "units")
     finally:
         workers.stop()
-    finalizer = Finalizer(store, "f", FAST)
-    batch = get_batch(store, spec.id)
-    finalizer._close_running(batch)
+    settings = dataclasses.replace(FAST, merge_group=2)
+    finalizer = Finalizer(store, "f", settings)
+    finalizer._close_running(get_batch(store, spec.id))
     batch = get_batch(store, spec.id)
     assert batch.status.record.phase is BatchPhase.MERGING
-    # a finalizer dies after publishing the dataset but before marking the batch complete
+    # a finalizer dies after publishing its first group of two, before recording it
     state = finalizer._merge_state(batch)
-    done = [u.record for u in list_units(store, spec.id, UnitStatus.COMPLETE)]
-    finalizer._publish(batch, sorted(done, key=lambda u: u.source))
-    assert state.base_episodes == 0
-    # the next finalizer sees the published dataset and only completes the batch
-    assert Finalizer(store, "f2", FAST).tick()
+    done = {u.record.id: u.record for u in list_units(store, spec.id)}
+    finalizer._publish(batch, [done[uid] for uid in state.units[:2]])
+    assert state.base_episodes == 0 and state.published == 0
+    # the next finalizer records that group, merges the other three in two groups, completes
+    assert Finalizer(store, "f2", settings).tick()
     status = get_batch(store, spec.id).status.record
-    assert status.phase is BatchPhase.COMPLETE and status.dataset_episodes == 3
+    assert status.phase is BatchPhase.COMPLETE and status.dataset_episodes == 5, status.error
     verify_dataset(output, recs)
+    run_doctor(output)
     assert store.get(keys.merge(spec.id)) is None
 
 

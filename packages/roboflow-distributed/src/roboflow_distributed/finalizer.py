@@ -3,9 +3,11 @@
 Running -> Merging is a compare-and-swap, and the merge itself runs under a lease on the output
 dataset, so exactly one pod merges a batch at a time and two batches into one dataset never merge
 at once. The merge is restartable: its record (``merge/{batch}``)
-fixes the units (in source order) and the dataset's episode count before the merge, so a finalizer
-that dies mid-merge is followed by one that either redoes the merge (the dataset still has the old
-count: ``info.json`` is written last) or only marks the batch complete (the new count is there).
+fixes the units (in source order) and the dataset's episode count before the merge, and counts the
+units published so far. Units are published ``Settings.merge_group`` at a time (so the finalizer's
+disk holds one group of staged episodes, not the batch); a finalizer that dies mid-group is
+followed by one that either redoes the group (the dataset still has the old count: ``info.json``
+is written last) or only records it (the new count is there).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import msgspec
 
-from roboflow_core import CoordinationError, RoboflowError, StorageError
+from roboflow_core import CoordinationError, DatasetError, RoboflowError, StorageError
 from roboflow_distributed import keys
 from roboflow_distributed.batches import Batch, list_batches, list_units, set_phase
 from roboflow_distributed.configs import fetch_config
@@ -102,20 +104,12 @@ class Finalizer:
             reasons = sorted({u.error or str(u.status) for u in units.values()})[:3]
             self._end(batch, BatchPhase.FAILED, error=f"no recording was converted: {'; '.join(reasons)}")
             return
-        found = dataset_episodes(spec.output)
         expected = state.base_episodes + len(done)
         try:
-            if found == state.base_episodes:
-                self._publish(batch, done)
-            elif found != expected:
-                raise CoordinationError(
-                    f"the dataset changed during the merge: it has {found} episodes, expected "
-                    f"{state.base_episodes} (before) or {expected} (after)",
-                    path=spec.output,
-                )
+            self._merge_groups(batch, state, done)
         except RoboflowError as err:
-            if isinstance(err, StorageError):
-                raise
+            if isinstance(err, (StorageError, CoordinationError)):
+                raise  # transient: the next tick retries where this one stopped
             log.error("merge of %s failed: %s", spec.id, err)
             self._end(batch, BatchPhase.FAILED, error=str(err))
             return
@@ -127,6 +121,41 @@ class Finalizer:
             dataset_episodes=expected,
         )
         log.info("batch %s complete: %d episodes into %s", spec.id, len(done), spec.output)
+
+    def _merge_groups(self, batch: Batch, state: MergeState, done: list[WorkUnit]) -> None:
+        """Publish the units ``merge_group`` at a time (bounded local disk), recording each group.
+
+        Before each group the dataset must hold ``base + published`` episodes (then the group is
+        merged) or ``base + published + group`` (a finalizer died after publishing it, before
+        recording it: only the record is missing).
+        """
+        spec = batch.spec
+        published = state.published
+        while published < len(done):
+            group = done[published : published + self.settings.merge_group]
+            before = state.base_episodes + published
+            found = dataset_episodes(spec.output)
+            if found == before:
+                self._publish(batch, group)
+            elif found != before + len(group):
+                raise DatasetError(
+                    f"the dataset changed during the merge: it has {found} episodes, expected {before} "
+                    f"(before this group) or {before + len(group)} (after it)",
+                    path=spec.output,
+                )
+            published += len(group)
+            state = self._record_published(spec.id, published)
+            log.info("batch %s: %d/%d episodes merged", spec.id, published, len(done))
+
+    def _record_published(self, batch_id: str, published: int) -> MergeState:
+        key = keys.merge(batch_id)
+        saved = read(self.store, key, MergeState)
+        if saved is None:
+            raise CoordinationError("the merge record vanished", batch=batch_id)
+        state = msgspec.structs.replace(saved.record, published=published)
+        if not self.store.txn([Compare(key, saved.version)], {key: encode(state)}):
+            raise CoordinationError("the merge record changed meanwhile", batch=batch_id)
+        return state
 
     def _merge_state(self, batch: Batch) -> MergeState:
         key = keys.merge(batch.spec.id)

@@ -169,12 +169,14 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MergeState(msgspec.Struct, frozen=True, kw_only=True):
-    """The finalizer's record of a merge: which units, onto how many existing episodes."""
+    """The finalizer's record of a merge: which units, onto how many existing episodes, and how
+    many of them are published so far."""
 
     batch: str
     units: list[str]
     base_episodes: int
     started_at: float
+    published: int = 0
 
 
 _R = TypeVar("_R", bound=msgspec.Struct)

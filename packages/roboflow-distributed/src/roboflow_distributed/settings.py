@@ -23,6 +23,7 @@ _ENV = {
     "scan_interval": "SCANNER_SCAN_INTERVAL_SECS",
     "scan_batch_size": "SCANNER_BATCH_SIZE",
     "finalizer_interval": "FINALIZER_POLL_INTERVAL_SECS",
+    "merge_group": "FINALIZER_MERGE_GROUP",
     "reaper_interval": "ROBOFLOW_REAPER_INTERVAL_SECS",
     "shutdown_grace": "ROBOFLOW_SHUTDOWN_GRACE_SECS",
 }
@@ -56,6 +57,8 @@ class Settings:
     scan_interval: float = 5.0
     scan_batch_size: int = 100
     finalizer_interval: float = 5.0
+    merge_group: int = 100
+    """Staged episodes the finalizer downloads and publishes at a time (bounds its local disk)."""
     reaper_interval: float = 10.0
     shutdown_grace: float = 15.0
     """On SIGTERM/SIGINT a worker finishes its unit if it can within this long, else releases it."""
