@@ -38,7 +38,7 @@ FAST_ENV = {
     "ROBOFLOW_REAPER_INTERVAL_SECS": "0.3",
     "ROBOFLOW_MAX_LOST": "50",
     "WORKER_SEGMENT_FRAMES": "4",  # several segments per unit: kills exercise resume
-    "FINALIZER_MERGE_GROUP": "8",  # the merge publishes in groups
+    "FINALIZER_MERGE_GROUP": "4",  # the merge publishes in groups (chaos kills pods during it)
 }
 
 

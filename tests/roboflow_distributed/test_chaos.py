@@ -107,7 +107,7 @@ def run_chaos(store_url: str, tmp_path: Path, *, restart_store: object = None) -
         pods = Pods(store_url, logs)
         for slot in range(N_PODS):
             pods.start(slot, same_id=True)
-        kills, store_restarted = 0, restart_store is None
+        kills, store_restarted, merge_killed = 0, restart_store is None, False
         deadline = time.monotonic() + 420
         # kills are paced by progress (not time), so they land mid-batch however fast the machine is
         thresholds = [N_RECORDINGS * (k + 1) // (KILLS + 2) for k in range(KILLS)]
@@ -122,12 +122,20 @@ def run_chaos(store_url: str, tmp_path: Path, *, restart_store: object = None) -
             if not store_restarted and kills >= 3:
                 restart_store()  # type: ignore[operator]
                 store_restarted = True
+            if phase is BatchPhase.MERGING and not merge_killed:
+                time.sleep(0.3)  # let the merge publish a group or two, then kill every pod
+                for slot in range(N_PODS):
+                    pods.kill(slot)
+                for slot in range(N_PODS):
+                    pods.start(slot, same_id=False)
+                merge_killed = True
         codes = pods.wait_all()
         status = get_batch(store, spec.id).status.record
         units = list_units(store, spec.id)
     finally:
         store.close()
     assert kills == KILLS and store_restarted, f"the batch finished before the chaos ({kills} kills)"
+    assert merge_killed, "the merge finished before the pods could be killed during it"
     assert any(u.record.lost > 0 for u in units), "no kill hit a running unit: the test proved nothing"
     assert status.phase is BatchPhase.COMPLETE, status.error
     assert status.units_total == N_RECORDINGS + 1
