@@ -41,10 +41,10 @@ SUFFIX = {"mcap": ".mcap", "ros1": ".bag"}
 QUERY = "endpoint={e}&region=us-east-1&access_key_id=bench&secret_access_key=bench"
 
 
-def _config(codec: str) -> Any:
+def _config(codec: str, compressed: bool) -> Any:
     return loads_config(
         '[dataset]\nname = "b"\nfps = 30\nrobot_type = "synth"\ntask = "t"\n'
-        f'[[mappings]]\ntopic = "{camera_topic("cam_high", False)}"\n'
+        f'[[mappings]]\ntopic = "{camera_topic("cam_high", compressed)}"\n'
         'feature = "observation.images.cam_high"\nmapping_type = "image"\n'
         f'[[mappings]]\ntopic = "{JOINT_TOPIC}"\nfeature = "observation.state"\n'
         f'[[mappings]]\ntopic = "{ACTION_TOPIC}"\nfeature = "action"\nmapping_type = "action"\n'
@@ -97,6 +97,7 @@ def _bench_format(fmt: str, args: argparse.Namespace, endpoint: str, work: Path,
         duration_s=args.seconds,
         width=args.width,
         height=args.height,
+        compressed=args.compressed,
     )
     local = Path(rec.path)
     store = Storage.from_url(f"s3://{bucket}?{query}")
@@ -181,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--codec", default="libx264")
+    parser.add_argument(
+        "--compressed",
+        action="store_true",
+        help="JPEG CompressedImage cameras (as fleets record) instead of raw rgb8",
+    )
     parser.add_argument("--formats", default="mcap,ros1,ros2-db3,ros2-mcap")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--batch", type=int, default=4, help="recordings in the batch rows (prefetch)")
@@ -189,9 +195,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="roboflow-bench-s3-"))
     os.environ["ROBOFLOW_BUFFER_DIR"] = str(work / "buffer")
     try:
-        config = _config(args.codec)
+        config = _config(args.codec, args.compressed)
         print(
-            f"recording: {args.seconds:.0f} s, {args.width}x{args.height} rgb8 at 30 Hz, codec {args.codec}; "
+            f"recording: {args.seconds:.0f} s, {args.width}x{args.height} "
+            f"{'JPEG' if args.compressed else 'rgb8'} at 30 Hz, codec {args.codec}; "
             f"cpus: {os.cpu_count()}; best of {args.repeat}"
         )
         for fmt in args.formats.split(","):
