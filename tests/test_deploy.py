@@ -164,8 +164,11 @@ def test_pods_run_existing_roles_and_commands() -> None:
     assert set(roles.findall(worker + control)) <= choices
     assert {"run", "health", "submit"} <= set(cli.commands)
     helpers = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
-    assert 'command: ["roboflow", "health"]' in helpers
-    assert "livenessProbe" not in worker + control + helpers
+    assert "path: /health/ready" in helpers and "path: /health/live" in helpers
+    assert "name: HEALTH_PORT" in helpers
+    health = next(p for p in run.params if p.name == "health_port")
+    assert health.envvar == "HEALTH_PORT", "the chart sets HEALTH_PORT: `roboflow run` must read it"
+    assert worker.count('include "roboflow.probes"') == control.count('include "roboflow.probes"') == 1
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------
@@ -287,8 +290,10 @@ def test_helm_template_defaults() -> None:
     env = {e["name"]: e for e in box["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["TMPDIR"]["value"] == "/tmp"
-    assert box["readinessProbe"]["exec"]["command"] == ["roboflow", "health"]
-    assert "livenessProbe" not in box
+    assert box["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "health"}
+    assert box["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "health"}
+    assert box["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    assert env["HEALTH_PORT"]["value"] == "8080"
     assert box["resources"]["requests"] == {"cpu": "2", "memory": "4Gi"}
     assert {"name": "tmp", "mountPath": "/tmp"} in box["volumeMounts"]
     assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "32Gi"}}]

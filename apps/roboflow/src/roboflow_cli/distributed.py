@@ -372,10 +372,30 @@ def jobs_cancel(job: str, store_url: str | None) -> None:
 @click.option(
     "--exit-when-idle", is_flag=True, help="Stop once every batch is complete, failed or cancelled."
 )
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    envvar="HEALTH_PORT",
+    default=None,
+    help="Serve /health/live, /health/ready, /health and /metrics on this port (off by default).",
+)
+@click.option(
+    "--health-host",
+    envvar="HEALTH_HOST",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address to serve them on.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every step (default: warnings and unit outcomes).")
 @_store_option
 def run(
-    roles: tuple[str, ...], pod_id: str | None, exit_when_idle: bool, verbose: bool, store_url: str | None
+    roles: tuple[str, ...],
+    pod_id: str | None,
+    exit_when_idle: bool,
+    health_port: int | None,
+    health_host: str,
+    verbose: bool,
+    store_url: str | None,
 ) -> None:
     """Run a pod: claim and convert jobs, discover batches, re-queue lost work, merge finished batches.
 
@@ -399,7 +419,12 @@ def run(
         _fail(err)
     with _store(store_url) as store:
         report = run_pod(
-            store, [cast(Role, r) for r in roles], pod=pod, settings=settings, exit_when_idle=exit_when_idle
+            store,
+            [cast(Role, r) for r in roles],
+            pod=pod,
+            settings=settings,
+            exit_when_idle=exit_when_idle,
+            health=(health_host, health_port) if health_port is not None else None,
         )
     click.echo(f"pod {report.pod}: {report.units_completed} job(s) converted")
     for error in report.errors:

@@ -91,18 +91,44 @@ kubelet kills it. Call with (dict "root" $ "seconds" N).
       fieldPath: metadata.name
 - name: TMPDIR
   value: /tmp
+# `roboflow run` serves /health/live, /health/ready, /health and /metrics here
+- name: HEALTH_PORT
+  value: {{ .Values.health.port | quote }}
 {{- end }}
 
-{{- define "roboflow.readinessProbe" -}}
-{{- if .Values.readinessProbe.enabled -}}
+{{- define "roboflow.ports" -}}
+ports:
+  - name: health
+    containerPort: {{ .Values.health.port }}
+    protocol: TCP
+{{- end }}
+
+{{- define "roboflow.probes" -}}
+{{- with .Values.readinessProbe }}
+{{- if .enabled }}
+# ready while the pod reaches its store (heartbeat written lately, store circuit closed)
 readinessProbe:
-  exec:
-    # ROBOFLOW_STORE comes from the ConfigMap; `roboflow health` exits 1 when the store is unreachable
-    command: ["roboflow", "health"]
-  initialDelaySeconds: {{ .Values.readinessProbe.initialDelaySeconds }}
-  periodSeconds: {{ .Values.readinessProbe.periodSeconds }}
-  timeoutSeconds: {{ .Values.readinessProbe.timeoutSeconds }}
-  failureThreshold: {{ .Values.readinessProbe.failureThreshold }}
+  httpGet:
+    path: /health/ready
+    port: health
+  initialDelaySeconds: {{ .initialDelaySeconds }}
+  periodSeconds: {{ .periodSeconds }}
+  timeoutSeconds: {{ .timeoutSeconds }}
+  failureThreshold: {{ .failureThreshold }}
+{{- end }}
+{{- end }}
+{{- with .Values.livenessProbe }}
+{{- if .enabled }}
+# live while every role thread of the pod runs (a store outage does not restart pods)
+livenessProbe:
+  httpGet:
+    path: /health/live
+    port: health
+  initialDelaySeconds: {{ .initialDelaySeconds }}
+  periodSeconds: {{ .periodSeconds }}
+  timeoutSeconds: {{ .timeoutSeconds }}
+  failureThreshold: {{ .failureThreshold }}
+{{- end }}
 {{- end }}
 {{- end }}
 

@@ -27,6 +27,7 @@ class GuardedStore:
         self.threshold = threshold
         self.cooldown = cooldown
         self._failures = 0
+        self.errors = 0
         self._open_until = 0.0
         self._lock = threading.Lock()
 
@@ -45,6 +46,7 @@ class GuardedStore:
         except CoordinationError:
             with self._lock:
                 self._failures += 1
+                self.errors += 1
                 if self._failures >= self.threshold:
                     self._open_until = time.monotonic() + self.cooldown
             raise

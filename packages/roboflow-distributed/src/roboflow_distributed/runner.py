@@ -25,6 +25,7 @@ from roboflow_distributed import keys
 from roboflow_distributed.batches import list_batches
 from roboflow_distributed.breaker import GuardedStore
 from roboflow_distributed.finalizer import Finalizer
+from roboflow_distributed.health import HealthServer, PodView
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import Heartbeat, encode
 from roboflow_distributed.scanner import Scanner
@@ -78,6 +79,7 @@ def run_pod(
     exit_when_idle: bool = False,
     install_signals: bool = True,
     shutdown: Shutdown | None = None,
+    health: tuple[str, int] | None = None,
 ) -> PodReport:
     """Run ``roles`` until SIGTERM/SIGINT (or, with ``exit_when_idle``, until every batch is finished).
 
@@ -89,6 +91,8 @@ def run_pod(
         exit_when_idle: Stop once no batch is pending, running or merging.
         install_signals: Handle SIGTERM/SIGINT (only possible in the main thread).
         shutdown: A stop signal to use (tests stop pods through it).
+        health: ``(host, port)`` to serve ``/health/live``, ``/health/ready``, ``/health`` and
+            ``/metrics`` on (see :mod:`roboflow_distributed.health`).
     """
     settings = settings or Settings.from_env()
     pod = pod or default_pod_id()
@@ -128,9 +132,27 @@ def run_pod(
     log.info("pod %s running %s on %s", pod, ", ".join(expanded), store.url)
     for thread in threads:
         thread.start()
+    server = None
+    if health is not None:
+        view = PodView(
+            pod=pod,
+            roles=[str(r) for r in expanded],
+            started_at=beat.started_at,
+            heartbeat_interval=settings.heartbeat_interval,
+            last_heartbeat=lambda: beat.last_ok,
+            breaker_open=lambda: guarded.is_open,
+            store_errors=lambda: guarded.errors,
+            threads=lambda: threads,
+            units_completed=lambda: worker.completed if worker else 0,
+            units_failed=lambda: worker.failed if worker else 0,
+            current_unit=lambda: worker.current if worker else None,
+        )
+        server = HealthServer(view, *health).start()
     shutdown.event.wait()
     for thread in threads:
         thread.join()
+    if server is not None:
+        server.stop()
     beat.clear()
     report.units_completed = worker.completed if worker else 0
     log.info("pod %s stopped", pod)
@@ -192,6 +214,7 @@ class _Heartbeat:
         self.settings = settings
         self.unit = unit
         self.started_at = time.time()
+        self.last_ok = 0.0
 
     def write(self) -> None:
         beat = Heartbeat(
@@ -204,6 +227,7 @@ class _Heartbeat:
             pid=os.getpid(),
         )
         self.store.txn(puts={keys.heartbeat(self.pod): encode(beat)})
+        self.last_ok = beat.at
 
     def run(self, shutdown: Shutdown) -> None:
         while not shutdown.event.wait(self.settings.heartbeat_interval):

@@ -86,6 +86,7 @@ class Worker:
         self.shutdown = shutdown
         self.current: str | None = None
         self.completed = 0
+        self.failed = 0
         self._prefetch: threading.Thread | None = None
 
     # --- claiming ---------------------------------------------------------------------------
@@ -223,6 +224,7 @@ class Worker:
 
     def _failed(self, unit: Versioned[WorkUnit], err: BaseException) -> None:
         rec = unit.record
+        self.failed += 1
         reason, kind = failure_reason(err)
         attempts = rec.attempts + 1
         transient = isinstance(err, _TRANSIENT) or not isinstance(err, RoboflowError)
