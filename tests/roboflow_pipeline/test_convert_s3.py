@@ -185,3 +185,26 @@ def test_permanent_fault_while_uploading_leaves_no_info_json(
     direct = Storage.from_url(s3_bucket.url("out/ds"))
     assert not direct.exists("meta/info.json")
     assert multipart_uploads(s3_bucket) == []
+
+
+def test_oss_urls_with_credentials_from_the_oss_environment(
+    tmp_path: Path, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """oss:// goes through the S3-compatible API: OSS_* variables, path-style for a non-OSS host."""
+    from tests._servers import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET
+
+    monkeypatch.setenv("OSS_ENDPOINT", s3_bucket.endpoint)
+    monkeypatch.setenv("OSS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
+    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", TEST_SECRET)
+    monkeypatch.setenv("OSS_REGION", TEST_REGION)
+    rec = write_recording(tmp_path / "rec.mcap", "mcap", duration_s=1.0)
+    base = f"oss://{s3_bucket.name}"
+    Storage.from_url(f"{base}/runs?virtual_hosted=false").put("rec.mcap", Path(rec.path).read_bytes())
+    summary = convert(
+        [f"{base}/runs/*.mcap?virtual_hosted=false"],
+        make_config(rec.cameras),
+        f"{base}/datasets/ds?virtual_hosted=false",
+    )
+    assert summary.episodes == 1 and TEST_SECRET not in summary.render()
+    local = download(Storage.from_url(f"{base}/datasets/ds?virtual_hosted=false"), tmp_path / "ds")
+    verify_dataset(local, [rec])
