@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from tests._servers import (
+    TEST_ACCESS_KEY,
+    TEST_REGION,
+    TEST_SECRET,
     FaultProxy,
     S3Bucket,
     Schedule,
@@ -191,8 +194,6 @@ def test_oss_urls_with_credentials_from_the_oss_environment(
     tmp_path: Path, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """oss:// goes through the S3-compatible API: OSS_* variables, path-style for a non-OSS host."""
-    from tests._servers import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET
-
     monkeypatch.setenv("OSS_ENDPOINT", s3_bucket.endpoint)
     monkeypatch.setenv("OSS_ACCESS_KEY_ID", TEST_ACCESS_KEY)
     monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", TEST_SECRET)
