@@ -49,12 +49,15 @@ def test_closing_early_stops_the_producer() -> None:
             yield i
             i += 1
 
-    before = threading.active_count()
-    for item in prefetch(endless(), depth=2):
+    name = "test-closing-early-producer"
+    for item in prefetch(endless(), depth=2, name=name):
         if item == 5:
             break
-    time.sleep(0.3)
-    assert threading.active_count() == before
+        assert any(t.name == name for t in threading.enumerate())
+    deadline = time.monotonic() + 5
+    while any(t.name == name for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name == name for t in threading.enumerate())
 
 
 def test_progress_renders_rate_and_eta() -> None:
