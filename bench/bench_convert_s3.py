@@ -6,8 +6,10 @@ processes hits them alike): local -> local dir, s3:// -> local dir, s3:// -> s3:
 working directory, then upload with ``meta/info.json`` last) and, for MCAP, s3:// -> local dir
 with a buffer too small to hold the recording (streamed by ranged GETs). Also times the download
 alone (``Storage.local_copy``) and prints the floor it implies: local time + download time, since
-both passes of a conversion need the whole recording. Prints seconds and ratios to the local run
-(target: within 10% on loopback). Run with
+both passes of a conversion need the whole recording, and the CPU floor: the CPU seconds of the
+local run and of the download (this process and the moto server, from ``/proc``) spread over every
+core, which only a conversion overlapping its own download could approach. Prints seconds, CPU
+seconds and ratios to the local run (target: within 10% on loopback). Run with
 ``uv run python bench/bench_convert_s3.py [--seconds 10] [--formats mcap,ros1,ros2-db3,ros2-mcap]``.
 
 A recording that fits the local buffer (``ROBOFLOW_BUFFER_DIR``; a fresh directory here, emptied
@@ -52,14 +54,28 @@ def _config(codec: str, compressed: bool) -> Any:
     )
 
 
-def _rounds(runs: dict[str, Callable[[int], None]], repeat: int) -> dict[str, float]:
-    """Best seconds of each run over ``repeat`` rounds; each round runs every one in turn."""
-    best = dict.fromkeys(runs, float("inf"))
+def _cpu_seconds(server_pid: int) -> float:
+    """CPU seconds used so far by this process and the S3 server (user + system)."""
+    ours = os.times()
+    fields = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return ours.user + ours.system + server
+
+
+def _rounds(
+    runs: dict[str, Callable[[int], None]], repeat: int, server_pid: int
+) -> dict[str, tuple[float, float]]:
+    """Best seconds of each run over ``repeat`` rounds, with the CPU seconds (ours + the server's)
+    of that run; each round runs every one in turn."""
+    best = dict.fromkeys(runs, (float("inf"), 0.0))
     for i in range(repeat):
         for name, run in runs.items():
+            cpu = _cpu_seconds(server_pid)
             started = time.perf_counter()
             run(i)
-            best[name] = min(best[name], time.perf_counter() - started)
+            wall = time.perf_counter() - started
+            if wall < best[name][0]:
+                best[name] = (wall, _cpu_seconds(server_pid) - cpu)
     return best
 
 
@@ -86,7 +102,9 @@ def _batch(store: Storage, local: Path, n: int, url: str) -> tuple[list[str], li
     return [url.format(c.name) for c in copies], copies
 
 
-def _bench_format(fmt: str, args: argparse.Namespace, endpoint: str, work: Path, config: Any) -> None:
+def _bench_format(
+    fmt: str, args: argparse.Namespace, endpoint: str, server_pid: int, work: Path, config: Any
+) -> None:
     bucket = f"bench-{fmt.replace('-', '')}"
     with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")):
         pass
@@ -149,28 +167,43 @@ def _bench_format(fmt: str, args: argparse.Namespace, endpoint: str, work: Path,
         runs |= {"lbatch": local_batch, "sbatch": s3_batch}
     if fmt in ("mcap", "ros2-mcap"):
         runs["streamed"] = streamed
-    _report(fmt, _rounds(runs, args.repeat), objects, store.download_part_size, args.batch)
+    _report(fmt, _rounds(runs, args.repeat, server_pid), objects, store.download_part_size, args.batch)
 
 
-def _report(fmt: str, best: dict[str, float], objects: list[tuple[str, int]], part: int, batch: int) -> None:
-    base = best["local"]
+def _report(
+    fmt: str, best: dict[str, tuple[float, float]], objects: list[tuple[str, int]], part: int, batch: int
+) -> None:
+    """Seconds and ratios to the local run, and the two floors an S3 run cannot beat here: local +
+    download (no overlap), and the CPU floor (local + download CPU spread over every core)."""
+    cores = os.cpu_count() or 1
+    base, base_cpu = best["local"]
+    dl, dl_cpu = best["download"]
     size = sum(nbytes for _, nbytes in objects) / (1 << 20)
-    floor = base + best["download"]
-    rate = size / best["download"]
     indent = " " * 22
-    print(f"{fmt:<9} {size:7.1f} MB  {'local -> local':<23} {base:6.2f} s")
+
+    def row(label: str, name: str, against: float | None = None, note: str = "") -> None:
+        wall, cpu = best[name]
+        ratio = f" ({wall / against:.2f} x local{note})" if against else ""
+        print(f"{indent}{label:<23} {wall:6.2f} s  cpu {cpu:5.2f} s{ratio}")
+
+    print(f"{fmt:<9} {size:7.1f} MB")
+    row("local -> local", "local")
     gets = sum(max(1, (nbytes + part // 2) // part) for _, nbytes in objects)
-    dl = best["download"]
-    print(f"{indent}{'download (local_copy)':<23} {dl:6.2f} s ({rate:.0f} MB/s, {gets} ranged GETs)")
+    rate = f"{size / dl:.0f} MB/s, {gets} ranged GETs"
+    print(f"{indent}{'download (local_copy)':<23} {dl:6.2f} s  cpu {dl_cpu:5.2f} s ({rate})")
+    floor = base + dl
+    cpu_floor = max(base, (base_cpu + dl_cpu) / cores)
     print(f"{indent}{'floor: local + download':<23} {floor:6.2f} s ({floor / base:.2f} x local)")
-    rows = [("s3 -> local", "s3"), ("s3 -> s3", "s3s3"), ("s3 -> local, streamed", "streamed")]
-    for label, name in rows:
+    label = f"floor: CPU / {cores} cores"
+    print(f"{indent}{label:<23} {cpu_floor:6.2f} s ({cpu_floor / base:.2f} x local)")
+    for label, name in [("s3 -> local", "s3"), ("s3 -> s3", "s3s3"), ("s3 -> local, streamed", "streamed")]:
         if name in best:
-            print(f"{indent}{label:<23} {best[name]:6.2f} s ({best[name] / base:.2f} x local)")
+            row(label, name, base)
     if "sbatch" in best:  # the next recording downloads while this one converts
-        lb, sb = best["lbatch"], best["sbatch"]
-        print(f"{indent}{f'{batch} recordings, local':<23} {lb:6.2f} s")
-        print(f"{indent}{f'{batch} recordings, s3':<23} {sb:6.2f} s ({sb / lb:.2f} x local, prefetching)")
+        row(f"{batch} recordings, local", "lbatch")
+        lb, lb_cpu = best["lbatch"]
+        batch_floor = max(lb, (lb_cpu + batch * dl_cpu) / cores)
+        row(f"{batch} recordings, s3", "sbatch", lb, f"; CPU floor {batch_floor / lb:.2f} x, prefetching")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -202,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"cpus: {os.cpu_count()}; best of {args.repeat}"
         )
         for fmt in args.formats.split(","):
-            _bench_format(fmt, args, endpoint, work, config)
+            _bench_format(fmt, args, endpoint, server.pid, work, config)
     finally:
         server.terminate()
         server.wait(timeout=10)
