@@ -28,6 +28,7 @@ from roboflow_core import ConfigError, CoordinationError
 from roboflow_dataset.lerobot import ClosedSegment
 from roboflow_distributed import keys
 from roboflow_distributed.batches import (
+    active_batches,
     cancel_batch,
     cancel_unit,
     get_batch,
@@ -77,6 +78,7 @@ def test_batch_converts_every_recording_once_and_a_corrupt_one_ends_dead(
     run_doctor(output)
     assert not any(Path(spec.staging).rglob("*.json")), "staged episodes were left behind"
     assert store.scan(keys.PENDING) == []
+    assert store.scan(keys.ACTIVE) == [], "a complete batch is still in the active index"
     assert sum(p.report.units_completed for p in pods if p.report) == 5
 
 
@@ -191,6 +193,26 @@ def test_merge_is_restartable_group_by_group_and_never_duplicates_episodes(
     assert store.get(keys.merge(spec.id)) is None
 
 
+def test_roles_look_only_at_unfinished_batches(store: Store, tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "in", 1, base=0.2)
+    old = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "old"))
+    Scanner(store, "s", FAST).tick()
+    cancel_batch(store, old.id)
+    # the roles go by the active index, which the cancel emptied in the same transaction
+    new = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "new"))
+    assert [b.spec.id for b in active_batches(store)] == [new.id]
+    assert Scanner(store, "s", FAST).tick()
+    assert get_batch(store, new.id).status.record.phase is BatchPhase.RUNNING
+    assert get_batch(store, old.id).status.record.phase is BatchPhase.CANCELLED
+    pod = PodThread(store, ["all"], "p").start()
+    status = wait_finished(store, new.id)
+    pod.thread.join(30)  # with nothing active left the pod stops by itself
+    assert not pod.thread.is_alive(), "the pod did not notice that no batch is active"
+    assert status.phase is BatchPhase.COMPLETE and active_batches(store) == []
+    assert pod.report is not None and pod.report.units_completed == 1
+    verify_dataset(tmp_path / "new", recs)
+
+
 def test_cancel_and_retry(store: Store, tmp_path: Path) -> None:
     recs = recordings(tmp_path / "in", 2, base=0.2)
     spec = submit_batch(store, [str(r.path) for r in recs], config_text(), str(tmp_path / "ds"))
@@ -202,8 +224,10 @@ def test_cancel_and_retry(store: Store, tmp_path: Path) -> None:
     assert len(store.scan(keys.PENDING)) == 1
     retried = retry_unit(store, first.record.id)
     assert retried.status is UnitStatus.PENDING and len(store.scan(keys.PENDING)) == 2
+    assert [b.spec.id for b in active_batches(store)] == [spec.id]
     status = cancel_batch(store, spec.id)
     assert status.phase is BatchPhase.CANCELLED
+    assert active_batches(store) == [], "a cancelled batch left the active index"
     assert store.scan(keys.PENDING) == []
     assert {u.record.status for u in list_units(store, spec.id)} == {UnitStatus.CANCELLED}
     with pytest.raises(CoordinationError, match="already cancelled"):

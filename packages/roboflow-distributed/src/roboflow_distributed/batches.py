@@ -32,6 +32,7 @@ from roboflow_storage import Storage, is_remote
 
 __all__ = [
     "Batch",
+    "active_batches",
     "cancel_batch",
     "cancel_unit",
     "default_staging",
@@ -132,7 +133,7 @@ def submit_batch(
     spec_key, status_key = keys.batch_spec(batch_id), keys.batch_status(batch_id)
     if not store.txn(
         [Compare(spec_key, ABSENT), Compare(status_key, ABSENT)],
-        {spec_key: encode(spec), status_key: encode(status)},
+        {spec_key: encode(spec), status_key: encode(status), keys.active(batch_id): b""},
     ):
         raise CoordinationError("batch id already taken; submit again", batch=batch_id)
     return spec
@@ -152,6 +153,21 @@ def list_batches(store: Store) -> list[Batch]:
     return [Batch(spec, statuses[bid]) for bid, spec in sorted(specs.items()) if bid in statuses]
 
 
+def active_batches(store: Store) -> list[Batch]:
+    """The batches that have not finished, oldest first: what the roles look at every tick.
+
+    Reads the small active index and then only those batches, so the cost does not grow with
+    the batches finished before.
+    """
+    batches = []
+    for entry in store.scan(keys.ACTIVE):
+        try:
+            batches.append(get_batch(store, entry.key.rsplit("/", 1)[-1]))
+        except CoordinationError:
+            continue  # finished (and its marker deleted) between the scan and the read
+    return batches
+
+
 def get_batch(store: Store, batch_id: str) -> Batch:
     """One batch.
 
@@ -168,10 +184,14 @@ def get_batch(store: Store, batch_id: str) -> Batch:
 def set_phase(
     store: Store, batch_id: str, current: Versioned[BatchStatus], **changes: object
 ) -> Versioned[BatchStatus] | None:
-    """Compare-and-swap the batch status; the new status, or ``None`` when someone else changed it."""
+    """Compare-and-swap the batch status; the new status, or ``None`` when someone else changed it.
+
+    A terminal phase also removes the batch from the active index, in the same transaction.
+    """
     new = msgspec.structs.replace(current.record, updated_at=time.time(), **changes)
     key = keys.batch_status(batch_id)
-    if not store.txn([Compare(key, current.version)], {key: encode(new)}):
+    finished = [keys.active(batch_id)] if new.phase.terminal else []
+    if not store.txn([Compare(key, current.version)], {key: encode(new)}, finished):
         return None
     return read(store, key, BatchStatus)
 

@@ -26,7 +26,7 @@ import msgspec
 
 from roboflow_core import CoordinationError, DatasetError, RoboflowError, StorageError
 from roboflow_distributed import keys
-from roboflow_distributed.batches import Batch, list_batches, list_units, set_phase
+from roboflow_distributed.batches import Batch, active_batches, list_units, set_phase
 from roboflow_distributed.configs import fetch_config
 from roboflow_distributed.locks import Lease
 from roboflow_distributed.records import (
@@ -62,7 +62,7 @@ class Finalizer:
     def tick(self) -> bool:
         """One pass over the batches; whether a batch was merged or failed."""
         acted = False
-        for batch in list_batches(self.store):
+        for batch in active_batches(self.store):
             phase = batch.status.record.phase
             if phase is BatchPhase.RUNNING:
                 batch = self._close_running(batch) or batch
@@ -208,7 +208,9 @@ class Finalizer:
         )
         status_key = keys.batch_status(bid)
         if not self.store.txn(
-            [Compare(status_key, current.version)], {status_key: encode(new)}, [keys.merge(bid)]
+            [Compare(status_key, current.version)],
+            {status_key: encode(new)},
+            [keys.merge(bid), keys.active(bid)],
         ):
             raise CoordinationError("batch status changed during the merge", batch=bid)
         remove_batch(Storage.from_url(batch.spec.staging), bid)

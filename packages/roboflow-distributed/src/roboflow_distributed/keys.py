@@ -7,6 +7,8 @@ key                                            record
 ``batch/statuses/{batch}``                     :class:`~roboflow_distributed.records.BatchStatus`
 ``batch/workunits/{batch}/{unit}``             :class:`~roboflow_distributed.records.WorkUnit`
 ``batch/pending/{batch}/{unit}``               the queue: present while the unit waits for a worker
+``batch/active/{batch}``                       present (empty) until the batch is finished: the roles
+                                               scan these, not every batch ever submitted
 ``heartbeat/{pod}``                            :class:`~roboflow_distributed.records.Heartbeat`
 ``locks/{resource}``                           :class:`~roboflow_distributed.records.Lock`
 ``state/{batch}/{unit}``                       :class:`~roboflow_distributed.records.Checkpoint`
@@ -18,11 +20,13 @@ key                                            record
 from __future__ import annotations
 
 __all__ = [
+    "ACTIVE",
     "BATCH_SPECS",
     "BATCH_STATUSES",
     "HEARTBEATS",
     "PENDING",
     "PREFIX",
+    "active",
     "batch_spec",
     "batch_status",
     "checkpoint",
@@ -40,6 +44,7 @@ PREFIX = "/roboflow/v1/"
 BATCH_SPECS = f"{PREFIX}batch/specs/"
 BATCH_STATUSES = f"{PREFIX}batch/statuses/"
 PENDING = f"{PREFIX}batch/pending/"
+ACTIVE = f"{PREFIX}batch/active/"
 HEARTBEATS = f"{PREFIX}heartbeat/"
 
 
@@ -51,6 +56,11 @@ def batch_spec(batch: str) -> str:
 def batch_status(batch: str) -> str:
     """The batch's phase and counts."""
     return f"{BATCH_STATUSES}{batch}"
+
+
+def active(batch: str) -> str:
+    """Marks a batch that has not finished (removed with its terminal status, in one txn)."""
+    return f"{ACTIVE}{batch}"
 
 
 def units_of(batch: str) -> str:

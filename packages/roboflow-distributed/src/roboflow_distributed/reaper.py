@@ -8,7 +8,7 @@ import time
 import msgspec
 
 from roboflow_distributed import keys
-from roboflow_distributed.batches import list_batches, list_units
+from roboflow_distributed.batches import active_batches, list_units
 from roboflow_distributed.records import BatchPhase, Heartbeat, UnitStatus, Versioned, WorkUnit, encode, scan
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import Compare, Store
@@ -17,7 +17,7 @@ __all__ = ["Reaper", "requeue_lost"]
 
 log = logging.getLogger("roboflow.reaper")
 
-_ACTIVE = (BatchPhase.DISCOVERING, BatchPhase.RUNNING)
+_RUNNING = (BatchPhase.DISCOVERING, BatchPhase.RUNNING)
 
 
 def requeue_lost(store: Store, unit: Versioned[WorkUnit], reason: str, max_lost: int) -> bool:
@@ -63,8 +63,8 @@ class Reaper:
         beats = {v.record.pod: v for v in scan(self.store, keys.HEARTBEATS, Heartbeat)}
         alive = {pod for pod, v in beats.items() if v.record.at >= now - timeout}
         requeued = 0
-        for batch in list_batches(self.store):
-            if batch.status.record.phase not in _ACTIVE:
+        for batch in active_batches(self.store):
+            if batch.status.record.phase not in _RUNNING:
                 continue
             for unit in list_units(self.store, batch.spec.id, UnitStatus.PROCESSING):
                 owner = unit.record.owner
@@ -82,7 +82,12 @@ class Reaper:
     def release_own(self) -> int:
         """Re-queue units this pod id owned in an earlier life (a restarted pod keeps its id)."""
         count = 0
-        for unit in list_units(self.store, status=UnitStatus.PROCESSING):
+        processing = (
+            unit
+            for batch in active_batches(self.store)
+            for unit in list_units(self.store, batch.spec.id, UnitStatus.PROCESSING)
+        )
+        for unit in processing:
             if unit.record.owner == self.pod and requeue_lost(
                 self.store, unit, f"worker {self.pod} restarted", self.settings.max_lost
             ):

@@ -22,7 +22,6 @@ from typing import Literal, Protocol, TypeVar
 
 from roboflow_core import CoordinationError
 from roboflow_distributed import keys
-from roboflow_distributed.batches import list_batches
 from roboflow_distributed.breaker import GuardedStore
 from roboflow_distributed.finalizer import Finalizer
 from roboflow_distributed.health import HealthServer, PodView
@@ -196,7 +195,7 @@ def _exit_when_idle(store: Store, shutdown: Shutdown, settings: Settings) -> Non
     idle_seen = False
     while not shutdown.event.wait(settings.poll_interval):
         try:
-            idle = all(b.status.record.phase.terminal for b in list_batches(store))
+            idle = not store.scan(keys.ACTIVE, limit=1)
         except CoordinationError:
             continue
         if idle and idle_seen:

@@ -12,7 +12,7 @@ import logging
 
 from roboflow_core import RoboflowError
 from roboflow_distributed import keys
-from roboflow_distributed.batches import Batch, list_batches, set_phase
+from roboflow_distributed.batches import Batch, active_batches, set_phase
 from roboflow_distributed.locks import Lease
 from roboflow_distributed.records import BatchPhase, WorkUnit, encode
 from roboflow_distributed.settings import Settings
@@ -44,7 +44,7 @@ class Scanner:
         """Discover every waiting batch if this pod leads; whether a batch was discovered."""
         waiting = [
             b
-            for b in list_batches(self.store)
+            for b in active_batches(self.store)
             if b.status.record.phase in (BatchPhase.PENDING, BatchPhase.DISCOVERING)
         ]
         if not waiting or not self.lease.acquire():
