@@ -71,6 +71,8 @@ class Finalizer:
         return acted
 
     def _close_running(self, batch: Batch) -> Batch | None:
+        if self.store.scan(keys.pending_of(batch.spec.id), limit=1):
+            return None  # work is still queued: no need to read every unit
         units = list_units(self.store, batch.spec.id)
         if any(not u.record.status.terminal for u in units):
             return None
