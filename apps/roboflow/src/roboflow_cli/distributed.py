@@ -285,7 +285,11 @@ _STATUSES = ["pending", "processing", "complete", "failed", "dead", "cancelled"]
 @_store_option
 @_json_option
 def jobs_list(batch_id: str | None, status: str | None, store_url: str | None, as_json: bool) -> None:
-    """Jobs with their status, attempts, owner and last error."""
+    """Jobs with their status, owner and last error.
+
+    FAILED is conversions that ended in an error out of the attempts allowed; LOST is claims
+    whose worker stopped heartbeating (re-queued by the reaper).
+    """
     from roboflow_distributed.batches import list_units
     from roboflow_distributed.records import UnitStatus
 
@@ -298,14 +302,15 @@ def jobs_list(batch_id: str | None, status: str | None, store_url: str | None, a
         [
             f"{u.record.batch}/{u.record.id}",
             str(u.record.status),
-            str(u.record.attempts),
+            f"{u.record.attempts}/{u.record.max_attempts}",
+            str(u.record.lost),
             u.record.owner or "-",
             u.record.source,
             (u.record.error or "")[:80],
         ]
         for u in units
     ]
-    _table(rows, ["JOB", "STATUS", "ATTEMPTS", "OWNER", "SOURCE", "ERROR"])
+    _table(rows, ["JOB", "STATUS", "FAILED", "LOST", "OWNER", "SOURCE", "ERROR"])
 
 
 @jobs.command("get")
