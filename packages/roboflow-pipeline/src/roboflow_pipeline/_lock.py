@@ -3,38 +3,52 @@
 Two conversions appending to one dataset at once would both number their new files and episodes
 from the same metadata and overwrite each other. The lock is a create-only put of
 ``.roboflow-lock`` (``If-None-Match: *`` on S3, an exclusive create locally): exactly one writer
-gets it. A lock left by a writer that died is broken only when that is safe: its process is known
-dead (same host, pid gone), or the caller vouches for it (the distributed finalizer holds the
-dataset's lease in the coordination store, so no other finalizer can be writing).
+gets it. A lock left by a writer that died is broken only when that is safe:
+
+* in an object store the lock is a lease: its holder renews it every ``ttl / 3`` by a
+  conditional replace (``If-Match`` its own etag), and a lock not renewed for ``ttl`` is taken
+  over by a conditional replace too, so two writers breaking one stale lock cannot both win. A
+  holder whose lock was taken over learns it at its next renewal, and :meth:`DatasetLock.check`
+  (called before the dataset's ``meta/info.json`` is written) then stops it;
+* in a local directory (no conditional replace) its process is known dead (same host, pid gone);
+* or the caller vouches for it (the distributed finalizer holds the dataset's lease in the
+  coordination store, so no other finalizer can be writing).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from types import TracebackType
 from typing import Self
 
-from roboflow_core import DatasetError
-from roboflow_storage import ObjectExistsError, ObjectNotFoundError, Storage
+from roboflow_core import DatasetError, StorageError
+from roboflow_storage import ObjectChangedError, ObjectExistsError, ObjectNotFoundError, Storage
 
-__all__ = ["LOCK_KEY", "DatasetLock", "LockInfo"]
+__all__ = ["LOCK_KEY", "LOCK_TTL_SECS", "DatasetLock", "LockInfo"]
 
 LOCK_KEY = ".roboflow-lock"
+LOCK_TTL_SECS = float(os.environ.get("ROBOFLOW_DATASET_LOCK_TTL_SECS", "120"))
+"""How long a lock in an object store outlives its last renewal (``ROBOFLOW_DATASET_LOCK_TTL_SECS``)."""
+
+log = logging.getLogger("roboflow.lock")
 
 
 @dataclass(frozen=True, slots=True)
 class LockInfo:
-    """Who holds a dataset's lock."""
+    """Who holds a dataset's lock, and until when (``expires``: 0 for a lock that is not renewed)."""
 
     owner: str
     host: str
     pid: int
     since: float
+    expires: float = 0.0
 
 
 def _process_gone(info: LockInfo) -> bool:
@@ -49,58 +63,154 @@ def _process_gone(info: LockInfo) -> bool:
     return False
 
 
+def _expired(info: LockInfo) -> bool:
+    return 0 < info.expires < time.time()
+
+
 class DatasetLock:
     """Hold the writer lock of the dataset in ``storage`` while the ``with`` body runs.
 
     Args:
         storage: The dataset's root.
         owner: Who writes (shown to a writer that finds the dataset locked).
-        breakable: Decides whether a found lock may be taken over (besides a dead local process).
+        breakable: Decides whether a found lock may be taken over (besides a dead local process
+            or an expired lease).
+        ttl: Lease length in an object store (renewed every third of it).
 
     Raises:
         DatasetError: Another writer holds the lock (names it and the lock's URL).
     """
 
     def __init__(
-        self, storage: Storage, owner: str, *, breakable: Callable[[LockInfo], bool] | None = None
+        self,
+        storage: Storage,
+        owner: str,
+        *,
+        breakable: Callable[[LockInfo], bool] | None = None,
+        ttl: float | None = None,
     ) -> None:
         self.storage = storage
+        self.ttl = LOCK_TTL_SECS if ttl is None else ttl
         self.info = LockInfo(owner, socket.gethostname(), os.getpid(), time.time())
         self.breakable = breakable or (lambda _info: False)
+        self._etag: str | None = None
+        self._lost: str | None = None
+        self._expires = 0.0  # of the lease as last written (0: not leased)
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
 
     def __enter__(self) -> Self:
-        payload = json.dumps(asdict(self.info)).encode()
+        leased = self.storage.can_replace
         for _ in range(3):
             try:
-                self.storage.put(LOCK_KEY, payload, mode="create")
-                return self
+                self._write(leased, replacing=None)
+                break
             except ObjectExistsError:
-                held = self._read()
+                held, etag = self._read()
                 if held is None:
                     continue  # released meanwhile: try again
-                if not (_process_gone(held) or self.breakable(held)):
-                    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.since))
-                    raise DatasetError(
-                        f"the dataset is being written by {held.owner} (host {held.host}, pid "
-                        f"{held.pid}) since {since}; if no such conversion is running, delete "
-                        f"{self.storage.url_of(LOCK_KEY)}",
-                        path=self.storage.url,
-                    ) from None
-                self.storage.delete(LOCK_KEY)
-        raise DatasetError("could not take the dataset's writer lock (contended)", path=self.storage.url)
+                if not (_expired(held) or _process_gone(held) or self.breakable(held)):
+                    raise self._locked(held) from None
+                if self._take_over(etag, leased):
+                    break
+        else:
+            raise DatasetError("could not take the dataset's writer lock (contended)", path=self.storage.url)
+        if leased:
+            self._renewer = threading.Thread(target=self._renew, name="dataset-lock", daemon=True)
+            self._renewer.start()
+        return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        held = self._read()
-        if held == self.info:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        held, _ = self._read()
+        if held is not None and replace(held, expires=0.0) == self.info:  # still ours
             self.storage.delete(LOCK_KEY)
 
-    def _read(self) -> LockInfo | None:
+    def check(self) -> None:
+        """Raise if the lock may be another writer's now: taken over, or not renewed for a ``ttl``.
+
+        Raises:
+            DatasetError: The lock is no longer this writer's: it must not write the metadata.
+        """
+        if self._lost is None and 0 < self._expires < time.time():
+            self._lost = f"it could not be renewed for {self.ttl:g} s and may have been taken over"
+        if self._lost is not None:
+            raise DatasetError(
+                f"lost the dataset's writer lock ({self._lost}); nothing more is written",
+                path=self.storage.url,
+            )
+
+    def _write(self, leased: bool, *, replacing: str | None) -> None:
+        """Write our lock: create-only, or over the lock whose etag is ``replacing``. A leased
+        lock runs ``ttl`` from now.
+
+        Raises:
+            ObjectExistsError: Creating, and a lock exists.
+            ObjectChangedError: Replacing, and the lock is no longer the one with that etag.
+        """
+        info = replace(self.info, expires=time.time() + self.ttl) if leased else self.info
+        payload = json.dumps(asdict(info)).encode()
+        if replacing is None:
+            self._etag = self.storage.put(LOCK_KEY, payload, mode="create")
+        else:
+            self._etag = self.storage.replace(LOCK_KEY, payload, etag=replacing)
+        self._expires = info.expires
+
+    def _take_over(self, etag: str | None, leased: bool) -> bool:
+        """Replace a breakable lock by ours; whether we now hold it."""
+        if not leased or etag is None:  # a local directory: delete, then create again
+            self.storage.delete(LOCK_KEY)
+            return False
         try:
+            self._write(leased, replacing=etag)
+        except ObjectChangedError:
+            return False  # someone else renewed or took it meanwhile: look again
+        return True
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            if self._etag is None:
+                self._lost = "the store gives no etag to renew it by"
+                return
+            try:
+                self._write(True, replacing=self._etag)
+            except ObjectChangedError:
+                self._lost = "another writer took it over"
+                log.error("%s: %s", self.storage.url_of(LOCK_KEY), self._lost)
+                return
+            except StorageError as err:  # the lease still runs: try again at the next tick
+                log.warning("could not renew %s: %s", self.storage.url_of(LOCK_KEY), err)
+
+    def _locked(self, held: LockInfo) -> DatasetError:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.since))
+        until = ""
+        if held.expires:
+            expires = time.strftime("%H:%M:%S", time.localtime(held.expires))
+            until = f" (its lock expires at {expires} unless renewed)"
+        return DatasetError(
+            f"the dataset is being written by {held.owner} (host {held.host}, pid {held.pid}) since "
+            f"{since}{until}; if no such conversion is running, delete {self.storage.url_of(LOCK_KEY)}",
+            path=self.storage.url,
+        )
+
+    def _read(self) -> tuple[LockInfo | None, str | None]:
+        """The lock found (``None`` when there is none) and its etag."""
+        try:
+            etag = self.storage.head(LOCK_KEY).etag
             raw = json.loads(self.storage.get(LOCK_KEY))
-            return LockInfo(str(raw["owner"]), str(raw["host"]), int(raw["pid"]), float(raw["since"]))
+            info = LockInfo(
+                str(raw["owner"]),
+                str(raw["host"]),
+                int(raw["pid"]),
+                float(raw["since"]),
+                float(raw.get("expires", 0.0)),
+            )
         except ObjectNotFoundError:
-            return None
+            return None, None
         except (ValueError, KeyError, TypeError):
-            return LockInfo("an unreadable lock", "?", -1, 0.0)
+            return LockInfo("an unreadable lock", "?", -1, 0.0), None
+        return info, etag

@@ -89,23 +89,30 @@ class RemoteDataset:
             self._fetched[info.key] = _signature(target)
         return True
 
-    def publish(self) -> int:
+    def publish(self, check: Callable[[], None] = lambda: None) -> int:
         """Upload the merged dataset; returns the dataset's size in the store, in bytes.
+
+        Args:
+            check: Called before each step (deletes, data and videos, metadata, ``info.json``);
+                raises to stop, e.g. :meth:`DatasetLock.check` when the writer lock was lost.
 
         Raises:
             StorageError: An upload or delete failed after retries; ``meta/info.json`` is then
                 not replaced, so the store still shows the dataset as it was before.
         """
+        check()
         local = {p.relative_to(self.root).as_posix(): p for p in self.root.rglob("*") if p.is_file()}
         changed = {k: p for k, p in local.items() if self._fetched.get(k) != _signature(p)}
         self._delete_unreferenced(set(local))
         payload = sorted(k for k in changed if not k.startswith(f"{_META}/"))
         meta = sorted(k for k in changed if k.startswith(f"{_META}/") and k != INFO)
         for batch in (payload, meta):
+            check()
             with ThreadPoolExecutor(self.uploads, thread_name_prefix="roboflow-upload") as pool:
                 for future in [pool.submit(upload_file, self.storage, key, changed[key]) for key in batch]:
                     future.result()
         if INFO in changed:
+            check()
             upload_file(self.storage, INFO, changed[INFO])
         return sum(info.size for info in self.storage.list())
 
@@ -187,7 +194,7 @@ def publish_episodes(
         StorageError: An upload failed (the store still shows the dataset as it was).
     """
     storage = open_output(output)
-    with DatasetLock(storage, owner, breakable=breakable):
+    with DatasetLock(storage, owner, breakable=breakable) as lock:
         if storage.is_local:
             root = _local_root(storage)
             result = merge_into_dataset(root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
@@ -196,4 +203,4 @@ def publish_episodes(
         with RemoteDataset(storage) as publisher:
             publisher.fetch_metadata()
             result = merge_into_dataset(publisher.root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
-            return Published(result.total_episodes, publisher.publish())
+            return Published(result.total_episodes, publisher.publish(lock.check))

@@ -23,12 +23,13 @@ from roboflow_storage._reader import ObjectReader
 from roboflow_storage._retry import RetryPolicy
 from roboflow_storage._storage import MIN_PART_SIZE, Storage
 from roboflow_storage._writer import ObjectWriter
-from roboflow_storage.errors import ObjectExistsError, ObjectNotFoundError
+from roboflow_storage.errors import ObjectChangedError, ObjectExistsError, ObjectNotFoundError
 
 __all__ = [
     "MIN_PART_SIZE",
     "RECORDING_SUFFIXES",
     "LruCache",
+    "ObjectChangedError",
     "ObjectExistsError",
     "ObjectInfo",
     "ObjectNotFoundError",

@@ -22,7 +22,7 @@ from roboflow_storage._reader import ObjectReader
 from roboflow_storage._retry import RetryPolicy
 from roboflow_storage._translate import translate_errors
 from roboflow_storage._writer import ObjectWriter
-from roboflow_storage.errors import ObjectNotFoundError, StorageError
+from roboflow_storage.errors import ObjectChangedError, ObjectExistsError, ObjectNotFoundError, StorageError
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -305,6 +305,31 @@ class Storage:
                 chunk_size=self.part_size,
                 max_concurrency=self.max_concurrency,
             )
+        return result["e_tag"]
+
+    @property
+    def can_replace(self) -> bool:
+        """Whether :meth:`replace` works here: object stores yes, a local directory no."""
+        return not self.is_local
+
+    def replace(self, key: str, data: bytes | bytearray | memoryview, *, etag: str) -> str | None:
+        """Overwrite ``key`` only while its etag is still ``etag`` (``If-Match``); the new etag.
+
+        Raises:
+            ObjectChangedError: Someone changed or deleted ``key`` since ``etag`` was read.
+            StorageError: The store cannot replace conditionally (see :attr:`can_replace`), or
+                the request failed after retries.
+        """
+        url = self.url_of(key)
+        if not self.can_replace:
+            raise StorageError("a local directory cannot replace an object conditionally", url=url)
+        try:
+            with translate_errors(url, "replace", self._secrets):
+                result = obstore.put(self._store, self._path(key), data, mode={"e_tag": etag})
+        except (ObjectExistsError, ObjectNotFoundError) as err:
+            raise ObjectChangedError(
+                "replace failed: the object was changed or deleted since it was read", url=url
+            ) from err
         return result["e_tag"]
 
     def open_writer(self, key: str) -> ObjectWriter:
