@@ -8,6 +8,12 @@ so it pays their process start-up (~1.5 s of imports each), like `convert` does.
 
     uv run python bench/bench_distributed.py                      # 12 recordings, 320x240, 3 s each
     uv run python bench/bench_distributed.py --recordings 24 --workers 1 2 3
+    uv run python bench/bench_distributed.py --s3                 # inputs in a moto bucket on loopback
+
+With ``--s3`` the recordings are read from a bucket on a local S3 server (moto) and every run gets
+a fresh, empty download buffer, so every run downloads each recording: the figures then include
+how well workers hide downloads (a worker claims its next unit ahead and downloads it while it
+converts the current one).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROBOFLOW = str(Path(sys.executable).parent / "roboflow")
@@ -50,17 +57,28 @@ FAST_ENV = {
 }
 
 
+_runs = 0
+
+
+def _env(work: Path) -> dict[str, str]:
+    """The environment of one run: a fresh download buffer, so inputs in a store are downloaded."""
+    global _runs
+    _runs += 1
+    return {**os.environ, "ROBOFLOW_BUFFER_DIR": str(work / f"buffer-{_runs}")}
+
+
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
-def bench_convert(inputs: Path, config: Path, out: Path, jobs: int) -> float:
+def bench_convert(inputs: str, config: Path, out: Path, jobs: int, work: Path) -> float:
+    env = _env(work)
     started = time.perf_counter()
     _run(
         [
             ROBOFLOW,
             "convert",
-            str(inputs / "*.mcap"),
+            inputs,
             "-c",
             str(config),
             "-o",
@@ -68,7 +86,8 @@ def bench_convert(inputs: Path, config: Path, out: Path, jobs: int) -> float:
             "-j",
             str(jobs),
             "--no-progress",
-        ]
+        ],
+        env,
     )
     return time.perf_counter() - started
 
@@ -109,17 +128,15 @@ def _wait_pods(store_url: str, n: int) -> None:
         store.close()
 
 
-def bench_batch(inputs: Path, config: Path, out: Path, workers: int, work: Path, *, warm: bool) -> float:
+def bench_batch(inputs: str, config: Path, out: Path, workers: int, work: Path, *, warm: bool) -> float:
     """Seconds from submit to the finished dataset; ``warm``: the pods run already (a cluster)."""
     store = f"sqlite://{work / f'state-{workers}-{warm}.db'}"
-    env = {**os.environ, **FAST_ENV}
+    env = {**_env(work), **FAST_ENV}
     procs = _spawn(workers, store, env, idle_exit=not warm) if warm else []
     if warm:
         _wait_pods(store, workers + 1)
     started = time.perf_counter()
-    batch = _run(
-        [ROBOFLOW, "submit", str(inputs / "*.mcap"), "-c", str(config), "-o", str(out), "--store", store]
-    )
+    batch = _run([ROBOFLOW, "submit", inputs, "-c", str(config), "-o", str(out), "--store", store])
     if not warm:
         procs = _spawn(workers, store, env, idle_exit=True)
     _wait_complete(store, batch)
@@ -141,6 +158,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--codec", default="libx264")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--s3", action="store_true", help="read the recordings from a local S3 server")
     args = parser.parse_args()
 
     from roboflow_dataset.synth import write_recording
@@ -162,27 +180,57 @@ def main() -> None:
             frames += len(rec.messages["/cam_high/image_raw"])
         config = work / "config.toml"
         config.write_text(CONFIG.format(codec=args.codec))
+        source = str(inputs / "*.mcap")
+        server = None
+        if args.s3:
+            source, server = _upload(inputs)
         print(
             f"{args.recordings} recordings, {args.width}x{args.height}, {args.seconds:g} s each, "
             f"~{frames} camera frames, {args.codec}, {os.cpu_count()} CPUs"
+            + (", read from s3:// (moto on loopback)" if args.s3 else "")
         )
         print("warm: pods already running (a cluster); cold: pods started with the batch (process start-up)")
         header = ["workers", "convert -j N", "warm", "overhead", "cold", "overhead", "frames/s warm"]
         print("  ".join(f"{h:>13}" for h in header))
-        for n in args.workers:
-            local = bench_convert(inputs, config, work / f"local-{n}", n)
-            warm = bench_batch(inputs, config, work / f"warm-{n}", n, work, warm=True)
-            cold = bench_batch(inputs, config, work / f"cold-{n}", n, work, warm=False)
-            cells = [
-                f"{n}",
-                f"{local:.2f} s",
-                f"{warm:.2f} s",
-                f"{100 * (warm / local - 1):+.1f}%",
-                f"{cold:.2f} s",
-                f"{100 * (cold / local - 1):+.1f}%",
-                f"{frames / warm:.1f}",
-            ]
-            print("  ".join(f"{c:>13}" for c in cells))
+        try:
+            for n in args.workers:
+                _row(n, source, config, work, frames)
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait()
+
+
+def _upload(inputs: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start moto, upload the recordings into a bucket; their glob URL and the server."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_storage import start_moto
+    from roboflow_storage import Storage
+
+    endpoint, server = start_moto()
+    with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench-dist", method="PUT")):
+        pass
+    query = f"endpoint={endpoint}&region=us-east-1&access_key_id=bench&secret_access_key=bench"
+    bucket = Storage.from_url(f"s3://bench-dist?{query}")
+    for path in sorted(inputs.glob("*.mcap")):
+        bucket.put(path.name, path.read_bytes())
+    return f"s3://bench-dist/*.mcap?{query}", server
+
+
+def _row(n: int, source: str, config: Path, work: Path, frames: int) -> None:
+    local = bench_convert(source, config, work / f"local-{n}", n, work)
+    warm = bench_batch(source, config, work / f"warm-{n}", n, work, warm=True)
+    cold = bench_batch(source, config, work / f"cold-{n}", n, work, warm=False)
+    cells = [
+        f"{n}",
+        f"{local:.2f} s",
+        f"{warm:.2f} s",
+        f"{100 * (warm / local - 1):+.1f}%",
+        f"{cold:.2f} s",
+        f"{100 * (cold / local - 1):+.1f}%",
+        f"{frames / warm:.1f}",
+    ]
+    print("  ".join(f"{c:>13}" for c in cells))
 
 
 if __name__ == "__main__":

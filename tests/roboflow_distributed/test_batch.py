@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from roboflow_distributed.batches import (
 from roboflow_distributed.finalizer import Finalizer
 from roboflow_distributed.progress import UnitProgress
 from roboflow_distributed.reaper import Reaper
-from roboflow_distributed.records import BatchPhase, Checkpoint, UnitStatus, read
+from roboflow_distributed.records import BatchPhase, Checkpoint, Heartbeat, UnitStatus, read
 from roboflow_distributed.scanner import Scanner
 from roboflow_distributed.store import EtcdStore, SqliteStore, Store
 from roboflow_distributed.worker import Shutdown, Worker
@@ -211,6 +212,40 @@ def test_roles_look_only_at_unfinished_batches(store: Store, tmp_path: Path) -> 
     assert status.phase is BatchPhase.COMPLETE and active_batches(store) == []
     assert pod.report is not None and pod.report.units_completed == 1
     verify_dataset(tmp_path / "new", recs)
+
+
+def _beat(store: Store, pod: str) -> None:
+    now = time.time()
+    beat = Heartbeat(pod=pod, roles=["worker"], at=now, started_at=now)
+    store.txn(puts={keys.heartbeat(pod): msgspec.json.encode(beat)})
+
+
+def test_a_worker_claims_its_next_unit_ahead_only_while_every_worker_has_one(
+    store: Store, tmp_path: Path
+) -> None:
+    recs = recordings(tmp_path / "in", 4, base=0.2)
+    spec = submit_batch(store, [str(r.path) for r in recs], config_text(), str(tmp_path / "ds"))
+    Scanner(store, "s", FAST).tick()
+    _beat(store, "w")
+    worker = Worker(store, "w", FAST, Shutdown(1.0))
+    assert worker.tick()  # converts one unit and has claimed the next meanwhile
+    status = {u.record.seq: (u.record.status, u.record.owner) for u in list_units(store, spec.id)}
+    assert sorted(status.values()).count((UnitStatus.COMPLETE, "w")) == 1
+    assert sorted(status.values()).count((UnitStatus.PROCESSING, "w")) == 1
+    assert len(store.scan(keys.PENDING)) == 2
+    worker.release_reserved()  # shutdown: the reserved unit goes back to the queue
+    assert len(store.scan(keys.PENDING)) == 3
+    assert len(list_units(store, spec.id, UnitStatus.PENDING)) == 3
+    for pod in ("x", "y"):  # three workers, three queued units: nobody claims ahead
+        _beat(store, pod)
+    assert worker.tick()
+    assert len(list_units(store, spec.id, UnitStatus.PROCESSING)) == 0
+    assert len(store.scan(keys.PENDING)) == 2
+    pod = PodThread(store, ["all"], "p").start()
+    finished = wait_finished(store, spec.id)
+    pod.stop()
+    assert finished.phase is BatchPhase.COMPLETE and finished.dataset_episodes == 4
+    verify_dataset(tmp_path / "ds", recs)
 
 
 def test_cancel_and_retry(store: Store, tmp_path: Path) -> None:

@@ -150,6 +150,8 @@ def run_pod(
     shutdown.event.wait()
     for thread in threads:
         thread.join()
+    if worker is not None:
+        worker.release_reserved()
     if server is not None:
         server.stop()
     beat.clear()

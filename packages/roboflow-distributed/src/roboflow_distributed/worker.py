@@ -3,6 +3,12 @@
 A claim is one transaction: the unit goes Pending -> Processing with this pod as owner and its
 pending-queue key is deleted. Every later write compares the unit's version, so a worker that was
 presumed dead (and whose unit was re-queued) can never overwrite the new owner's state.
+
+While the queue holds at least one unit for every live worker, a worker also claims its next
+unit before converting the current one and downloads that unit's input meanwhile: the download
+is never wasted on a unit another worker takes. With fewer units queued than workers (the tail
+of a batch) it claims one at a time, so no idle worker waits for a unit someone has reserved.
+A reserved unit is released on shutdown; a killed pod's is re-queued by the reaper like any other.
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ from roboflow_distributed.records import (
     BatchPhase,
     BatchSpec,
     BatchStatus,
+    Heartbeat,
     UnitStatus,
     Versioned,
     WorkUnit,
     encode,
     read,
+    scan,
 )
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import Compare, Store
@@ -87,7 +95,7 @@ class Worker:
         self.current: str | None = None
         self.completed = 0
         self.failed = 0
-        self._prefetch: threading.Thread | None = None
+        self._next: Versioned[WorkUnit] | None = None  # claimed ahead, input downloading
 
     # --- claiming ---------------------------------------------------------------------------
 
@@ -117,33 +125,42 @@ class Worker:
         return None
 
     def tick(self) -> bool:
-        """Claim and process one unit; whether there was one."""
+        """Claim (or take the reserved) unit and process it; whether there was one."""
         if self.shutdown.event.is_set():
             return False
-        unit = self.claim()
+        unit, self._next = self._next or self.claim(), None
         if unit is None:
             return False
         self.current = f"{unit.record.batch}/{unit.record.id}"
-        self._prefetch_next(unit.record)
+        self._claim_ahead()
         try:
             self.process(unit)
         finally:
             self.current = None
         return True
 
-    def _prefetch_next(self, current: WorkUnit) -> None:
-        """Spool the input of the unit likely to be claimed next while this one converts."""
-        if self._prefetch is not None and self._prefetch.is_alive():
+    def release_reserved(self) -> None:
+        """Give the unit claimed ahead back to the queue (on shutdown)."""
+        unit, self._next = self._next, None
+        if unit is not None and self._finish(unit, status=UnitStatus.PENDING, owner=None, requeue=True):
+            log.info("released %s, claimed ahead", unit.record.id)
+
+    def _claim_ahead(self) -> None:
+        """Claim the next unit now and download its input while this one converts, if the queue
+        has a unit for every live worker (else an idle worker could wait for it)."""
+        now = time.time()
+        workers = sum(
+            1
+            for beat in scan(self.store, keys.HEARTBEATS, Heartbeat)
+            if "worker" in beat.record.roles and beat.record.at >= now - self.settings.heartbeat_timeout
+        )
+        if len(self.store.scan(keys.PENDING, limit=max(workers, 1) + 1)) <= max(workers, 1):
             return
-        for entry in self.store.scan(keys.PENDING, limit=2):
-            batch, unit_id = entry.key[len(keys.PENDING) :].split("/", 1)
-            nxt = read(self.store, keys.unit(batch, unit_id), WorkUnit) if unit_id != current.id else None
-            if nxt is not None:
-                self._prefetch = threading.Thread(
-                    target=_prefetch, args=(nxt.record.source,), name="prefetch", daemon=True
-                )
-                self._prefetch.start()
-                return
+        self._next = self.claim()
+        if self._next is not None:
+            threading.Thread(
+                target=_prefetch, args=(self._next.record.source,), name="prefetch", daemon=True
+            ).start()
 
     # --- processing -------------------------------------------------------------------------
 
