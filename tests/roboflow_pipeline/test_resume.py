@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -21,7 +21,8 @@ from roboflow_dataset.lerobot import (
     merge_into_dataset,
     read_dataset,
 )
-from roboflow_dataset.synth import RecordingInfo, read_marker, write_recording
+from roboflow_dataset.sources import Message, Source
+from roboflow_dataset.synth import JOINT_TOPIC, RecordingInfo, SynthFormat, read_marker, write_recording
 from roboflow_media import iter_video_frames
 from roboflow_pipeline import convert_recording
 
@@ -244,3 +245,38 @@ def test_resume_without_closed_segments_starts_afresh(
     (stage / "segments/000000/data.parquet").write_bytes(b"partial")
     episode = convert_recording(recording.path, config, stage, segment_frames=SEGMENT, resume=True)
     assert_same_dataset(merged(tmp_path / "ds", episode), uninterrupted)
+
+
+@pytest.mark.parametrize("fmt", ["mcap", "ros1", "ros2-db3", "ros2-mcap"])
+def test_a_resume_reads_the_recording_only_from_its_resume_point(
+    tmp_path: Path, fmt: SynthFormat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suffix = {"mcap": ".mcap", "ros1": ".bag"}.get(fmt, "")
+    rec = write_recording(
+        tmp_path / f"rec{suffix}", fmt, duration_s=2.0, width=64, height=48, jitter_ms=3.0, seed=7
+    )
+    config = segment_config(rec.cameras)
+    whole = convert_recording(rec.path, config, tmp_path / "whole", segment_frames=SEGMENT)
+    stage = tmp_path / "stage"
+    with pytest.raises(Killed):
+        convert_recording(rec.path, config, stage, segment_frames=SEGMENT, on_frames=kill_after(40))
+    reads: list[tuple[int | None, list[int]]] = []  # (start_ns, [messages read]) of each pass
+    original = Source.messages
+
+    def counted(
+        self: Source, topics: Iterable[str] | None = None, start_ns: int | None = None
+    ) -> Iterator[Message]:
+        count = [0]
+        reads.append((start_ns, count))
+        for msg in original(self, topics, start_ns):
+            count[0] += 1
+            yield msg
+
+    monkeypatch.setattr(Source, "messages", counted)
+    resumed = convert_recording(rec.path, config, stage, segment_frames=SEGMENT, resume=True)
+    (scan_from, scanned), (read_from, read) = reads
+    assert scan_from is None
+    assert read_from is not None and read_from > rec.messages[JOINT_TOPIC][0].log_time_ns
+    assert 0 < read[0] < 0.5 * scanned[0], "the resumed pass read the staged part again"
+    assert_same_dataset(merged(tmp_path / "a", whole), merged(tmp_path / "b", resumed))
+    verify_dataset(tmp_path / "b", [rec])

@@ -175,17 +175,30 @@ def iter_aligned(
     messages: Iterable[Any],
     plan: AlignmentPlan,
     decode: Callable[[Any], Any],
+    *,
+    start_frame: int = 0,
+    first_positions: Mapping[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Pass 2: yield one ``{topic: decoded value}`` per frame, in frame order.
 
     ``messages`` must be the same messages, in the same order, as pass 1 saw for these topics;
     ``decode`` turns a chosen message into its value (called once per chosen message).
+
+    Args:
+        messages: The messages of the plan's topics, in log order.
+        plan: The alignment plan from pass 1.
+        decode: Turns a chosen message into its value.
+        start_frame: The first frame to yield (resuming): messages only earlier frames use are
+            not decoded.
+        first_positions: Each topic's position (in pass 1's order) of its first message in
+            ``messages``, when they start later in the recording (e.g. read from a log time);
+            every message that a frame from ``start_frame`` on uses must still be in them.
     """
-    chosen = {t: p.chosen.tolist() for t, p in plan.topics.items()}
-    last_use = {t: _last_use(p.chosen) for t, p in plan.topics.items()}
-    counts = dict.fromkeys(chosen, 0)
+    chosen = {t: p.chosen[start_frame:].tolist() for t, p in plan.topics.items()}
+    last_use = {t: _last_use(p.chosen[start_frame:]) for t, p in plan.topics.items()}
+    counts = {t: (first_positions or {}).get(t, 0) for t in chosen}
     held: dict[str, dict[int, Any]] = {t: {} for t in chosen}
-    n_frames = plan.n_frames
+    n_frames = plan.n_frames - start_frame
     frame = 0
 
     def ready() -> bool:
@@ -211,5 +224,6 @@ def iter_aligned(
             return
     if frame < n_frames:
         raise PipelineError(
-            f"the recording ended after {frame} of {n_frames} frames: it changed between the two passes"
+            f"the recording ended after {start_frame + frame} of {plan.n_frames} frames: "
+            "it changed between the two passes"
         )

@@ -153,32 +153,36 @@ def _staged_before(
     return None
 
 
-def _skipping(
-    messages: Iterable[Message], plan: AlignmentPlan, skip: int, decode: Callable[[Message], Any]
-) -> tuple[Iterator[Message], Callable[[Message], Any]]:
-    """Pass 2 past ``skip`` staged frames: messages only those frames use are not decoded (``None``).
+def _logging_times(
+    messages: Iterable[Message], topics: Sequence[str]
+) -> tuple[Iterator[Message], dict[str, list[int]]]:
+    """Pass 1's messages, noting each topic's log times on the way (where a resume reads from)."""
+    times: dict[str, list[int]] = {t: [] for t in topics}
 
-    ``iter_aligned`` decodes a message right after taking it from ``messages``, so the position
-    counted here is that of the message being decoded.
-    """
-    if skip == 0:
-        return iter(messages), decode
-    needed = {}
-    for topic, topic_plan in plan.topics.items():
-        needed[topic] = np.zeros(int(topic_plan.chosen.max(initial=0)) + 1, dtype=bool)
-        needed[topic][topic_plan.chosen[skip:]] = True
-    position = dict.fromkeys(needed, -1)
-
-    def counted() -> Iterator[Message]:
+    def noted() -> Iterator[Message]:
         for msg in messages:
-            if msg.topic in position:
-                position[msg.topic] += 1
+            bucket = times.get(msg.topic)
+            if bucket is not None:
+                bucket.append(msg.log_time_ns)
             yield msg
 
-    def lazy(msg: Message) -> Any:
-        return decode(msg) if needed[msg.topic][position[msg.topic]] else None
+    return noted(), times
 
-    return counted(), lazy
+
+def _resume_point(
+    plan: AlignmentPlan, log_times: dict[str, list[int]], skip: int
+) -> tuple[int | None, dict[str, int]]:
+    """Where pass 2 reads from to continue at frame ``skip``: the log time of the earliest message
+    a later frame uses, and each topic's position (in pass 1's order) of its first message there.
+
+    Messages are read in log order, so per topic the log times never decrease and the messages at
+    or after that time are exactly those from the returned positions on.
+    """
+    if skip == 0 or skip >= plan.n_frames:
+        return None, {}
+    start = min(log_times[t][int(p.chosen[skip:].min())] for t, p in plan.topics.items())
+    first = {t: int(np.searchsorted(np.asarray(log_times[t]), start, side="left")) for t in plan.topics}
+    return start, first
 
 
 def convert_recording(
@@ -224,7 +228,8 @@ def convert_recording(
     with open_source(recording) as source:
         specs = _track_specs(source, config)
         topics = [s.topic for s in specs]
-        stamps = scan_stamps(source.messages(topics), topics, time_source=config.alignment.time_source)
+        scanned, log_times = _logging_times(source.messages(topics), topics)
+        stamps = scan_stamps(scanned, topics, time_source=config.alignment.time_source)
         plan = plan_alignment(stamps, specs, config.dataset.fps, path=name)
         if on_planned is not None:
             on_planned(RecordingPlan(name, plan, recording_bytes(recording)))
@@ -252,14 +257,21 @@ def convert_recording(
             )
 
         stage = _Stage(extractors, before, new_stager, on_frames, name)
-        messages, decode = _skipping(source.messages(list(plan.topics)), plan, stage.skip, extractors.decode)
+        start_ns, first = _resume_point(plan, log_times, stage.skip)
+        del log_times  # one int per message: not needed while pass 2 runs
         frames = prefetch(
-            iter_aligned(messages, plan, decode) if stage.skip < plan.n_frames else iter(()),
+            iter_aligned(
+                source.messages(list(plan.topics), start_ns=start_ns),
+                plan,
+                extractors.decode,
+                start_frame=stage.skip,
+                first_positions=first,
+            ),
             depth=config.flushing.queue_frames,
             name=f"decode:{name.rstrip('/').rsplit('/', 1)[-1]}",
         )
         try:
-            for index, values in enumerate(frames):
+            for index, values in enumerate(frames, start=stage.skip):
                 stage.add(index, values)
             return stage.finish()
         except BaseException as err:
@@ -270,8 +282,9 @@ def convert_recording(
 
 
 class _Stage:
-    """Pass 2's frames into the stager: frames an earlier stage holds are skipped, the stager is
-    created on the first new frame (the vector names come from the first decoded messages)."""
+    """Pass 2's frames into the stager, from frame ``skip`` on (an earlier stage holds those before);
+    the stager is created on the first new frame (the vector names come from the first decoded
+    messages)."""
 
     def __init__(
         self,
@@ -290,8 +303,6 @@ class _Stage:
         self._batch = self.skip
 
     def add(self, index: int, values: dict[str, Any]) -> None:
-        if index < self.skip:
-            return
         numeric, images = self._extractors.frame(values)
         if self._stager is None:
             self._stager = self._new_stager()
