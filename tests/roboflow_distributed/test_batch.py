@@ -151,6 +151,38 @@ def test_reaper_requeues_units_of_lost_workers_and_claims_race_cleanly(store: St
     verify_dataset(tmp_path / "ds", recs)
 
 
+class _ReplyLost:
+    """The real store, but the reply of its next transaction is lost after it committed (a
+    connection that breaks at the wrong moment)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.armed = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def txn(self, *args: object, **kwargs: object) -> bool:
+        done: bool = self._store.txn(*args, **kwargs)  # type: ignore[arg-type]
+        if self.armed:
+            self.armed = False
+            raise CoordinationError("connection lost")
+        return done
+
+
+def test_a_claim_whose_reply_was_lost_is_still_taken(store: Store, tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "in", 1, base=0.2)
+    spec = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "ds"))
+    Scanner(store, "s", FAST).tick()
+    flaky = _ReplyLost(store)
+    unit = Worker(flaky, "w", FAST, Shutdown(1.0)).claim()  # type: ignore[arg-type]
+    assert not flaky.armed, "the claim's transaction did not fail"
+    assert unit is not None, "a committed claim was dropped: its unit would stay Processing forever"
+    (stored,) = list_units(store, spec.id)
+    assert (stored.record.status, stored.record.owner) == (UnitStatus.PROCESSING, "w")
+    assert store.scan(keys.PENDING) == []
+
+
 def test_a_unit_lost_too_often_is_dead(store: Store, tmp_path: Path) -> None:
     recs = recordings(tmp_path / "in", 1, base=0.2)
     spec = submit_batch(store, [str(recs[0].path)], config_text(), str(tmp_path / "ds"))

@@ -4,8 +4,8 @@ A claim is one transaction: the unit goes Pending -> Processing with this pod as
 pending-queue key is deleted. Every later write compares the unit's version, so a worker that was
 presumed dead (and whose unit was re-queued) can never overwrite the new owner's state.
 
-While the queue holds at least one unit for every live worker, a worker also claims its next
-unit before converting the current one and downloads that unit's input meanwhile: the download
+While more units are queued than there are live workers, a worker also claims its next unit
+before converting the current one and downloads that unit's input meanwhile: the download
 is never wasted on a unit another worker takes. With fewer units queued than workers (the tail
 of a batch) it claims one at a time, so no idle worker waits for a unit someone has reserved.
 A reserved unit is released on shutdown; a killed pod's is re-queued by the reaper like any other.
@@ -13,6 +13,7 @@ A reserved unit is released on shutdown; a killed pod's is re-queued by the reap
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import shutil
@@ -118,8 +119,13 @@ class Worker:
                 updated_at=time.time(),
             )
             compares = [Compare(ukey, current.version), Compare(entry.key, entry.version)]
-            if self.store.txn(compares, {ukey: encode(new)}, [entry.key]):
-                mine = read(self.store, ukey, WorkUnit)
+            try:
+                won = self.store.txn(compares, {ukey: encode(new)}, [entry.key])
+            except CoordinationError:
+                won = True  # it may have committed: the unit tells (an unnoticed claim would
+                # stay ours, unprocessed, while this pod heartbeats)
+            if won:
+                mine = self.store_retry(functools.partial(read, self.store, ukey, WorkUnit))
                 if mine is not None and mine.record == new:
                     return mine
         return None
@@ -146,8 +152,22 @@ class Worker:
             log.info("released %s, claimed ahead", unit.record.id)
 
     def _claim_ahead(self) -> None:
-        """Claim the next unit now and download its input while this one converts, if the queue
-        has a unit for every live worker (else an idle worker could wait for it)."""
+        """Claim the next unit now and download its input while this one converts, if more units
+        are queued than there are live workers (else an idle worker could wait for it).
+
+        Never raises: the unit just claimed must be processed whatever the store does here.
+        """
+        try:
+            self._next = self._reserve()
+        except CoordinationError as err:
+            log.warning("not claiming ahead: %s", err)
+            return
+        if self._next is not None:
+            threading.Thread(
+                target=_prefetch, args=(self._next.record.source,), name="prefetch", daemon=True
+            ).start()
+
+    def _reserve(self) -> Versioned[WorkUnit] | None:
         now = time.time()
         workers = sum(
             1
@@ -155,12 +175,8 @@ class Worker:
             if "worker" in beat.record.roles and beat.record.at >= now - self.settings.heartbeat_timeout
         )
         if len(self.store.scan(keys.PENDING, limit=max(workers, 1) + 1)) <= max(workers, 1):
-            return
-        self._next = self.claim()
-        if self._next is not None:
-            threading.Thread(
-                target=_prefetch, args=(self._next.record.source,), name="prefetch", daemon=True
-            ).start()
+            return None
+        return self.claim()
 
     # --- processing -------------------------------------------------------------------------
 
