@@ -160,3 +160,39 @@ def test_a_lease_not_renewed_for_its_ttl_counts_as_lost(
         cut.set()  # the store stops answering: renewals fail until the lease ran out
         assert "could not be renewed for 0.6 s" in str(_lost(lock))
         cut.clear()
+
+
+def _break_dead_lock(
+    storage: Storage, name: str, start: threading.Barrier, holding: threading.Barrier, won: list[str]
+) -> None:
+    start.wait()
+    try:
+        with DatasetLock(storage, name):
+            won.append(name)
+            holding.wait()  # held until the other one has tried
+    except DatasetError:
+        holding.wait()
+
+
+@pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.object_store)])
+def test_two_writers_breaking_one_dead_lock_never_both_win(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    for attempt in range(30):
+        if where == "s3":
+            bucket: S3Bucket = request.getfixturevalue("s3_bucket")
+            storage = Storage.from_url(bucket.url(f"datasets/race-{attempt}"))
+        else:
+            storage = Storage.from_url(str(tmp_path / f"ds{attempt}"))
+        _write_lock(storage, "crashed", _dead_pid())
+        start, holding, won = threading.Barrier(2), threading.Barrier(2, timeout=10), []
+        racers = [
+            threading.Thread(target=_break_dead_lock, args=(storage, name, start, holding, won))
+            for name in ("left", "right")
+        ]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(30)
+        assert len(won) == 1, f"attempt {attempt}: {won or 'nobody'} took the lock"
+        assert not storage.exists(LOCK_KEY), "the winner released it"

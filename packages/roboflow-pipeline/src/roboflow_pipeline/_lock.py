@@ -11,12 +11,15 @@ gets it. A lock left by a writer that died is broken only when that is safe:
   holder whose lock was taken over learns it at its next renewal, and :meth:`DatasetLock.check`
   (called before the dataset's ``meta/info.json`` is written) then stops it;
 * in a local directory (no conditional replace) its process is known dead (same host, pid gone);
+  it is replaced (by a rename, under ``flock`` on the found file) only while it still is that
+  dead lock, so of two writers breaking it only one wins;
 * or the caller vouches for it (the distributed finalizer holds the dataset's lease in the
   coordination store, so no other finalizer can be writing).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -25,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -111,7 +115,7 @@ class DatasetLock:
                     continue  # released meanwhile: try again
                 if not (_expired(held) or _process_gone(held) or self.breakable(held)):
                     raise self._locked(held) from None
-                if self._take_over(etag, leased):
+                if self._take_over(held, etag, leased):
                     break
         else:
             raise DatasetError("could not take the dataset's writer lock (contended)", path=self.storage.url)
@@ -160,9 +164,11 @@ class DatasetLock:
             self._etag = self.storage.replace(LOCK_KEY, payload, etag=replacing)
         self._expires = info.expires
 
-    def _take_over(self, etag: str | None, leased: bool) -> bool:
-        """Replace a breakable lock by ours; whether we now hold it."""
-        if not leased or etag is None:  # a local directory: delete, then create again
+    def _take_over(self, held: LockInfo, etag: str | None, leased: bool) -> bool:
+        """Replace the breakable lock ``held`` by ours; whether we now hold it (else look again)."""
+        if not leased:
+            return self._rewrite_local(held)
+        if etag is None:  # an unreadable lock: nothing to compare against
             self.storage.delete(LOCK_KEY)
             return False
         try:
@@ -170,6 +176,27 @@ class DatasetLock:
         except ObjectChangedError:
             return False  # someone else renewed or took it meanwhile: look again
         return True
+
+    def _rewrite_local(self, held: LockInfo) -> bool:
+        """Replace a local lock file by ours, only while it still is ``held``.
+
+        The check and the replace run under ``flock`` on the found file, and the replace is a
+        rename (readers see the old or the new lock, never a partial one): a second writer
+        breaking the same lock gets the ``flock`` after the rename, sees the path lead to another
+        file, and looks again.
+        """
+        path = Path(self.storage.location.prefix, LOCK_KEY)
+        try:
+            with path.open("rb") as found:
+                fcntl.flock(found, fcntl.LOCK_EX)
+                if os.fstat(found.fileno()).st_ino != path.stat().st_ino or _parse(found.read()) != held:
+                    return False
+                staged = path.with_name(f"{LOCK_KEY}.{os.getpid()}.{threading.get_ident()}")
+                staged.write_bytes(json.dumps(asdict(self.info)).encode())
+                os.replace(staged, path)
+                return True
+        except FileNotFoundError:
+            return False
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
@@ -201,16 +228,20 @@ class DatasetLock:
         """The lock found (``None`` when there is none) and its etag."""
         try:
             etag = self.storage.head(LOCK_KEY).etag
-            raw = json.loads(self.storage.get(LOCK_KEY))
-            info = LockInfo(
-                str(raw["owner"]),
-                str(raw["host"]),
-                int(raw["pid"]),
-                float(raw["since"]),
-                float(raw.get("expires", 0.0)),
-            )
+            return _parse(self.storage.get(LOCK_KEY)), etag
         except ObjectNotFoundError:
             return None, None
-        except (ValueError, KeyError, TypeError):
-            return LockInfo("an unreadable lock", "?", -1, 0.0), None
-        return info, etag
+
+
+def _parse(raw: bytes) -> LockInfo:
+    try:
+        data = json.loads(raw)
+        return LockInfo(
+            str(data["owner"]),
+            str(data["host"]),
+            int(data["pid"]),
+            float(data["since"]),
+            float(data.get("expires", 0.0)),
+        )
+    except (ValueError, KeyError, TypeError):
+        return LockInfo("an unreadable lock", "?", -1, 0.0)
