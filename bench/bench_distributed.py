@@ -57,14 +57,9 @@ FAST_ENV = {
 }
 
 
-_runs = 0
-
-
 def _env(work: Path) -> dict[str, str]:
     """The environment of one run: a fresh download buffer, so inputs in a store are downloaded."""
-    global _runs
-    _runs += 1
-    return {**os.environ, "ROBOFLOW_BUFFER_DIR": str(work / f"buffer-{_runs}")}
+    return {**os.environ, "ROBOFLOW_BUFFER_DIR": tempfile.mkdtemp(prefix="buffer-", dir=work)}
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:

@@ -20,7 +20,7 @@ from tests._servers import FaultProxy, S3Bucket, Schedule, fault_proxy, moto_ser
 from tests.roboflow_pipeline.test_convert import make_config, verify_dataset
 from tests.roboflow_pipeline.test_convert_s3 import FAST_RETRY
 
-from roboflow_core import DatasetError
+from roboflow_core import ConfigError, DatasetError
 from roboflow_dataset.synth import write_recording
 from roboflow_pipeline import DatasetLock, convert
 from roboflow_pipeline._lock import LOCK_KEY
@@ -196,3 +196,15 @@ def test_two_writers_breaking_one_dead_lock_never_both_win(
             racer.join(30)
         assert len(won) == 1, f"attempt {attempt}: {won or 'nobody'} took the lock"
         assert not storage.exists(LOCK_KEY), "the winner released it"
+
+
+def test_a_bad_lock_ttl_in_the_environment_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = Storage.from_url(str(tmp_path / "ds"))
+    for bad in ("soon", "0", "-5"):
+        monkeypatch.setenv("ROBOFLOW_DATASET_LOCK_TTL_SECS", bad)
+        with pytest.raises(ConfigError, match=r"ROBOFLOW_DATASET_LOCK_TTL_SECS.*positive number"):
+            DatasetLock(storage, "x")
+    monkeypatch.setenv("ROBOFLOW_DATASET_LOCK_TTL_SECS", "45")
+    assert DatasetLock(storage, "x").ttl == 45.0

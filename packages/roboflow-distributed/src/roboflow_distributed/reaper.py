@@ -61,7 +61,7 @@ class Reaper:
         now = time.time()
         timeout = self.settings.heartbeat_timeout
         beats = {v.record.pod: v for v in scan(self.store, keys.HEARTBEATS, Heartbeat)}
-        alive = {pod for pod, v in beats.items() if v.record.at >= now - timeout}
+        alive = {pod for pod, v in beats.items() if v.record.fresh(timeout, now)}
         requeued = 0
         for batch in active_batches(self.store):
             if batch.status.record.phase not in _RUNNING:

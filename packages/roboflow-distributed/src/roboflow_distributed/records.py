@@ -140,6 +140,10 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     host: str = ""
     pid: int = 0
 
+    def fresh(self, timeout: float, now: float) -> bool:
+        """Whether the pod counts as alive at ``now``: it beat within ``timeout`` seconds."""
+        return self.at >= now - timeout
+
 
 class Lock(msgspec.Struct, frozen=True, kw_only=True):
     """A lease: valid until ``expires_at``; ``fencing`` grows with every new holder."""

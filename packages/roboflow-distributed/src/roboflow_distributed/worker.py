@@ -172,7 +172,7 @@ class Worker:
         workers = sum(
             1
             for beat in scan(self.store, keys.HEARTBEATS, Heartbeat)
-            if "worker" in beat.record.roles and beat.record.at >= now - self.settings.heartbeat_timeout
+            if "worker" in beat.record.roles and beat.record.fresh(self.settings.heartbeat_timeout, now)
         )
         if len(self.store.scan(keys.PENDING, limit=max(workers, 1) + 1)) <= max(workers, 1):
             return None

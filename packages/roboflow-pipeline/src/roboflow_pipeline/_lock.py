@@ -32,14 +32,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from roboflow_core import DatasetError, StorageError
+from roboflow_core import ConfigError, DatasetError, StorageError
 from roboflow_storage import ObjectChangedError, ObjectExistsError, ObjectNotFoundError, Storage
 
-__all__ = ["LOCK_KEY", "LOCK_TTL_SECS", "DatasetLock", "LockInfo"]
+__all__ = ["LOCK_KEY", "LOCK_TTL_ENV", "DatasetLock", "LockInfo"]
 
 LOCK_KEY = ".roboflow-lock"
-LOCK_TTL_SECS = float(os.environ.get("ROBOFLOW_DATASET_LOCK_TTL_SECS", "120"))
-"""How long a lock in an object store outlives its last renewal (``ROBOFLOW_DATASET_LOCK_TTL_SECS``)."""
+LOCK_TTL_ENV = "ROBOFLOW_DATASET_LOCK_TTL_SECS"
+"""How long a lock in an object store outlives its last renewal (default 120 s)."""
 
 log = logging.getLogger("roboflow.lock")
 
@@ -71,6 +71,23 @@ def _expired(info: LockInfo) -> bool:
     return 0 < info.expires < time.time()
 
 
+def _ttl_from_env() -> float:
+    text = os.environ.get(LOCK_TTL_ENV, "").strip()
+    if not text:
+        return 120.0
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = 0.0
+    if ttl <= 0:
+        raise ConfigError(f"must be a positive number of seconds, got {text!r}", key=LOCK_TTL_ENV)
+    return ttl
+
+
+def _encode(info: LockInfo) -> bytes:
+    return json.dumps(asdict(info)).encode()
+
+
 class DatasetLock:
     """Hold the writer lock of the dataset in ``storage`` while the ``with`` body runs.
 
@@ -79,9 +96,11 @@ class DatasetLock:
         owner: Who writes (shown to a writer that finds the dataset locked).
         breakable: Decides whether a found lock may be taken over (besides a dead local process
             or an expired lease).
-        ttl: Lease length in an object store (renewed every third of it).
+        ttl: Lease length in an object store (renewed every third of it); default
+            ``ROBOFLOW_DATASET_LOCK_TTL_SECS`` or 120 s.
 
     Raises:
+        ConfigError: ``ROBOFLOW_DATASET_LOCK_TTL_SECS`` is not a positive number.
         DatasetError: Another writer holds the lock (names it and the lock's URL).
     """
 
@@ -94,7 +113,7 @@ class DatasetLock:
         ttl: float | None = None,
     ) -> None:
         self.storage = storage
-        self.ttl = LOCK_TTL_SECS if ttl is None else ttl
+        self.ttl = _ttl_from_env() if ttl is None else ttl
         self.info = LockInfo(owner, socket.gethostname(), os.getpid(), time.time())
         self.breakable = breakable or (lambda _info: False)
         self._etag: str | None = None
@@ -157,7 +176,7 @@ class DatasetLock:
             ObjectChangedError: Replacing, and the lock is no longer the one with that etag.
         """
         info = replace(self.info, expires=time.time() + self.ttl) if leased else self.info
-        payload = json.dumps(asdict(info)).encode()
+        payload = _encode(info)
         if replacing is None:
             self._etag = self.storage.put(LOCK_KEY, payload, mode="create")
         else:
@@ -192,7 +211,7 @@ class DatasetLock:
                 if os.fstat(found.fileno()).st_ino != path.stat().st_ino or _parse(found.read()) != held:
                     return False
                 staged = path.with_name(f"{LOCK_KEY}.{os.getpid()}.{threading.get_ident()}")
-                staged.write_bytes(json.dumps(asdict(self.info)).encode())
+                staged.write_bytes(_encode(self.info))
                 os.replace(staged, path)
                 return True
         except FileNotFoundError:
@@ -227,10 +246,10 @@ class DatasetLock:
     def _read(self) -> tuple[LockInfo | None, str | None]:
         """The lock found (``None`` when there is none) and its etag."""
         try:
-            etag = self.storage.head(LOCK_KEY).etag
-            return _parse(self.storage.get(LOCK_KEY)), etag
+            raw, etag = self.storage.get_versioned(LOCK_KEY)
         except ObjectNotFoundError:
             return None, None
+        return _parse(raw), etag
 
 
 def _parse(raw: bytes) -> LockInfo:

@@ -173,6 +173,17 @@ class Storage:
         with translate_errors(self.url_of(key), "get", self._secrets):
             return bytes(obstore.get(self._store, self._path(key)).bytes())
 
+    def get_versioned(self, key: str) -> tuple[bytes, str | None]:
+        """The whole content of ``key`` and its etag, from one GET (the pair for :meth:`replace`).
+
+        Raises:
+            ObjectNotFoundError: No object at ``key``.
+            StorageError: The read failed after retries.
+        """
+        with translate_errors(self.url_of(key), "get", self._secrets):
+            result = obstore.get(self._store, self._path(key))
+            return bytes(result.bytes()), result.meta.get("e_tag")
+
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``key`` (one ranged GET)."""
         if end <= start:
