@@ -5,8 +5,9 @@ S3-compatible endpoint) and ``oss://`` (Alibaba OSS), built on obstore. :func:`r
 turns the inputs a user names into recordings.
 """
 
-from roboflow_storage._cache import LruCache
+from roboflow_storage._cache import LruCache, Reservation
 from roboflow_storage._files import download_tree, upload_file
+from roboflow_storage._growing import GrowingCopy
 from roboflow_storage._info import ObjectInfo
 from roboflow_storage._inputs import (
     RECORDING_SUFFIXES,
@@ -28,6 +29,7 @@ from roboflow_storage.errors import ObjectChangedError, ObjectExistsError, Objec
 __all__ = [
     "MIN_PART_SIZE",
     "RECORDING_SUFFIXES",
+    "GrowingCopy",
     "LruCache",
     "ObjectChangedError",
     "ObjectExistsError",
@@ -36,6 +38,7 @@ __all__ = [
     "ObjectReader",
     "ObjectWriter",
     "Recording",
+    "Reservation",
     "RetryPolicy",
     "Storage",
     "display_url",

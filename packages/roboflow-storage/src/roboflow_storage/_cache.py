@@ -82,6 +82,31 @@ class LruCache:
             StorageError: The object is larger than the whole cache, or the fetch wrote a
                 different number of bytes than ``size``.
         """
+        found = self.reserve(url, etag, size)
+        if isinstance(found, Path):
+            return found
+        try:
+            fetch(found.partial)
+            return found.commit()
+        finally:
+            found.abandon()  # nothing left to do after a commit
+
+    def reserve(self, url: str, etag: str | None, size: int) -> Path | Reservation:
+        """The cached file of ``url`` at ``etag``, or the right to write it.
+
+        While another thread writes the same entry, this waits for it: its copy is returned, or
+        this takes over if it failed. A :class:`Reservation` marks the entry in flight and has
+        made room for ``size`` bytes; end it with :meth:`Reservation.commit` or
+        :meth:`Reservation.abandon`.
+
+        Args:
+            url: The object's URL.
+            etag: The object's etag (a new etag is a new entry).
+            size: The object's size.
+
+        Raises:
+            StorageError: The object is larger than the whole cache.
+        """
         name = self.entry_name(url, etag)
         path = self.directory / name
         while True:
@@ -95,36 +120,30 @@ class LruCache:
                     self._inflight[name] = threading.Event()
                     break
             running.wait()  # another thread fetches it (a prefetch): use its copy, or retry if it failed
+        reservation = Reservation(self, name, url, size)
         try:
-            return self._fetch(name, path, url, size, fetch)
-        finally:
+            if size > self.max_bytes:
+                raise StorageError(
+                    f"object of {size} bytes does not fit the local buffer of {self.max_bytes} bytes; "
+                    "raise ROBOFLOW_BUFFER_MAX_BYTES or point ROBOFLOW_BUFFER_DIR at a larger disk",
+                    url=url,
+                )
             with self._lock:
-                self._inflight.pop(name).set()
+                self._evict(size)
+            self.directory.mkdir(parents=True, exist_ok=True)  # a tmp cleaner may have removed it
+        except BaseException:
+            reservation.abandon()
+            raise
+        return reservation
 
-    def _fetch(self, name: str, path: Path, url: str, size: int, fetch: Callable[[Path], None]) -> Path:
-        if size > self.max_bytes:
-            raise StorageError(
-                f"object of {size} bytes does not fit the local buffer of {self.max_bytes} bytes; "
-                "raise ROBOFLOW_BUFFER_MAX_BYTES or point ROBOFLOW_BUFFER_DIR at a larger disk",
-                url=url,
-            )
+    def _settle(self, name: str, size: int | None) -> None:
+        """Register entry ``name`` of ``size`` bytes (None: none) and clear its in-flight mark."""
         with self._lock:
-            self._evict(size)
-        partial = path.with_name(f"{name}.{threading.get_ident()}{_PARTIAL}")
-        self.directory.mkdir(parents=True, exist_ok=True)  # a tmp cleaner may have removed it
-        try:
-            fetch(partial)
-            got = partial.stat().st_size
-            if got != size:
-                raise StorageError(f"fetched {got} bytes, expected {size}; the object changed", url=url)
-            partial.replace(path)
-        finally:
-            partial.unlink(missing_ok=True)
-        with self._lock:
-            self._entries[name] = size
-            self._entries.move_to_end(name)
-            self._evict(0, keep=name)
-        return path
+            if size is not None:
+                self._entries[name] = size
+                self._entries.move_to_end(name)
+                self._evict(0, keep=name)
+            self._inflight.pop(name).set()
 
     def _evict(self, incoming: int, keep: str | None = None) -> None:
         """Drop least recently used entries until ``incoming`` more bytes fit (lock held)."""
@@ -136,3 +155,53 @@ class LruCache:
                 continue
             total -= self._entries.pop(name)
             (self.directory / name).unlink(missing_ok=True)
+
+
+class Reservation:
+    """One cache entry being written, from :meth:`LruCache.reserve` (one thread at a time).
+
+    Write the object to :attr:`partial`, then :meth:`commit`; on any failure :meth:`abandon`.
+    Until then, others asking for the entry wait.
+
+    Attributes:
+        path: Where the entry will be.
+        partial: The temporary file to write (renamed to ``path`` by :meth:`commit`).
+        url: The object's URL.
+        size: The object's size.
+    """
+
+    def __init__(self, cache: LruCache, name: str, url: str, size: int) -> None:
+        self._cache = cache
+        self._name = name
+        self.path = cache.directory / name
+        self.partial = self.path.with_name(f"{name}.{threading.get_ident()}{_PARTIAL}")
+        self.url = url
+        self.size = size
+        self._ended = False
+
+    def commit(self) -> Path:
+        """Move the complete :attr:`partial` file into the cache; returns :attr:`path`.
+
+        Raises:
+            StorageError: The file does not hold ``size`` bytes (the reservation stays open:
+                :meth:`abandon` it).
+        """
+        if self._ended:
+            raise ValueError("the reservation already ended")
+        got = self.partial.stat().st_size
+        if got != self.size:
+            raise StorageError(f"fetched {got} bytes, expected {self.size}; the object changed", url=self.url)
+        self.partial.replace(self.path)
+        self._ended = True
+        self._cache._settle(self._name, self.size)
+        return self.path
+
+    def abandon(self) -> None:
+        """Remove :attr:`partial` and give the entry up; does nothing once ended."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self.partial.unlink(missing_ok=True)
+        finally:
+            self._cache._settle(self._name, None)

@@ -21,8 +21,8 @@ RangeStream = Callable[[int, int], Iterable[bytes]]
 """Streams bytes ``[start, end)`` of one object in chunks."""
 
 
-class _Stopped(Exception):
-    """Another part failed: stop this one between chunks."""
+class Stopped(Exception):
+    """The download was stopped (another part failed, or its reader went away) between chunks."""
 
 
 def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
@@ -32,32 +32,60 @@ def _write_all(fd: int, data: bytes | memoryview, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-class _Part:
-    """One part of a download: streams ``[start, end)`` into the file, resuming after broken streams."""
+class Part:
+    """Streams bytes ``[start, end)`` of an object into their place in a file, in order.
+
+    A stream that breaks after making progress is resumed from where it stopped, at most
+    ``resumes`` times; a request that fails outright is not (obstore already retried it).
+
+    Args:
+        stream: Streams a byte range of the object.
+        fd: The file, open for writing.
+        stop: Checked between chunks: when set, :class:`Stopped` is raised.
+        resumes: How often a broken stream may be resumed.
+        url: The object's URL, for errors.
+        progress: Called with the end of the bytes written so far after each chunk.
+    """
 
     def __init__(
-        self, stream: RangeStream, fd: int, stop: threading.Event, *, resumes: int, url: str
+        self,
+        stream: RangeStream,
+        fd: int,
+        stop: threading.Event,
+        *,
+        resumes: int,
+        url: str,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self._stream = stream
         self._fd = fd
         self._stop = stop
         self._resumes = resumes
         self._url = url
+        self._progress = progress
 
     def __call__(self, start: int, end: int) -> None:
+        """Write ``[start, end)``.
+
+        Raises:
+            Stopped: ``stop`` was set.
+            StorageError: The stream failed (beyond its resumes) or gave the wrong bytes.
+        """
         pos, resumed = start, 0
         while True:
             before = pos
             try:
                 for chunk in self._stream(pos, end):
                     if self._stop.is_set():
-                        raise _Stopped
+                        raise Stopped
                     if pos + len(chunk) > end:
                         raise StorageError(
                             f"got more bytes than asked for {start}-{end}; the object changed", url=self._url
                         )
                     _write_all(self._fd, chunk, pos)
                     pos += len(chunk)
+                    if self._progress is not None:
+                        self._progress(pos)
                 if pos < end:
                     raise StorageError(
                         f"bytes {start}-{end}: the answer ended at {pos}; the object changed", url=self._url
@@ -112,7 +140,7 @@ def download(
     try:
         os.ftruncate(fd, size)
         stop = threading.Event()
-        part = _Part(stream, fd, stop, resumes=resumes, url=url)
+        part = Part(stream, fd, stop, resumes=resumes, url=url)
         bounds = part_bounds(size, part_size)
         if concurrency == 1 or len(bounds) <= 1:
             for start, end in bounds:

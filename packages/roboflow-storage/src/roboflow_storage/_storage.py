@@ -13,9 +13,10 @@ import obstore
 from obstore.exceptions import PreconditionError
 
 from roboflow_storage._backends import build_store
-from roboflow_storage._cache import LruCache
+from roboflow_storage._cache import LruCache, Reservation
 from roboflow_storage._download import download
 from roboflow_storage._glob import compile_glob, has_wildcards, literal_prefix
+from roboflow_storage._growing import GrowingCopy
 from roboflow_storage._info import ObjectInfo
 from roboflow_storage._location import Location, parse_location
 from roboflow_storage._reader import ObjectReader
@@ -277,6 +278,46 @@ class Storage:
             )
 
         return self._cache_in_use().get_or_fetch(url, info.etag, info.size, fetch)
+
+    def growing_copy(self, key: str, *, info: ObjectInfo | None = None) -> GrowingCopy:
+        """A local copy of ``key`` that can be read while it downloads (see :class:`GrowingCopy`).
+
+        A local store gives the file itself, complete. A remote object already in the
+        :class:`LruCache` (the same entries as :meth:`local_copy`) is complete at once; one that
+        another thread is fetching is waited for. Otherwise a daemon thread streams it in order
+        with a single GET, conditional on the etag, into the cache entry (a stream that breaks
+        midway resumes where it stopped, up to ``retry.max_retries`` times); readers of the copy
+        wait only for the bytes they read next. Close the copy when done: an unfinished download
+        is stopped and leaves nothing in the cache.
+
+        Args:
+            key: The object.
+            info: Its :meth:`head` (or listing entry) when the caller has it: saves a request.
+
+        Raises:
+            ObjectNotFoundError: No object at ``key``.
+            StorageError: The object does not fit the cache, or its file cannot be opened or
+                created. Download failures are raised by the copy's readers and ``wait()``.
+        """
+        if info is None:
+            info = self.head(key)
+        url = self.url_of(key)
+        if self.is_local:
+            path = Path(self.location.prefix, info.key)
+            try:
+                return GrowingCopy.of_file(path, url=url)
+            except OSError as err:
+                raise StorageError(f"cannot open {path}: {err.strerror}", url=url) from err
+        cache = self._cache_in_use()
+        while True:
+            found = cache.reserve(url, info.etag, info.size)
+            if isinstance(found, Reservation):
+                stream = functools.partial(self._stream_range, key, info.etag)
+                return GrowingCopy.download(found, stream, resumes=self.retry.max_retries)
+            try:
+                return GrowingCopy.of_file(found, url=url)
+            except FileNotFoundError:
+                continue  # evicted since: fetch it again
 
     def _stream_range(self, key: str, etag: str | None, start: int, end: int) -> Iterator[bytes]:
         """Bytes ``[start, end)`` of ``key`` as a stream of chunks, only while its etag is ``etag``."""
