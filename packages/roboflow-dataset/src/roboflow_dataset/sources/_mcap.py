@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from mcap.data_stream import ReadDataStream
 from mcap.reader import SeekingReader
@@ -25,7 +25,7 @@ from roboflow_core.errors import CorruptRecordingError
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import ChannelStats, Record, count_records, reading
 
-__all__ = ["MCAP_MAGIC", "McapStorage"]
+__all__ = ["MCAP_MAGIC", "McapStorage", "iter_mcap_records"]
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD_PREFIX = 1 + 8  # opcode + record length
@@ -38,6 +38,63 @@ def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None)
     if schema is None:
         return Channel(path, channel.topic, name, channel.message_encoding)
     return Channel(path, channel.topic, name, channel.message_encoding, schema.encoding, schema.data)
+
+
+class _ExactReader:
+    """Continues short reads, which mcap's stream reader takes for whole ones, until ``size`` bytes or EOF."""
+
+    def __init__(self, stream: IO[bytes], path: Path | str) -> None:
+        self._read = stream.read
+        self._path = path
+        self.offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._read(size)
+        if size < 0 or len(data) == size or not data:
+            self.offset += len(data)
+            return data
+        parts, got = [data], len(data)
+        while got < size:
+            piece = self._read(size - got)
+            if not piece:
+                raise CorruptRecordingError(
+                    f"truncated MCAP file: a record at offset {self.offset} needs {size} bytes, "
+                    f"the file ends after {got} (was the download or recording interrupted?)",
+                    path=str(self._path),
+                )
+            parts.append(piece)
+            got += len(piece)
+        self.offset += size
+        return b"".join(parts)
+
+
+def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, Channel]) -> Iterator[Record]:
+    """Every message of an MCAP file in file order, reading ``stream`` strictly forward.
+
+    Needs neither the summary nor the indexes: it stops after the footer and never seeks, so the
+    stream may be a file still downloading (short reads are continued).
+
+    Args:
+        stream: The file from its first byte; only ``read`` is called.
+        path: Names the file in channels and errors.
+        channels: Channels by id; channels met on the way are added.
+
+    Yields:
+        ``(log time ns, channel, payload)`` in file order.
+
+    Raises:
+        CorruptRecordingError: The file is truncated or damaged.
+    """
+    schemas: dict[int, Schema] = {}
+    with reading(path, "read the MCAP file in file order"):
+        exact = cast(IO[bytes], _ExactReader(stream, path))  # StreamReader only calls read
+        for record in StreamReader(exact, skip_magic=False).records:
+            if isinstance(record, Schema):
+                schemas[record.id] = record
+            elif isinstance(record, McapChannel) and record.id not in channels:
+                channels[record.id] = _make_channel(path, record, schemas.get(record.schema_id))
+            elif isinstance(record, McapMessage):
+                yield record.log_time, channels[record.channel_id], record.data
 
 
 def _check_complete(path: Path | str, stream: IO[bytes]) -> None:
@@ -133,14 +190,7 @@ class McapStorage:
     def _stream(self, stream: IO[bytes]) -> Iterator[Record]:
         """Every message in file order, registering channels met on the way."""
         stream.seek(0)
-        schemas: dict[int, Schema] = {}
-        for record in StreamReader(stream, skip_magic=False).records:
-            if isinstance(record, Schema):
-                schemas[record.id] = record
-            elif isinstance(record, McapChannel) and record.id not in self._channels:
-                self._channels[record.id] = _make_channel(self.path, record, schemas.get(record.schema_id))
-            elif isinstance(record, McapMessage):
-                yield record.log_time, self._channels[record.channel_id], record.data
+        yield from iter_mcap_records(stream, self.path, self._channels)
 
     def _index_stats(self, stream: IO[bytes], summary: Summary) -> dict[Channel, ChannelStats] | None:
         """Counts from the message indexes, or ``None`` when they are missing or disagree."""

@@ -1,0 +1,377 @@
+"""Forward-only readers: ROS1 bags and MCAP files read with ``read`` alone, in file order."""
+
+from __future__ import annotations
+
+import struct
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, cast
+
+import pytest
+from rosbags.rosbag1 import Reader as RosbagsReader
+from rosbags.rosbag1 import Writer as RosbagsWriter
+
+from roboflow_core.errors import CorruptRecordingError, UnknownFormatError
+from roboflow_dataset import _synth_writers
+from roboflow_dataset.sources._mcap import McapStorage, iter_mcap_records
+from roboflow_dataset.sources._model import Channel
+from roboflow_dataset.sources._ros1 import Ros1Storage
+from roboflow_dataset.sources._ros1_stream import iter_ros1_records
+from roboflow_dataset.sources._storage import Record
+from roboflow_dataset.synth import write_recording
+
+SAMPLES = Path(__file__).parents[2].parent / "shared" / "samples"
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample recordings not found at {SAMPLES}")
+
+ROS1_SAMPLES = [
+    "evo/ROS_example.bag",
+    "evo/tf_example.bag",
+    "rosbag.js/example.bag",
+    "rosbag.js/example-lz4.bag",
+    "rosbag.js/example-bz2.bag",
+    "rosbag.js/example-unsorted-chunks.bag",
+    "rosbag.js/no-messages.bag",
+    "embag/test.bag",
+    "embag/array_test.bag",
+    "embag/test_2.bag",
+]
+UNSORTED = "rosbag.js/example-unsorted-chunks.bag"  # file order is not log-time order
+MCAP_SAMPLES = [
+    "evo/nav2_turtlebot.mcap",
+    "rosbag2/mcap/talker/talker.mcap",
+    "rosbag2/mcap/multiple_files/multiple_files_1.mcap",
+    "rosbag2/mcap/cdr_test/cdr_test_0.mcap",
+]
+
+Row = tuple[int, tuple[object, ...], bytes]
+
+
+class ForwardOnly:
+    """A stream that only reads forward, in short pieces of varying size; seeking fails the test."""
+
+    SIZES = (1, 3, 1000, 17, 999, 2)  # below 4 splits record lengths, 1000 splits headers and data
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+        self._turn = 0
+        self.reads = 0
+
+    def read(self, size: int = -1) -> bytes:
+        limit = self.SIZES[self._turn % len(self.SIZES)]
+        self._turn += 1
+        self.reads += 1
+        size = limit if size < 0 else min(size, limit)
+        piece = self._data[self._pos : self._pos + size]
+        self._pos += len(piece)
+        return piece
+
+    @property
+    def consumed(self) -> int:
+        return self._pos
+
+    def seek(self, *_: object) -> int:
+        raise AssertionError("the reader seeked")
+
+    def tell(self) -> int:
+        raise AssertionError("the reader asked for its position")
+
+
+def _forward(data: bytes) -> IO[bytes]:
+    return cast(IO[bytes], ForwardOnly(data))
+
+
+def _fields(channel: Channel) -> tuple[object, ...]:
+    return (
+        channel.path,
+        channel.topic,
+        channel.msgtype,
+        channel.encoding,
+        channel.schema_encoding,
+        channel.schema,
+    )
+
+
+def _by_topic(records: Iterable[Record] | Iterable[Row]) -> dict[str, list[Row]]:
+    topics: dict[str, list[Row]] = defaultdict(list)
+    for log_time, channel, data in records:
+        fields = _fields(channel) if isinstance(channel, Channel) else channel
+        topics[cast(str, fields[1])].append((log_time, fields, data))
+    return dict(topics)
+
+
+def _rosbags_records(path: Path) -> dict[str, list[Row]]:
+    storage = Ros1Storage(path)
+    try:
+        return _by_topic(storage.read(None, None))
+    finally:
+        storage.close()
+
+
+def _collect(records: Iterable[Record], into: list[Row]) -> None:
+    """Append the rows of ``records`` one by one (those before an error stay)."""
+    for log_time, channel, data in records:
+        into.append((log_time, _fields(channel), data))
+
+
+def _stream_records(path: Path, data: bytes | None = None) -> list[Row]:
+    rows: list[Row] = []
+    _collect(iter_ros1_records(_forward(path.read_bytes() if data is None else data), path), rows)
+    return rows
+
+
+def _write_bag(path: Path, compression: str, *, compressed_images: bool, chunk_bytes: int = 64 << 10) -> Path:
+    """A synthetic ROS1 bag with the given chunk compression and several chunks."""
+
+    class Writer(RosbagsWriter):
+        def __init__(self, bag: Path) -> None:
+            super().__init__(bag)
+            self.chunk_threshold = chunk_bytes
+            if compression != "none":
+                self.set_compression(RosbagsWriter.CompressionFormat[compression.upper()])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_synth_writers, "Ros1Writer", Writer)
+        write_recording(path, "ros1", duration_s=1.0, width=64, height=48, compressed=compressed_images)
+    return path
+
+
+@pytest.fixture
+def bag(tmp_path: Path) -> Path:
+    """An uncompressed synthetic bag of several chunks."""
+    return _write_bag(tmp_path / "synth.bag", "none", compressed_images=False, chunk_bytes=16 << 10)
+
+
+class _Layout:
+    """Where rosbags finds the chunks and the index of ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        with RosbagsReader(path) as reader:
+            self.chunks = [(info.pos, reader.chunks[info.pos]) for info in reader.chunk_infos]
+            self.messages = [sum(info.connection_counts.values()) for info in reader.chunk_infos]
+        data = path.read_bytes()
+        self.index_pos = struct.unpack_from("<Q", data, data.index(b"index_pos=") + len(b"index_pos="))[0]
+        self.size = len(data)
+
+
+def _unindexed(data: bytes) -> bytes:
+    """``data`` with the bag header's index_pos zeroed (a bag still being recorded)."""
+    at = data.index(b"index_pos=") + len(b"index_pos=")
+    return data[:at] + bytes(8) + data[at + 8 :]
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _record(fields: dict[str, bytes], data: bytes) -> bytes:
+    header = b"".join(
+        struct.pack("<I", len(k) + 1 + len(v)) + k.encode() + b"=" + v for k, v in fields.items()
+    )
+    return struct.pack("<I", len(header)) + header + struct.pack("<I", len(data)) + data
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4", "bz2"])
+@pytest.mark.parametrize("compressed_images", [False, True], ids=["raw", "jpeg"])
+def test_ros1_synth_bag_matches_rosbags(tmp_path: Path, compression: str, compressed_images: bool) -> None:
+    path = _write_bag(tmp_path / "synth.bag", compression, compressed_images=compressed_images)
+    data = path.read_bytes()
+    assert f"compression={compression}".encode() in data
+    assert len(_Layout(path).chunks) > 1
+    expected = _rosbags_records(path)
+    assert sum(map(len, expected.values())) > 0
+    assert _by_topic(_stream_records(path)) == expected
+
+
+@needs_samples
+@pytest.mark.parametrize("name", ROS1_SAMPLES)
+def test_ros1_sample_matches_rosbags(name: str) -> None:
+    path = SAMPLES / name
+    expected = _rosbags_records(path)
+    got = _by_topic(_stream_records(path))
+    if name == UNSORTED:  # file order; rosbags sorts by log time (stably)
+        assert got != expected
+        got = {topic: sorted(rows, key=lambda row: row[0]) for topic, rows in got.items()}
+    assert got == expected
+
+
+def test_ros1_stream_reads_in_file_order_and_only_forward(bag: Path) -> None:
+    data = bag.read_bytes()
+    stream = ForwardOnly(data)
+    records: list[Row] = []
+    _collect(iter_ros1_records(cast(IO[bytes], stream), bag), records)
+    assert stream.consumed == len(data)
+    assert stream.reads > len(data) // 1000  # short reads were continued
+    layout = _Layout(bag)
+    assert len(records) == sum(layout.messages)
+    assert [r[0] for r in records] == sorted(r[0] for r in records)  # synth bags are written in time order
+
+
+def _cuts(layout: _Layout) -> dict[str, int]:
+    (first_pos, first), (_, last) = layout.chunks[0], layout.chunks[-1]
+    return {
+        "magic": 5,
+        "bag header": 13 + 40,
+        "chunk header": first_pos + 10,
+        "first chunk data": first.datapos + first.datasize // 2,
+        "last chunk data": last.datapos + last.datasize - 1,
+        "index data": last.datapos + last.datasize + 10,
+        "connection in index": layout.index_pos + 10,
+        "chunk info": layout.size - 3,
+    }
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "magic",
+        "bag header",
+        "chunk header",
+        "first chunk data",
+        "last chunk data",
+        "index data",
+        "connection in index",
+        "chunk info",
+    ],
+)
+def test_ros1_truncated_bag_is_corrupt(bag: Path, where: str) -> None:
+    layout = _Layout(bag)
+    cut = _cuts(layout)[where]
+    full = _stream_records(bag)
+    got: list[Row] = []
+    with pytest.raises(CorruptRecordingError, match="truncated") as info:
+        _collect(iter_ros1_records(_forward(bag.read_bytes()[:cut]), bag), got)
+    assert info.value.path == str(bag)
+    assert got == full[: len(got)]  # whole messages only, of the chunks before the cut
+    if where in ("index data", "connection in index", "chunk info"):
+        assert len(got) == len(full)
+
+
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_ros1_cut_after_complete_chunks(bag: Path, chunks: int) -> None:
+    """Indexed: the missing index section is damage. Unindexed (being recorded): the end."""
+    layout = _Layout(bag)
+    cut = layout.chunks[chunks][0]  # the next chunk's offset: the chunks before and their index data
+    data = bag.read_bytes()[:cut]
+    complete = _stream_records(bag)[: sum(layout.messages[:chunks])]
+    got: list[Row] = []
+    with pytest.raises(CorruptRecordingError, match="index section") as info:
+        _collect(iter_ros1_records(_forward(data), bag), got)
+    assert info.value.path == str(bag)
+    assert got == complete
+    assert _stream_records(bag, _unindexed(data)) == complete
+
+
+def test_ros1_unindexed_bag_reads_to_eof(bag: Path) -> None:
+    layout = _Layout(bag)
+    data = _unindexed(bag.read_bytes()[: layout.index_pos])
+    with pytest.raises(CorruptRecordingError, match="Bag is not indexed"):
+        Ros1Storage(_write_bytes(bag.with_name("unindexed.bag"), data))
+    assert _stream_records(bag, data) == _stream_records(bag)
+    _, last = layout.chunks[-1]
+    with pytest.raises(CorruptRecordingError, match="truncated"):
+        _stream_records(bag, data[: last.datapos + 100])
+
+
+def test_ros1_unfinished_chunk_with_top_level_records(bag: Path) -> None:
+    """An unfinished uncompressed chunk: an empty chunk record, then its records at the top level."""
+    layout = _Layout(bag)
+    data = bag.read_bytes()
+    last_pos, last = layout.chunks[-1]
+    empty_chunk = _record({"op": b"\x05", "compression": b"none", "size": bytes(4)}, b"")
+    unfinished = data[:last_pos] + empty_chunk + data[last.datapos : last.datapos + last.datasize]
+    assert _stream_records(bag, _unindexed(unfinished)) == _stream_records(bag)
+
+
+def test_ros1_unknown_compression_is_named(bag: Path) -> None:
+    data = bag.read_bytes().replace(b"compression=none", b"compression=zstd")
+    with pytest.raises(CorruptRecordingError, match=r"'zstd'.*not supported") as info:
+        _stream_records(bag, data)
+    assert info.value.path == str(bag)
+
+
+def test_ros1_damaged_lz4_chunk_is_corrupt(tmp_path: Path) -> None:
+    path = _write_bag(tmp_path / "lz4.bag", "lz4", compressed_images=False)
+    _, first = _Layout(path).chunks[0]
+    data = bytearray(path.read_bytes())
+    data[first.datapos : first.datapos + 4] = b"XXXX"  # the lz4 frame magic
+    with pytest.raises(CorruptRecordingError, match="decompress the lz4 chunk") as info:
+        _stream_records(path, bytes(data))
+    assert info.value.path == str(path)
+
+
+def test_ros1_damaged_record_inside_chunk_is_corrupt(bag: Path) -> None:
+    first_pos, first = _Layout(bag).chunks[0]
+    data = bytearray(bag.read_bytes())
+    data[first.datapos : first.datapos + 4] = struct.pack("<I", first.datasize)  # first header too long
+    with pytest.raises(CorruptRecordingError, match=f"parse the chunk at offset {first_pos}"):
+        _stream_records(bag, bytes(data))
+
+
+def test_ros1_message_before_its_connection_is_corrupt(bag: Path) -> None:
+    record = b"op=\x07\x09\x00\x00\x00conn="  # how rosbags starts a connection record header
+    data = bag.read_bytes()
+    assert data.count(record + b"\x00") == 2  # connection 0 in the first chunk and in the index
+    data = data.replace(record + b"\x00", record + b"\x63")  # now connection 99
+    with pytest.raises(CorruptRecordingError, match="connection 0 comes before that connection's record"):
+        _stream_records(bag, data)
+
+
+def test_ros1_record_that_does_not_belong_in_a_chunk(bag: Path) -> None:
+    data = bag.read_bytes().replace(b"\x04\x00\x00\x00op=\x07", b"\x04\x00\x00\x00op=\x06")
+    with pytest.raises(CorruptRecordingError, match="does not belong in a chunk"):
+        _stream_records(bag, data)
+
+
+def test_ros1_not_a_bag(tmp_path: Path) -> None:
+    with pytest.raises(UnknownFormatError, match="not a ROS1 bag"):
+        list(iter_ros1_records(_forward(b"\x89MCAP0\r\n" + bytes(100)), tmp_path / "x.bag"))
+
+
+# MCAP
+
+
+def _mcap_records(path: Path) -> tuple[dict[str, list[Row]], set[tuple[object, ...]]]:
+    """Records per topic and the channels of ``McapStorage``."""
+    storage = McapStorage(path)
+    try:
+        return _by_topic(storage.read(None, None)), {_fields(ch) for ch in storage.channels}
+    finally:
+        storage.close()
+
+
+MCAP_CASES = [
+    pytest.param(None, id="synth"),
+    *(pytest.param(name, id=name, marks=needs_samples) for name in MCAP_SAMPLES),
+]
+
+
+@pytest.fixture
+def synth_mcap(tmp_path: Path) -> Path:
+    path = tmp_path / "synth.mcap"
+    write_recording(path, "mcap", duration_s=1.0, width=64, height=48)
+    return path
+
+
+@pytest.mark.parametrize("name", MCAP_CASES)
+def test_mcap_stream_matches_storage(synth_mcap: Path, name: str | None) -> None:
+    path = synth_mcap if name is None else SAMPLES / name
+    data = path.read_bytes()
+    stream = ForwardOnly(data + b"trailing bytes past the closing magic")
+    channels: dict[int, Channel] = {}
+    got = _by_topic(iter_mcap_records(cast(IO[bytes], stream), path, channels))
+    expected, expected_channels = _mcap_records(path)
+    assert sum(map(len, expected.values())) > 0
+    assert got == expected  # these files are written in log-time order per topic
+    assert {_fields(ch) for ch in channels.values()} == expected_channels
+    assert stream.consumed == len(data)  # stopped at the footer
+
+
+def test_mcap_truncated_stream_is_corrupt(synth_mcap: Path) -> None:
+    data = synth_mcap.read_bytes()
+    for cut in (len(data) // 2, len(data) - 20, 20):
+        with pytest.raises(CorruptRecordingError) as info:
+            list(iter_mcap_records(_forward(data[:cut]), synth_mcap, {}))
+        assert info.value.path == str(synth_mcap)
