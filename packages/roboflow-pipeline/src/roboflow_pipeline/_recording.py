@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -21,19 +22,22 @@ from roboflow_core import (
     MissingTopicError,
     RoboflowConfig,
     RoboflowError,
+    SourceError,
 )
 from roboflow_core.config import Mapping
 from roboflow_dataset.align import AlignmentPlan, TrackSpec, iter_aligned, plan_alignment, scan_stamps
+from roboflow_dataset.align_online import NotOnePass, OnePassAligner
 from roboflow_dataset.extract import ImageExtractor, StampExtractor, VectorExtractor
 from roboflow_dataset.lerobot import ClosedSegment, EpisodeStager, FeatureSpec, StagedEpisode
 from roboflow_dataset.lerobot.staging import MANIFEST, closed_segments
-from roboflow_dataset.sources import Message, Source, open_source
-from roboflow_executor import prefetch
+from roboflow_dataset.sources import Message, Source, StreamedRecording, open_source, open_streamed
+from roboflow_executor import Prefetcher
 from roboflow_storage import display_url, is_remote, recording_bytes
 
 __all__ = ["RecordingPlan", "convert_recording"]
 
 _MS = 1_000_000
+log = logging.getLogger("roboflow.convert")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ def _tolerance_ns(mapping: Mapping, config: RoboflowConfig) -> int:
 class _Extractors:
     """The per-topic decoders of one recording and how their values form features."""
 
-    def __init__(self, source: Source, mappings: Sequence[Mapping]) -> None:
+    def __init__(self, source: Source | StreamedRecording, mappings: Sequence[Mapping]) -> None:
         types = source.topic_types()
         self.path = source.path
         self.by_topic: dict[str, ImageExtractor | StampExtractor | VectorExtractor] = {}
@@ -106,6 +110,11 @@ class _Extractors:
         return numeric, images
 
 
+def _track_spec(mapping: Mapping, config: RoboflowConfig) -> TrackSpec:
+    tolerance = _tolerance_ns(mapping, config)
+    return TrackSpec(mapping.topic, mapping.effective_policy, tolerance, mapping.required)
+
+
 def _track_specs(source: Source, config: RoboflowConfig) -> list[TrackSpec]:
     present = set(source.topic_types())
     specs = []
@@ -119,7 +128,7 @@ def _track_specs(source: Source, config: RoboflowConfig) -> list[TrackSpec]:
                     topic=m.topic,
                 )
             continue
-        specs.append(TrackSpec(m.topic, m.effective_policy, _tolerance_ns(m, config), m.required))
+        specs.append(_track_spec(m, config))
     return specs
 
 
@@ -204,15 +213,24 @@ def convert_recording(
 ) -> StagedEpisode:
     """Convert one recording into a staged episode under ``staging_dir``.
 
+    An unsegmented conversion of a single-file MCAP or ROS1 recording reads it once, in file
+    order, and a remote one while it downloads (:mod:`roboflow_dataset.align_online`); anything
+    that one pass cannot vouch for (messages out of order, a late topic, too much to hold, a
+    damaged file) is converted again with two passes, which have the last word. Other recordings,
+    and segmented or resumed conversions, take two passes: timestamps first, then the chosen
+    messages.
+
     Args:
         path: The recording (file or ROS2 bag directory, or its object-store URL / prefix).
         config: The conversion config.
         staging_dir: Where the staged episode goes (created). On failure it is removed, except
             for the closed segments of a segmented stage (see ``resume``).
         task: The episode's task; defaults to ``config.dataset.task``.
-        on_planned: Called once after pass 1 with the grid (for progress totals).
+        on_planned: Called once with the grid (for progress totals): after pass 1, or at the
+            end of a one-pass conversion.
         on_frames: Called with the number of frames staged since the last call (frames found
-            staged by ``resume`` count as staged in the first call).
+            staged by ``resume`` count as staged in the first call). Negative when a one-pass
+            conversion is discarded for two passes, taking back the frames it reported.
         segment_frames: Stage in segments of this many frames (see :class:`EpisodeStager`);
             ``None`` stages one part.
         on_segment: Called with each closed segment: its files are complete (upload them, then
@@ -230,15 +248,31 @@ def convert_recording(
     recording: str | Path = path if isinstance(path, str) and is_remote(path) else Path(path)
     name = display_url(recording)
     task = task if task is not None else config.dataset.task
-    with open_source(recording) as source:
+    job = _Job(recording, name, config, staging_dir, task, on_planned, on_frames)
+    if segment_frames is None and not resume:
+        staged = _convert_one_pass(job)
+        if staged is not None:
+            return staged
+    return _convert_two_pass(job, segment_frames, on_segment, resume=resume)
+
+
+def _convert_two_pass(
+    job: _Job,
+    segment_frames: int | None,
+    on_segment: Callable[[ClosedSegment], None] | None,
+    *,
+    resume: bool,
+) -> StagedEpisode:
+    """Pass 1 reads every timestamp and plans the grid; pass 2 decodes the chosen messages."""
+    config, name, staging_dir, on_frames = job.config, job.name, job.staging_dir, job.on_frames
+    with open_source(job.recording) as source:
         specs = _track_specs(source, config)
         topics = [s.topic for s in specs]
         scanned, log_times = _logging_times(source.messages(topics), topics)
         stamps = scan_stamps(scanned, topics, time_source=config.alignment.time_source)
         plan = plan_alignment(stamps, specs, config.dataset.fps, path=name)
-        if on_planned is not None:
-            on_planned(RecordingPlan(name, plan, recording_bytes(recording)))
-        fingerprint = _fingerprint(name, plan, config, task)
+        job.planned(plan)
+        fingerprint = _fingerprint(name, plan, config, job.task)
         before = _staged_before(staging_dir, fingerprint, on_segment) if resume else None
         if isinstance(before, StagedEpisode):
             if on_frames is not None:
@@ -247,24 +281,12 @@ def convert_recording(
         extractors = _Extractors(source, [m for m in config.mappings if m.topic in plan.topics])
 
         def new_stager() -> EpisodeStager:
-            return EpisodeStager(
-                staging_dir,
-                fps=config.dataset.fps,
-                features=extractors.features(),
-                cameras=list(extractors.cameras.values()),
-                video=config.video,
-                task=task,
-                source=name,
-                flush_rows=config.flushing.max_frames_per_chunk,
-                segment_frames=segment_frames,
-                on_segment=on_segment,
-                fingerprint=fingerprint,
-            )
+            return job.new_stager(extractors, segment_frames, on_segment, fingerprint)
 
         stage = _Stage(extractors, before, new_stager, on_frames, name)
         start_ns, first = _resume_point(plan, log_times, stage.skip)
         del log_times  # one int per message: not needed while pass 2 runs
-        frames = prefetch(
+        frames = Prefetcher(
             iter_aligned(
                 source.messages(list(plan.topics), start_ns=start_ns),
                 plan,
@@ -273,17 +295,133 @@ def convert_recording(
                 first_positions=first,
             ),
             depth=config.flushing.queue_frames,
-            name=f"decode:{name.rstrip('/').rsplit('/', 1)[-1]}",
+            name=job.thread_name,
         )
         try:
-            for index, values in enumerate(frames, start=stage.skip):
-                stage.add(index, values)
+            with frames:
+                for index, values in enumerate(frames, start=stage.skip):
+                    stage.add(index, values)
             return stage.finish()
         except BaseException as err:
             stage.abort()
-            if isinstance(err, RoboflowError) and "path" not in err.context:
-                raise type(err)(err.reason, path=name, **err.context) from err
-            raise
+            _raise_named(err, name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What both ways of converting one recording share."""
+
+    recording: str | Path
+    name: str
+    config: RoboflowConfig
+    staging_dir: Path
+    task: str
+    on_planned: Callable[[RecordingPlan], None] | None
+    on_frames: Callable[[int], None] | None
+
+    @property
+    def thread_name(self) -> str:
+        return f"decode:{self.name.rstrip('/').rsplit('/', 1)[-1]}"
+
+    def planned(self, plan: AlignmentPlan, nbytes: int | None = None) -> None:
+        if self.on_planned is not None:
+            size = recording_bytes(self.recording) if nbytes is None else nbytes
+            self.on_planned(RecordingPlan(self.name, plan, size))
+
+    def fresh_stage(self, extractors: _Extractors) -> _Stage:
+        """An unsegmented stage from frame 0."""
+        return _Stage(
+            extractors, None, lambda: self.new_stager(extractors, None, None, ""), self.on_frames, self.name
+        )
+
+    def new_stager(
+        self,
+        extractors: _Extractors,
+        segment_frames: int | None,
+        on_segment: Callable[[ClosedSegment], None] | None,
+        fingerprint: str,
+    ) -> EpisodeStager:
+        config = self.config
+        return EpisodeStager(
+            self.staging_dir,
+            fps=config.dataset.fps,
+            features=extractors.features(),
+            cameras=list(extractors.cameras.values()),
+            video=config.video,
+            task=self.task,
+            source=self.name,
+            flush_rows=config.flushing.max_frames_per_chunk,
+            segment_frames=segment_frames,
+            on_segment=on_segment,
+            fingerprint=fingerprint,
+        )
+
+
+def _convert_one_pass(job: _Job) -> StagedEpisode | None:
+    """Convert reading the recording once (overlapping a remote one's download), or ``None`` when
+    it has no such read or the one pass cannot vouch for its frames: two passes then convert it
+    (see :mod:`roboflow_dataset.align_online`).
+
+    Unsegmented conversions only: a segmented stage's fingerprint needs the grid up front.
+    """
+    streamed = open_streamed(job.recording)
+    if streamed is None:
+        return None
+    config = job.config
+    made: list[_Extractors] = []
+
+    def decode(message: Message) -> np.ndarray:
+        if not made:
+            made.append(_Extractors(streamed, [m for m in config.mappings if m.topic in aligner.topics]))
+        return made[0].decode(message)
+
+    aligner = OnePassAligner(
+        [_track_spec(m, config) for m in config.mappings],
+        config.dataset.fps,
+        decode,
+        time_source=config.alignment.time_source,
+        max_held_bytes=config.flushing.max_memory_bytes,
+        path=job.name,
+    )
+    plans: list[AlignmentPlan] = []
+
+    def frames() -> Iterator[dict[str, np.ndarray]]:
+        for message in streamed.messages({m.topic for m in config.mappings}):
+            yield from aligner.add(message)
+        plan, rest = aligner.finish()
+        plans.append(plan)
+        yield from rest
+
+    stage: _Stage | None = None
+    with streamed:
+        try:
+            with Prefetcher(frames(), depth=config.flushing.queue_frames, name=job.thread_name) as ahead:
+                for index, values in enumerate(ahead):
+                    if stage is None:
+                        stage = job.fresh_stage(made[0])
+                    stage.add(index, values)
+            if stage is None:
+                raise NotOnePass("no frame")
+            job.planned(plans[0], streamed.nbytes)
+            return stage.finish()
+        except (NotOnePass, SourceError, DecodeError) as err:
+            if stage is not None:
+                stage.abort()
+                stage.retract()
+            log.info("%s: converting with two passes: %s", job.name, err)
+            streamed.complete()
+            return None
+        except BaseException as err:
+            if stage is not None:
+                stage.abort()
+            _raise_named(err, job.name)
+
+
+def _raise_named(err: BaseException, name: str) -> NoReturn:
+    """Re-raise ``err``, naming the recording when a RoboflowError does not name a path."""
+    if isinstance(err, RoboflowError) and "path" not in err.context:
+        raise type(err)(err.reason, path=name, **err.context) from err
+    raise err
 
 
 class _Stage:
@@ -306,6 +444,7 @@ class _Stage:
         self._name = name
         self.skip = 0 if stager is None else stager.length
         self._batch = self.skip
+        self._reported = 0
 
     def add(self, index: int, values: dict[str, Any]) -> None:
         numeric, images = self._extractors.frame(values)
@@ -329,9 +468,16 @@ class _Stage:
         if self._stager is not None:
             self._stager.abort()
 
+    def retract(self) -> None:
+        """Take back the frames reported (their stage was discarded; they are converted again)."""
+        if self._on_frames is not None and self._reported:
+            self._on_frames(-self._reported)
+        self._reported = 0
+
     def _report(self) -> None:
         if self._on_frames is not None and self._batch:
             self._on_frames(self._batch)
+        self._reported += self._batch
         self._batch = 0
 
     def _check_resumed(self, stager: EpisodeStager) -> None:

@@ -7,5 +7,14 @@ log-time order, whose payloads decode lazily.
 from roboflow_dataset.sources._model import Message, TopicInfo
 from roboflow_dataset.sources._open import open_source
 from roboflow_dataset.sources._source import Source, SourceFormat
+from roboflow_dataset.sources._streamed import StreamedRecording, open_streamed
 
-__all__ = ["Message", "Source", "SourceFormat", "TopicInfo", "open_source"]
+__all__ = [
+    "Message",
+    "Source",
+    "SourceFormat",
+    "StreamedRecording",
+    "TopicInfo",
+    "open_source",
+    "open_streamed",
+]
