@@ -176,9 +176,9 @@ def _bench_format(
     runs = {
         "local": local_run,
         "download": download,
-        "first": first_byte,
         "s3": s3_to_local,
         "s3s3": s3_to_s3,
+        "first": first_byte,
     }
     if local.is_file() and args.batch > 1:
         runs |= {"lbatch": local_batch, "sbatch": s3_batch}
