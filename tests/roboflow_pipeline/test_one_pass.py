@@ -113,7 +113,7 @@ def test_messages_out_of_order_fall_back_to_two_passes_and_take_back_progress(
 
 @pytest.mark.object_store
 @pytest.mark.parametrize("fmt", ONE_PASS_FORMATS)
-def test_one_pass_reads_a_remote_recording_while_it_downloads(
+def test_one_pass_converts_a_remote_recording_as_a_local_one(
     tmp_path: Path, s3_bucket: S3Bucket, fmt: SynthFormat, opened: list[StreamedRecording | None]
 ) -> None:
     rec = write_recording(tmp_path / f"rec{SUFFIX.get(fmt, '')}", fmt, duration_s=1.0, seed=4)

@@ -47,14 +47,21 @@ _STORAGE_SUFFIXES = (".mcap", ".db3")
 _MAGIC_LEN = max(len(m) for m in _BY_MAGIC)
 
 
-def _to_path(path_or_url: str | os.PathLike[str]) -> Path:
+def local_recording(path_or_url: str | os.PathLike[str]) -> Path:
+    """The local file or bag directory of a path or ``file://`` URL (a bag's ``metadata.yaml``
+    gives its directory).
+
+    Raises:
+        SourceError: Another URL scheme.
+    """
     text = os.fspath(path_or_url)
-    if "://" not in text:
-        return Path(text)
-    url = urlparse(text)
-    if url.scheme != "file":
-        raise SourceError(f"unsupported URL scheme {url.scheme!r}", path=display_url(text))
-    return Path(unquote(url.path))
+    path = Path(text)
+    if "://" in text:
+        url = urlparse(text)
+        if url.scheme != "file":
+            raise SourceError(f"unsupported URL scheme {url.scheme!r}", path=display_url(text))
+        path = Path(unquote(url.path))
+    return path.parent if path.name == "metadata.yaml" else path
 
 
 def _open_spooled(path: Path, name: str) -> tuple[SourceFormat, Storage]:
@@ -142,18 +149,29 @@ def _ros2_objects(store: ObjectStorage, prefix: str) -> list[ObjectInfo]:
     return [listed[n] for n in relative]
 
 
-def _open_remote(url: str) -> Source:
+def remote_recording(url: str) -> tuple[ObjectStorage, str, ObjectInfo | None]:
+    """The store of a remote recording, its key (a bag's prefix, without ``metadata.yaml``) and
+    its object's info (``None`` for a bag prefix).
+
+    Raises:
+        SourceError: Neither an object nor a prefix is there.
+    """
     store, key, is_prefix = open_remote(url)
     key = key.strip("/")
     if key.endswith("/metadata.yaml") or key == "metadata.yaml":
         key, is_prefix = key.rpartition("/")[0], True
-    info = None
-    if not is_prefix:
-        try:
-            info = store.head(key)
-        except ObjectNotFoundError:
-            if next(iter(store.list(key)), None) is None:
-                raise SourceError("no such object or prefix", path=store.url_of(key)) from None
+    if is_prefix:
+        return store, key, None
+    try:
+        return store, key, store.head(key)
+    except ObjectNotFoundError:
+        if next(iter(store.list(key)), None) is None:
+            raise SourceError("no such object or prefix", path=store.url_of(key)) from None
+    return store, key, None
+
+
+def _open_remote(url: str) -> Source:
+    store, key, info = remote_recording(url)
     if info is None:
         return Source(store.url_of(key), "ros2", _open_all_remote(store, _ros2_objects(store, key)))
     fmt, storage = _open_object(store, info)
@@ -236,9 +254,7 @@ def open_source(path_or_url: str | os.PathLike[str]) -> Source:
     """
     if is_remote(path_or_url):
         return _open_remote(os.fspath(path_or_url))
-    path = _to_path(path_or_url)
-    if path.name == "metadata.yaml":
-        path = path.parent
+    path = local_recording(path_or_url)
     if not path.exists():
         raise SourceError("no such file or directory", path=str(path))
     try:

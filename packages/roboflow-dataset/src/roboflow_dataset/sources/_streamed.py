@@ -21,11 +21,11 @@ from typing import IO, Self
 from roboflow_core.errors import RoboflowError
 from roboflow_dataset.sources._mcap import MCAP_MAGIC, iter_mcap_records
 from roboflow_dataset.sources._model import Channel, Message
-from roboflow_dataset.sources._open import _ros2_files, _ros2_objects, _to_path
+from roboflow_dataset.sources._open import _ros2_files, _ros2_objects, local_recording, remote_recording
 from roboflow_dataset.sources._ros1 import ROS1_MAGIC
 from roboflow_dataset.sources._ros1_stream import iter_ros1_records
 from roboflow_dataset.sources._storage import Record, guarded
-from roboflow_storage import GrowingCopy, ObjectNotFoundError, is_remote, open_remote, recording_bytes
+from roboflow_storage import GrowingCopy, is_remote, recording_bytes
 
 __all__ = ["StreamedRecording", "open_streamed"]
 
@@ -119,9 +119,7 @@ def _sniff(open_stream: Callable[[], IO[bytes]]) -> bool | None:
 
 
 def _open_local(path_or_url: str | os.PathLike[str]) -> StreamedRecording | None:
-    path = _to_path(path_or_url)
-    if path.name == "metadata.yaml":
-        path = path.parent
+    path = local_recording(path_or_url)
     file = path
     if path.is_dir():
         files = _ros2_files(path)
@@ -143,17 +141,8 @@ def _open_local(path_or_url: str | os.PathLike[str]) -> StreamedRecording | None
 
 
 def _open_remote(url: str) -> StreamedRecording | None:
-    store, key, is_prefix = open_remote(url)
-    key = key.strip("/")
-    if key.endswith("/metadata.yaml") or key == "metadata.yaml":
-        key, is_prefix = key.rpartition("/")[0], True
-    if is_prefix:
-        objects = _ros2_objects(store, key)
-    else:
-        try:
-            objects = [store.head(key)]
-        except ObjectNotFoundError:
-            objects = _ros2_objects(store, key)
+    store, key, found = remote_recording(url)
+    objects = [found] if found is not None else _ros2_objects(store, key)
     if len(objects) != 1 or not store.fits_local_copy(objects[0].size):
         return None
     info = objects[0]
