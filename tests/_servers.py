@@ -8,7 +8,8 @@ A pytest plugin module: a ``conftest.py`` imports the fixtures it needs from her
   answer some requests with an error status or drop the connection, for retry tests.
 * :class:`EtcdServer`: a single-member etcd (Debian ``etcd-server``) on free loopback ports that
   can be killed and started again on the same ports and data; :func:`etcd_server` (session) runs
-  one and :func:`etcd_clean` empties it before a test.
+  one and :func:`etcd_clean` empties it before a test. :func:`etcd_secure_server` (session) runs
+  one with TLS (certificates from :mod:`tests._tls`, client certificates required) and auth.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +34,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import pytest
+from tests._tls import Pki
 
 Fault = int | Literal["drop"]
 """An HTTP status to answer with, or ``"drop"`` to close the connection without an answer."""
@@ -254,12 +257,17 @@ class EtcdServer:
         binary: The ``etcd`` executable.
     """
 
-    def __init__(self, data_dir: Path, binary: str = "etcd") -> None:
+    def __init__(
+        self, data_dir: Path, binary: str = "etcd", *, pki: Pki | None = None, auth_token_ttl_s: int = 300
+    ) -> None:
         self.data_dir = data_dir
         self.binary = binary
+        self.pki = pki
+        self.auth_token_ttl_s = auth_token_ttl_s
         self.client_port = free_port()
         self.peer_port = free_port()
         self.log_path = data_dir.with_name(data_dir.name + ".log")
+        self.root_password: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -276,7 +284,7 @@ class EtcdServer:
         """Start etcd (again: same ports, same data) and wait until it reports healthy."""
         if self._process is not None and self._process.poll() is None:
             return
-        client = f"http://{self.endpoint}"
+        client = f"{self._scheme}://{self.endpoint}"
         peer = f"http://127.0.0.1:{self.peer_port}"
         command = [
             self.binary,
@@ -287,9 +295,17 @@ class EtcdServer:
             f"--listen-peer-urls={peer}",
             f"--initial-advertise-peer-urls={peer}",
             f"--initial-cluster=test={peer}",
+            f"--auth-token-ttl={self.auth_token_ttl_s}",
             "--logger=zap",
             "--log-level=error",
         ]
+        if self.pki is not None:
+            command += [
+                f"--cert-file={self.pki.server_cert}",
+                f"--key-file={self.pki.server_key}",
+                f"--trusted-ca-file={self.pki.ca}",
+                "--client-cert-auth",
+            ]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
@@ -300,12 +316,46 @@ class EtcdServer:
                 raise RuntimeError(f"etcd did not become healthy on {self.endpoint}:\n{tail}")
             time.sleep(0.05)
 
+    @property
+    def _scheme(self) -> str:
+        return "http" if self.pki is None else "https"
+
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as answer:
-                return bool(json.loads(answer.read()).get("health") == "true")
+            return bool(self._gateway("/health", None).get("health") == "true")
         except (OSError, ValueError):
             return False
+
+    def _gateway(
+        self, path: str, body: dict[str, object] | None, token: str | None = None
+    ) -> dict[str, object]:
+        """Call etcd's HTTP API (JSON gateway) at ``path``; the decoded answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self._scheme}://{self.endpoint}{path}", data=data)
+        if token is not None:
+            request.add_header("Authorization", token)
+        context = None if self.pki is None else self.pki.client_context()
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=context) as answer:
+                found: dict[str, object] = json.loads(answer.read())
+        except urllib.error.HTTPError as err:
+            raise RuntimeError(f"etcd {path}: HTTP {err.code}: {err.read()[:500]!r}") from err
+        return found
+
+    def enable_auth(self, root_password: str, user: str, password: str) -> None:
+        """Turn on etcd auth: a ``root`` user, and ``user`` with read-write access to every key."""
+        every_key = {"key": "AA==", "range_end": "AA=="}  # "\0".."\0"
+        for path, body in (
+            ("/v3/auth/user/add", {"name": "root", "password": root_password}),
+            ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
+            ("/v3/auth/role/add", {"name": "roboflow"}),
+            ("/v3/auth/role/grant", {"name": "roboflow", "perm": {"permType": "READWRITE", **every_key}}),
+            ("/v3/auth/user/add", {"name": user, "password": password}),
+            ("/v3/auth/user/grant", {"user": user, "role": "roboflow"}),
+            ("/v3/auth/enable", {}),
+        ):
+            self._gateway(path, body)
+        self.root_password = root_password
 
     def kill(self) -> None:
         """SIGKILL the server (no clean shutdown) and reap it."""
@@ -327,11 +377,12 @@ class EtcdServer:
         self._process = None
 
     def wipe(self) -> None:
-        """Delete every key (through etcd's JSON gateway)."""
-        body = json.dumps({"key": "AA==", "range_end": "AA=="}).encode()  # "\0".."\0": all keys
-        url = f"http://{self.endpoint}/v3/kv/deleterange"
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=10):
-            pass
+        """Delete every key (through etcd's JSON gateway, as ``root`` once auth is on)."""
+        token = None
+        if self.root_password is not None:
+            answer = self._gateway("/v3/auth/authenticate", {"name": "root", "password": self.root_password})
+            token = str(answer["token"])
+        self._gateway("/v3/kv/deleterange", {"key": "AA==", "range_end": "AA=="}, token)  # every key
 
 
 def etcd_binary() -> str | None:
@@ -350,6 +401,39 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer
         pytest.skip("etcd is not installed: `make test` installs it (apt-get install etcd-server)")
     server = EtcdServer(tmp_path_factory.mktemp("etcd") / "data", binary)
     server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+ETCD_TEST_USER = "roboflow"
+ETCD_TEST_PASSWORD = "etcd-test-password-never-shown"
+
+
+def start_secure_etcd(directory: Path, binary: str, *, auth_token_ttl_s: int = 300) -> EtcdServer:
+    """An etcd with TLS (client certificates required) and auth on (:data:`ETCD_TEST_USER`)."""
+    from tests._tls import make_pki
+
+    server = EtcdServer(
+        directory / "data", binary, pki=make_pki(directory / "pki"), auth_token_ttl_s=auth_token_ttl_s
+    )
+    server.start()
+    try:
+        server.enable_auth("root-" + ETCD_TEST_PASSWORD, ETCD_TEST_USER, ETCD_TEST_PASSWORD)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def etcd_secure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """An etcd server with TLS and auth on 127.0.0.1 for the session (see :func:`start_secure_etcd`)."""
+    binary = etcd_binary()
+    if binary is None:
+        pytest.skip("etcd is not installed: `make test` installs it (apt-get install etcd-server)")
+    server = start_secure_etcd(tmp_path_factory.mktemp("etcd-secure"), binary)
     try:
         yield server
     finally:

@@ -9,11 +9,26 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from tests._servers import EtcdServer, etcd_clean, etcd_server
+from tests._servers import (
+    ETCD_TEST_PASSWORD,
+    ETCD_TEST_USER,
+    EtcdServer,
+    etcd_clean,
+    etcd_secure_server,
+    etcd_server,
+)
 
-from roboflow_distributed.store import Compare, Entry, EtcdStore, SqliteStore, Store
+from roboflow_distributed.store import Compare, Entry, EtcdStore, SqliteStore, Store, open_store
 
-__all__ = ["TIKV_ENV", "PrefixedStore", "etcd_clean", "etcd_server", "store"]
+__all__ = [
+    "TIKV_ENV",
+    "PrefixedStore",
+    "etcd_clean",
+    "etcd_secure_server",
+    "etcd_server",
+    "secure_etcd_env",
+    "store",
+]
 
 TIKV_ENV = "ROBOFLOW_TEST_TIKV_PD"
 TIKV_SKIP = f"set {TIKV_ENV}=host:port to run the TiKV conformance suite"
@@ -70,17 +85,44 @@ class PrefixedStore:
         return Entry(entry.key.removeprefix(self.prefix), entry.value, entry.version)
 
 
+def secure_etcd_env(server: EtcdServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the ``ROBOFLOW_ETCD_*`` variables at ``server``'s client certificate and test user."""
+    assert server.pki is not None
+    for name, value in {
+        "ROBOFLOW_ETCD_CA_PATH": server.pki.ca,
+        "ROBOFLOW_ETCD_CERT_PATH": server.pki.client_cert,
+        "ROBOFLOW_ETCD_KEY_PATH": server.pki.client_key,
+        "ROBOFLOW_ETCD_USER": ETCD_TEST_USER,
+        "ROBOFLOW_ETCD_PASSWORD": ETCD_TEST_PASSWORD,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+
+
 @pytest.fixture(
-    params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd), "tikv"],
+    params=[
+        "sqlite",
+        pytest.param("etcd", marks=pytest.mark.etcd),
+        pytest.param("etcd-tls-auth", marks=pytest.mark.etcd),
+        "tikv",
+    ],
 )
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """An empty store of each backend; closed after the test."""
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """An empty store of each backend; closed after the test.
+
+    ``etcd-tls-auth`` is etcd with TLS, client certificates and password auth, opened by
+    ``open_store`` from the ``ROBOFLOW_ETCD_*`` variables (which child processes inherit).
+    """
     opened: Store
     if request.param == "sqlite":
         opened = SqliteStore(tmp_path / "state.db")
     elif request.param == "etcd":
         server: EtcdServer = request.getfixturevalue("etcd_clean")
         opened = EtcdStore(server.endpoint, timeout_s=5)
+    elif request.param == "etcd-tls-auth":
+        server = request.getfixturevalue("etcd_secure_server")
+        server.wipe()
+        secure_etcd_env(server, monkeypatch)
+        opened = open_store(server.url)
     else:
         endpoints = os.environ.get(TIKV_ENV, "").strip()
         if not endpoints:

@@ -444,7 +444,8 @@ def test_open_tikv_from_env_and_url(no_store_env: Path, monkeypatch: pytest.Monk
     opened: list[str] = []
 
     class FakeTikv:
-        def __init__(self, endpoints: str) -> None:
+        def __init__(self, endpoints: str, *, tls: object) -> None:
+            assert tls is None
             opened.append(endpoints)
 
     monkeypatch.setattr("roboflow_distributed.store._tikv.TikvStore", FakeTikv)

@@ -9,6 +9,12 @@ and the next call opens a fresh one on the next endpoint, so a store object keep
 etcd restarts or fails over. A transaction is not retried by the store (it may have been applied
 before the connection broke); reads try each endpoint once. etcd limits a transaction to 128
 operations unless the server sets ``--max-txn-ops``.
+
+Security (:mod:`roboflow_distributed.store._security`): with :class:`TlsFiles` the channel is TLS
+(the server checked against the CA, the client certificate shown when given); with
+:class:`Credentials` the client authenticates with user and password and sends the token etcd
+hands out on every call. A token that etcd no longer accepts (it expired) is renewed by
+connecting again, and the call is made once more: etcd rejects such a call before applying it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aetcd
+import grpc
 from aetcd import rpc
 
 from roboflow_core import CoordinationError
@@ -32,6 +39,7 @@ from roboflow_distributed.store._base import (
     prefix_end,
 )
 from roboflow_distributed.store._loop import LoopThread
+from roboflow_distributed.store._security import Credentials, TlsFiles
 
 __all__ = ["EtcdStore"]
 
@@ -56,17 +64,28 @@ class EtcdStore:
         endpoints: ``host:port`` of the cluster's client URLs, comma-separated or as a list
             (port 2379 when left out).
         timeout_s: Timeout of every call.
+        tls: Connect with TLS using these files (``None``: plaintext).
+        credentials: Authenticate as this etcd user (``None``: no auth).
 
-    Creating the store does not connect; the first call does.
+    Creating the store reads the TLS files but does not connect; the first call does.
 
     Raises:
-        CoordinationError: The endpoints are malformed.
+        CoordinationError: The endpoints are malformed, or a TLS file cannot be read.
     """
 
-    def __init__(self, endpoints: str | Iterable[str], *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        endpoints: str | Iterable[str],
+        *,
+        timeout_s: float = 10.0,
+        tls: TlsFiles | None = None,
+        credentials: Credentials | None = None,
+    ) -> None:
         self._endpoints = parse_endpoints(endpoints)
         self.url = "etcd://" + ",".join(_netloc(host, port) for host, port in self._endpoints)
         self.timeout_s = timeout_s
+        self._channel_credentials = None if tls is None else grpc.ssl_channel_credentials(*tls.read())
+        self._credentials = credentials
         self._next = 0
         # touched only on the loop's thread:
         self._client: Any = None
@@ -146,20 +165,26 @@ class EtcdStore:
         attempts = len(self._endpoints) if idempotent else 1
 
         async def attempt() -> T:
-            for remaining in range(attempts - 1, -1, -1):
-                client = await self._connected()
+            remaining, renew_token = attempts, self._credentials is not None
+            while True:
+                client = None
                 try:
+                    client = await self._connected()  # authenticates: may fail too
                     return await op(client)
                 except (aetcd.ClientError, rpc.AioRpcError) as err:
+                    if client is not None and renew_token and _is_stale_token(err):
+                        renew_token = False  # rejected before being applied: renew the token, retry
+                        self._retire(client, next_endpoint=False)
+                        continue
                     if not _is_connection_error(err):
                         raise
                     self._retire(client)
+                    remaining -= 1
                     if not remaining:
                         raise
-            raise AssertionError("unreachable")
 
         try:
-            return self._loop.run(attempt(), timeout_s=self.timeout_s * attempts + 1.0)
+            return self._loop.run(attempt(), timeout_s=self.timeout_s * (attempts + 1) + 1.0)
         except RuntimeError as err:
             raise CoordinationError(str(err), url=self.url) from err
         except TimeoutError as err:
@@ -177,19 +202,33 @@ class EtcdStore:
     async def _connected(self) -> Any:
         if self._client is None:
             host, port = self._endpoints[self._next % len(self._endpoints)]
-            client = aetcd.Client(
-                host=host, port=port, timeout=self.timeout_s, options=dict(_CHANNEL_OPTIONS)
+            client = _Client(
+                _netloc(host, port),
+                timeout=self.timeout_s,
+                channel_credentials=self._channel_credentials,
+                credentials=self._credentials,
             )
-            await client.connect()
+            try:
+                await client.connect()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await client.close()
+                raise
             self._client = client
         return self._client
 
-    def _retire(self, client: Any) -> None:
-        """Stop using ``client`` (its server is gone): the next call opens a fresh channel."""
+    def _retire(self, client: Any, *, next_endpoint: bool = True) -> None:
+        """Stop using ``client`` (its server is gone, or its token): the next call opens a fresh channel.
+
+        ``None``: connecting failed; the next call tries the next endpoint.
+        """
+        if client is None:
+            self._next += 1
+            return
         if self._client is not client:
             return
         self._client = None
-        self._next += 1
+        self._next += next_endpoint
         self._retired.add(client)
         task = asyncio.get_running_loop().create_task(self._close_retired(client))
         self._tasks.add(task)
@@ -236,6 +275,42 @@ class EtcdStore:
             start = bytes(response.kvs[-1].key) + b"\0"
 
 
+class _Client(aetcd.Client):  # type: ignore[misc]
+    """aetcd's client on a channel of our choosing: TLS when given credentials.
+
+    aetcd opens only plaintext channels; the store calls only ``get``, ``transaction`` and the
+    KV stub, so ``connect`` sets up just the channel, the token and the KV stub.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float,
+        channel_credentials: grpc.ChannelCredentials | None,
+        credentials: Credentials | None,
+    ) -> None:
+        super().__init__(timeout=timeout, options=dict(_CHANNEL_OPTIONS))
+        self._target = target
+        self._channel_credentials = channel_credentials
+        self._login = credentials
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        options = list(self._options.items())
+        if self._channel_credentials is None:
+            self.channel = rpc.insecure_channel(self._target, options=options)
+        else:
+            self.channel = rpc.secure_channel(self._target, self._channel_credentials, options=options)
+        if self._login is not None:
+            request = rpc.AuthenticateRequest(name=self._login.user, password=self._login.password)
+            answer = await rpc.AuthStub(self.channel).Authenticate(request, timeout=self._timeout)
+            self.metadata = (("token", answer.token),)
+        self.kvstub = rpc.KVStub(self.channel)
+        self._connected.set()
+
+
 def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -245,6 +320,16 @@ def _is_connection_error(err: BaseException) -> bool:
     if isinstance(err, aetcd.ConnectionFailedError | aetcd.ConnectionTimeoutError):
         return True
     return isinstance(err, rpc.AioRpcError) and err.code() in _CONNECTION_CODES
+
+
+def _is_stale_token(err: BaseException) -> bool:
+    """Whether etcd refused ``err``'s call because its auth token expired or is unknown."""
+    cause = err if isinstance(err, rpc.AioRpcError) else err.__cause__
+    return (
+        isinstance(cause, rpc.AioRpcError)
+        and cause.code() == rpc.StatusCode.UNAUTHENTICATED
+        and "invalid auth token" in (cause.details() or "")
+    )
 
 
 def _describe(err: BaseException) -> str:

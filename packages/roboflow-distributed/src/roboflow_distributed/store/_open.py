@@ -7,6 +7,7 @@ from pathlib import Path
 
 from roboflow_core import CoordinationError
 from roboflow_distributed.store._base import Store
+from roboflow_distributed.store._security import parse_store_query
 
 __all__ = ["DEFAULT_STORE_URL", "SCHEMES", "default_store_url", "open_store"]
 
@@ -40,6 +41,11 @@ def open_store(url: str | None = None) -> Store:
     ``tikv://pd1:2379[,pd2:2379]``         :class:`TikvStore` through the PD endpoints
     =====================================  =====================================================
 
+    ``etcd://`` and ``tikv://`` URLs take TLS options (``?ca=PATH&cert=PATH&key=PATH``), and
+    ``etcd://`` a user (``user=NAME``, password in ``ROBOFLOW_ETCD_PASSWORD``); the environment
+    gives what the URL leaves out (``ROBOFLOW_ETCD_*``, ``TIKV_CA_PATH``, ...): see
+    :mod:`roboflow_distributed.store._security`.
+
     The scheme is case-insensitive. Without a URL: ``$ROBOFLOW_STORE``, else TiKV at
     ``$TIKV_PD_ENDPOINTS``, else the embedded default :data:`DEFAULT_STORE_URL`
     (``sqlite:///<working directory>/.roboflow/state.db``).
@@ -68,13 +74,15 @@ def open_store(url: str | None = None) -> Store:
         if not rest or rest == "/":
             raise CoordinationError("a sqlite:// URL needs a file path, e.g. sqlite:///abs/state.db")
         return SqliteStore(rest)
+    endpoints, _, query = rest.partition("?")
+    options = parse_store_query(scheme, query)
     if scheme == "etcd":
         from roboflow_distributed.store._etcd import EtcdStore
 
-        return EtcdStore(rest)
+        return EtcdStore(endpoints, tls=options.tls, credentials=options.credentials)
     from roboflow_distributed.store._tikv import TikvStore
 
-    return TikvStore(rest)
+    return TikvStore(endpoints, tls=options.tls)
 
 
 def _url_from_env() -> str:

@@ -16,6 +16,12 @@ moment after the last TiKV call before finalization goes on.
 
 Environment: ``TIKV_CONNECTION_TIMEOUT_SECS`` (default 10) and ``TIKV_OPERATION_TIMEOUT_SECS``
 (default 30) when the timeouts are not given.
+
+TLS (``TIKV_CA_PATH``, ``TIKV_CERT_PATH``, ``TIKV_KEY_PATH``, as the original reads them, or the
+URL's ``ca``/``cert``/``key``): the Rust client supports it, but the Python binding
+(``tikv-client`` 0.0.4, ``TransactionClient.connect(pd_endpoints, timeout)``) has no way to pass the
+files on. So a store given TLS files checks that they can be read and then refuses to connect,
+rather than talk to the cluster in plaintext while the operator believes it is encrypted.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from roboflow_distributed.store._base import (
     prefix_end,
 )
 from roboflow_distributed.store._loop import LoopThread
+from roboflow_distributed.store._security import TlsFiles
 
 __all__ = ["TikvStore", "decode_value", "encode_value"]
 
@@ -98,9 +105,10 @@ class TikvStore:
         pd_endpoints: ``host:port`` of the PD servers, comma-separated or as a list.
         connect_timeout_s: Timeout of connecting (default: ``TIKV_CONNECTION_TIMEOUT_SECS`` or 10).
         timeout_s: Timeout of every call (default: ``TIKV_OPERATION_TIMEOUT_SECS`` or 30).
+        tls: TLS files; refused (see the module docstring): the binding cannot use them.
 
     Raises:
-        CoordinationError: The endpoints are malformed or PD cannot be reached.
+        CoordinationError: The endpoints are malformed, PD cannot be reached, or TLS was asked for.
     """
 
     def __init__(
@@ -109,9 +117,19 @@ class TikvStore:
         *,
         connect_timeout_s: float | None = None,
         timeout_s: float | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._endpoints = [f"{h}:{p}" for h, p in parse_endpoints(pd_endpoints)]
         self.url = "tikv://" + ",".join(self._endpoints)
+        if tls is not None:
+            tls.read()  # a missing file is named first
+            raise CoordinationError(
+                "TLS to TiKV (TIKV_CA_PATH, TIKV_CERT_PATH, TIKV_KEY_PATH) cannot be used: the Python "
+                "tikv-client binding passes no certificates to its client; refusing to connect in "
+                "plaintext. Use the etcd store with TLS, or reach TiKV over a trusted network "
+                "without these variables",
+                url=self.url,
+            )
         self.connect_timeout_s = connect_timeout_s or _env_seconds("TIKV_CONNECTION_TIMEOUT_SECS", 10.0)
         self.timeout_s = timeout_s or _env_seconds("TIKV_OPERATION_TIMEOUT_SECS", 30.0)
         _register_exit_hook()
