@@ -107,3 +107,56 @@ def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
     bad.write_text("[dataset\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_camera_key_names_the_video_directory_which_is_the_feature() -> None:
+    named = 'mapping_type = "image"\ncamera_key = "observation.images.cam"'
+    same = loads_config(BASE.replace('mapping_type = "image"', named))
+    assert same.mappings[0].camera_key == same.mappings[0].feature
+    with pytest.raises(ConfigError) as err:
+        loads_config(BASE.replace('mapping_type = "image"', 'mapping_type = "image"\ncamera_key = "left"'))
+    assert err.value.context["key"] == "mappings[0].camera_key"
+    assert "video directory" in str(err.value) and "observation.images.left" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        loads_config(BASE + 'camera_key = "observation.state"\n')
+    assert err.value.context["key"] == "mappings[1].camera_key"
+
+
+def test_env_type_is_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError) as err:
+        loads_config(BASE.replace("fps = 30", 'fps = 30\nenv_type = "table_top"'))
+    assert err.value.context["key"] == "dataset.env_type"
+    assert "no field" in str(err.value)
+
+
+def test_streaming_and_flushing_keys_are_honoured_or_refused() -> None:
+    stated = loads_config(
+        BASE
+        + "[flushing]\nincremental_video_encoding = true\n"
+        + "[streaming]\nenabled = true\nuse_coordinator = true\nupload_part_size = 16777216\n"
+        + "finalize_metadata_in_coordinator = true\n"
+    )
+    assert stated.streaming.enabled is True and stated.flushing.incremental_video_encoding
+    refused = {
+        "[flushing]\nincremental_video_encoding = false\n": "flushing.incremental_video_encoding",
+        "[streaming]\nenabled = false\n": "streaming.enabled",
+        "[streaming]\nuse_coordinator = false\n": "streaming.use_coordinator",
+        "[streaming]\nupload_part_size = 33554432\n": "streaming.upload_part_size",
+        "[streaming]\nring_buffer_size = 128\n": "streaming.ring_buffer_size",
+        "[streaming]\nbuffer_timeout_secs = 5\n": "streaming.buffer_timeout_secs",
+        "[streaming]\nfinalize_metadata_in_coordinator = false\n": (
+            "streaming.finalize_metadata_in_coordinator"
+        ),
+    }
+    for extra, key in refused.items():
+        with pytest.raises(ConfigError) as err:
+            loads_config(BASE + extra)
+        assert err.value.context["key"] == key, extra
+        assert "cannot be honoured" in str(err.value) or "not supported" in str(err.value)
+
+
+def test_upload_part_size_is_the_storage_part_size() -> None:
+    from roboflow_core.config import UPLOAD_PART_SIZE
+    from roboflow_storage import Storage
+
+    assert Storage.from_url("memory://parts").part_size == UPLOAD_PART_SIZE

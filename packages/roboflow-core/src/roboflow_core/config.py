@@ -1,8 +1,11 @@
 """Conversion config: TOML files parsed into msgspec Structs, validated, content-hashed.
 
 The original's files keep working: ``[[mappings]]`` with ``mapping_type`` (or its alias ``type``),
-the older ``[[mapping]]`` form with ``name``/``encoding``, and the ``[streaming]`` table.
-Unknown keys are errors that name the key path.
+the older ``[[mapping]]`` form with ``name``/``encoding``, ``annotation_file``, and the ``[streaming]``
+table and ``[flushing] incremental_video_encoding`` where they state what roboflow does. No key is
+accepted and ignored: a value roboflow cannot honour (``[streaming] enabled = false``,
+``incremental_video_encoding = false``, a ``camera_key`` other than the feature, ``env_type``) is an
+error that names the key and says why. Unknown keys are errors that name the key path.
 """
 
 from __future__ import annotations
@@ -59,7 +62,6 @@ class DatasetConfig(_Struct, frozen=True):
     name: str
     fps: int
     robot_type: str | None = None
-    env_type: str | None = None
     task: str = ""
 
 
@@ -73,7 +75,7 @@ class Mapping(_Struct, frozen=True):
     topic: str
     feature: str
     mapping_type: MappingType = MappingType.STATE
-    camera_key: str | None = None
+    camera_key: str | None = None  # the camera's video directory, as in the original: must be the feature
     fields: tuple[str, ...] | None = None
     names: tuple[str, ...] | None = None
     policy: Policy | None = None
@@ -152,7 +154,11 @@ class AlignmentConfig(_Struct, frozen=True):
 
 
 class FlushingConfig(_Struct, frozen=True):
-    """``[flushing]``: memory bounds of a conversion."""
+    """``[flushing]``: memory bounds of a conversion.
+
+    ``incremental_video_encoding`` (the original's key) may only be ``true``: video is always
+    encoded while frames are read.
+    """
 
     max_frames_per_chunk: int = 1000
     max_memory_bytes: int = 2 * 1024**3
@@ -160,15 +166,23 @@ class FlushingConfig(_Struct, frozen=True):
     queue_frames: int = 32
 
 
-class StreamingConfig(_Struct, frozen=True):
-    """``[streaming]``: accepted for compatibility with the original's files."""
+UPLOAD_PART_SIZE = 16 * 1024**2  # the multipart part size of every upload (roboflow_storage's default)
 
-    enabled: bool = True
-    use_coordinator: bool = False
-    ring_buffer_size: int = 128
-    upload_part_size: int = 16 * 1024**2
-    buffer_timeout_secs: float = 5.0
-    finalize_metadata_in_coordinator: bool = False
+
+class StreamingConfig(_Struct, frozen=True):
+    """``[streaming]``: the Rust original's S3 streaming-encoder settings, for its files.
+
+    Roboflow always does what these keys asked for, its own way; a key is accepted when its value
+    says what roboflow does (see :data:`_STREAMING_DOES`), and anything else is a
+    :class:`ConfigError` naming the key. ``None``: not given.
+    """
+
+    enabled: bool | None = None
+    use_coordinator: bool | None = None
+    ring_buffer_size: int | None = None
+    upload_part_size: int | None = None
+    buffer_timeout_secs: float | None = None
+    finalize_metadata_in_coordinator: bool | None = None
 
 
 class RoboflowConfig(_Struct, frozen=True):
@@ -180,7 +194,7 @@ class RoboflowConfig(_Struct, frozen=True):
     alignment: AlignmentConfig = AlignmentConfig()
     flushing: FlushingConfig = FlushingConfig()
     streaming: StreamingConfig = StreamingConfig()
-    annotation_file: str | None = None
+    annotation_file: str | None = None  # skill marks, one episode each (roboflow_core.annotation)
 
     def content_hash(self) -> str:
         """SHA-256 of the canonical encoding: equal configs hash equally, whatever the file's layout."""
@@ -202,6 +216,13 @@ def _key_path(message: str) -> str | None:
 def _upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
     """Accept the original's older spellings: ``[[mapping]]`` and ``type``."""
     raw = dict(raw)
+    dataset = raw.get("dataset")
+    if isinstance(dataset, dict) and "env_type" in dataset:
+        raise ConfigError(
+            "env_type is not supported: a LeRobot dataset has no field for it (lerobot's env.type "
+            "picks a simulator at evaluation time, not something a dataset records); remove it",
+            key="dataset.env_type",
+        )
     legacy = raw.pop("mapping", None)
     if legacy is not None:
         if "mappings" in raw:
@@ -249,6 +270,7 @@ def _validate(config: RoboflowConfig) -> None:
             raise ConfigError("audio mappings are not supported yet", key=f"{where}.mapping_type")
         if mapping.tolerance_ms is not None and mapping.tolerance_ms <= 0:
             raise ConfigError("tolerance_ms must be > 0", key=f"{where}.tolerance_ms")
+    _validate_camera_keys(config.mappings)
     images = [m.feature for m in config.mappings if m.is_image]
     if len(images) != len(set(images)):
         raise ConfigError("two image mappings write the same feature", key="mappings.feature")
@@ -259,10 +281,63 @@ def _validate(config: RoboflowConfig) -> None:
                 key=f"mappings[{i}].feature",
             )
     _validate_video(config.video)
+    _validate_streaming(config.streaming)
+    if not config.flushing.incremental_video_encoding:
+        raise ConfigError(
+            "incremental_video_encoding = false is not supported: video is always encoded while the "
+            "frames are read (memory stays bounded); remove the key",
+            key="flushing.incremental_video_encoding",
+        )
     if config.flushing.queue_frames < 1:
         raise ConfigError("queue_frames must be >= 1", key="flushing.queue_frames")
     if config.alignment.tolerance_ms is not None and config.alignment.tolerance_ms <= 0:
         raise ConfigError("tolerance_ms must be > 0", key="alignment.tolerance_ms")
+
+
+def _validate_camera_keys(mappings: tuple[Mapping, ...]) -> None:
+    """``camera_key`` names a camera's video directory (the original's meaning). LeRobot finds a
+    camera's videos in the directory named after its feature key, so that is the only name it can
+    have."""
+    for i, mapping in enumerate(mappings):
+        if mapping.camera_key is None:
+            continue
+        key = f"mappings[{i}].camera_key"
+        if not mapping.is_image:
+            raise ConfigError("camera_key applies to image mappings only", key=key)
+        if mapping.camera_key != mapping.feature:
+            raise ConfigError(
+                f"camera_key {mapping.camera_key!r} would name the camera's video directory, but LeRobot "
+                f"reads a camera's videos from the directory of its feature key ({mapping.feature!r}); "
+                f"to name the camera {mapping.camera_key!r}, set feature = "
+                f"'observation.images.{mapping.camera_key}' and drop camera_key",
+                key=key,
+            )
+
+
+# [streaming] key -> (the value that says what roboflow does, what roboflow does)
+_STREAMING_DOES: dict[str, tuple[object, str]] = {
+    "enabled": (True, "frames are always encoded as they are read and uploads are streamed"),
+    "use_coordinator": (True, "cameras are always encoded in parallel, one encoder thread each"),
+    "finalize_metadata_in_coordinator": (
+        True,
+        "dataset metadata is always written once, by the merge (the finalizer in distributed mode)",
+    ),
+    "upload_part_size": (UPLOAD_PART_SIZE, f"uploads always use {UPLOAD_PART_SIZE} byte parts"),
+    "ring_buffer_size": (
+        None,
+        "each camera encoder has its own small bounded queue; [flushing] queue_frames bounds decoded frames",
+    ),
+    "buffer_timeout_secs": (None, "frames wait on bounded queues (back-pressure), without a timeout"),
+}
+
+
+def _validate_streaming(streaming: StreamingConfig) -> None:
+    for name, (does, why) in _STREAMING_DOES.items():
+        value = getattr(streaming, name)
+        if value is None or value == does:
+            continue
+        fix = "remove it" if does is None else f"remove it or set {name} = {str(does).lower()}"
+        raise ConfigError(f"{name} = {value!r} cannot be honoured: {why}; {fix}", key=f"streaming.{name}")
 
 
 def _validate_video(video: VideoConfig) -> None:

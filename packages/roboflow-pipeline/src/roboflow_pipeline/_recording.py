@@ -70,7 +70,7 @@ class _Extractors:
         for m in self.mappings.values():
             if m.is_image:
                 self.by_topic[m.topic] = ImageExtractor(m.topic, types[m.topic])
-                self.cameras[m.topic] = m.camera_key or m.feature
+                self.cameras[m.topic] = m.feature
                 continue
             if m.mapping_type is MappingType.TIMESTAMP:
                 self.by_topic[m.topic] = StampExtractor(m.topic)
