@@ -12,6 +12,7 @@ import click
 
 from roboflow_cli.distributed import register
 from roboflow_core import ConfigError, RoboflowError, load_config
+from roboflow_core.annotation import read_annotation
 
 __all__ = ["cli"]
 
@@ -134,7 +135,7 @@ def convert(
     tasks_file: str | None,
     progress: bool | None,
 ) -> None:
-    """Convert recordings into one LeRobot dataset, one episode per recording.
+    """Convert recordings into one LeRobot dataset: an episode per recording (per mark of annotation_file).
 
     INPUTS are .bag/.mcap files, ROS2 bag directories or globs (quote them: 'data/*.mcap'), locally
     or at s3:// / oss:// URLs (globs match object listings). --output may be a URL too.
@@ -146,6 +147,9 @@ def convert(
 
     try:
         config = load_config(config_path)
+        annotation = None
+        if config.annotation_file is not None:
+            _, annotation = read_annotation(config.annotation_file, base=Path(config_path).parent)
         stream: TextIO = io.StringIO() if progress is False else sys.stderr
         bar = Progress(label="convert", force=bool(progress), stream=stream)
         tasks = _load_tasks(inputs, task, tasks_file)
@@ -157,6 +161,7 @@ def convert(
             jobs=jobs,
             on_error=cast(OnError, on_error),
             tasks=tasks,
+            annotation=annotation,
             progress=bar,
         )
     except RoboflowError as err:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from roboflow_core import PipelineError, RoboflowConfig, RoboflowError
+from roboflow_core.annotation import Annotation
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
 from roboflow_pipeline._publish import open_output, publish_episodes
 from roboflow_pipeline._recording import RecordingPlan, convert_recording
+from roboflow_pipeline._skills import convert_skills
 from roboflow_storage import Storage, display_url, prefetch_recording, resolve_inputs
 
 __all__ = ["ConvertSummary", "Failure", "convert"]
@@ -89,8 +91,11 @@ def _init_worker(events: Any) -> None:
     _EVENTS = events
 
 
-def _stage(path: str, config: RoboflowConfig, staging: Path, task: str | None) -> StagedEpisode:
-    """Convert one recording; runs in a worker process (or in-process for one job)."""
+def _stage(
+    path: str, config: RoboflowConfig, staging: Path, task: str | None, annotation: Annotation | None
+) -> list[StagedEpisode]:
+    """Convert one recording (one episode, or one per skill mark); runs in a worker process (or
+    in-process for one job)."""
     events = _EVENTS
 
     def planned(p: RecordingPlan) -> None:
@@ -99,7 +104,9 @@ def _stage(path: str, config: RoboflowConfig, staging: Path, task: str | None) -
     def frames(n: int) -> None:
         events.put(("frames", n, 0))
 
-    return convert_recording(path, config, staging, task=task, on_planned=planned, on_frames=frames)
+    if annotation is not None:
+        return convert_skills(path, config, staging, annotation, on_planned=planned, on_frames=frames)
+    return [convert_recording(path, config, staging, task=task, on_planned=planned, on_frames=frames)]
 
 
 # --- parent side -------------------------------------------------------------------------------
@@ -136,11 +143,11 @@ def _failure(path: str, err: BaseException) -> Failure:
 
 def _run_jobs(
     paths: Sequence[str],
-    stage: Callable[[int, str], Future[StagedEpisode]],
+    stage: Callable[[int, str], Future[list[StagedEpisode]]],
     on_error: OnError,
-) -> tuple[dict[int, StagedEpisode], list[Failure]]:
+) -> tuple[dict[int, list[StagedEpisode]], list[Failure]]:
     futures = {stage(i, p): (i, p) for i, p in enumerate(paths)}
-    staged: dict[int, StagedEpisode] = {}
+    staged: dict[int, list[StagedEpisode]] = {}
     failures: list[tuple[int, Failure]] = []
     pending = set(futures)
     while pending:
@@ -169,12 +176,14 @@ def convert(
     jobs: int = 1,
     on_error: OnError = "fail",
     tasks: dict[str, str] | None = None,
+    annotation: Annotation | None = None,
     progress: Progress | None = None,
 ) -> ConvertSummary:
     """Convert recordings into one LeRobot dataset at ``output`` (appending if it exists).
 
-    Each recording becomes one episode, staged in a worker process (``jobs`` at a time); the
-    staged episodes are merged in input order, and the dataset's metadata is written last.
+    Each recording becomes one episode (or one per skill mark), staged in a worker process
+    (``jobs`` at a time); the staged episodes are merged in input order, and the dataset's
+    metadata is written last.
 
     Args:
         inputs: Files, bag directories or globs.
@@ -188,6 +197,8 @@ def convert(
             the others and lists the failures in the summary.
         tasks: Per-recording task strings (by resolved recording: ``str`` of its path or URL),
             overriding the config's task.
+        annotation: Skill marks (the config's ``annotation_file``): each recording becomes one
+            episode per mark, with the mark's task (see :func:`convert_skills`).
         progress: Progress display; a silent one is used when ``None``.
 
     Returns:
@@ -203,7 +214,9 @@ def convert(
     summary = ConvertSummary(output=storage.url, fmt=fmt)
     progress = progress or Progress(stream=io.StringIO())
     with _staging_root(storage) as staging_root:
-        _convert_into(paths, config, storage, staging_root, summary, progress, fmt, jobs, on_error, tasks)
+        _convert_into(
+            paths, config, storage, staging_root, summary, progress, fmt, jobs, on_error, tasks, annotation
+        )
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -236,6 +249,7 @@ def _convert_into(
     jobs: int,
     on_error: OnError,
     tasks: dict[str, str] | None,
+    annotation: Annotation | None,
 ) -> None:
     tasks = tasks or {}
     ctx = multiprocessing.get_context("spawn")
@@ -247,12 +261,14 @@ def _convert_into(
             ) as pool:
                 staged, failures = _run_jobs(
                     paths,
-                    lambda i, p: pool.submit(_stage, p, config, staging_root / f"{i:06d}", tasks.get(p)),
+                    lambda i, p: pool.submit(
+                        _stage, p, config, staging_root / f"{i:06d}", tasks.get(p), annotation
+                    ),
                     on_error,
                 )
         else:
             _init_worker(events)
-            staged, failures = _run_inline(paths, config, staging_root, tasks, on_error)
+            staged, failures = _run_inline(paths, config, staging_root, tasks, annotation, on_error)
     progress.finish()
     summary.failures = failures
     if failures and on_error == "fail":
@@ -262,7 +278,7 @@ def _convert_into(
             "to convert the other recordings)",
             path=first.path,
         )
-    ordered = [staged[i] for i in sorted(staged)]
+    ordered = [episode for i in sorted(staged) for episode in staged[i]]
     summary.episodes = len(ordered)
     summary.frames = sum(s.length for s in ordered)
     summary.encoders = {v.backend for s in ordered for v in s.videos.values()}
@@ -275,17 +291,22 @@ def _convert_into(
 
 
 def _run_inline(
-    paths: Sequence[str], config: RoboflowConfig, staging_root: Path, tasks: dict[str, str], on_error: OnError
-) -> tuple[dict[int, StagedEpisode], list[Failure]]:
+    paths: Sequence[str],
+    config: RoboflowConfig,
+    staging_root: Path,
+    tasks: dict[str, str],
+    annotation: Annotation | None,
+    on_error: OnError,
+) -> tuple[dict[int, list[StagedEpisode]], list[Failure]]:
     """Convert one recording after another, spooling the next remote one while this one converts."""
-    staged: dict[int, StagedEpisode] = {}
+    staged: dict[int, list[StagedEpisode]] = {}
     failures: list[Failure] = []
     with ThreadPoolExecutor(1, thread_name_prefix="roboflow-prefetch") as ahead:
         for i, path in enumerate(paths):
             if i + 1 < len(paths):
                 ahead.submit(_prefetch_quietly, paths[i + 1])
             try:
-                staged[i] = _stage(path, config, staging_root / f"{i:06d}", tasks.get(path))
+                staged[i] = _stage(path, config, staging_root / f"{i:06d}", tasks.get(path), annotation)
             except Exception as err:
                 failures.append(_failure(path, err))
                 if on_error == "fail":

@@ -11,7 +11,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,8 @@ from roboflow_storage import display_url, is_remote, recording_bytes
 __all__ = ["RecordingPlan", "convert_recording"]
 
 _MS = 1_000_000
+_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 log = logging.getLogger("roboflow.convert")
 
 
@@ -245,10 +247,7 @@ def convert_recording(
         DatasetError: With ``resume``, ``staging_dir`` holds a stage of another recording, config
             or task.
     """
-    recording: str | Path = path if isinstance(path, str) and is_remote(path) else Path(path)
-    name = display_url(recording)
-    task = task if task is not None else config.dataset.task
-    job = _Job(recording, name, config, staging_dir, task, on_planned, on_frames)
+    job = _Job.make(path, config, staging_dir, task, on_planned, on_frames)
     if segment_frames is None and not resume:
         staged = _convert_one_pass(job)
         if staged is not None:
@@ -266,12 +265,7 @@ def _convert_two_pass(
     """Pass 1 reads every timestamp and plans the grid; pass 2 decodes the chosen messages."""
     config, name, staging_dir, on_frames = job.config, job.name, job.staging_dir, job.on_frames
     with open_source(job.recording) as source:
-        specs = _track_specs(source, config)
-        topics = [s.topic for s in specs]
-        scanned, log_times = _logging_times(source.messages(topics), topics)
-        stamps = scan_stamps(scanned, topics, time_source=config.alignment.time_source)
-        plan = plan_alignment(stamps, specs, config.dataset.fps, path=name)
-        job.planned(plan)
+        plan, log_times = _plan_pass(source, job)
         fingerprint = _fingerprint(name, plan, config, job.task)
         before = _staged_before(staging_dir, fingerprint, on_segment) if resume else None
         if isinstance(before, StagedEpisode):
@@ -286,25 +280,52 @@ def _convert_two_pass(
         stage = _Stage(extractors, before, new_stager, on_frames, name)
         start_ns, first = _resume_point(plan, log_times, stage.skip)
         del log_times  # one int per message: not needed while pass 2 runs
-        frames = Prefetcher(
-            iter_aligned(
-                source.messages(list(plan.topics), start_ns=start_ns),
-                plan,
-                extractors.decode,
-                start_frame=stage.skip,
-                first_positions=first,
-            ),
-            depth=config.flushing.queue_frames,
-            name=job.thread_name,
+        frames = iter_aligned(
+            source.messages(list(plan.topics), start_ns=start_ns),
+            plan,
+            extractors.decode,
+            start_frame=stage.skip,
+            first_positions=first,
         )
-        try:
-            with frames:
-                for index, values in enumerate(frames, start=stage.skip):
-                    stage.add(index, values)
-            return stage.finish()
-        except BaseException as err:
-            stage.abort()
-            _raise_named(err, name)
+        return _drain(frames, stage, job)
+
+
+def _plan_pass(source: Source, job: _Job) -> tuple[AlignmentPlan, dict[str, array[int]]]:
+    """Pass 1: every timestamp of the mapped topics, and the grid planned from them (reported)."""
+    config = job.config
+    specs = _track_specs(source, config)
+    topics = [s.topic for s in specs]
+    scanned, log_times = _logging_times(source.messages(topics), topics)
+    stamps = scan_stamps(scanned, topics, time_source=config.alignment.time_source)
+    plan = plan_alignment(stamps, specs, config.dataset.fps, path=job.name)
+    job.planned(plan)
+    return plan, log_times
+
+
+class _Sink(Protocol[_T_co]):
+    """Where pass 2's frames go, from frame ``skip`` on."""
+
+    @property
+    def skip(self) -> int: ...
+
+    def add(self, index: int, values: dict[str, Any]) -> None: ...
+
+    def finish(self) -> _T_co: ...
+
+    def abort(self) -> None: ...
+
+
+def _drain(frames: Iterator[dict[str, Any]], sink: _Sink[_T], job: _Job) -> _T:
+    """Pass 2: decode ahead in a thread, feed the frames to ``sink``; abort it on any error."""
+    ahead = Prefetcher(frames, depth=job.config.flushing.queue_frames, name=job.thread_name)
+    try:
+        with ahead:
+            for index, values in enumerate(ahead, start=sink.skip):
+                sink.add(index, values)
+        return sink.finish()
+    except BaseException as err:
+        sink.abort()
+        _raise_named(err, job.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +339,20 @@ class _Job:
     task: str
     on_planned: Callable[[RecordingPlan], None] | None
     on_frames: Callable[[int], None] | None
+
+    @classmethod
+    def make(
+        cls,
+        path: str | os.PathLike[str],
+        config: RoboflowConfig,
+        staging_dir: Path,
+        task: str | None,
+        on_planned: Callable[[RecordingPlan], None] | None,
+        on_frames: Callable[[int], None] | None,
+    ) -> _Job:
+        recording: str | Path = path if isinstance(path, str) and is_remote(path) else Path(path)
+        task = task if task is not None else config.dataset.task
+        return cls(recording, display_url(recording), config, staging_dir, task, on_planned, on_frames)
 
     @property
     def thread_name(self) -> str:
@@ -340,15 +375,19 @@ class _Job:
         segment_frames: int | None,
         on_segment: Callable[[ClosedSegment], None] | None,
         fingerprint: str,
+        *,
+        directory: Path | None = None,
+        task: str | None = None,
     ) -> EpisodeStager:
+        """A stager of this recording's episode (or of one of its skills: ``directory``, ``task``)."""
         config = self.config
         return EpisodeStager(
-            self.staging_dir,
+            directory or self.staging_dir,
             fps=config.dataset.fps,
             features=extractors.features(),
             cameras=list(extractors.cameras.values()),
             video=config.video,
-            task=self.task,
+            task=self.task if task is None else task,
             source=self.name,
             flush_rows=config.flushing.max_frames_per_chunk,
             segment_frames=segment_frames,
