@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -13,7 +14,7 @@ from tests._servers import free_port
 from tests.roboflow_distributed._batch_helpers import FAST, config_text, recordings, wait_finished, wait_for
 
 from roboflow_distributed.batches import submit_batch
-from roboflow_distributed.health import PodView
+from roboflow_distributed.health import HealthServer, PodView
 from roboflow_distributed.runner import run_pod
 from roboflow_distributed.store import SqliteStore
 from roboflow_distributed.worker import Shutdown
@@ -104,3 +105,60 @@ def test_not_ready_when_heartbeats_stop_or_the_store_circuit_opens() -> None:
     stopped.join()
     view_dead = PodView(**{**{f: getattr(view, f) for f in view.__slots__}, "threads": lambda: [stopped]})
     assert view_dead.status()["live"] is False and view_dead.status()["stopped_threads"] == [stopped.name]
+
+
+def _view() -> PodView:
+    return PodView(
+        pod="p",
+        roles=["worker"],
+        started_at=time.time(),
+        heartbeat_interval=60.0,
+        last_heartbeat=time.time,
+        breaker_open=lambda: False,
+        store_errors=lambda: 0,
+        threads=lambda: [],
+        units_completed=lambda: 0,
+        units_failed=lambda: 0,
+        current_unit=lambda: None,
+    )
+
+
+def _request_threads() -> int:
+    return sum(t.name.startswith("health-request") for t in threading.enumerate())
+
+
+def test_idle_and_slow_clients_cannot_exhaust_the_health_server() -> None:
+    server = HealthServer(_view(), "127.0.0.1", 0, max_threads=2, request_timeout_s=1.0).start()
+    base = f"http://127.0.0.1:{server.port}"
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(10)]
+    slow = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        started = time.monotonic()
+        for byte in b"GET /health/live HTTP/1.0\r\nX-Slow: " + b"x" * 40:  # never ends its headers
+            try:
+                slow.sendall(bytes([byte]))
+            except OSError:
+                break  # the server cut it off
+            assert _request_threads() <= 2
+            if time.monotonic() - started > 4:
+                break
+            time.sleep(0.1)
+        assert time.monotonic() - started < 3, "a client trickling bytes is cut off at its deadline"
+        # the idle connections were dropped (closed at once, or at their deadline): answers flow again
+        wait_for(lambda: _try_get(f"{base}/health/live") == 200, 5, "an answer past the idle clients")
+        for sock in idle:
+            sock.settimeout(5)
+            assert sock.recv(1) == b"", "every idle connection was closed by the server"
+        assert _request_threads() <= 2
+    finally:
+        for sock in [*idle, slow]:
+            sock.close()
+        server.stop()
+    assert _request_threads() == 0
+
+
+def _try_get(url: str) -> int | None:
+    try:
+        return _get(url)[0]
+    except OSError:
+        return None

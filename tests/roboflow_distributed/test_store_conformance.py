@@ -302,6 +302,22 @@ def test_sqlite_creates_its_directory_and_uses_wal(tmp_path: Path) -> None:
         assert must_get(again, "k").value == b"v"
 
 
+def test_sqlite_files_are_private_and_never_followed_through_a_link(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "state.db"
+    with SqliteStore(path) as store:
+        put(store, "k", b"v")
+        files = [path, path.with_name("state.db-wal"), path.with_name("state.db-shm")]
+        assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    planted = tmp_path / "elsewhere.db"
+    link = tmp_path / "link.db"
+    link.symlink_to(planted)
+    with pytest.raises(CoordinationError, match="cannot create the store's file") as caught:
+        SqliteStore(link)
+    assert caught.value.url == f"sqlite://{link}"
+    assert not planted.exists()
+
+
 def test_sqlite_waits_for_the_lock_then_fails_clearly(tmp_path: Path) -> None:
     with SqliteStore(tmp_path / "state.db", timeout_s=0.3) as store:
         holder = sqlite3.connect(tmp_path / "state.db", isolation_level=None)

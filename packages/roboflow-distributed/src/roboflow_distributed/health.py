@@ -8,17 +8,25 @@
 
 Started by ``roboflow run --health-port`` (env ``HEALTH_PORT``, ``HEALTH_HOST``), as the original
 served them on ``0.0.0.0:8080``.
+
+The server cannot be exhausted by slow or idle clients: a fixed pool of threads answers (a
+connection that finds them all busy is closed at once), each connection gets
+``request_timeout_s`` in all to send its request and take the answer (its socket is shut down at
+that deadline, however slowly it trickles bytes), and one connection carries one request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 __all__ = ["HealthServer", "PodView"]
@@ -92,14 +100,29 @@ class PodView:
 
 
 class HealthServer:
-    """Serves a :class:`PodView` on ``host:port`` from a daemon thread until :meth:`stop`."""
+    """Serves a :class:`PodView` on ``host:port`` from a daemon thread until :meth:`stop`.
 
-    def __init__(self, view: PodView, host: str, port: int) -> None:
-        handler = _handler(view)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+    Args:
+        view: What to report.
+        host: The address to listen on.
+        port: The port (0: any free one, see :attr:`port`).
+        max_threads: Connections answered at once; more are closed at once.
+        request_timeout_s: How long one connection may take in all.
+    """
+
+    def __init__(
+        self,
+        view: PodView,
+        host: str,
+        port: int,
+        *,
+        max_threads: int = 4,
+        request_timeout_s: float = 5.0,
+    ) -> None:
+        handler = _handler(view, request_timeout_s)
+        self._server = _BoundedServer((host, port), handler, max_threads, request_timeout_s)
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve, name="health", daemon=True)
 
     def start(self) -> HealthServer:
         self._thread.start()
@@ -110,10 +133,69 @@ class HealthServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+        self._server.cut(float("inf"))  # connections still open end now
+        self._server.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _handler(view: PodView) -> type[BaseHTTPRequestHandler]:
+class _BoundedServer(HTTPServer):
+    """An HTTP server with a fixed pool of threads and a deadline on every connection."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        max_threads: int,
+        request_timeout_s: float,
+    ) -> None:
+        super().__init__(address, handler)
+        self.request_timeout_s = request_timeout_s
+        self.pool = ThreadPoolExecutor(max_threads, thread_name_prefix="health-request")
+        self._free = threading.BoundedSemaphore(max_threads)
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+
+    def serve(self) -> None:
+        self.serve_forever(poll_interval=0.1)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._free.acquire(blocking=False):
+            self.shutdown_request(request)  # every thread is busy: drop it rather than queue it
+            return
+        with self._lock:
+            self._deadlines[request] = time.monotonic() + self.request_timeout_s
+        self.pool.submit(self._answer, request, client_address)
+
+    def _answer(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            with self._lock:
+                self._deadlines.pop(request, None)
+            self.shutdown_request(request)
+            self._free.release()
+
+    def service_actions(self) -> None:
+        """Between polls: cut off connections past their deadline (their thread then ends)."""
+        self.cut(time.monotonic())
+
+    def cut(self, now: float) -> None:
+        """Shut down the sockets of connections whose deadline is at or before ``now``."""
+        with self._lock:
+            late = [sock for sock, deadline in self._deadlines.items() if deadline <= now]
+        for sock in late:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("health request from %s failed", client_address, exc_info=True)
+
+
+def _handler(view: PodView, timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = timeout_s  # per read and write; the server's deadline bounds the whole connection
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/")
             if path == "/metrics":

@@ -11,6 +11,10 @@ process killed in the middle of a transaction (its transaction is simply not the
 
 The file must be on a local file system: WAL needs shared memory, which network file systems do not
 provide. Use etcd or TiKV across machines.
+
+A new database is created readable and writable by its owner only (0600; SQLite gives its ``-wal``
+and ``-shm`` files the same mode), in a directory created 0700 when missing; the path is not
+followed through a symbolic link at its end.
 """
 
 from __future__ import annotations
@@ -66,9 +70,12 @@ class SqliteStore:
         self._pid = os.getpid()
         self._closed = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         except OSError as err:
-            raise CoordinationError(f"cannot create the store's directory: {err}", url=self.url) from err
+            raise CoordinationError(
+                f"cannot create the store's file: {err.strerror or err}", url=self.url
+            ) from err
         self._with_retry("open", self._init_schema)
 
     # -- the Store protocol -------------------------------------------------------------------
