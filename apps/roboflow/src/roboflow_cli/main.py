@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 import click
+import msgspec
 
 from roboflow_cli.distributed import register
 from roboflow_core import ConfigError, RoboflowError, load_config
 from roboflow_core.annotation import read_annotation
+from roboflow_core.config import SourceConfig
 
 __all__ = ["cli"]
 
@@ -123,6 +125,12 @@ def inspect(path: str, as_json: bool) -> None:
     default=None,
     help='JSON object {"recording path": "task", ...}: a task per recording (overrides --task).',
 )
+@click.option(
+    "--salvage",
+    is_flag=True,
+    help="Convert interrupted recordings (truncated MCAP, unindexed ROS1 bag) up to the damage "
+    "(config: [source] salvage = true).",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def convert(
     inputs: tuple[str, ...],
@@ -133,6 +141,7 @@ def convert(
     on_error: str,
     task: str | None,
     tasks_file: str | None,
+    salvage: bool,
     progress: bool | None,
 ) -> None:
     """Convert recordings into one LeRobot dataset: an episode per recording (per mark of annotation_file).
@@ -147,6 +156,8 @@ def convert(
 
     try:
         config = load_config(config_path)
+        if salvage:
+            config = msgspec.structs.replace(config, source=SourceConfig(salvage=True))
         annotation = None
         if config.annotation_file is not None:
             _, annotation = read_annotation(config.annotation_file, base=Path(config_path).parent)

@@ -29,6 +29,7 @@ __all__ = [
     "MappingType",
     "Policy",
     "RoboflowConfig",
+    "SourceConfig",
     "StreamingConfig",
     "VideoConfig",
     "load_config",
@@ -185,6 +186,16 @@ class StreamingConfig(_Struct, frozen=True):
     finalize_metadata_in_coordinator: bool | None = None
 
 
+class SourceConfig(_Struct, frozen=True):
+    """``[source]``: how recordings are read.
+
+    ``salvage``: convert an interrupted recording (a truncated MCAP, an unindexed or truncated ROS1
+    bag) up to its last complete record instead of refusing it (``roboflow convert --salvage``).
+    """
+
+    salvage: bool = False
+
+
 class RoboflowConfig(_Struct, frozen=True):
     """A whole conversion config."""
 
@@ -194,6 +205,7 @@ class RoboflowConfig(_Struct, frozen=True):
     alignment: AlignmentConfig = AlignmentConfig()
     flushing: FlushingConfig = FlushingConfig()
     streaming: StreamingConfig = StreamingConfig()
+    source: SourceConfig = SourceConfig()
     annotation_file: str | None = None  # skill marks, one episode each (roboflow_core.annotation)
 
     def content_hash(self) -> str:

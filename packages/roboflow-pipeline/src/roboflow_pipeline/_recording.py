@@ -9,6 +9,7 @@ import os
 import shutil
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 import numpy as np
 
 from roboflow_core import (
+    CorruptRecordingError,
     DatasetError,
     DecodeError,
     MappingType,
@@ -30,7 +32,14 @@ from roboflow_dataset.align_online import NotOnePass, OnePassAligner
 from roboflow_dataset.extract import ImageExtractor, StampExtractor, VectorExtractor
 from roboflow_dataset.lerobot import ClosedSegment, EpisodeStager, FeatureSpec, StagedEpisode
 from roboflow_dataset.lerobot.staging import MANIFEST, closed_segments
-from roboflow_dataset.sources import Message, Source, StreamedRecording, open_source, open_streamed
+from roboflow_dataset.sources import (
+    Message,
+    SalvagedSource,
+    Source,
+    StreamedRecording,
+    open_source,
+    open_streamed,
+)
 from roboflow_executor import Prefetcher
 from roboflow_storage import display_url, is_remote, recording_bytes
 
@@ -61,7 +70,9 @@ def _tolerance_ns(mapping: Mapping, config: RoboflowConfig) -> int:
 class _Extractors:
     """The per-topic decoders of one recording and how their values form features."""
 
-    def __init__(self, source: Source | StreamedRecording, mappings: Sequence[Mapping]) -> None:
+    def __init__(
+        self, source: Source | StreamedRecording | SalvagedSource, mappings: Sequence[Mapping]
+    ) -> None:
         types = source.topic_types()
         self.path = source.path
         self.by_topic: dict[str, ImageExtractor | StampExtractor | VectorExtractor] = {}
@@ -117,7 +128,7 @@ def _track_spec(mapping: Mapping, config: RoboflowConfig) -> TrackSpec:
     return TrackSpec(mapping.topic, mapping.effective_policy, tolerance, mapping.required)
 
 
-def _track_specs(source: Source, config: RoboflowConfig) -> list[TrackSpec]:
+def _track_specs(source: Source | SalvagedSource, config: RoboflowConfig) -> list[TrackSpec]:
     present = set(source.topic_types())
     specs = []
     for m in config.mappings:
@@ -248,11 +259,41 @@ def convert_recording(
             or task.
     """
     job = _Job.make(path, config, staging_dir, task, on_planned, on_frames)
-    if segment_frames is None and not resume:
-        staged = _convert_one_pass(job)
-        if staged is not None:
-            return staged
-    return _convert_two_pass(job, segment_frames, on_segment, resume=resume)
+    with salvage_hint(config):
+        if segment_frames is None and not resume:
+            staged = _convert_one_pass(job)
+            if staged is not None:
+                return staged
+        return _convert_two_pass(job, segment_frames, on_segment, resume=resume)
+
+
+@contextmanager
+def salvage_hint(config: RoboflowConfig) -> Iterator[None]:
+    """Without ``[source] salvage``, a damaged recording's error says how to convert what it holds."""
+    try:
+        yield
+    except CorruptRecordingError as err:
+        if config.source.salvage:
+            raise
+        raise CorruptRecordingError(
+            f"{err.reason}; --salvage (config: [source] salvage = true) converts an interrupted "
+            "MCAP or ROS1 recording up to its last complete record",
+            **err.context,
+        ) from err
+
+
+def open_two_pass(job: _Job) -> Source | SalvagedSource:
+    """The recording for two passes; with ``[source] salvage``, a damaged MCAP or ROS1 file is read
+    front to back up to the damage (:class:`SalvagedSource`)."""
+    try:
+        return open_source(job.recording)
+    except CorruptRecordingError:
+        if not job.config.source.salvage:
+            raise
+        streamed = open_streamed(job.recording, salvage=True)
+        if streamed is None:
+            raise
+        return SalvagedSource(streamed)
 
 
 def _convert_two_pass(
@@ -264,7 +305,7 @@ def _convert_two_pass(
 ) -> StagedEpisode:
     """Pass 1 reads every timestamp and plans the grid; pass 2 decodes the chosen messages."""
     config, name, staging_dir, on_frames = job.config, job.name, job.staging_dir, job.on_frames
-    with open_source(job.recording) as source:
+    with open_two_pass(job) as source:
         plan, log_times = _plan_pass(source, job)
         fingerprint = _fingerprint(name, plan, config, job.task)
         before = _staged_before(staging_dir, fingerprint, on_segment) if resume else None
@@ -290,7 +331,7 @@ def _convert_two_pass(
         return _drain(frames, stage, job)
 
 
-def _plan_pass(source: Source, job: _Job) -> tuple[AlignmentPlan, dict[str, array[int]]]:
+def _plan_pass(source: Source | SalvagedSource, job: _Job) -> tuple[AlignmentPlan, dict[str, array[int]]]:
     """Pass 1: every timestamp of the mapped topics, and the grid planned from them (reported)."""
     config = job.config
     specs = _track_specs(source, config)
@@ -403,7 +444,7 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
 
     Unsegmented conversions only: a segmented stage's fingerprint needs the grid up front.
     """
-    streamed = open_streamed(job.recording)
+    streamed = open_streamed(job.recording, salvage=job.config.source.salvage)
     if streamed is None:
         return None
     config = job.config

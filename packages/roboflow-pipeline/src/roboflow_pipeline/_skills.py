@@ -21,7 +21,6 @@ from roboflow_dataset.align import iter_aligned
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_dataset.lerobot._atomic import atomic_write_json
 from roboflow_dataset.lerobot.staging import MANIFEST
-from roboflow_dataset.sources import open_source
 from roboflow_pipeline._recording import (
     RecordingPlan,
     _drain,
@@ -29,6 +28,8 @@ from roboflow_pipeline._recording import (
     _Job,
     _plan_pass,
     _Stage,
+    open_two_pass,
+    salvage_hint,
 )
 
 __all__ = ["convert_skills", "load_staged"]
@@ -63,7 +64,7 @@ def convert_skills(
         RoboflowError: As :func:`convert_recording`.
     """
     job = _Job.make(path, config, staging_dir, None, on_planned, on_frames)
-    with open_source(job.recording) as source:
+    with salvage_hint(config), open_two_pass(job) as source:
         plan, log_times = _plan_pass(source, job)
         del log_times
         spans = [

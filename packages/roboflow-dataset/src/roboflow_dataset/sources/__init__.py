@@ -7,10 +7,11 @@ log-time order, whose payloads decode lazily.
 from roboflow_dataset.sources._model import Message, TopicInfo
 from roboflow_dataset.sources._open import open_source
 from roboflow_dataset.sources._source import Source, SourceFormat
-from roboflow_dataset.sources._streamed import StreamedRecording, open_streamed
+from roboflow_dataset.sources._streamed import SalvagedSource, StreamedRecording, open_streamed
 
 __all__ = [
     "Message",
+    "SalvagedSource",
     "Source",
     "SourceFormat",
     "StreamedRecording",

@@ -8,17 +8,23 @@ read from a :class:`~roboflow_storage.GrowingCopy` as its bytes arrive, so decod
 overlap the download. Channels become known as the reader meets them. Other recordings (``.db3``,
 split bags, an MCAP too large for the buffer) have no such read: :func:`open_streamed` returns
 ``None`` for them and the conversion reads them with two passes.
+
+With ``salvage``, damage ends the read instead of failing it: an interrupted recording (a truncated
+MCAP, an unindexed or truncated ROS1 bag) gives its messages up to the last complete record (the
+readers take whole chunks, so a partly written chunk is lost), with a warning naming what was lost.
+:class:`SalvagedSource` offers that read to the two-pass conversion.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from roboflow_core.errors import RoboflowError
+from roboflow_core.errors import CorruptRecordingError, RoboflowError
 from roboflow_dataset.sources._mcap import MCAP_MAGIC, iter_mcap_records
 from roboflow_dataset.sources._model import Channel, Message
 from roboflow_dataset.sources._open import _ros2_files, _ros2_objects, local_recording, remote_recording
@@ -27,7 +33,9 @@ from roboflow_dataset.sources._ros1_stream import iter_ros1_records
 from roboflow_dataset.sources._storage import Record, guarded
 from roboflow_storage import GrowingCopy, is_remote, recording_bytes
 
-__all__ = ["StreamedRecording", "open_streamed"]
+__all__ = ["SalvagedSource", "StreamedRecording", "open_streamed"]
+
+log = logging.getLogger("roboflow.sources")
 
 _MAGIC_LEN = max(len(MCAP_MAGIC), len(ROS1_MAGIC))
 
@@ -42,6 +50,10 @@ class StreamedRecording:
         is_mcap: MCAP, else ROS1.
         open_stream: Opens a binary stream at the file's first byte.
         copy: The download the stream reads from, when remote.
+        salvage: End at damage (with a warning) instead of raising.
+
+    Attributes:
+        damage: With ``salvage``, the damage that ended the last read (``None``: read whole).
     """
 
     def __init__(
@@ -53,8 +65,11 @@ class StreamedRecording:
         is_mcap: bool,
         open_stream: Callable[[], IO[bytes]],
         copy: GrowingCopy | None = None,
+        salvage: bool = False,
     ) -> None:
         self.path = path
+        self.salvage = salvage
+        self.damage: CorruptRecordingError | None = None
         self.nbytes = nbytes
         self._file = file_name
         self._is_mcap = is_mcap
@@ -71,15 +86,33 @@ class StreamedRecording:
         """The messages of ``topics`` in file order (each topic's in its recorded order).
 
         Raises:
-            CorruptRecordingError: The file is damaged where it is read.
+            CorruptRecordingError: The file is damaged where it is read (without ``salvage``).
             StorageError: The download failed.
         """
+        last: tuple[int, str] | None = None
         with self._open() as stream:
-            for log_time, channel, data in guarded(self._file, self._records(stream)):
-                if channel.topic not in self._types:
-                    self._types[channel.topic] = channel.msgtype
-                if channel.topic in topics:
-                    yield Message(channel, log_time, data)
+            try:
+                for log_time, channel, data in guarded(self._file, self._records(stream)):
+                    if channel.topic not in self._types:
+                        self._types[channel.topic] = channel.msgtype
+                    last = (log_time, channel.topic)
+                    if channel.topic in topics:
+                        yield Message(channel, log_time, data)
+            except CorruptRecordingError as err:
+                if not self.salvage:
+                    raise
+                self._salvaged(err, last)
+
+    def _salvaged(self, err: CorruptRecordingError, last: tuple[int, str] | None) -> None:
+        if self.damage is None:
+            kept = "no message" if last is None else f"up to log time {last[0]} ns ({last[1]})"
+            log.warning(
+                "%s: salvaged %s; lost: everything after that, to the end of the file (%s)",
+                self._file,
+                kept,
+                err.reason,
+            )
+        self.damage = err
 
     def complete(self) -> None:
         """Wait until a remote recording is downloaded (a two-pass read then finds it spooled).
@@ -118,7 +151,39 @@ def _sniff(open_stream: Callable[[], IO[bytes]]) -> bool | None:
     return False if head.startswith(ROS1_MAGIC) else None
 
 
-def _open_local(path_or_url: str | os.PathLike[str]) -> StreamedRecording | None:
+class SalvagedSource:
+    """A damaged recording read front to back, up to the damage, as the two-pass conversion reads a
+    :class:`~roboflow_dataset.sources.Source` (``path``, ``topic_types``, ``messages``): each call
+    reads the file again from its first byte; ``messages`` are in file order."""
+
+    def __init__(self, streamed: StreamedRecording) -> None:
+        self._streamed = streamed
+        self.path = streamed.path
+        for _ in streamed.messages(()):  # meet every channel before the damage
+            pass
+        self._types = streamed.topic_types()
+
+    def topic_types(self) -> dict[str, str]:
+        """Every topic before the damage and its message type."""
+        return dict(self._types)
+
+    def messages(self, topics: Iterable[str] | None = None, start_ns: int | None = None) -> Iterator[Message]:
+        """The messages of ``topics`` (all when ``None``) from log time ``start_ns`` on."""
+        wanted = set(self._types) if topics is None else set(topics)
+        for message in self._streamed.messages(wanted):
+            if start_ns is None or message.log_time_ns >= start_ns:
+                yield message
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._streamed.close()
+
+
+def _open_local(path_or_url: str | os.PathLike[str], salvage: bool) -> StreamedRecording | None:
     path = local_recording(path_or_url)
     file = path
     if path.is_dir():
@@ -136,11 +201,11 @@ def _open_local(path_or_url: str | os.PathLike[str]) -> StreamedRecording | None
     if is_mcap is None:
         return None
     return StreamedRecording(
-        path, file, nbytes=recording_bytes(path), is_mcap=is_mcap, open_stream=open_stream
+        path, file, nbytes=recording_bytes(path), is_mcap=is_mcap, open_stream=open_stream, salvage=salvage
     )
 
 
-def _open_remote(url: str) -> StreamedRecording | None:
+def _open_remote(url: str, salvage: bool) -> StreamedRecording | None:
     store, key, found = remote_recording(url)
     objects = [found] if found is not None else _ros2_objects(store, key)
     if len(objects) != 1 or not store.fits_local_copy(objects[0].size):
@@ -163,10 +228,11 @@ def _open_remote(url: str) -> StreamedRecording | None:
         is_mcap=is_mcap,
         open_stream=copy.open,
         copy=copy,
+        salvage=salvage,
     )
 
 
-def open_streamed(path_or_url: str | os.PathLike[str]) -> StreamedRecording | None:
+def open_streamed(path_or_url: str | os.PathLike[str], *, salvage: bool = False) -> StreamedRecording | None:
     """Open a recording for one front-to-back read, or ``None`` where it has none.
 
     Anything unusual (a missing file, an unreadable bag directory, a ``.db3``, several storage
@@ -175,10 +241,11 @@ def open_streamed(path_or_url: str | os.PathLike[str]) -> StreamedRecording | No
 
     Args:
         path_or_url: As for :func:`~roboflow_dataset.sources.open_source`.
+        salvage: Read up to damage instead of failing there (see the module docstring).
     """
     try:
         if is_remote(path_or_url):
-            return _open_remote(os.fspath(path_or_url))
-        return _open_local(path_or_url)
+            return _open_remote(os.fspath(path_or_url), salvage)
+        return _open_local(path_or_url, salvage)
     except (RoboflowError, OSError):
         return None

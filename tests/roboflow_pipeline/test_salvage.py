@@ -1,0 +1,66 @@
+"""Interrupted recordings: with salvage, a cut MCAP or ROS1 file converts up to the damage."""
+
+import logging
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+from tests.roboflow_pipeline.test_convert import _video_file, make_config
+
+from roboflow_core import PipelineError, RoboflowConfig
+from roboflow_core.config import SourceConfig
+from roboflow_dataset.lerobot import read_dataset
+from roboflow_dataset.synth import SynthFormat, read_marker, write_recording
+from roboflow_media import iter_video_frames
+from roboflow_pipeline import convert
+
+
+def _episode(root: Path, cam: str) -> tuple[np.ndarray, list[int]]:
+    """The states and the camera's frame markers of the dataset's only episode."""
+    ds = read_dataset(root)
+    assert ds.info["total_episodes"] == 1
+    episode = ds.episodes.iloc[0]
+    path, from_ts = _video_file(root, ds.info, episode, f"observation.images.{cam}")
+    frames = list(iter_video_frames(path))
+    fps = ds.info["fps"]
+    markers = [read_marker(frames[round((from_ts + ts) * fps)]) for ts in ds.data["timestamp"].tolist()]
+    return np.stack(ds.data["observation.state"].to_numpy()), markers
+
+
+def _salvaging(config: RoboflowConfig) -> RoboflowConfig:
+    return msgspec.structs.replace(config, source=SourceConfig(salvage=True))
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("mcap", "rec.mcap"), ("ros1", "rec.bag")])
+def test_a_cut_recording_converts_up_to_the_cut(
+    tmp_path: Path, fmt: SynthFormat, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 230 KB frames: the writers' ~1 MiB chunks hold a few frames each
+    rec = write_recording(tmp_path / name, fmt, duration_s=2.0, width=320, height=240, seed=4)
+    config = make_config(rec.cameras)
+    cam = rec.cameras[0]
+    convert([rec.path], config, tmp_path / "whole")
+    states, markers = _episode(tmp_path / "whole", cam)
+
+    data = rec.path.read_bytes()
+    lengths = []
+    # 40/70/90 % of the file, and the last bytes only (the index: an unindexed file, nothing lost)
+    for i, cut in enumerate([len(data) * 4 // 10, len(data) * 7 // 10, len(data) * 9 // 10, len(data) - 64]):
+        cut_path = tmp_path / f"cut{i}{rec.path.suffix}"
+        cut_path.write_bytes(data[:cut])
+        with pytest.raises(PipelineError, match="--salvage"):
+            convert([cut_path], config, tmp_path / f"refused{i}")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="roboflow.sources"):
+            convert([cut_path], _salvaging(config), tmp_path / f"salvaged{i}")
+        assert any("salvaged" in r.message and "lost" in r.message for r in caplog.records)
+        got_states, got_markers = _episode(tmp_path / f"salvaged{i}", cam)
+        n = len(got_states)
+        lengths.append(n)
+        assert 0 < n <= len(states)
+        np.testing.assert_array_equal(got_states, states[:n])  # the uncut conversion's prefix
+        assert got_markers == markers[:n]
+        # at most a chunk (a few frames, as the writers chunk 1 MiB) short of the cut
+        assert n >= len(states) * cut / len(data) - 12, (cut, n)
+    assert lengths == sorted(lengths) and lengths[-1] == len(states)
