@@ -30,8 +30,8 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[StreamedRecording | None]:
     seen: list[StreamedRecording | None] = []
     real = recording.open_streamed
 
-    def spy(path: str | Path) -> StreamedRecording | None:
-        seen.append(real(path))
+    def spy(path: str | Path, *, salvage: bool = False) -> StreamedRecording | None:
+        seen.append(real(path, salvage=salvage))
         return seen[-1]
 
     monkeypatch.setattr(recording, "open_streamed", spy)
@@ -39,7 +39,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[StreamedRecording | None]:
 
 
 def _two_passes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recording, "open_streamed", lambda _path: None)
+    monkeypatch.setattr(recording, "open_streamed", lambda _path, **_: None)
 
 
 @pytest.mark.parametrize("fmt", ONE_PASS_FORMATS)
