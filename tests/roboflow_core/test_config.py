@@ -41,6 +41,24 @@ def test_defaults_match_lerobot_recorder() -> None:
     assert config.mappings[0].effective_policy == "nearest"
     assert config.mappings[1].effective_policy == "hold"
     assert config.alignment.time_source == "header"
+    depth = config.video.depth  # lerobot 0.6.1's DepthEncoderConfig defaults
+    assert (depth.codec, depth.lossless, depth.depth_min, depth.depth_max, depth.shift, depth.use_log) == (
+        "libx265",
+        True,
+        0.01,
+        10.0,
+        3.5,
+        True,
+    )
+
+
+def test_depth_table_sets_the_quantizer() -> None:
+    config = loads_config(BASE + "[video.depth]\ndepth_max = 6.0\nuse_log = false\ngop = 10\n")
+    assert (config.video.depth.depth_max, config.video.depth.use_log, config.video.depth.gop) == (
+        6.0,
+        False,
+        10,
+    )
 
 
 def test_original_spellings_keep_working() -> None:
@@ -75,6 +93,14 @@ encoding = "float32"
         (BASE + '[video]\nprofile = "fastest"\n', "video.profile", "unknown profile"),
         (BASE.replace('mapping_type = "image"', 'mapping_type = "picture"'), "mappings[0].mapping_type", ""),
         ('[dataset]\nname = "d"\nfps = 30\n', "mappings", "required"),
+        (
+            BASE + "[video.depth]\ndepth_min = 5.0\ndepth_max = 1.0\n",
+            "video.depth.depth_min",
+            "below depth_max",
+        ),
+        (BASE + "[video.depth]\nshift = -1.0\n", "video.depth.shift", "depth_min + shift > 0"),
+        (BASE + '[video.depth]\ncodec = "ffv1"\n', "video.depth.lossless", "lossless = false"),
+        (BASE + "[video.depth]\nbits = 16\n", "video.depth.bits", "unknown key"),
     ],
 )
 def test_errors_name_the_key_path(text: str, key: str, needle: str) -> None:

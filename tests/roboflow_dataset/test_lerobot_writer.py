@@ -339,12 +339,20 @@ def test_stager_rejects_bad_frames_and_cleans_up(tmp_path: Path) -> None:
         new_stager(directory) as stager,
     ):
         stager.add_frame(numeric(0, 0), {})
-    depth = np.zeros((48, 64, 1), dtype=np.uint16)
+    signed = np.zeros((48, 64, 1), dtype=np.int16)  # 16SC1: neither colour nor depth
     with (
-        pytest.raises(DatasetError, match=r"uint16 images .* cannot be stored yet"),
+        pytest.raises(DatasetError, match=r"int16 images cannot be stored; .* 16UC1/mono16"),
         new_stager(directory) as stager,
     ):
-        stager.add_frame(numeric(0, 0), {CAMERAS[0]: depth})
+        stager.add_frame(numeric(0, 0), {CAMERAS[0]: signed})
+    with (
+        pytest.raises(
+            DatasetError, match=r"frame 1 is \(48, 64, 1\) uint16, the first was \(48, 64, 3\) uint8"
+        ),
+        new_stager(directory) as stager,
+    ):
+        stager.add_frame(numeric(0, 0), {CAMERAS[0]: make_frame(0)})
+        stager.add_frame(numeric(1, 1), {CAMERAS[0]: np.zeros((48, 64, 1), dtype=np.uint16)})
     with pytest.raises(DatasetError, match="no frames"):
         new_stager(directory).finish()
     assert not directory.exists()

@@ -73,15 +73,51 @@ def test_image_stats_match_numpy_over_sampled_pixels() -> None:
         np.testing.assert_allclose(np.ravel(result[name]), expected)
 
 
-def test_image_stats_sample_frames_and_stride_pixels() -> None:
+def test_image_stats_count_every_frame_at_a_pixel_stride() -> None:
     stats = ImageStats()
     frame = np.zeros((600, 900, 3), dtype=np.uint8)
     frame[::6, ::6] = 255  # exactly the pixels a stride of 900 // 150 = 6 keeps
-    for _ in range(1_000):
+    for _ in range(300):
         stats.update(frame)
     result = stats.result()
-    assert 100 < result["count"][0] < 400
+    assert result["count"] == [300]
     assert np.ravel(result["mean"]).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_image_stats_weigh_late_frames_like_early_ones() -> None:
+    """A camera that brightens over a long episode: the mean is that of all its frames."""
+    stats = ImageStats()
+    levels = np.linspace(0, 255, 1_000).round().astype(np.uint8)
+    for level in levels:
+        stats.update(np.full((6, 8, 3), level, dtype=np.uint8))
+    result = stats.result()
+    np.testing.assert_allclose(np.ravel(result["mean"]), levels.mean() / 255.0, rtol=1e-12)
+    np.testing.assert_allclose(np.ravel(result["std"]), levels.std() / 255.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize(("unit", "dtype", "per_mm"), [("mm", np.uint16, 1.0), ("m", np.float32, 1e-3)])
+def test_depth_stats_are_raw_values_in_their_unit(unit: str, dtype: type, per_mm: float) -> None:
+    rng = np.random.default_rng(9)
+    millimetres = rng.integers(0, 12_000, size=(30, 40, 50, 1))
+    frames = (millimetres * per_mm).astype(dtype)
+    stats = ImageStats()
+    for frame in frames:
+        stats.update(frame, depth_unit=unit)
+    result = stats.result()
+    values = frames.astype(np.float64).reshape(-1)  # 50 px < 300: no striding
+    assert stats.depth_unit == unit
+    assert result["count"] == [30]
+    for name in ("min", "max", "mean", "std", *QUANTILES):
+        assert np.asarray(result[name]).shape == (1, 1, 1)
+    np.testing.assert_allclose(np.ravel(result["mean"]), values.mean(), rtol=1e-9)
+    np.testing.assert_allclose(np.ravel(result["std"]), values.std(), rtol=1e-9)
+    np.testing.assert_allclose(np.ravel(result["min"]), values.min())
+    np.testing.assert_allclose(np.ravel(result["max"]), values.max())
+    for name, q in QUANTILES.items():  # exact for millimetres, to the millimetre for metres
+        expected = np.quantile(values, q, method="inverted_cdf")
+        np.testing.assert_allclose(np.ravel(result[name]), expected, atol=0.5 * per_mm + 1e-9)
+    with pytest.raises(ValueError, match="the first was"):
+        stats.update(np.zeros((40, 50, 3), dtype=np.uint8))
 
 
 def test_image_stats_grey_frames_fill_three_channels() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import MediaError
-from roboflow_media import iter_video_frames, open_encoder, probe_video
+from roboflow_media import iter_gray16_frames, iter_video_frames, open_encoder, probe_video
 
 from .conftest import BACKEND_CODECS, FPS, HEIGHT, WIDTH, assert_frames_match, make_frames, mean_abs_error
 
@@ -51,16 +51,29 @@ def test_gray_frames_encode(tmp_path: Path) -> None:
     assert mean_abs_error(decoded[2][..., :1], frames[2]) < 6
 
 
-def test_depth_is_lossless_in_mkv(tmp_path: Path) -> None:
-    depth = [
-        (np.arange(HEIGHT * WIDTH, dtype=np.uint16).reshape(HEIGHT, WIDTH, 1) * (i + 3)) for i in range(3)
-    ]
-    config = VideoConfig()
-    encoder = open_encoder(tmp_path / "d.mkv", width=WIDTH, height=HEIGHT, fps=FPS, config=config, depth=True)
-    for frame in depth:
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+@pytest.mark.parametrize("width", [WIDTH, 65])
+def test_depth_codes_are_lossless_gray12le_hevc(tmp_path: Path, backend: str, width: int) -> None:
+    rng = np.random.default_rng(width)
+    codes = [rng.integers(0, 4096, (HEIGHT, width, 1), dtype=np.uint16) for _ in range(4)]
+    config = VideoConfig(backend=backend)  # type: ignore[arg-type]
+    encoder = open_encoder(tmp_path / "d.mp4", width=width, height=HEIGHT, fps=FPS, config=config, depth=True)
+    for frame in codes:
         encoder.encode(frame)
     result = encoder.close()
-    assert (result.codec, result.pix_fmt, probe_video(result.path).frames) == ("ffv1", "gray16le", 3)
+    probe = probe_video(result.path)
+    assert (result.codec, result.pix_fmt, probe.codec, probe.pix_fmt, probe.frames) == (
+        "hevc",
+        "gray12le",
+        "hevc",
+        "gray12le",
+        4,
+    )
+    assert probe.pts_s == pytest.approx([i / FPS for i in range(4)], abs=1e-9)
+    decoded = list(iter_gray16_frames(result.path))
+    assert len(decoded) == 4
+    for got, want in zip(decoded, codes, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_frame_of_another_size_is_rejected(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from roboflow_core.errors import ConfigError
 __all__ = [
     "AlignmentConfig",
     "DatasetConfig",
+    "DepthConfig",
     "FlushingConfig",
     "Mapping",
     "MappingType",
@@ -110,6 +111,24 @@ _DEFAULT_PRESET: str | int = 12
 _DEFAULT_GOP = 2
 
 
+class DepthConfig(_Struct, frozen=True):
+    """``[video.depth]``: how depth cameras are stored, with lerobot 0.6's defaults.
+
+    Depth (metres, or millimetres for 16-bit images) becomes 12-bit codes: logarithmic between
+    ``depth_min`` and ``depth_max`` (metres) with ``shift`` (``use_log``), else linear; the codes
+    are encoded as ``gray12le`` with ``codec`` (HEVC, lossless by default).
+    """
+
+    codec: str = "libx265"
+    crf: int = _DEFAULT_CRF
+    gop: int = _DEFAULT_GOP
+    lossless: bool = True
+    depth_min: float = 0.01
+    depth_max: float = 10.0
+    shift: float = 3.5
+    use_log: bool = True
+
+
 class VideoConfig(_Struct, frozen=True):
     """``[video]``: encoder settings; defaults match lerobot's own recorder (AV1, crf 30, g 2)."""
 
@@ -120,7 +139,7 @@ class VideoConfig(_Struct, frozen=True):
     pix_fmt: str = "yuv420p"
     profile: str | None = None
     backend: Literal["auto", "pyav", "ffmpeg", "nvenc"] = "auto"
-    depth_codec: str = "ffv1"
+    depth: DepthConfig = DepthConfig()
 
     @property
     def codec_family(self) -> str:
@@ -361,6 +380,23 @@ def _validate_video(video: VideoConfig) -> None:
         raise ConfigError(
             f"unknown profile {video.profile!r}; choose one of {', '.join(sorted(_PROFILES))}",
             key="video.profile",
+        )
+    depth = video.depth
+    if depth.lossless and depth.codec not in ("libx265", "hevc"):
+        raise ConfigError(
+            f"lossless depth is libx265's (lerobot's default); set lossless = false for {depth.codec!r}",
+            key="video.depth.lossless",
+        )
+    if not 0 <= depth.depth_min < depth.depth_max:
+        raise ConfigError(
+            f"depth_min must be >= 0 and below depth_max (metres), "
+            f"got {depth.depth_min} and {depth.depth_max}",
+            key="video.depth.depth_min",
+        )
+    if depth.use_log and depth.depth_min + depth.shift <= 0:
+        raise ConfigError(
+            f"logarithmic depth needs depth_min + shift > 0, got {depth.depth_min + depth.shift}",
+            key="video.depth.shift",
         )
 
 

@@ -7,7 +7,15 @@ import zlib
 
 import numpy as np
 
-__all__ = ["JOINT_NAMES", "MARKER_BITS", "action_at", "joint_state_at", "make_image", "read_marker"]
+__all__ = [
+    "JOINT_NAMES",
+    "MARKER_BITS",
+    "action_at",
+    "joint_state_at",
+    "make_depth",
+    "make_image",
+    "read_marker",
+]
 
 MARKER_BITS = 12
 """Bars in the top half of each image: the frame index, MSB first (so at most 4096 frames)."""
@@ -49,12 +57,13 @@ def _gradient(camera: str, width: int, rows: int) -> np.ndarray:
     return gradient
 
 
-def make_image(index: int, camera: str, width: int, height: int) -> np.ndarray:
+def make_image(index: int, camera: str, width: int, height: int, drift: float = 0.0) -> np.ndarray:
     """The RGB image (``(height, width, 3)`` uint8) of frame ``index`` of ``camera``.
 
     The top half has :data:`MARKER_BITS` vertical bars, 255 where the bit of
     ``index % 2**MARKER_BITS`` (MSB first) is set, else 0 (long recordings wrap around); the
-    bottom half is a per-camera colour gradient.
+    bottom half is a per-camera colour gradient. ``drift`` (0-1, how far through the recording
+    the frame is) moves its colour: red fades to a quarter while blue grows from a quarter.
 
     Raises:
         ValueError: ``index`` is negative, or the image is too small for the marker.
@@ -73,7 +82,27 @@ def make_image(index: int, camera: str, width: int, height: int) -> np.ndarray:
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:top] = row[None, :, None]
     image[top:] = _gradient(camera, width, height - top)
+    if drift:
+        bottom = image[top:].astype(np.float32)
+        bottom[..., 0] *= 1.0 - 0.75 * drift
+        bottom[..., 2] *= 0.25 + 0.75 * drift
+        image[top:] = bottom.round().astype(np.uint8)
     return image
+
+
+def make_depth(index: int, camera: str, width: int, height: int) -> np.ndarray:
+    """The depth image (``(height, width)`` uint16 millimetres) of frame ``index`` of ``camera``.
+
+    0.3-9.3 m, different at every pixel and frame: ramps along x (3 m) and y (2 m) plus 37 mm per
+    frame (wrapping every 101 frames) plus a per-camera offset; every 17th pixel along the
+    diagonals is 0 (no measurement).
+    """
+    y, x = np.mgrid[0:height, 0:width]
+    offset = zlib.crc32(camera.encode()) % 100
+    depth = 300 + x * 3000 // width + y * 2000 // height + 37 * (index % 101) + offset
+    depth[(x + y + index) % 17 == 0] = 0
+    millimetres: np.ndarray = depth.astype(np.uint16)
+    return millimetres
 
 
 def read_marker(frame: np.ndarray) -> int:

@@ -7,9 +7,9 @@ Every accumulator returns its result as ``{stat: list}`` with the stats LeRobot 
   (chunk moments merged with Chan's parallel formula); quantiles come from a bounded, seeded
   reservoir of rows, so they are exact up to ``reservoir`` rows and a uniform sample beyond. The
   sample is a function of the seed and the row index only, whatever the chunking.
-- :class:`ImageStats` takes every frame of one camera, keeps a sample of frames and a pixel-strided
-  view of each, and counts uint8 values in a 256-bin histogram per channel, so every stat over the
-  sampled pixels is exact. Values are scaled to [0, 1]; each stat has shape (3, 1, 1).
+- :class:`ImageStats` takes every frame of one camera and counts a pixel-strided view of each
+  in a histogram per channel, so every stat over those pixels of the whole episode is exact
+  (colour scaled to [0, 1], shape (3, 1, 1); depth in its own unit, shape (1, 1, 1)).
 - :func:`aggregate` combines per-episode results into dataset-wide ones.
 
 Both accumulators can be checkpointed: ``state()`` gives numpy arrays (for an ``.npz``) from
@@ -18,9 +18,8 @@ which ``from_state()`` rebuilds an accumulator that continues exactly where the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -44,8 +43,6 @@ StatsState = dict[str, npt.NDArray[Any]]
 QUANTILES: dict[str, float] = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 STAT_NAMES: tuple[str, ...] = ("min", "max", "mean", "std", "count", *QUANTILES)
 
-_ALL_FRAMES_BELOW = 100
-"""Cameras: every frame of the first 100 is sampled, as LeRobot does for short episodes."""
 _TARGET_PIXELS = 150
 """Cameras: frames are strided down to about this many pixels along the longer side."""
 
@@ -183,26 +180,42 @@ class VectorStats:
 
 
 class ImageStats:
-    """Per-channel statistics of one camera over sampled frames, in [0, 1].
+    """Per-channel statistics of one camera over every frame of the episode.
 
-    Call :meth:`update` with every frame of the episode; it decides which frames to sample: all of
-    the first 100, then every k-th with k growing like ``n ** 0.25`` (so about ``n ** 0.75``
-    frames in all, as LeRobot samples). ``count`` is the number of sampled frames.
+    Each frame is strided down to about 150 pixels along its longer side (as LeRobot's
+    streaming encoder does) and every pixel left is counted, so a camera whose content drifts
+    over the episode gets the statistics of the whole episode. The kind of camera comes from
+    the first frame:
+
+    - colour or gray ``uint8``: a 256-bin histogram per channel, values scaled to [0, 1], each
+      stat of shape (3, 1, 1) (gray counts for all three channels);
+    - depth (:meth:`update` with ``depth_unit``): the raw values in their own unit, as LeRobot
+      0.6 computes depth stats (no scaling), each stat of shape (1, 1, 1). ``uint16`` millimetres
+      are counted exactly in a 65536-bin histogram; ``float32`` metres are binned at 1 mm for the
+      quantiles (min, max, mean and std stay exact).
+
+    ``count`` is the number of frames.
     """
 
     def __init__(self) -> None:
-        self._seen = 0
-        self._next = 0
-        self._sampled = 0
-        self._hist = np.zeros((3, 256), dtype=np.int64)
+        self._frames = 0
+        self._unit = ""
+        self._hist = np.zeros((0, 0), dtype=np.int64)
+        self._sum = np.zeros(0)
+        self._sum_sq = np.zeros(0)
+        self._min = np.zeros(0)
+        self._max = np.zeros(0)
 
     def state(self) -> StatsState:
         """Everything needed to continue: see :meth:`from_state`."""
         return {
-            "seen": np.array(self._seen),
-            "next": np.array(self._next),
-            "sampled": np.array(self._sampled),
+            "frames": np.array(self._frames),
+            "unit": np.array(self._unit),
             "hist": self._hist.copy(),
+            "sum": self._sum.copy(),
+            "sum_sq": self._sum_sq.copy(),
+            "min": self._min.copy(),
+            "max": self._max.copy(),
         }
 
     @classmethod
@@ -214,69 +227,110 @@ class ImageStats:
         """
         stats = cls()
         try:
-            stats._seen, stats._next = int(state["seen"]), int(state["next"])
-            stats._sampled = int(state["sampled"])
+            stats._frames, stats._unit = int(state["frames"]), str(state["unit"])
             stats._hist = np.asarray(state["hist"], dtype=np.int64)
+            stats._sum, stats._sum_sq = np.asarray(state["sum"]), np.asarray(state["sum_sq"])
+            stats._min, stats._max = np.asarray(state["min"]), np.asarray(state["max"])
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"not an ImageStats state: {err!r}") from err
-        if stats._hist.shape != (3, 256):
-            raise ValueError(f"inconsistent ImageStats state: histogram shape {stats._hist.shape}")
+        if stats._frames and (stats._unit not in _SCALES or stats._hist.shape != _HIST_SHAPES[stats._unit]):
+            raise ValueError(f"inconsistent ImageStats state: {stats._unit!r}, histogram {stats._hist.shape}")
         return stats
 
     @property
     def count(self) -> int:
-        """Frames sampled so far."""
-        return self._sampled
+        """Frames counted so far."""
+        return self._frames
 
-    def update(self, frame: npt.NDArray[np.uint8]) -> None:
-        """Offer the next frame of the episode.
+    @property
+    def depth_unit(self) -> Literal["mm", "m"] | None:
+        """``mm`` or ``m`` for a depth camera, ``None`` for colour (or before the first frame)."""
+        if self._unit == "mm":
+            return "mm"
+        return "m" if self._unit == "m" else None
+
+    def update(self, frame: npt.NDArray[Any], *, depth_unit: Literal["mm", "m"] | None = None) -> None:
+        """Count the next frame of the episode.
 
         Args:
-            frame: ``(H, W, 3)`` or ``(H, W, 1)`` uint8; one channel counts as grey for all three.
+            frame: ``(H, W, 3)`` or ``(H, W, 1)`` uint8; for depth ``(H, W, 1)`` ``uint16``
+                (``depth_unit="mm"``) or ``float32`` (``depth_unit="m"``, finite values).
+            depth_unit: ``None`` for colour, else the depth unit.
 
         Raises:
-            ValueError: The frame is not uint8 HWC with 1 or 3 channels.
+            ValueError: The frame does not fit the kind of camera of the first one.
         """
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (1, 3):
-            raise ValueError(f"expected an (H, W, 1|3) uint8 frame, got {frame.shape} {frame.dtype}")
-        index = self._seen
-        self._seen += 1
-        if index != self._next:
-            return
-        self._next = index + _sample_step(index)
+        unit = depth_unit or "rgb"
+        want = _DTYPES.get(unit)
+        channels_ok = frame.ndim == 3 and frame.shape[2] in ((1, 3) if unit == "rgb" else (1,))
+        if want is None or frame.dtype != want or not channels_ok:
+            raise ValueError(
+                f"expected an (H, W, 1|3) uint8 frame or (H, W, 1) depth, got {frame.shape} {frame.dtype}"
+            )
+        if self._frames == 0:
+            self._start(unit)
+        elif unit != self._unit:
+            raise ValueError(f"frame {self._frames} is {unit!r}, the first was {self._unit!r}")
         stride = max(1, max(frame.shape[:2]) // _TARGET_PIXELS)
         pixels = frame[::stride, ::stride].reshape(-1, frame.shape[2])
-        for channel in range(3):
-            values = pixels[:, min(channel, pixels.shape[1] - 1)]
-            self._hist[channel] += np.bincount(values, minlength=256)
-        self._sampled += 1
+        if unit == "rgb" and pixels.shape[1] == 1:
+            pixels = np.repeat(pixels, 3, axis=1)
+        values = pixels.astype(np.float64)
+        self._sum += values.sum(axis=0)
+        self._sum_sq += (values**2).sum(axis=0)
+        self._min = np.minimum(self._min, values.min(axis=0))
+        self._max = np.maximum(self._max, values.max(axis=0))
+        bins = self._hist.shape[1]
+        for channel in range(pixels.shape[1]):
+            column = pixels[:, channel]
+            if unit == "m":
+                column = np.clip(np.rint(column * 1000.0), 0, bins - 1).astype(np.int64)
+            self._hist[channel] += np.bincount(column, minlength=bins)
+        self._frames += 1
+
+    def _start(self, unit: str) -> None:
+        self._unit = unit
+        self._hist = np.zeros(_HIST_SHAPES[unit], dtype=np.int64)
+        channels = self._hist.shape[0]
+        self._sum, self._sum_sq = np.zeros(channels), np.zeros(channels)
+        self._min, self._max = np.full(channels, np.inf), np.full(channels, -np.inf)
 
     def result(self) -> FeatureStats:
-        """The statistics so far, each stat shaped (3, 1, 1).
+        """The statistics so far, each stat shaped (3, 1, 1) (colour) or (1, 1, 1) (depth).
+
+        Quantile ``q`` is the smallest histogram level whose cumulative count reaches ``q`` of
+        the pixels.
 
         Raises:
             ValueError: No frame was added.
         """
-        if self._sampled == 0:
+        if self._frames == 0:
             raise ValueError("no frames were added")
-        levels = np.arange(256) / 255.0
+        scale, bin_scale = _SCALES[self._unit]
         total = self._hist.sum(axis=1)
-        mean = self._hist @ levels / total
-        var = self._hist @ levels**2 / total - mean**2
-        present = self._hist > 0
+        mean = self._sum / total
+        var = self._sum_sq / total - mean**2
         cdf = np.cumsum(self._hist, axis=1)
         per_channel: dict[str, npt.NDArray[np.float64]] = {
-            "min": levels[present.argmax(axis=1)],
-            "max": levels[255 - present[:, ::-1].argmax(axis=1)],
-            "mean": mean,
-            "std": np.sqrt(np.maximum(var, 0.0)),
+            "min": self._min / scale,
+            "max": self._max / scale,
+            "mean": mean / scale,
+            "std": np.sqrt(np.maximum(var, 0.0)) / scale,
         }
         for name, q in QUANTILES.items():
             rank = np.array([c.searchsorted(q * t) for c, t in zip(cdf, total, strict=True)])
-            per_channel[name] = levels[rank]
-        stats: FeatureStats = {k: v.reshape(3, 1, 1).tolist() for k, v in per_channel.items()}
-        stats["count"] = [self._sampled]
+            per_channel[name] = rank / bin_scale
+        channels = self._hist.shape[0]
+        stats: FeatureStats = {k: v.reshape(channels, 1, 1).tolist() for k, v in per_channel.items()}
+        stats["count"] = [self._frames]
         return {name: stats[name] for name in STAT_NAMES}
+
+
+_DTYPES = {"rgb": np.dtype(np.uint8), "mm": np.dtype(np.uint16), "m": np.dtype(np.float32)}
+_HIST_SHAPES = {"rgb": (3, 256), "mm": (1, 65536), "m": (1, 65536)}
+_SCALES = {"rgb": (255.0, 255.0), "mm": (1.0, 1.0), "m": (1.0, 1000.0)}
+"""Divisors of (pixel values, histogram bins) that give the stats: colour /255 to [0, 1]; depth in
+its own unit (the histogram counts millimetres)."""
 
 
 _MASK64 = 2**64 - 1
@@ -295,14 +349,6 @@ def _reservoir_slots(seed: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.i
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     x = x ^ (x >> np.uint64(31))
     return (x % (rows.astype(np.uint64) + np.uint64(1))).astype(np.int64)
-
-
-def _sample_step(index: int) -> int:
-    """Distance from a sampled frame to the next one."""
-    if index < _ALL_FRAMES_BELOW:
-        return 1
-    step: float = index**0.25 / 0.75
-    return max(1, math.floor(step))
 
 
 def aggregate(episode_stats: Sequence[Mapping[str, FeatureStats]]) -> dict[str, FeatureStats]:

@@ -5,6 +5,10 @@ Topics of a recording:
 - ``/<camera>/image_raw`` (``sensor_msgs/msg/Image``, rgb8) or ``/<camera>/image_raw/compressed``
   (``sensor_msgs/msg/CompressedImage``, JPEG) at ``camera_hz``; frame ``i`` is
   :func:`make_image` ``(i, camera, width, height)``, whose top half encodes ``i`` (:func:`read_marker`).
+- ``/<camera>/depth/image_raw`` (``sensor_msgs/msg/Image``, ``16UC1`` millimetres or ``32FC1``
+  metres with NaN for no measurement) or ``/<camera>/depth/image_raw/compressedDepth``
+  (``sensor_msgs/msg/CompressedImage``, ``16UC1; compressedDepth png``) for each depth camera, at
+  ``camera_hz``; frame ``i`` is :func:`make_depth` ``(i, camera, width, height)``.
 - ``/joint_states`` (``sensor_msgs/msg/JointState``, 6 joints) at ``joint_hz``; message ``i``
   holds :func:`joint_state_at` ``(i / joint_hz)``.
 - ``/action`` (``std_msgs/msg/Float32MultiArray``, no header, so consumers align it by log
@@ -18,8 +22,9 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -30,6 +35,7 @@ from roboflow_dataset._synth_content import (
     MARKER_BITS,
     action_at,
     joint_state_at,
+    make_depth,
     make_image,
     read_marker,
 )
@@ -40,12 +46,15 @@ __all__ = [
     "JOINT_NAMES",
     "JOINT_TOPIC",
     "MARKER_BITS",
+    "DepthEncoding",
     "RecordingInfo",
     "SynthFormat",
     "SynthMessage",
     "action_at",
     "camera_topic",
+    "depth_topic",
     "joint_state_at",
+    "make_depth",
     "make_image",
     "read_marker",
     "write_recording",
@@ -57,6 +66,10 @@ _IMAGE = "sensor_msgs/msg/Image"
 _COMPRESSED = "sensor_msgs/msg/CompressedImage"
 _JOINT_STATE = "sensor_msgs/msg/JointState"
 _ACTION = "std_msgs/msg/Float32MultiArray"
+
+
+DepthEncoding = Literal["16UC1", "32FC1", "compressedDepth"]
+_DEPTH_HEADER = struct.Struct("<iff")  # compressedDepth: format, depthQuantA, depthQuantB
 
 
 class SynthMessage(msgspec.Struct, frozen=True, order=True):
@@ -77,6 +90,9 @@ class RecordingInfo(msgspec.Struct, frozen=True, kw_only=True):
         width: Image width.
         height: Image height.
         compressed: JPEG ``CompressedImage`` instead of raw rgb8 ``Image``.
+        drift: The cameras' colours drift over the recording (:func:`make_image`'s ``drift``).
+        depth_cameras: Cameras with a depth topic.
+        depth_encoding: How the depth topics are written.
         camera_hz: Camera rate.
         joint_hz: Joint state and action rate.
         msgtypes: Topic to message type.
@@ -91,6 +107,9 @@ class RecordingInfo(msgspec.Struct, frozen=True, kw_only=True):
     compressed: bool
     camera_hz: float
     joint_hz: float
+    drift: bool
+    depth_cameras: tuple[str, ...]
+    depth_encoding: DepthEncoding
     msgtypes: dict[str, str]
     messages: dict[str, tuple[SynthMessage, ...]]
 
@@ -98,6 +117,12 @@ class RecordingInfo(msgspec.Struct, frozen=True, kw_only=True):
 def camera_topic(camera: str, compressed: bool = False) -> str:
     """The image topic of ``camera``."""
     return f"/{camera}/image_raw/compressed" if compressed else f"/{camera}/image_raw"
+
+
+def depth_topic(camera: str, encoding: DepthEncoding = "16UC1") -> str:
+    """The depth topic of ``camera``."""
+    suffix = "/compressedDepth" if encoding == "compressedDepth" else ""
+    return f"/{camera}/depth/image_raw{suffix}"
 
 
 def _timeline(
@@ -129,7 +154,9 @@ class _Messages:
 
     def image(self, camera: str, msg: SynthMessage) -> Any:
         info = self._info
-        pixels = make_image(msg.index, camera, info.width, info.height)
+        last = info.messages[camera_topic(camera, info.compressed)][-1].index
+        drift = msg.index / max(last, 1) if info.drift else 0.0
+        pixels = make_image(msg.index, camera, info.width, info.height, drift)
         header = self._header(msg.header_stamp_ns or 0, camera, msg.index)
         if info.compressed:
             buffer = io.BytesIO()
@@ -144,6 +171,29 @@ class _Messages:
             is_bigendian=0,
             step=info.width * 3,
             data=pixels.reshape(-1),
+        )
+
+    def depth(self, camera: str, msg: SynthMessage) -> Any:
+        info = self._info
+        millimetres = make_depth(msg.index, camera, info.width, info.height)
+        header = self._header(msg.header_stamp_ns or 0, f"{camera}_depth", msg.index)
+        if info.depth_encoding == "compressedDepth":
+            buffer = io.BytesIO()
+            PILImage.fromarray(millimetres).save(buffer, format="PNG")
+            data = np.frombuffer(_DEPTH_HEADER.pack(0, 0.0, 0.0) + buffer.getvalue(), dtype=np.uint8)
+            return self._types[_COMPRESSED](header=header, format="16UC1; compressedDepth png", data=data)
+        pixels: np.ndarray = millimetres
+        if info.depth_encoding == "32FC1":
+            pixels = np.where(millimetres == 0, np.float32(np.nan), millimetres / np.float32(1000))
+            pixels = pixels.astype(np.float32)
+        return self._types[_IMAGE](
+            header=header,
+            height=info.height,
+            width=info.width,
+            encoding=info.depth_encoding,
+            is_bigendian=0,
+            step=info.width * pixels.itemsize,
+            data=pixels.view(np.uint8).reshape(-1),
         )
 
     def joint_state(self, msg: SynthMessage) -> Any:
@@ -170,6 +220,9 @@ def write_recording(
     camera_hz: float = 30.0,
     joint_hz: float = 100.0,
     compressed: bool = False,
+    drift: bool = False,
+    depth_cameras: tuple[str, ...] = (),
+    depth_encoding: DepthEncoding = "16UC1",
     jitter_ms: float = 0.0,
     drop_frames: tuple[int, ...] = (),
     seed: int = 0,
@@ -187,6 +240,9 @@ def write_recording(
         camera_hz: Camera rate.
         joint_hz: Joint state and action rate.
         compressed: Write JPEG ``CompressedImage`` instead of raw rgb8 ``Image``.
+        drift: Let the colour of every camera drift from its first frame to its last.
+        depth_cameras: Cameras (of ``cameras`` or others) that also get a depth topic.
+        depth_encoding: ``16UC1`` or ``32FC1`` raw ``Image``, or ``compressedDepth`` (16-bit PNG).
         jitter_ms: Header stamps deviate from nominal by up to this much (uniform, seeded).
         drop_frames: Camera frame indices to leave out (every camera).
         seed: Seed of jitter and latency.
@@ -213,6 +269,10 @@ def write_recording(
         topic = camera_topic(camera, compressed)
         messages[topic] = tuple(m for m in timeline(frames, camera_hz, True) if m.index not in dropped)
         msgtypes[topic] = _COMPRESSED if compressed else _IMAGE
+    for camera in depth_cameras:
+        topic = depth_topic(camera, depth_encoding)
+        messages[topic] = tuple(m for m in timeline(frames, camera_hz, True) if m.index not in dropped)
+        msgtypes[topic] = _COMPRESSED if depth_encoding == "compressedDepth" else _IMAGE
     messages[JOINT_TOPIC] = tuple(timeline(joints, joint_hz, True))
     messages[ACTION_TOPIC] = tuple(timeline(joints, joint_hz, False))
     msgtypes |= {JOINT_TOPIC: _JOINT_STATE, ACTION_TOPIC: _ACTION}
@@ -225,6 +285,9 @@ def write_recording(
         compressed=compressed,
         camera_hz=camera_hz,
         joint_hz=joint_hz,
+        drift=drift,
+        depth_cameras=tuple(depth_cameras),
+        depth_encoding=depth_encoding,
         msgtypes=msgtypes,
         messages=messages,
     )
@@ -236,11 +299,14 @@ def _write(info: RecordingInfo, writer: SynthWriter) -> None:
     build = _Messages(writer, info)
     handles = {topic: writer.add(topic, msgtype) for topic, msgtype in info.msgtypes.items()}
     cameras = {camera_topic(c, info.compressed): c for c in info.cameras}
+    depths = {depth_topic(c, info.depth_encoding): c for c in info.depth_cameras}
     events = sorted((m.log_time_ns, topic, m) for topic, msgs in info.messages.items() for m in msgs)
     try:
         for log_time, topic, msg in events:
             if topic in cameras:
                 message = build.image(cameras[topic], msg)
+            elif topic in depths:
+                message = build.depth(depths[topic], msg)
             else:
                 message = build.joint_state(msg) if topic == JOINT_TOPIC else build.action(msg)
             writer.write(handles[topic], log_time, message)

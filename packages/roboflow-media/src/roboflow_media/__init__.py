@@ -1,14 +1,16 @@
 """Roboflow media: image decoding to numpy, streaming video encoders, probing and remuxing."""
 
 from roboflow_media._base import Backend, EncodedVideo, VideoEncoder
+from roboflow_media._settings import DEPTH_PIX_FMT, depth_extra_options
 from roboflow_media.background import BackgroundEncoder
 from roboflow_media.compressed_image import decode_compressed_image
 from roboflow_media.concat import concat_videos
 from roboflow_media.encoder import open_encoder
-from roboflow_media.probe import VideoProbe, iter_video_frames, probe_video
+from roboflow_media.probe import VideoProbe, iter_gray16_frames, iter_video_frames, probe_video
 from roboflow_media.raw_image import RAW_ENCODINGS, decode_raw_image
 
 __all__ = [
+    "DEPTH_PIX_FMT",
     "RAW_ENCODINGS",
     "Backend",
     "BackgroundEncoder",
@@ -18,6 +20,8 @@ __all__ = [
     "concat_videos",
     "decode_compressed_image",
     "decode_raw_image",
+    "depth_extra_options",
+    "iter_gray16_frames",
     "iter_video_frames",
     "open_encoder",
     "probe_video",

@@ -7,14 +7,16 @@ from typing import NamedTuple
 import av
 import numpy as np
 
-from roboflow_core.config import VideoConfig
+from roboflow_core.config import DepthConfig, VideoConfig
 from roboflow_core.errors import MediaError
 
-__all__ = ["EncodeSettings", "resolve_settings"]
+__all__ = ["DEPTH_PIX_FMT", "EncodeSettings", "depth_extra_options", "resolve_settings"]
 
 # x264/x265 take named presets; an SVT-AV1 style number (the default 12) maps to this one.
 _X26X_DEFAULT_PRESET = "fast"
-_DEPTH_PIX_FMT = "gray16le"
+DEPTH_PIX_FMT = "gray12le"
+"""Depth cameras are 12-bit codes (lerobot 0.6's depth format), encoded as 12-bit gray."""
+_X265_QUIET = "log-level=error"
 
 
 class EncodeSettings(NamedTuple):
@@ -44,7 +46,7 @@ def resolve_settings(
         width: Frame width.
         height: Frame height.
         channels: 3 for RGB input, 1 for grayscale input (depth implies 1).
-        depth: Encode ``uint16`` depth losslessly with ``config.depth_codec`` (``gray16le``).
+        depth: Encode ``uint16`` 12-bit depth codes with ``config.depth`` as ``gray12le``.
 
     Raises:
         MediaError: Unknown codec, bad channel count, or odd sizes with a 4:2:0 pixel format.
@@ -52,12 +54,12 @@ def resolve_settings(
     channels = 1 if depth else channels
     if channels not in (1, 3):
         raise MediaError(f"encoder input must have 3 (RGB) or 1 (gray/depth) channels, got {channels}")
-    codec = config.depth_codec if depth else config.codec
+    codec = config.depth.codec if depth else config.codec
     try:
         canonical = av.codec.Codec(codec, "w").canonical_name
     except (av.FFmpegError, ValueError) as err:
         raise MediaError(f"unknown video encoder {codec!r}: {err}") from err
-    pix_fmt = _DEPTH_PIX_FMT if depth else config.pix_fmt
+    pix_fmt = DEPTH_PIX_FMT if depth else config.pix_fmt
     if ("420" in pix_fmt or pix_fmt in ("nv12", "p010le")) and (width % 2 or height % 2):
         raise MediaError(
             f"{pix_fmt} needs an even width and height, got {width}x{height}: crop or resize the camera"
@@ -65,14 +67,28 @@ def resolve_settings(
     if width <= 0 or height <= 0:
         raise MediaError(f"frame size must be positive, got {width}x{height}")
     options = {"g": str(config.gop)}
-    if canonical in ("h264", "hevc"):
+    if depth:
+        options = {"g": str(config.depth.gop), "crf": str(config.depth.crf), "bf": "0"}
+        options |= depth_extra_options(config.depth)
+        if canonical == "hevc":  # x265 prints its settings to stderr unless told otherwise
+            options["x265-params"] = ":".join(filter(None, [options.get("x265-params"), _X265_QUIET]))
+    elif canonical in ("h264", "hevc"):
         preset = config.preset if isinstance(config.preset, str) else _X26X_DEFAULT_PRESET
         options |= {"preset": preset, "crf": str(config.crf), "bf": "0"}
     elif codec == "libsvtav1":
         options |= {"preset": str(config.preset), "crf": str(config.crf)}
     dtype: np.dtype[np.generic]
     if depth:
-        input_format, dtype = _DEPTH_PIX_FMT, np.dtype(np.uint16)
+        input_format, dtype = DEPTH_PIX_FMT, np.dtype(np.uint16)
     else:
         input_format, dtype = ("rgb24" if channels == 3 else "gray"), np.dtype(np.uint8)
-    return EncodeSettings(codec, canonical, pix_fmt, input_format, channels, dtype, config.gop, options)
+    gop = config.depth.gop if depth else config.gop
+    return EncodeSettings(codec, canonical, pix_fmt, input_format, channels, dtype, gop, options)
+
+
+def depth_extra_options(depth: DepthConfig) -> dict[str, str]:
+    """Codec options of a depth encoder beyond g and crf, as lerobot records them (``video.extra_options``).
+
+    Lossless libx265 (lerobot's default) is ``x265-params=lossless=1``.
+    """
+    return {"x265-params": "lossless=1"} if depth.lossless else {}

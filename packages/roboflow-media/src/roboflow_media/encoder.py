@@ -43,14 +43,15 @@ def open_encoder(
     """Open a streaming encoder writing ``path`` (its directory must exist).
 
     Args:
-        path: Output file; ``.mp4`` for colour, ``.mkv`` suits the lossless depth codec.
+        path: Output file (``.mp4``).
         width: Frame width (even for 4:2:0 pixel formats).
         height: Frame height (even for 4:2:0 pixel formats).
         fps: Frame rate; frame ``i`` gets pts ``i / fps``.
         config: Codec, crf, preset, gop, pix_fmt and backend.
         channels: 3 for RGB frames, 1 for ``(H, W, 1)`` gray frames.
-        depth: Frames are ``(H, W, 1)`` ``uint16`` depth, encoded losslessly with
-            ``config.depth_codec`` as ``gray16le`` (implies ``channels=1``; PyAV or ffmpeg, never NVENC).
+        depth: Frames are ``(H, W, 1)`` ``uint16`` 12-bit depth codes (0..4095), encoded with
+            ``config.depth`` (HEVC lossless by default) as ``gray12le`` (implies ``channels=1``;
+            PyAV or ffmpeg, never NVENC).
 
     Returns:
         The encoder; ``encoder.backend`` names the backend that runs.

@@ -12,8 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from roboflow_core.errors import MediaError
+from roboflow_media._settings import DEPTH_PIX_FMT
 
-__all__ = ["VideoProbe", "iter_video_frames", "probe_video"]
+__all__ = ["VideoProbe", "iter_gray16_frames", "iter_video_frames", "probe_video"]
 
 
 class VideoProbe(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,5 +86,23 @@ def iter_video_frames(path: str | Path) -> Iterator[NDArray[np.uint8]]:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
                 yield np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+    except (av.FFmpegError, OSError) as err:
+        raise MediaError(f"cannot decode video: {err}", path=str(path)) from err
+
+
+def iter_gray16_frames(path: str | Path, pix_fmt: str = DEPTH_PIX_FMT) -> Iterator[NDArray[np.uint16]]:
+    """Decode the first video stream, yielding ``(H, W, 1)`` ``uint16`` samples (e.g. 12-bit depth codes).
+
+    Args:
+        path: The video.
+        pix_fmt: The 16-bit-container gray format to convert each frame to.
+
+    Raises:
+        MediaError: The file cannot be opened or decoded.
+    """
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                yield np.asarray(frame.to_ndarray(format=pix_fmt), dtype=np.uint16)[..., np.newaxis]
     except (av.FFmpegError, OSError) as err:
         raise MediaError(f"cannot decode video: {err}", path=str(path)) from err

@@ -7,8 +7,10 @@ from typing import Any
 
 import msgspec
 
+from roboflow_core.config import DepthConfig
 from roboflow_core.errors import DatasetError
 from roboflow_dataset.lerobot._atomic import atomic_write_json
+from roboflow_dataset.lerobot.depth import DepthUnit
 from roboflow_dataset.lerobot.features import FeatureSpec
 from roboflow_dataset.stats import FeatureStats
 
@@ -26,6 +28,8 @@ class StagedVideo(msgspec.Struct, frozen=True, kw_only=True):
         files: The mp4s (relative to the staging directory), one per part, in frame order; each
             starts with a keyframe at pts 0.
         frames: Frames in all of them.
+        depth_unit: For a depth camera, the unit of its source values (``mm`` or ``m``).
+        depth: For a depth camera, the quantizer and encoder settings of its 12-bit codes.
     """
 
     files: tuple[str, ...]
@@ -35,6 +39,8 @@ class StagedVideo(msgspec.Struct, frozen=True, kw_only=True):
     codec: str
     pix_fmt: str
     backend: str
+    depth_unit: DepthUnit | None = None
+    depth: DepthConfig | None = None
 
 
 class StagedEpisode(msgspec.Struct, frozen=True, kw_only=True):

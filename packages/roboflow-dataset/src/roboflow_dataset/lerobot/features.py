@@ -11,7 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from roboflow_core.config import DepthConfig
 from roboflow_core.errors import DatasetError
+from roboflow_dataset.lerobot.depth import DepthUnit, depth_info
 
 __all__ = [
     "CAMERA_NAMES",
@@ -102,28 +104,48 @@ DEFAULT_FEATURES: tuple[FeatureSpec, ...] = (
 """The five columns every LeRobot dataset has, in LeRobot's order."""
 
 
-def camera_feature(name: str, *, width: int, height: int, codec: str, pix_fmt: str, fps: int) -> FeatureSpec:
-    """A camera feature with the ``info`` block LeRobot 0.4.x writes from the probed mp4.
+def camera_feature(
+    name: str,
+    *,
+    width: int,
+    height: int,
+    codec: str,
+    pix_fmt: str,
+    fps: int,
+    depth: tuple[DepthUnit, DepthConfig] | None = None,
+) -> FeatureSpec:
+    """A camera feature with the ``info`` block LeRobot writes from the probed mp4.
+
+    Colour cameras get LeRobot 0.4.x's block (shape ``(H, W, 3)``); a depth camera gets
+    LeRobot 0.6.1's (shape ``(H, W, 1)``, ``is_depth_map``, ``depth_unit`` and the quantizer's
+    parameters, see :mod:`roboflow_dataset.lerobot.depth`).
 
     Args:
         name: Camera key.
         width: Frame width in pixels.
         height: Frame height in pixels.
         codec: The stream's canonical codec name (``h264``, ``av1``, ...).
-        pix_fmt: Pixel format of the stream (``yuv420p``).
+        pix_fmt: Pixel format of the stream (``yuv420p``; ``gray12le`` for depth).
         fps: Frame rate.
+        depth: For a depth camera, the unit of its source values and its ``[video.depth]`` settings.
     """
-    info = {
+    channels = 3 if depth is None else 1
+    info: dict[str, Any] = {
         "video.height": height,
         "video.width": width,
         "video.codec": codec,
         "video.pix_fmt": pix_fmt,
         "video.is_depth_map": False,
         "video.fps": fps,
-        "video.channels": 3,
+        "video.channels": channels,
         "has_audio": False,
     }
-    return FeatureSpec(name=name, dtype="video", shape=(height, width, 3), names=CAMERA_NAMES, info=info)
+    if depth is not None:
+        del info["video.is_depth_map"]  # lerobot 0.6 reads the marker from is_depth_map
+        info |= depth_info(depth[1], depth[0])
+    return FeatureSpec(
+        name=name, dtype="video", shape=(height, width, channels), names=CAMERA_NAMES, info=info
+    )
 
 
 def arrow_schema(features: Sequence[FeatureSpec]) -> pa.Schema:

@@ -110,6 +110,7 @@ def merge_into_dataset(
     if not staged:
         raise DatasetError("nothing to merge: no staged episodes", path=str(root))
     features = _declared_features(staged, fps)
+    _check_depth_format(fmt, features, root)
     existing = _load_existing(root)
     if existing.info is not None:
         _check_compatible(existing.info, fmt, fps, features, robot_type, root)
@@ -173,15 +174,36 @@ def _declared_features(staged: Sequence[StagedEpisode], fps: int) -> list[Featur
                 path=str(episode.dir),
             )
     cameras = [
-        camera_feature(key, width=v.width, height=v.height, codec=v.codec, pix_fmt=v.pix_fmt, fps=fps)
+        camera_feature(
+            key,
+            width=v.width,
+            height=v.height,
+            codec=v.codec,
+            pix_fmt=v.pix_fmt,
+            fps=fps,
+            depth=None if v.depth_unit is None or v.depth is None else (v.depth_unit, v.depth),
+        )
         for key, v in first.videos.items()
     ]
     return [*first.features, *cameras, *DEFAULT_FEATURES]
 
 
 def _signature(episode: StagedEpisode) -> tuple[Any, ...]:
-    videos = [(key, v.width, v.height, v.codec, v.pix_fmt) for key, v in episode.videos.items()]
+    videos = [
+        (k, v.width, v.height, v.codec, v.pix_fmt, v.depth_unit, v.depth) for k, v in episode.videos.items()
+    ]
     return (episode.features, videos)
+
+
+def _check_depth_format(fmt: DatasetFormat, features: Sequence[FeatureSpec], root: Path) -> None:
+    depth = [f.name for f in features if (f.info or {}).get("is_depth_map")]
+    if depth and LAYOUTS[fmt].codebase_version != "v3.0":
+        raise DatasetError(
+            f"{', '.join(depth)}: depth cameras need the v3.0 format (lerobot >= 0.6 reads them); "
+            f"{LAYOUTS[fmt].codebase_version} has no depth format and an 8-bit video would lose the depth. "
+            "Write lerobot-v3, or remove the depth mappings",
+            path=str(root),
+        )
 
 
 def _load_existing(root: Path) -> _Existing:
@@ -222,13 +244,19 @@ def _check_compatible(
 
 def _comparable(entry: dict[str, Any]) -> tuple[Any, ...]:
     video = entry.get("info") or {}
+    depth = tuple(video.get(k) for k in _DEPTH_KEYS) if video.get("is_depth_map") else None
     return (
         entry.get("dtype"),
         list(entry.get("shape", [])),
         entry.get("names"),
         video.get("video.codec"),
         video.get("video.pix_fmt"),
+        depth,
     )
+
+
+_DEPTH_KEYS = ("depth_unit", "video.depth_min", "video.depth_max", "video.shift", "video.use_log")
+"""What must agree for a depth camera's episodes to be read with one set of parameters."""
 
 
 def _plan(

@@ -45,6 +45,7 @@ from roboflow_dataset.lerobot._segments import (
     segment_dir,
 )
 from roboflow_dataset.lerobot._staged import DATA_FILE, MANIFEST, StagedEpisode, StagedVideo
+from roboflow_dataset.lerobot.depth import depth_unit_of, quantize_depth
 from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arrow_schema
 from roboflow_dataset.stats import ImageStats, VectorStats
 from roboflow_media import BackgroundEncoder, open_encoder, probe_video
@@ -242,14 +243,15 @@ class EpisodeStager:
         if kind is not None:
             self.abort()
 
-    def add_frame(
-        self, numeric: Mapping[str, npt.ArrayLike], images: Mapping[str, npt.NDArray[np.uint8]]
-    ) -> None:
+    def add_frame(self, numeric: Mapping[str, npt.ArrayLike], images: Mapping[str, npt.NDArray[Any]]) -> None:
         """Add the next frame. Image arrays are handed to the encoders: do not modify them afterwards.
 
         Args:
             numeric: Feature name -> value of that feature's shape, for every numeric feature.
-            images: Camera key -> ``(H, W, 3)`` uint8 RGB frame, for every camera.
+            images: Camera key -> ``(H, W, 3)`` uint8 RGB (or ``(H, W, 1)`` gray) frame, or a depth
+                camera's ``(H, W, 1)`` ``uint16`` millimetres or ``float32`` metres (non-finite
+                values are no measurement, stored as 0), for every camera. A camera keeps the
+                kind of its first frame.
 
         Raises:
             DatasetError: A feature or camera is missing, unknown, or has the wrong shape.
@@ -359,25 +361,34 @@ class EpisodeStager:
             self._dir / segment_dir(len(self._segments)) / (DATA_FILE if camera is None else f"{camera}.mp4")
         )
 
-    def _encode(self, camera: str, frame: npt.NDArray[np.uint8]) -> None:
+    def _encode(self, camera: str, frame: npt.NDArray[Any]) -> None:
         source = self._settings.source
-        encoder = self._encoders.get(camera)
+        stats = self._image_stats[camera]
         first = self._frame_shapes.get(camera)
-        if encoder is None and first is None:
-            if frame.dtype != np.uint8:
+        unit = depth_unit_of(frame.dtype)
+        if first is None:
+            if frame.dtype != np.uint8 and unit is None:
                 raise DatasetError(
-                    f"{camera}: {frame.dtype} images (depth: 16UC1, mono16, 32FC1) cannot be stored yet; "
-                    "LeRobot cameras are 8-bit videos. Remove this mapping or map an 8-bit image topic.",
+                    f"{camera}: {frame.dtype} images cannot be stored; cameras are 8-bit colour or gray, "
+                    "or depth as 16UC1/mono16 (millimetres) or 32FC1 (metres)",
                     path=source,
                 )
-            if frame.ndim != 3 or frame.shape[2] not in (1, 3):
+            if frame.ndim != 3 or frame.shape[2] not in ((1, 3) if unit is None else (1,)):
                 raise DatasetError(f"{camera}: expected an (H, W, 3) frame, got {frame.shape}", path=source)
             first = self._frame_shapes[camera] = frame.shape
-        if frame.shape != first or frame.dtype != np.uint8:
+        elif frame.shape != first or unit != stats.depth_unit:
+            was = f"depth in {stats.depth_unit}" if stats.depth_unit else "uint8"
             raise DatasetError(
-                f"{camera}: frame {self._length} is {frame.shape} {frame.dtype}, the first was {first} uint8",
+                f"{camera}: frame {self._length} is {frame.shape} {frame.dtype}, the first was {first} {was}",
                 path=source,
             )
+        if unit == "m" and not np.isfinite(frame).all():  # NaN/inf: no measurement, stored as 0
+            frame = np.where(np.isfinite(frame), frame, np.float32(0))
+        try:
+            stats.update(frame, depth_unit=unit)
+        except ValueError as err:
+            raise DatasetError(f"{camera}: {err}", path=source) from err
+        encoder = self._encoders.get(camera)
         if encoder is None:
             height, width, channels = frame.shape
             path = self._part_file(camera)
@@ -389,13 +400,10 @@ class EpisodeStager:
                 fps=self._settings.fps,
                 config=self._pinned.get(camera, self._settings.video),
                 channels=channels,
+                depth=unit is not None,
             )
             encoder = self._encoders[camera] = BackgroundEncoder(inner)
-        try:
-            self._image_stats[camera].update(frame)
-        except ValueError as err:
-            raise DatasetError(f"{camera}: {err}", path=source) from err
-        encoder.encode(frame)
+        encoder.encode(frame if unit is None else quantize_depth(frame, unit, self._settings.video.depth))
 
     def _flush(self) -> None:
         start, end = self._flushed, self._length
@@ -437,6 +445,7 @@ class EpisodeStager:
             raise DatasetError(f"video has {probe.frames} frames, expected {expected}", path=str(path))
         if abs(probe.first_pts_s) > _PTS_TOLERANCE_S:
             raise DatasetError(f"video starts at pts {probe.first_pts_s} s, expected 0", path=str(path))
+        unit = self._image_stats[camera].depth_unit
         return StagedVideo(
             files=(path.relative_to(self._dir).as_posix(),),
             frames=probe.frames,
@@ -445,6 +454,8 @@ class EpisodeStager:
             codec=probe.codec,
             pix_fmt=probe.pix_fmt,
             backend=encoded.backend,
+            depth_unit=unit,
+            depth=self._settings.video.depth if unit is not None else None,
         )
 
     def _close_segment(self) -> None:
