@@ -44,7 +44,7 @@ from roboflow_pipeline import convert
 from roboflow_storage import Storage
 
 SUFFIX = {"mcap": ".mcap", "ros1": ".bag"}
-QUERY = "endpoint={e}&region=us-east-1&access_key_id=bench&secret_access_key=bench"
+QUERY = "endpoint={e}&region=us-east-1"  # credentials: start_moto puts them in the environment
 
 
 def _config(codec: str, compressed: bool) -> Any:

@@ -37,7 +37,11 @@ BUCKET = "roboflow-bench"
 
 
 def start_moto() -> tuple[str, subprocess.Popen[bytes]]:
-    """Start ``moto_server`` in its own process (so it does not share our GIL) on a free port."""
+    """Start ``moto_server`` in its own process (so it does not share our GIL) on a free port.
+
+    This process's environment then holds the bench credentials and allows plain HTTP to it (as
+    a pod's would), so URLs name only the endpoint and region (``QUERY``).
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -47,6 +51,12 @@ def start_moto() -> tuple[str, subprocess.Popen[bytes]]:
         stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench-secret",
+        AWS_ENDPOINT_URL=endpoint,
+        ROBOFLOW_ALLOWED_ENDPOINTS=endpoint,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -130,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{BUCKET}", method="PUT")):
             pass
-        query = f"endpoint={endpoint}&region=us-east-1&access_key_id=bench&secret_access_key=bench"
+        query = f"endpoint={endpoint}&region=us-east-1"
         s3 = Storage.from_url(f"s3://{BUCKET}/bench?{query}", cache=None)
         local = Storage.from_url(workdir)
         (workdir / "obj.bin").write_bytes(data)

@@ -2,7 +2,9 @@
 
 A pytest plugin module: a ``conftest.py`` imports the fixtures it needs from here.
 
-* :func:`moto_server` (session): a real S3 API server (moto) on a free loopback port.
+* :func:`moto_server` (session): a real S3 API server (moto) on a free loopback port; the
+  process's environment then holds the test credentials (``AWS_*``, as pods get theirs) and
+  allows plain HTTP to it (``ROBOFLOW_ALLOWED_ENDPOINTS``).
 * :func:`s3_bucket`: a fresh, empty bucket on it, with the ``s3://`` URL that reaches it.
 * :func:`fault_proxy`: a factory of :class:`FaultProxy` reverse proxies in front of moto that
   answer some requests with an error status or drop the connection, for retry tests.
@@ -60,12 +62,34 @@ class S3Bucket(msgspec.Struct, frozen=True, kw_only=True):
     name: str
 
     def url(self, prefix: str = "", *, endpoint: str | None = None) -> str:
-        """The ``s3://`` URL of ``prefix`` in this bucket, with endpoint and test credentials."""
-        query = (
-            f"endpoint={endpoint or self.endpoint}&region={TEST_REGION}"
-            f"&access_key_id={TEST_ACCESS_KEY}&secret_access_key={TEST_SECRET}"
-        )
+        """The ``s3://`` URL of ``prefix`` in this bucket, with its endpoint (an allowed one: see
+        :func:`allow_endpoint`); credentials come from the environment."""
+        query = f"endpoint={endpoint or self.endpoint}&region={TEST_REGION}"
         return f"s3://{self.name}/{prefix.strip('/')}?{query}"
+
+
+def allow_endpoint(endpoint: str) -> Callable[[], None]:
+    """Add ``endpoint`` to ``ROBOFLOW_ALLOWED_ENDPOINTS``; returns what takes it out again."""
+    before = os.environ.get("ROBOFLOW_ALLOWED_ENDPOINTS")
+    os.environ["ROBOFLOW_ALLOWED_ENDPOINTS"] = ",".join(e for e in (before, endpoint) if e)
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop("ROBOFLOW_ALLOWED_ENDPOINTS", None)
+        else:
+            os.environ["ROBOFLOW_ALLOWED_ENDPOINTS"] = before
+
+    return restore
+
+
+def server_environment(endpoint: str) -> dict[str, str]:
+    """The environment a process needs to reach the test server at ``endpoint``."""
+    return {
+        "AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": TEST_SECRET,
+        "AWS_REGION": TEST_REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+    }
 
 
 def create_bucket(endpoint: str, name: str) -> S3Bucket:
@@ -209,15 +233,24 @@ class FaultProxy:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 for the session; yields its endpoint URL."""
+    """A moto S3 server on 127.0.0.1 for the session; yields its endpoint URL.
+
+    While it runs, the environment holds the test credentials and allows plain HTTP to it.
+    """
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    saved = dict(os.environ)
     try:
         host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        endpoint = f"http://{host}:{port}"
+        os.environ.update(server_environment(endpoint))
+        allow_endpoint(endpoint)
+        yield endpoint
     finally:
+        os.environ.clear()
+        os.environ.update(saved)
         server.stop()
 
 
@@ -232,12 +265,17 @@ def fault_proxy(moto_server: str) -> Iterator[Callable[[Schedule], FaultProxy]]:
     """Start fault proxies in front of moto with a given schedule; all are stopped after the test."""
     started: list[FaultProxy] = []
 
+    restores: list[Callable[[], None]] = []
+
     def start(schedule: Schedule) -> FaultProxy:
         proxy = FaultProxy(moto_server, schedule)
         started.append(proxy)
+        restores.append(allow_endpoint(proxy.endpoint))
         return proxy
 
     yield start
+    for restore in reversed(restores):
+        restore()
     for proxy in started:
         proxy.stop()
 

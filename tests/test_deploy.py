@@ -38,6 +38,7 @@ STORAGE_ENV = {
     "OSS_ACCESS_KEY_SECRET",
     "OSS_ENDPOINT",
     "OSS_REGION",
+    "ROBOFLOW_ALLOWED_ENDPOINTS",
     "ROBOFLOW_BUFFER_MAX_BYTES",
 }
 _ENV_LINE = re.compile(r"^\s+([A-Z][A-Z0-9_]+):", re.MULTILINE)
@@ -318,12 +319,13 @@ def test_helm_template_options() -> None:
         "credentials.aws.accessKeyId=AK",
         "credentials.aws.secretAccessKey=SK",
         "storage.awsEndpointUrl=http://minio:9000",
+        "storage.allowedEndpoints=http://minio:9000",
         "extraEnv.TIKV_OPERATION_TIMEOUT_SECS=45",
         "verbose=true",
     )
     data = docs["ConfigMap", "rf-roboflow"]["data"]
     assert data["ROBOFLOW_STORE"] == "tikv://pd-0:2379,pd-1:2379"
-    assert data["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert data["AWS_ENDPOINT_URL"] == data["ROBOFLOW_ALLOWED_ENDPOINTS"] == "http://minio:9000"
     assert data["TIKV_OPERATION_TIMEOUT_SECS"] == "45"
     assert docs["Secret", "rf-roboflow-credentials"]["stringData"] == {
         "AWS_ACCESS_KEY_ID": "AK",

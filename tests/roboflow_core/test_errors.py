@@ -30,3 +30,13 @@ def test_public_api_is_sorted_and_complete() -> None:
     assert roboflow_core.__all__ == sorted(roboflow_core.__all__)
     for name in roboflow_core.__all__:
         assert hasattr(roboflow_core, name)
+
+
+def test_errors_say_whether_retrying_can_help() -> None:
+    assert errors.CoordinationError("down").transient and errors.StorageError("503").transient
+    for cls in (errors.CorruptRecordingError, errors.ConfigError, errors.PipelineError, errors.DecodeError):
+        assert not cls("bad").transient
+    refused = errors.StorageError("access denied", transient=False, url="s3://b/k")
+    back = pickle.loads(pickle.dumps(refused))
+    assert not back.transient and back.context == {"url": "s3://b/k"}
+    assert roboflow_core.is_transient(RuntimeError("a bug")) and not roboflow_core.is_transient(back)

@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from tests._servers import TEST_SECRET, S3Bucket
+from tests._servers import TEST_SECRET, S3Bucket, allow_endpoint
 
 from roboflow_core import StorageError
 from roboflow_storage import ObjectExistsError, ObjectNotFoundError, Storage
@@ -44,14 +44,49 @@ def test_missing_bucket_is_named(moto_server: str) -> None:
 
 
 def test_wrong_endpoint_fails_fast_and_clearly(s3_bucket: S3Bucket) -> None:
-    url = s3_bucket.url("x", endpoint=f"http://127.0.0.1:{_closed_port()}")
-    storage = Storage.from_url(url, retry=FAST_RETRY)
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    restore = allow_endpoint(endpoint)
+    try:
+        storage = Storage.from_url(s3_bucket.url("x", endpoint=endpoint), retry=FAST_RETRY)
+    finally:
+        restore()
     started = time.monotonic()
     with pytest.raises(StorageError, match="cannot reach the endpoint") as info:
         storage.get("a.mcap")
     assert time.monotonic() - started < 10
-    assert info.value.url == f"s3://{s3_bucket.name}/x/a.mcap"
+    assert info.value.url == f"s3://{s3_bucket.name}/x/a.mcap" and info.value.transient
     _assert_clean(info.value)
+
+
+def test_credentials_go_only_to_the_configured_or_listed_endpoints(
+    monkeypatch: pytest.MonkeyPatch, s3_bucket: S3Bucket
+) -> None:
+    """A URL naming another endpoint would have the pod sign requests there with its own keys."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://s3.example.com")
+    monkeypatch.setenv("ROBOFLOW_ALLOWED_ENDPOINTS", "https://minio.internal:9000, http://127.0.0.1:1")
+    Storage.from_url("s3://b/p")  # the configured endpoint
+    Storage.from_url("s3://b/p?endpoint=https://S3.example.com:443/")  # the same, spelt otherwise
+    Storage.from_url("s3://b/p?endpoint=https://minio.internal:9000")  # listed
+    Storage.from_url("s3://b/p?endpoint=http://127.0.0.1:1")  # listed with http://
+    with pytest.raises(StorageError, match=r"evil\.example\.net is not the one") as info:
+        Storage.from_url("s3://b/p?endpoint=https://evil.example.net")
+    assert "ROBOFLOW_ALLOWED_ENDPOINTS" in info.value.reason and not info.value.transient
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # AWS itself: any other endpoint must be listed
+    with pytest.raises(StorageError, match="not the one this process's credentials are for"):
+        Storage.from_url("s3://b/p?endpoint=https://evil.example.net")
+    assert not info.value.transient
+
+
+def test_plain_http_only_to_an_endpoint_listed_with_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.internal:9000")
+    monkeypatch.setenv("ROBOFLOW_ALLOWED_ENDPOINTS", "https://minio.internal:9000")
+    with pytest.raises(StorageError, match=r"plain HTTP to http://minio\.internal:9000 is not allowed"):
+        Storage.from_url("s3://b/p")
+    monkeypatch.setenv("ROBOFLOW_ALLOWED_ENDPOINTS", "http://minio.internal:9000")
+    Storage.from_url("s3://b/p")
+    monkeypatch.setenv("OSS_ENDPOINT", "http://oss.internal")
+    with pytest.raises(StorageError, match="plain HTTP"):
+        Storage.from_url("oss://b/p")
 
 
 def test_secret_from_environment_never_shows(monkeypatch: pytest.MonkeyPatch, moto_server: str) -> None:
@@ -81,8 +116,8 @@ def test_bad_urls(url: str, match: str, monkeypatch: pytest.MonkeyPatch) -> None
         Storage.from_url(url)
 
 
-def test_query_secrets_are_not_shown_for_bad_parameters() -> None:
-    with pytest.raises(StorageError) as info:
+def test_query_secrets_are_refused_and_not_shown() -> None:
+    with pytest.raises(StorageError, match="credentials are not accepted") as info:
         Storage.from_url(f"s3://bucket/x?secret_access_key={TEST_SECRET}&bogus=1")
     _assert_clean(info.value)
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from roboflow_core import StorageError
 from roboflow_storage._backends import oss_endpoint
 from roboflow_storage._glob import compile_glob, literal_prefix
 from roboflow_storage._location import parse_location
@@ -24,11 +25,25 @@ def test_parse(url: str, scheme: str, bucket: str, prefix: str) -> None:
     assert (loc.scheme, loc.bucket, loc.prefix) == (scheme, bucket, prefix)
 
 
-def test_plain_paths_are_absolute_and_display_hides_query() -> None:
+def test_plain_paths_are_absolute_and_display_and_repr_hide_query() -> None:
     assert parse_location("rel/dir").prefix == str(Path("rel/dir").absolute())
-    loc = parse_location("s3://bkt/p?secret_access_key=S&endpoint=http://h:1")
+    loc = parse_location("s3://bkt/p?region=eu-west-1&endpoint=http://h:1")
     assert loc.display("k.mcap") == "s3://bkt/p/k.mcap"
-    assert loc.options == {"secret_access_key": "S", "endpoint": "http://h:1"}
+    assert loc.options == {"region": "eu-west-1", "endpoint": "http://h:1"}
+    assert repr(loc) == "Location('s3://bkt/p')" and "h:1" not in f"{loc} {[loc]}"
+
+
+@pytest.mark.parametrize("key", ["access_key_id", "secret_access_key", "session_token"])
+def test_credentials_in_a_url_are_refused_with_the_way_to_give_them(key: str) -> None:
+    with pytest.raises(StorageError, match=f"{key} in the URL: credentials are not accepted") as info:
+        parse_location(f"s3://bkt/p?endpoint=https://h&{key}=S3CR3T-VALUE")
+    assert "environment" in info.value.reason and "Kubernetes Secret" in info.value.reason
+    assert "S3CR3T-VALUE" not in str(info.value) and not info.value.transient
+
+
+def test_allow_http_in_a_url_is_refused() -> None:
+    with pytest.raises(StorageError, match="ROBOFLOW_ALLOWED_ENDPOINTS"):
+        parse_location("s3://bkt/p?endpoint=http://h:1&allow_http=true")
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import click
 import msgspec
 
 from roboflow_core import RoboflowError
+from roboflow_core.redact import install_redaction, redact
 
 __all__ = ["register"]
 
@@ -39,7 +40,7 @@ def _json_option(fn: _F) -> _F:
 
 
 def _fail(err: RoboflowError) -> None:
-    click.echo(f"error: {err}", err=True)
+    click.echo(f"error: {redact(str(err))}", err=True)
     sys.exit(1)
 
 
@@ -128,7 +129,7 @@ def submit(
     expands them. Prints the batch id.
     """
     from roboflow_core import load_config
-    from roboflow_distributed.batches import submit_batch
+    from roboflow_distributed.batches import shown, submit_batch
     from roboflow_storage import display_url, resolve_inputs
 
     try:
@@ -157,7 +158,7 @@ def submit(
             staging=staging,
         )
     if as_json:
-        _echo_json(msgspec.to_builtins(spec))
+        _echo_json(shown(spec))
     else:
         click.echo(spec.id)
 
@@ -176,6 +177,7 @@ def batch() -> None:
 def batch_list(store_url: str | None, as_json: bool) -> None:
     """Every batch with its phase and progress."""
     from roboflow_distributed.batches import list_batches
+    from roboflow_storage import display_url
 
     with _store(store_url) as store:
         batches = list_batches(store)
@@ -193,7 +195,7 @@ def batch_list(store_url: str | None, as_json: bool) -> None:
                 f"{s.units_complete}/{s.units_total}",
                 str(s.units_dead),
                 str(s.episodes),
-                b.spec.output,
+                display_url(b.spec.output),
             ]
         )
     _table(rows, ["BATCH", "NAME", "PHASE", "DONE", "DEAD", "EPISODES", "OUTPUT"])
@@ -205,13 +207,14 @@ def batch_list(store_url: str | None, as_json: bool) -> None:
 @_json_option
 def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
     """One batch: phase, unit counts, the dataset it produced, and its failed units."""
-    from roboflow_distributed.batches import get_batch, list_units
+    from roboflow_distributed.batches import get_batch, list_units, shown
+    from roboflow_storage import display_url
 
     with _store(store_url) as store:
         found = get_batch(store, batch_id)
         units = list_units(store, batch_id)
     if as_json:
-        _echo_json({**found.to_builtins(), "units": [msgspec.to_builtins(u.record) for u in units]})
+        _echo_json({**found.to_builtins(), "units": [shown(u.record) for u in units]})
         return
     spec, s = found.spec, found.status.record
     by_status: dict[str, int] = {}
@@ -219,8 +222,8 @@ def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
         by_status[str(u.record.status)] = by_status.get(str(u.record.status), 0) + 1
     click.echo(f"batch     {spec.id}  ({spec.name})")
     click.echo(f"phase     {s.phase}  (updated {_ago(s.updated_at)})")
-    click.echo(f"output    {spec.output}  ({spec.format})")
-    click.echo(f"sources   {', '.join(spec.sources)}")
+    click.echo(f"output    {display_url(spec.output)}  ({spec.format})")
+    click.echo(f"sources   {', '.join(display_url(s) for s in spec.sources)}")
     click.echo(f"config    sha256:{spec.config_hash[:16]}")
     click.echo(
         f"units     {len(units)}: "
@@ -236,7 +239,7 @@ def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
         click.echo(f"error     {s.error}")
     for u in units:
         if u.record.status in ("dead", "failed"):
-            click.echo(f"  {u.record.status}: {u.record.source}: {u.record.error}")
+            click.echo(f"  {u.record.status}: {display_url(u.record.source)}: {u.record.error}")
 
 
 def _dataset_summary(output: str) -> str:
@@ -290,13 +293,14 @@ def jobs_list(batch_id: str | None, status: str | None, store_url: str | None, a
     FAILED is conversions that ended in an error out of the attempts allowed; LOST is claims
     whose worker stopped heartbeating (re-queued by the reaper).
     """
-    from roboflow_distributed.batches import list_units
+    from roboflow_distributed.batches import list_units, shown
     from roboflow_distributed.records import UnitStatus
+    from roboflow_storage import display_url
 
     with _store(store_url) as store:
         units = list_units(store, batch_id, UnitStatus(status) if status else None)
     if as_json:
-        _echo_json([msgspec.to_builtins(u.record) for u in units])
+        _echo_json([shown(u.record) for u in units])
         return
     rows = [
         [
@@ -305,7 +309,7 @@ def jobs_list(batch_id: str | None, status: str | None, store_url: str | None, a
             f"{u.record.attempts}/{u.record.max_attempts}",
             str(u.record.lost),
             u.record.owner or "-",
-            u.record.source,
+            display_url(u.record.source),
             (u.record.error or "")[:80],
         ]
         for u in units
@@ -320,13 +324,13 @@ def jobs_list(batch_id: str | None, status: str | None, store_url: str | None, a
 def jobs_get(job: str, store_url: str | None, as_json: bool) -> None:
     """One job (BATCH/UNIT, or a unique unit id prefix)."""
     from roboflow_distributed import keys
-    from roboflow_distributed.batches import find_unit
+    from roboflow_distributed.batches import find_unit, shown
     from roboflow_distributed.records import Checkpoint, read
 
     with _store(store_url) as store:
         unit = find_unit(store, job).record
         saved = read(store, keys.checkpoint(unit.batch, unit.id), Checkpoint)
-    data = msgspec.to_builtins(unit)
+    data = shown(unit)
     data["checkpoint"] = msgspec.to_builtins(saved.record) if saved else None
     if as_json:
         _echo_json(data)
@@ -418,6 +422,7 @@ def run(
         stream=sys.stderr,
     )
     logging.getLogger("roboflow").setLevel(logging.INFO)
+    install_redaction()
     try:
         settings = Settings.from_env()
     except RoboflowError as err:

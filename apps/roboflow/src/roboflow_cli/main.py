@@ -15,12 +15,13 @@ from roboflow_cli.distributed import register
 from roboflow_core import ConfigError, RoboflowError, load_config
 from roboflow_core.annotation import read_annotation
 from roboflow_core.config import SourceConfig
+from roboflow_core.redact import redact
 
 __all__ = ["cli"]
 
 
 def _fail(err: RoboflowError) -> None:
-    click.echo(f"error: {err}", err=True)
+    click.echo(f"error: {redact(str(err))}", err=True)
     sys.exit(1)
 
 

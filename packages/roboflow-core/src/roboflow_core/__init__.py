@@ -25,6 +25,7 @@ from roboflow_core.errors import (
     SourceError,
     StorageError,
     UnknownFormatError,
+    is_transient,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "StorageError",
     "UnknownFormatError",
     "VideoConfig",
+    "is_transient",
     "load_config",
     "loads_config",
     "parse_config",

@@ -18,6 +18,12 @@ Every error a user can meet derives from :class:`RoboflowError` and names what f
 
 Errors keep their context as attributes and survive a pickle round-trip, so worker
 processes can send them back to the parent unchanged.
+
+Each error says whether retrying can help (:attr:`RoboflowError.transient`): a fault of the
+input (a damaged recording, a bad config, a missing object) is permanent and ends a job at once;
+an outage (the store or the coordination store unreachable, an object changed mid-read) is
+transient and is retried. Each class has a default that one error may override
+(``transient=`` when raised).
 """
 
 from __future__ import annotations
@@ -45,12 +51,21 @@ class RoboflowError(Exception):
 
     Args:
         reason: What went wrong and, where possible, what to do about it.
+        transient: Whether retrying can help; default: the class's :attr:`transient`.
         **context: Named context (``path``, ``topic``, ``key``, ...); ``None`` values are dropped.
+
+    Attributes:
+        transient: ``True`` when the same operation may succeed later (an outage), ``False``
+            when it fails the same way every time (a fault of the input or configuration).
     """
 
-    def __init__(self, reason: str, **context: Any) -> None:
+    transient: bool = False
+
+    def __init__(self, reason: str, *, transient: bool | None = None, **context: Any) -> None:
         self.reason = reason
         self.context: dict[str, Any] = {k: v for k, v in context.items() if v is not None}
+        if transient is not None:
+            self.transient = transient
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -58,7 +73,7 @@ class RoboflowError(Exception):
         return f"{where}: {self.reason}" if where else self.reason
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.reason, self.context))
+        return (_rebuild, (type(self), self.reason, self.transient, self.context))
 
     def __getattr__(self, name: str) -> Any:
         context = self.__dict__.get("context", {})
@@ -67,8 +82,16 @@ class RoboflowError(Exception):
         raise AttributeError(name)
 
 
-def _rebuild(cls: type[RoboflowError], reason: str, context: dict[str, Any]) -> RoboflowError:
-    return cls(reason, **context)
+def is_transient(err: BaseException) -> bool:
+    """Whether retrying may help: a transient :class:`RoboflowError`, or an unexpected exception
+    (a bug or an OS failure, not known to be permanent)."""
+    return err.transient if isinstance(err, RoboflowError) else True
+
+
+def _rebuild(
+    cls: type[RoboflowError], reason: str, transient: bool, context: dict[str, Any]
+) -> RoboflowError:
+    return cls(reason, transient=transient, **context)
 
 
 class ConfigError(RoboflowError):
@@ -104,12 +127,20 @@ class DatasetError(RoboflowError):
 
 
 class StorageError(RoboflowError):
-    """A storage URL is invalid or an operation against a store failed."""
+    """A storage URL is invalid or an operation against a store failed.
+
+    Transient by default (the store may come back); a bad URL or setting, a refused credential
+    or a missing object is raised as permanent.
+    """
+
+    transient = True
 
 
 class PipelineError(RoboflowError):
-    """A conversion failed as a whole."""
+    """A conversion failed as a whole (permanent: the recording's topics cannot form an episode)."""
 
 
 class CoordinationError(RoboflowError):
     """The coordination store is unreachable, refused an operation, or holds an invalid record."""
+
+    transient = True

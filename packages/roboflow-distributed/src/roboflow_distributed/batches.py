@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -28,7 +29,7 @@ from roboflow_distributed.records import (
     scan,
 )
 from roboflow_distributed.store import ABSENT, Compare, Store
-from roboflow_storage import Storage, is_remote
+from roboflow_storage import Storage, check_inputs, display_url, is_remote
 
 __all__ = [
     "Batch",
@@ -43,6 +44,7 @@ __all__ = [
     "list_units",
     "retry_unit",
     "set_phase",
+    "shown",
     "submit_batch",
 ]
 
@@ -55,8 +57,20 @@ class Batch:
     status: Versioned[BatchStatus]
 
     def to_builtins(self) -> dict[str, object]:
-        """A JSON-ready view (for ``--json``)."""
-        return {"spec": msgspec.to_builtins(self.spec), "status": msgspec.to_builtins(self.status.record)}
+        """A JSON-ready view (for ``--json``), its URLs shown without their query."""
+        return {"spec": shown(self.spec), "status": shown(self.status.record)}
+
+
+def shown(record: msgspec.Struct) -> dict[str, Any]:
+    """A record as builtins for output, its URLs without their query (a record stored before
+    credentials in URLs were refused may still hold some)."""
+    data: dict[str, Any] = msgspec.to_builtins(record)
+    for key in ("source", "output", "staging"):
+        if isinstance(data.get(key), str):
+            data[key] = display_url(data[key])
+    if isinstance(data.get("sources"), list):
+        data["sources"] = [display_url(s) for s in data["sources"]]
+    return data
 
 
 def _new_batch_id() -> str:
@@ -103,7 +117,9 @@ def submit_batch(
 
     Raises:
         ConfigError: The config is invalid.
-        StorageError: ``output`` or ``staging`` is not a valid storage URL.
+        StorageError: ``output`` or ``staging`` is not a valid storage URL, a source URL is
+            refused (credentials in it, an endpoint not allowed), or an input named explicitly
+            (not a glob) does not exist.
         CoordinationError: No sources, or the store is unreachable.
     """
     if not sources:
@@ -114,7 +130,8 @@ def submit_batch(
     output = output if is_remote(output) else os.path.abspath(output)
     staging = staging or default_staging(output)
     for url in (output, staging):
-        Storage.from_url(url)  # validates the URL and credentials syntax now, not in a worker
+        Storage.from_url(url)  # validates the URL and endpoint now, not in a worker
+    check_inputs(sources)
     batch_id = _new_batch_id()
     spec = BatchSpec(
         id=batch_id,

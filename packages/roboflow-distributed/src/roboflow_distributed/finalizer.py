@@ -43,7 +43,7 @@ from roboflow_distributed.settings import Settings
 from roboflow_distributed.staging import download_staged, remove_batch
 from roboflow_distributed.store import ABSENT, Compare, Store
 from roboflow_pipeline import dataset_episodes, publish_episodes
-from roboflow_storage import Storage
+from roboflow_storage import Storage, display_url
 
 __all__ = ["Finalizer"]
 
@@ -110,8 +110,8 @@ class Finalizer:
         try:
             self._merge_groups(batch, state, done)
         except RoboflowError as err:
-            if isinstance(err, (StorageError, CoordinationError)):
-                raise  # transient: the next tick retries where this one stopped
+            if err.transient:
+                raise  # the next tick retries where this one stopped
             log.error("merge of %s failed: %s", spec.id, err)
             self._end(batch, BatchPhase.FAILED, error=str(err))
             return
@@ -122,7 +122,7 @@ class Finalizer:
             frames=sum(u.frames for u in done),
             dataset_episodes=expected,
         )
-        log.info("batch %s complete: %d episodes into %s", spec.id, len(done), spec.output)
+        log.info("batch %s complete: %d episodes into %s", spec.id, len(done), display_url(spec.output))
 
     def _merge_groups(self, batch: Batch, state: MergeState, done: list[WorkUnit]) -> None:
         """Publish the units ``merge_group`` at a time (bounded local disk), recording each group.
@@ -143,7 +143,7 @@ class Finalizer:
                 raise DatasetError(
                     f"the dataset changed during the merge: it has {found} episodes, expected {before} "
                     f"(before this group) or {before + len(group)} (after it)",
-                    path=spec.output,
+                    path=display_url(spec.output),
                 )
             published += len(group)
             state = self._record_published(spec.id, published)

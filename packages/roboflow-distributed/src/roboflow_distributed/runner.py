@@ -28,9 +28,10 @@ from roboflow_distributed.health import HealthServer, PodView
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import Heartbeat, encode
 from roboflow_distributed.scanner import Scanner
-from roboflow_distributed.settings import Settings
+from roboflow_distributed.settings import STORE_RETRY, Settings, store_down
 from roboflow_distributed.store import Store
 from roboflow_distributed.worker import Shutdown, Worker
+from roboflow_storage import retry_call
 
 __all__ = ["ROLES", "PodReport", "Role", "default_pod_id", "run_pod"]
 
@@ -161,16 +162,14 @@ def run_pod(
 
 
 def _loop(name: str, ticker: _Ticker, every: float, shutdown: Shutdown, report: PodReport) -> None:
-    backoff = 0.5
+    def logged(err: BaseException, delay: float) -> None:
+        log.warning("%s: store unavailable, retrying in %.1f s: %s", name, delay, err)
+
     while not shutdown.event.is_set():
         try:
-            busy = ticker.tick()
-            backoff = 0.5
-        except CoordinationError as err:
-            log.warning("%s: store unavailable: %s", name, err)
-            shutdown.event.wait(backoff)
-            backoff = min(backoff * 2, 10.0)
-            continue
+            busy = _until_stopped(ticker.tick, shutdown, logged)
+        except CoordinationError:
+            continue  # stopped while the store was unreachable
         except Exception as err:  # a role must not die: log, keep the reason, go on
             log.exception("%s: unexpected error", name)
             report.errors.append(f"{name}: {type(err).__name__}: {err}")
@@ -179,17 +178,27 @@ def _loop(name: str, ticker: _Ticker, every: float, shutdown: Shutdown, report: 
             shutdown.event.wait(every)
 
 
+def _until_stopped(
+    op: Callable[[], _T], shutdown: Shutdown, on_retry: Callable[[BaseException, float], None]
+) -> _T:
+    """Run ``op``, waiting out an unreachable store until the pod stops (then its error is raised)."""
+    return retry_call(
+        op, STORE_RETRY, retryable=store_down, wait=lambda d: not shutdown.event.wait(d), on_retry=on_retry
+    )
+
+
 def _retry_store(op: Callable[[], _T], shutdown: Shutdown) -> _T | None:
     """Run a start-up step, waiting out an unreachable store (``None`` when stopped meanwhile)."""
-    delay = 0.5
-    while not shutdown.event.is_set():
-        try:
-            return op()
-        except CoordinationError as err:
-            log.warning("store unavailable at start-up, retrying: %s", err)
-            shutdown.event.wait(delay)
-            delay = min(delay * 2, 10.0)
-    return None
+
+    def logged(err: BaseException, delay: float) -> None:
+        log.warning("store unavailable at start-up, retrying in %.1f s: %s", delay, err)
+
+    if shutdown.event.is_set():
+        return None
+    try:
+        return _until_stopped(op, shutdown, logged)
+    except CoordinationError:
+        return None
 
 
 def _exit_when_idle(store: Store, shutdown: Shutdown, settings: Settings) -> None:

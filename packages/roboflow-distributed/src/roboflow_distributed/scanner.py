@@ -3,21 +3,32 @@
 Discovery is idempotent: a unit's id is a hash of (recording URL, size, config hash) and each unit
 is created only if absent, so a scanner that dies mid-discovery leaves nothing for the next leader
 to undo, and the same recording named twice in a batch becomes one unit.
+
+One bad input never fails the batch: a source that cannot be expanded (a glob matching nothing,
+an object gone since submit) or a recording whose size cannot be read becomes a Dead unit with
+the reason, and the others are converted. A transient failure (the object store unreachable
+after its own retries) is retried with backoff, and failing still, on the next tick: the batch
+stays Discovering meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import msgspec
 
 from roboflow_core import RoboflowError
 from roboflow_distributed import keys
-from roboflow_distributed.batches import Batch, active_batches, set_phase
+from roboflow_distributed.batches import Batch, active_batches, failure_reason, set_phase
 from roboflow_distributed.locks import Lease
-from roboflow_distributed.records import BatchPhase, WorkUnit, encode
+from roboflow_distributed.records import BatchPhase, BatchSpec, UnitStatus, WorkUnit, encode
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import ABSENT, Compare, Store
-from roboflow_storage import recording_bytes, resolve_inputs
+from roboflow_storage import RetryPolicy, display_url, recording_bytes, resolve_inputs, retry_call
 
 __all__ = ["Scanner", "unit_id"]
 
@@ -25,6 +36,13 @@ log = logging.getLogger("roboflow.scanner")
 
 _TXN_UNITS = 40
 """Units created per transaction (2 puts + 1 compare each; etcd allows 128 operations per txn)."""
+_DISCOVERY_RETRY = RetryPolicy(max_retries=3, initial_backoff_s=0.5, max_backoff_s=5.0, retry_timeout_s=30.0)
+"""Retries of one listing or size (each request already retried by the object store client)."""
+_T = TypeVar("_T")
+
+
+class _Transient(Exception):
+    """Discovery met a transient failure: leave the batch Discovering and try again later."""
 
 
 def unit_id(url: str, size: int, config_hash: str) -> str:
@@ -62,26 +80,47 @@ class Scanner:
                 return
             status = moved
         try:
-            recordings = sorted({str(r) for r in resolve_inputs(spec.sources)})
-            units = [
-                WorkUnit(
-                    id=unit_id(url, size, spec.config_hash),
-                    batch=spec.id,
-                    source=url,
-                    size=size,
-                    config_hash=spec.config_hash,
-                    seq=seq,
-                    max_attempts=spec.max_attempts,
-                )
-                for seq, (url, size) in enumerate((url, recording_bytes(url)) for url in recordings)
-            ]
-        except RoboflowError as err:
-            log.error("batch %s failed discovery: %s", spec.id, err)
-            set_phase(self.store, spec.id, status, phase=BatchPhase.FAILED, error=str(err))
+            units = self._units(spec)
+        except _Transient as err:
+            log.warning("batch %s: discovery will be retried: %s", spec.id, err.__cause__)
             return
         self._create(units)
         set_phase(self.store, spec.id, status, phase=BatchPhase.RUNNING, units_total=len(units))
-        log.info("batch %s: %d units", spec.id, len(units))
+        dead = sum(u.status is UnitStatus.DEAD for u in units)
+        log.info("batch %s: %d units (%d dead at discovery)", spec.id, len(units), dead)
+
+    def _units(self, spec: BatchSpec) -> list[WorkUnit]:
+        """One unit per recording found, and a Dead one per source or recording that failed."""
+        found: dict[str, int | RoboflowError] = {}
+        for source in spec.sources:
+            try:
+                recordings = _discovered(functools.partial(resolve_inputs, [source]))
+            except RoboflowError as err:
+                log.error("batch %s: input %s: %s", spec.id, display_url(source), err)
+                found.setdefault(source, err)
+                continue
+            for url in map(str, recordings):
+                if url not in found:
+                    try:
+                        found[url] = _discovered(functools.partial(recording_bytes, url))
+                    except RoboflowError as err:
+                        found[url] = err
+        units = []
+        for seq, (url, size) in enumerate(sorted(found.items())):
+            unit = WorkUnit(
+                id=unit_id(url, size if isinstance(size, int) else 0, spec.config_hash),
+                batch=spec.id,
+                source=url,
+                size=size if isinstance(size, int) else 0,
+                config_hash=spec.config_hash,
+                seq=seq,
+                max_attempts=spec.max_attempts,
+            )
+            if isinstance(size, RoboflowError):
+                reason, kind = failure_reason(size)
+                unit = msgspec.structs.replace(unit, status=UnitStatus.DEAD, error=reason, error_kind=kind)
+            units.append(unit)
+        return units
 
     def _create(self, units: list[WorkUnit]) -> None:
         size = min(self.settings.scan_batch_size, _TXN_UNITS)
@@ -97,5 +136,16 @@ class Scanner:
         puts: dict[str, bytes] = {}
         for u in units:
             puts[keys.unit(u.batch, u.id)] = encode(u)
-            puts[keys.pending(u.batch, u.id)] = b""
+            if u.status is UnitStatus.PENDING:
+                puts[keys.pending(u.batch, u.id)] = b""
         return self.store.txn(compares, puts)
+
+
+def _discovered(op: Callable[[], _T]) -> _T:
+    """``op`` retried while it fails transiently; still failing so, it raises :class:`_Transient`."""
+    try:
+        return retry_call(op, _DISCOVERY_RETRY)
+    except RoboflowError as err:
+        if err.transient:
+            raise _Transient(str(err)) from err
+        raise

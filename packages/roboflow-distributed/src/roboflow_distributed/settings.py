@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from roboflow_core import ConfigError
+from roboflow_core import ConfigError, CoordinationError
+from roboflow_storage import RetryPolicy
 
-__all__ = ["Settings"]
+__all__ = ["STORE_RETRY", "Settings", "store_down"]
+
+STORE_RETRY = RetryPolicy(
+    max_retries=sys.maxsize, initial_backoff_s=0.2, max_backoff_s=5.0, retry_timeout_s=float("inf")
+)
+"""How a pod retries an unreachable coordination store: for as long as it runs (each loop stops
+retrying at shutdown)."""
+
+
+def store_down(err: BaseException) -> bool:
+    """Whether ``err`` means the coordination store is unreachable (worth waiting out)."""
+    return isinstance(err, CoordinationError)
+
 
 _ENV = {
     "poll_interval": "WORKER_POLL_INTERVAL_SECS",

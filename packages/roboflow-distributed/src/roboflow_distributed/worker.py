@@ -26,7 +26,7 @@ from typing import TypeVar
 
 import msgspec
 
-from roboflow_core import CoordinationError, DatasetError, PipelineError, RoboflowError, StorageError
+from roboflow_core import CoordinationError, DatasetError, RoboflowError, is_transient
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_distributed import keys
 from roboflow_distributed.batches import failure_reason
@@ -44,18 +44,15 @@ from roboflow_distributed.records import (
     read,
     scan,
 )
-from roboflow_distributed.settings import Settings
+from roboflow_distributed.settings import STORE_RETRY, Settings, store_down
 from roboflow_distributed.store import Compare, Store
 from roboflow_pipeline import convert_recording
-from roboflow_storage import Storage, prefetch_recording
+from roboflow_storage import Storage, display_url, prefetch_recording, retry_call
 
 __all__ = ["Shutdown", "Worker"]
 
 log = logging.getLogger("roboflow.worker")
 _T = TypeVar("_T")
-
-# Errors worth retrying (store or network trouble); any other RoboflowError means bad input: Dead at once.
-_TRANSIENT = (StorageError, CoordinationError, PipelineError)
 
 
 class Shutdown:
@@ -183,7 +180,7 @@ class Worker:
     def process(self, unit: Versioned[WorkUnit]) -> None:
         """Convert a claimed unit and record the outcome (complete, retry, dead or released)."""
         rec = unit.record
-        log.info("converting %s (%s, claim %d)", rec.source, rec.id, rec.claims)
+        log.info("converting %s (%s, claim %d)", display_url(rec.source), rec.id, rec.claims)
         try:
             spec, status = self._batch(rec)
             if status.phase is BatchPhase.CANCELLED:
@@ -206,7 +203,7 @@ class Worker:
         )
         self.store_retry(lambda: self.store.txn(deletes=[keys.checkpoint(rec.batch, rec.id)]))
         self.completed += 1
-        log.info("done %s: %d frames", rec.source, frames)
+        log.info("done %s: %d frames", display_url(rec.source), frames)
 
     def _batch(self, rec: WorkUnit) -> tuple[BatchSpec, BatchStatus]:
         spec = read(self.store, keys.batch_spec(rec.batch), BatchSpec)
@@ -260,7 +257,7 @@ class Worker:
         self.failed += 1
         reason, kind = failure_reason(err)
         attempts = rec.attempts + 1
-        transient = isinstance(err, _TRANSIENT) or not isinstance(err, RoboflowError)
+        transient = is_transient(err)  # a permanent fault (bad input) is dead at once
         if transient and attempts < rec.max_attempts:
             log.warning(
                 "attempt %d/%d of %s failed, will retry: %s", attempts, rec.max_attempts, rec.id, reason
@@ -276,7 +273,7 @@ class Worker:
             )
             return
         why = "attempts used up" if transient else "bad input, not retried"
-        log.error("%s is dead (%s): %s", rec.source, why, reason)
+        log.error("%s is dead (%s): %s", display_url(rec.source), why, reason)
         self._finish(unit, status=UnitStatus.DEAD, attempts=attempts, error=reason, error_kind=kind)
 
     def _finish(self, unit: Versioned[WorkUnit], *, requeue: bool = False, **changes: object) -> bool:
@@ -294,21 +291,26 @@ class Worker:
 
     def store_retry(self, op: Callable[[], _T]) -> _T | None:
         """Run a store operation, retrying while the store is unreachable (until shutdown is overdue)."""
-        delay = 0.2
-        while True:
-            try:
-                return op()
-            except CoordinationError as err:
-                if self.shutdown.overdue:
-                    log.error("giving up on the store during shutdown: %s", err)
-                    return None
-                log.warning("store unavailable, retrying in %.1f s: %s", delay, err)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        def wait(delay: float) -> bool:
+            if self.shutdown.overdue:
+                return False
+            time.sleep(delay)
+            return True
+
+        try:
+            return retry_call(op, STORE_RETRY, retryable=store_down, wait=wait, on_retry=_store_retry_logged)
+        except CoordinationError as err:
+            log.error("giving up on the store during shutdown: %s", err)
+            return None
+
+
+def _store_retry_logged(err: BaseException, delay: float) -> None:
+    log.warning("store unavailable, retrying in %.1f s: %s", delay, err)
 
 
 def _prefetch(source: str) -> None:
     try:
         prefetch_recording(source)
     except RoboflowError as err:  # only a head start: the unit's own open reports real errors
-        log.info("prefetch of %s failed: %s", source, err)
+        log.info("prefetch of %s failed: %s", display_url(source), err)

@@ -500,7 +500,7 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
 def _raise_named(err: BaseException, name: str) -> NoReturn:
     """Re-raise ``err``, naming the recording when a RoboflowError does not name a path."""
     if isinstance(err, RoboflowError) and "path" not in err.context:
-        raise type(err)(err.reason, path=name, **err.context) from err
+        raise type(err)(err.reason, transient=err.transient, path=name, **err.context) from err
     raise err
 
 

@@ -12,6 +12,7 @@ from roboflow_storage._info import ObjectInfo
 from roboflow_storage._inputs import (
     RECORDING_SUFFIXES,
     Recording,
+    check_inputs,
     display_url,
     is_remote,
     local_path,
@@ -21,7 +22,7 @@ from roboflow_storage._inputs import (
     resolve_inputs,
 )
 from roboflow_storage._reader import ObjectReader
-from roboflow_storage._retry import RetryPolicy
+from roboflow_storage._retry import RetryPolicy, retry_call
 from roboflow_storage._storage import MIN_PART_SIZE, Storage
 from roboflow_storage._writer import ObjectWriter
 from roboflow_storage.errors import ObjectChangedError, ObjectExistsError, ObjectNotFoundError
@@ -41,6 +42,7 @@ __all__ = [
     "Reservation",
     "RetryPolicy",
     "Storage",
+    "check_inputs",
     "display_url",
     "download_tree",
     "is_remote",
@@ -49,5 +51,6 @@ __all__ = [
     "prefetch_recording",
     "recording_bytes",
     "resolve_inputs",
+    "retry_call",
     "upload_file",
 ]

@@ -1,6 +1,6 @@
-"""Build the obstore store for a :class:`Location`, with credentials from the URL or environment.
+"""Build the obstore store for a :class:`Location`, with credentials from the environment.
 
-Query parameters win over environment variables:
+A URL's ``endpoint`` and ``region`` win over the environment; credentials come only from it:
 
 * ``s3://``: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
   ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``), ``AWS_ENDPOINT_URL`` (any S3-compatible endpoint,
@@ -10,7 +10,11 @@ Query parameters win over environment variables:
   ``oss-cn-hangzhou.aliyuncs.com`` becomes ``s3.oss-cn-hangzhou.aliyuncs.com`` with region
   ``cn-hangzhou``, and requests are virtual-hosted (``BUCKET.host``) as OSS requires.
 
-An ``http://`` endpoint turns on ``allow_http``.
+Credentials go only where they were configured: an ``endpoint`` in a URL must be the one the
+environment names (``AWS_ENDPOINT_URL`` / ``OSS_ENDPOINT``) or be listed in
+``ROBOFLOW_ALLOWED_ENDPOINTS`` (comma-separated ``scheme://host[:port]``); otherwise anyone who can
+submit a URL could have a pod sign requests with its credentials to a host of their choosing.
+Plain HTTP is used only for an endpoint listed there with its ``http://`` scheme.
 """
 
 from __future__ import annotations
@@ -39,23 +43,69 @@ _memory_lock = threading.Lock()
 
 
 def _first(options: dict[str, str], key: str, *env_names: str) -> str | None:
-    if options.get(key):
-        return options[key]
-    return next((os.environ[name] for name in env_names if os.environ.get(name)), None)
+    return options.get(key) or _env(*env_names)
 
 
 def _flag(options: dict[str, str], key: str) -> bool | None:
     return None if key not in options else options[key].lower() in _TRUE
 
 
+def _env(*names: str) -> str | None:
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    """``scheme://host[:port]`` of an endpoint, lower case, https assumed, default port dropped."""
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    default = {"http": 80, "https": 443}.get(scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    return f"{scheme}://{netloc}"
+
+
+def allowed_endpoints() -> frozenset[str]:
+    """The endpoints listed in ``ROBOFLOW_ALLOWED_ENDPOINTS``, normalized."""
+    text = os.environ.get("ROBOFLOW_ALLOWED_ENDPOINTS", "")
+    return frozenset(normalize_endpoint(e) for e in text.replace(" ", ",").split(",") if e)
+
+
+def _check_endpoint(loc: Location, endpoint: str | None, configured: str | None, variable: str) -> None:
+    """Refuse a URL endpoint the credentials were not configured for, and unlisted plain HTTP."""
+    allowed = allowed_endpoints()
+    given = normalize_endpoint(loc.options["endpoint"]) if loc.options.get("endpoint") else None
+    if given and given not in allowed and (configured is None or given != normalize_endpoint(configured)):
+        where = f"{variable}={configured}" if configured else f"no {variable}"
+        raise StorageError(
+            f"endpoint {given} is not the one this process's credentials are for ({where}); "
+            "list it in ROBOFLOW_ALLOWED_ENDPOINTS to send requests there",
+            transient=False,
+            url=loc.display(),
+        )
+    target = normalize_endpoint(endpoint) if endpoint else None
+    if target and target.startswith("http://") and target not in allowed:
+        raise StorageError(
+            f"plain HTTP to {target} is not allowed (credentials and data would travel unencrypted); "
+            "list that http:// endpoint in ROBOFLOW_ALLOWED_ENDPOINTS to allow it",
+            transient=False,
+            url=loc.display(),
+        )
+
+
 def _s3_settings(loc: Location) -> dict[str, Any]:
     o = loc.options
+    configured = _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    endpoint = o.get("endpoint") or configured
+    _check_endpoint(loc, endpoint, configured, "AWS_ENDPOINT_URL")
     return {
-        "endpoint": _first(o, "endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        "endpoint": endpoint,
         "region": _first(o, "region", "AWS_REGION", "AWS_DEFAULT_REGION"),
-        "access_key_id": _first(o, "access_key_id", "AWS_ACCESS_KEY_ID"),
-        "secret_access_key": _first(o, "secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-        "session_token": _first(o, "session_token", "AWS_SESSION_TOKEN"),
+        "access_key_id": _env("AWS_ACCESS_KEY_ID"),
+        "secret_access_key": _env("AWS_SECRET_ACCESS_KEY"),
+        "session_token": _env("AWS_SESSION_TOKEN"),
         "virtual_hosted_style_request": _flag(o, "virtual_hosted"),
         "skip_signature": _flag(o, "anonymous"),
     }
@@ -85,20 +135,23 @@ def oss_endpoint(endpoint: str, bucket: str, *, virtual_hosted: bool = True) -> 
 
 def _oss_settings(loc: Location) -> dict[str, Any]:
     o = loc.options
-    raw = _first(o, "endpoint", "OSS_ENDPOINT")
+    configured = _env("OSS_ENDPOINT")
+    raw = o.get("endpoint") or configured
     if raw is None:
         raise StorageError(
             "no OSS endpoint; set OSS_ENDPOINT (e.g. oss-cn-hangzhou.aliyuncs.com) or ?endpoint=",
+            transient=False,
             url=loc.display(),
         )
+    _check_endpoint(loc, raw, configured, "OSS_ENDPOINT")
     virtual_hosted = _flag(o, "virtual_hosted") is not False
     endpoint, region = oss_endpoint(raw, loc.bucket, virtual_hosted=virtual_hosted)
     return {
         "endpoint": endpoint,
         "region": _first(o, "region", "OSS_REGION") or region,
-        "access_key_id": _first(o, "access_key_id", "OSS_ACCESS_KEY_ID"),
-        "secret_access_key": _first(o, "secret_access_key", "OSS_ACCESS_KEY_SECRET"),
-        "session_token": _first(o, "session_token", "OSS_SESSION_TOKEN"),
+        "access_key_id": _env("OSS_ACCESS_KEY_ID"),
+        "secret_access_key": _env("OSS_ACCESS_KEY_SECRET"),
+        "session_token": _env("OSS_SESSION_TOKEN"),
         "virtual_hosted_style_request": virtual_hosted,
         "skip_signature": _flag(o, "anonymous"),
     }
@@ -111,7 +164,8 @@ def build_store(loc: Location, retry: RetryPolicy) -> tuple[ObjectStore, tuple[s
         The store and the secret values in use (to keep out of error messages).
 
     Raises:
-        StorageError: Missing settings or a configuration obstore rejects.
+        StorageError: Missing settings, an endpoint that is not allowed (see the module
+            docstring) or a configuration obstore rejects.
     """
     if loc.scheme == "file":
         with translate_errors(loc.display(), "open directory"):
@@ -121,8 +175,7 @@ def build_store(loc: Location, retry: RetryPolicy) -> tuple[ObjectStore, tuple[s
             return _memory_stores.setdefault(loc.bucket, MemoryStore()), ()
     settings = _s3_settings(loc) if loc.scheme == "s3" else _oss_settings(loc)
     settings = {key: value for key, value in settings.items() if value is not None}
-    endpoint = str(settings.get("endpoint", ""))
-    allow_http = bool(_flag(loc.options, "allow_http")) or endpoint.startswith("http://")
+    allow_http = normalize_endpoint(str(settings.get("endpoint") or "https://")).startswith("http://")
     secrets = tuple(str(settings[k]) for k in ("secret_access_key", "session_token") if k in settings)
     with translate_errors(loc.display(), "configure store", secrets):
         store = _s3_store(loc.bucket, tuple(sorted(settings.items())), allow_http, retry)

@@ -126,6 +126,7 @@ class LruCache:
                 raise StorageError(
                     f"object of {size} bytes does not fit the local buffer of {self.max_bytes} bytes; "
                     "raise ROBOFLOW_BUFFER_MAX_BYTES or point ROBOFLOW_BUFFER_DIR at a larger disk",
+                    transient=False,
                     url=url,
                 )
             with self._lock:

@@ -54,7 +54,7 @@ def local_path(url: str | os.PathLike[str]) -> Path:
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
     if parsed.scheme and len(parsed.scheme) > 1:
-        raise StorageError(f"{parsed.scheme}:// is not a local path", url=display_url(text))
+        raise StorageError(f"{parsed.scheme}:// is not a local path", transient=False, url=display_url(text))
     return Path(text)
 
 
@@ -92,14 +92,16 @@ def _remote(item: str) -> list[str]:
         found = sorted({*objects, *bags})
         if not found:
             raise StorageError(
-                "the pattern matches no recording (.bag, .mcap, .db3 or a bag prefix)", url=display_url(item)
+                "the pattern matches no recording (.bag, .mcap, .db3 or a bag prefix)",
+                transient=False,
+                url=display_url(item),
             )
         return found
     if key and storage.exists(key):
         return [_url(item, key)]
     if next(iter(storage.list(key)), None) is not None:
         return [_url(item, key, prefix=True)]
-    raise StorageError("no such object or prefix", url=display_url(item))
+    raise StorageError("no such object or prefix", transient=False, url=display_url(item))
 
 
 def _is_recording(path: Path) -> bool:
@@ -132,17 +134,35 @@ def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Recording]:
             if not matches:
                 raise StorageError(
                     "the pattern matches no recording (.bag, .mcap, .db3 or a bag directory)",
+                    transient=False,
                     url=os.fspath(item),
                 )
             found.extend(matches)
         elif path.exists():
             found.append(path)
         else:
-            raise StorageError("no such file or directory", url=os.fspath(item))
+            raise StorageError("no such file or directory", transient=False, url=os.fspath(item))
     unique: dict[Recording, None] = {}
     for recording in found:
         unique.setdefault(recording, None)
     return list(unique)
+
+
+def check_inputs(inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse, before any work is queued, inputs that cannot be converted: a bad or refused URL
+    (credentials in it, an endpoint not allowed) and an explicitly named file, object or prefix
+    that does not exist. Globs are only parsed: matching them is discovery's job.
+
+    Raises:
+        StorageError: Naming the input and the reason (permanent).
+    """
+    for item in inputs:
+        if is_remote(item):
+            _, key, _ = open_remote(os.fspath(item))
+            if not has_wildcards(key):
+                _remote(os.fspath(item))
+        elif not _GLOB_CHARS & set(str(local_path(item))):
+            resolve_inputs([item])
 
 
 def recording_bytes(recording: Recording | os.PathLike[str]) -> int:

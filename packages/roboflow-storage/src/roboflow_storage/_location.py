@@ -1,4 +1,10 @@
-"""Parse a storage URL into where it points, and show it without its secrets."""
+"""Parse a storage URL into where it points, and show it without its query.
+
+A URL may say where its store is (``endpoint``, ``region``) and how to address it, never with
+what credentials: a URL is stored in batch records, logged and shown, so a secret in it would
+leak. Credentials come from the environment of the process (``AWS_*`` / ``OSS_*`` variables, a
+Kubernetes Secret, IRSA or an instance role).
+"""
 
 from __future__ import annotations
 
@@ -13,18 +19,15 @@ from roboflow_storage.errors import StorageError
 
 Scheme = Literal["file", "memory", "s3", "oss"]
 _SCHEMES: dict[str, Scheme] = {"file": "file", "memory": "memory", "s3": "s3", "s3a": "s3", "oss": "oss"}
-#: Query parameters a URL may carry; the ones holding secrets are never shown.
-QUERY_KEYS = frozenset(
-    {
-        "endpoint",
-        "region",
-        "allow_http",
-        "virtual_hosted",
-        "anonymous",
-        "access_key_id",
-        "secret_access_key",
-        "session_token",
-    }
+#: Query parameters a URL may carry.
+QUERY_KEYS = frozenset({"endpoint", "region", "virtual_hosted", "anonymous"})
+#: Query parameters that would carry credentials: refused.
+SECRET_KEYS = frozenset({"access_key_id", "secret_access_key", "session_token"})
+_CREDENTIALS_HINT = (
+    "credentials are not accepted in a URL (it is stored in batch records, logged and shown); "
+    "give the process credentials through its environment (AWS_ACCESS_KEY_ID / "
+    "AWS_SECRET_ACCESS_KEY, OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET), a Kubernetes Secret or "
+    "IRSA / an instance role"
 )
 
 
@@ -36,13 +39,16 @@ class Location(msgspec.Struct, frozen=True, kw_only=True):
         bucket: The bucket (the store name for ``memory``; empty for ``file``).
         prefix: Key prefix inside the bucket without slashes at the ends; for ``file``, the
             absolute directory.
-        options: Query parameters (endpoint, region, credentials, ...).
+        options: Query parameters (endpoint, region, addressing); never shown by ``repr``.
     """
 
     scheme: Scheme
     bucket: str
     prefix: str
     options: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Location({self.display()!r})"
 
     def display(self, key: str = "") -> str:
         """The URL of ``key`` below this location, without query parameters (they may hold secrets)."""
@@ -56,7 +62,8 @@ def parse_location(url: str | os.PathLike[str]) -> Location:
     """Parse a plain path, ``file://``, ``memory://``, ``s3://`` or ``oss://`` URL.
 
     Raises:
-        StorageError: Unknown scheme, missing bucket or unknown query parameter.
+        StorageError: Unknown scheme, missing bucket, credentials in the query (refused, see
+            the module docstring) or an unknown query parameter.
     """
     text = os.fspath(url)
     parts = urlsplit(text)
@@ -66,17 +73,32 @@ def parse_location(url: str | os.PathLike[str]) -> Location:
     shown = text.split("?")[0]
     if scheme is None:
         known = ", ".join(sorted(_SCHEMES))
-        raise StorageError(f"unknown scheme {parts.scheme!r}; use a path or one of {known}", url=shown)
+        raise StorageError(
+            f"unknown scheme {parts.scheme!r}; use a path or one of {known}", transient=False, url=shown
+        )
     if scheme == "file":
         return Location(scheme="file", bucket="", prefix=str(Path(unquote(parts.path)).absolute()))
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    secret = sorted(set(options) & SECRET_KEYS)
+    if secret:
+        raise StorageError(f"{', '.join(secret)} in the URL: {_CREDENTIALS_HINT}", transient=False, url=shown)
+    if "allow_http" in options:
+        raise StorageError(
+            "allow_http in a URL is not accepted: plain HTTP is allowed only for an endpoint listed "
+            "with its http:// scheme in ROBOFLOW_ALLOWED_ENDPOINTS",
+            transient=False,
+            url=shown,
+        )
     unknown = sorted(set(options) - QUERY_KEYS)
     if unknown:
         raise StorageError(
             f"unknown query parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(QUERY_KEYS))}",
+            transient=False,
             url=shown,
         )
     if not parts.netloc and scheme != "memory":
-        raise StorageError(f"the URL names no bucket; use {scheme}://BUCKET/PREFIX", url=shown)
+        raise StorageError(
+            f"the URL names no bucket; use {scheme}://BUCKET/PREFIX", transient=False, url=shown
+        )
     prefix = unquote(parts.path).strip("/")
     return Location(scheme=scheme, bucket=parts.netloc, prefix=prefix, options=options)

@@ -47,7 +47,9 @@ def _env_int(name: str, default: int) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise StorageError(f"{name} must be a positive number of bytes or requests, not {text!r}")
+        raise StorageError(
+            f"{name} must be a positive number of bytes or requests, not {text!r}", transient=False
+        )
     return value
 
 
@@ -374,7 +376,9 @@ class Storage:
         """
         url = self.url_of(key)
         if not self.can_replace:
-            raise StorageError("a local directory cannot replace an object conditionally", url=url)
+            raise StorageError(
+                "a local directory cannot replace an object conditionally", transient=False, url=url
+            )
         try:
             with translate_errors(url, "replace", self._secrets):
                 result = obstore.put(self._store, self._path(key), data, mode={"e_tag": etag})

@@ -40,17 +40,21 @@ def _detail(err: BaseException, secrets: Collection[str]) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
 
 
-def _reason(err: BaseException, action: str, detail: str) -> str:
+def _reason(err: BaseException, action: str, detail: str) -> tuple[str, bool]:
+    """The reason of a failed request and whether retrying it later can help."""
     for code in _S3_CODE.findall(str(err)):
         if code in _BUCKET_HINTS:
-            return f"{action} failed: {_BUCKET_HINTS[code]} ({detail})"
+            return f"{action} failed: {_BUCKET_HINTS[code]} ({detail})", False
     if isinstance(err, PermissionDeniedError | UnauthenticatedError):
-        return f"{action} failed: permission denied; check the credentials ({detail})"
+        return f"{action} failed: permission denied; check the credentials ({detail})", False
     if "error sending request" in detail or "Connect" in str(err):
-        return f"{action} failed: cannot reach the endpoint; check the endpoint URL and network ({detail})"
+        return (
+            f"{action} failed: cannot reach the endpoint; check the endpoint URL and network ({detail})",
+            True,
+        )
     if isinstance(err, NotSupportedError):
-        return f"{action} is not supported by this store ({detail})"
-    return f"{action} failed: {detail}"
+        return f"{action} is not supported by this store ({detail})", False
+    return f"{action} failed: {detail}", not isinstance(err, ValueError)
 
 
 @contextmanager
@@ -65,7 +69,8 @@ def translate_errors(url: str, action: str, secrets: Collection[str] = ()) -> It
     Raises:
         ObjectNotFoundError: The object does not exist (a missing bucket is a plain StorageError).
         ObjectExistsError: A create-only put found an existing object.
-        StorageError: Any other failure, with a reason that names the likely cause.
+        StorageError: Any other failure, with a reason that names the likely cause; transient
+            unless retrying cannot help (refused credentials, a missing bucket, a bad setting).
     """
     try:
         yield
@@ -74,7 +79,9 @@ def translate_errors(url: str, action: str, secrets: Collection[str] = ()) -> It
     except FileNotFoundError as err:
         detail = _detail(err, secrets)
         if "NoSuchBucket" in str(err):
-            raise StorageError(_reason(err, action, detail), url=url) from err
+            reason, transient = _reason(err, action, detail)
+            raise StorageError(reason, transient=transient, url=url) from err
         raise ObjectNotFoundError(f"{action} failed: no such object", url=url) from err
     except (BaseError, OSError, ValueError) as err:
-        raise StorageError(_reason(err, action, _detail(err, secrets)), url=url) from err
+        reason, transient = _reason(err, action, _detail(err, secrets))
+        raise StorageError(reason, transient=transient, url=url) from err

@@ -17,7 +17,9 @@ __all__ = ["ObjectChangedError", "ObjectExistsError", "ObjectNotFoundError", "St
 
 
 class ObjectNotFoundError(StorageError):
-    """No object exists at the URL."""
+    """No object exists at the URL (permanent: retrying finds none either)."""
+
+    transient = False
 
 
 class ObjectExistsError(StorageError):
