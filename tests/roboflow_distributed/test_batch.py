@@ -385,3 +385,35 @@ def test_a_unit_whose_worker_crashed_resumes_after_its_uploaded_segments(
     assert status.phase is BatchPhase.COMPLETE, status.error
     verify_dataset(tmp_path / "ds", recs)
     run_doctor(tmp_path / "ds")
+
+
+def test_skill_marks_and_salvage_travel_with_the_batch(store: Store, tmp_path: Path) -> None:
+    from roboflow_dataset.lerobot import read_dataset
+    from roboflow_dataset.synth import write_recording
+
+    # 230 KB frames: several 1 MiB chunks, so the first half of the file salvages some frames
+    (tmp_path / "in").mkdir()
+    big = write_recording(tmp_path / "in/rec_a.mcap", "mcap", duration_s=1.0, width=320, height=240, seed=2)
+    write_recording(tmp_path / "in/rec_b.mcap", "mcap", duration_s=1.0, width=320, height=240, seed=3)
+    cut = corrupt(big.path, tmp_path / "in" / "rec_zzz_cut.mcap")
+    marks = [
+        {"startPosition": 0.0, "endPosition": 0.5, "skillAtomic": "pick", "enSkillDetail": "Pick it"},
+        {"startPosition": 0.5, "endPosition": 1.0, "skillAtomic": "place", "enSkillDetail": "Place it"},
+    ]
+    annotation = msgspec.json.encode({"taskName": "t", "marks": marks}).decode()
+    output = tmp_path / "out" / "dataset"
+    text = config_text() + "[source]\nsalvage = true\n"
+    spec = submit_batch(store, [str(tmp_path / "in" / "*.mcap")], text, str(output), annotation=annotation)
+    pods = [PodThread(store, ["all"], "pod-a").start()]
+    status = wait_finished(store, spec.id)
+    for pod in pods:
+        pod.stop()
+    assert status.phase is BatchPhase.COMPLETE, status.error
+    assert (status.units_complete, status.episodes, status.dataset_episodes) == (3, 6, 6)
+    ds = read_dataset(output)
+    assert ds.tasks == ["pick: Pick it", "place: Place it"]
+    lengths = ds.episodes["length"].tolist()
+    assert [int(t) for t in ds.episodes["tasks"].map(lambda t: t[0] == "place: Place it")] == [0, 1] * 3
+    assert sum(lengths) == len(ds.data) and all(n > 0 for n in lengths)
+    assert lengths[4] + lengths[5] < lengths[0] + lengths[1], "the cut recording gave less than the whole"
+    assert cut.name in {u.record.source.rsplit("/", 1)[-1] for u in list_units(store, spec.id)}

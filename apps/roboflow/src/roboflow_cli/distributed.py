@@ -136,6 +136,10 @@ def submit(
         text = Path(config_path).read_text(encoding="utf-8")
     except OSError as err:
         raise click.BadParameter(f"cannot read {config_path}: {err.strerror}", param_hint="--config") from err
+    try:
+        annotation = _annotation_text(config_path)
+    except RoboflowError as err:
+        _fail(err)
     if dry_run:
         try:
             load_config(config_path)
@@ -153,6 +157,7 @@ def submit(
             config_source=config_path,
             fmt=fmt,
             task=task,
+            annotation=annotation,
             max_attempts=max_attempts,
             name=name,
             staging=staging,
@@ -161,6 +166,18 @@ def submit(
         _echo_json(shown(spec))
     else:
         click.echo(spec.id)
+
+
+def _annotation_text(config_path: str) -> str | None:
+    """The JSON of the config's ``annotation_file``, stored with the batch (workers have no copy)."""
+    from roboflow_core import load_config
+    from roboflow_core.annotation import read_annotation
+
+    config = load_config(config_path)
+    if config.annotation_file is None:
+        return None
+    raw, _ = read_annotation(config.annotation_file, base=Path(config_path).parent)
+    return raw.decode("utf-8")
 
 
 # --- batch -------------------------------------------------------------------------------------

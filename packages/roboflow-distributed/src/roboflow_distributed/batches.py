@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from roboflow_core import CoordinationError, RoboflowError
+from roboflow_core.annotation import parse_annotation
 from roboflow_distributed import keys
 from roboflow_distributed.configs import store_config
 from roboflow_distributed.records import (
@@ -97,6 +98,7 @@ def submit_batch(
     config_source: str = "<config>",
     fmt: str = "lerobot-v3",
     task: str | None = None,
+    annotation: str | None = None,
     max_attempts: int = 3,
     name: str | None = None,
     staging: str | None = None,
@@ -111,6 +113,8 @@ def submit_batch(
         config_source: Where the config came from, for error messages.
         fmt: ``lerobot-v3`` or ``lerobot-v2.1``.
         task: The episodes' task (defaults to the config's).
+        annotation: The skill marks of the config's ``annotation_file`` (its JSON text): stored
+            with the batch, so workers split each recording into one episode per mark.
         max_attempts: Failed conversions of a unit before it is Dead.
         name: A human name (defaults to the id).
         staging: Where staged episodes go (defaults to :func:`default_staging`).
@@ -127,6 +131,8 @@ def submit_batch(
     if max_attempts < 1:
         raise CoordinationError(f"max_attempts must be >= 1, got {max_attempts}")
     digest, _ = store_config(store, config_text, source=config_source)
+    if annotation is not None:
+        parse_annotation(annotation, source=f"annotation of {config_source}")
     output = output if is_remote(output) else os.path.abspath(output)
     staging = staging or default_staging(output)
     for url in (output, staging):
@@ -142,6 +148,7 @@ def submit_batch(
         config_hash=digest,
         format=fmt,
         task=task,
+        annotation=annotation,
         max_attempts=max_attempts,
         submitted_at=time.time(),
         submitted_by=_user(),

@@ -106,7 +106,7 @@ class Finalizer:
             reasons = sorted({u.error or str(u.status) for u in units.values()})[:3]
             self._end(batch, BatchPhase.FAILED, error=f"no recording was converted: {'; '.join(reasons)}")
             return
-        expected = state.base_episodes + len(done)
+        expected = state.base_episodes + sum(u.episodes for u in done)
         try:
             self._merge_groups(batch, state, done)
         except RoboflowError as err:
@@ -118,11 +118,16 @@ class Finalizer:
         self._end(
             batch,
             BatchPhase.COMPLETE,
-            episodes=len(done),
+            episodes=expected - state.base_episodes,
             frames=sum(u.frames for u in done),
             dataset_episodes=expected,
         )
-        log.info("batch %s complete: %d episodes into %s", spec.id, len(done), display_url(spec.output))
+        log.info(
+            "batch %s complete: %d episodes into %s",
+            spec.id,
+            expected - state.base_episodes,
+            display_url(spec.output),
+        )
 
     def _merge_groups(self, batch: Batch, state: MergeState, done: list[WorkUnit]) -> None:
         """Publish the units ``merge_group`` at a time (bounded local disk), recording each group.
@@ -135,14 +140,15 @@ class Finalizer:
         published = state.published
         while published < len(done):
             group = done[published : published + self.settings.merge_group]
-            before = state.base_episodes + published
+            before = state.base_episodes + sum(u.episodes for u in done[:published])
+            after = before + sum(u.episodes for u in group)
             found = dataset_episodes(spec.output)
             if found == before:
                 self._publish(batch, group)
-            elif found != before + len(group):
+            elif found != after:
                 raise DatasetError(
                     f"the dataset changed during the merge: it has {found} episodes, expected {before} "
-                    f"(before this group) or {before + len(group)} (after it)",
+                    f"(before this group) or {after} (after it)",
                     path=display_url(spec.output),
                 )
             published += len(group)
@@ -185,7 +191,7 @@ class Finalizer:
             for unit in units:
                 if unit.staged is None:
                     raise CoordinationError("complete unit without a staged episode", unit=unit.id)
-                staged.append(download_staged(staging, unit.staged, workdir / unit.id))
+                staged.extend(download_staged(staging, unit.staged, workdir / unit.id))
             publish_episodes(
                 spec.output,
                 staged,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from roboflow_core import CoordinationError
-from roboflow_dataset.lerobot import ClosedSegment, StagedEpisode
+from roboflow_dataset.lerobot import ClosedSegment
 from roboflow_dataset.lerobot.staging import MANIFEST
 from roboflow_distributed import keys
 from roboflow_distributed.records import Checkpoint, Versioned, WorkUnit, encode, read
@@ -135,12 +135,13 @@ class UnitProgress:
         self.segment_end = segment.end
         self._save(staged=None)
 
-    def finish(self, episode: StagedEpisode) -> str:
-        """Upload what is not uploaded yet, the episode manifest last; the staged prefix."""
-        files = sorted(p.relative_to(episode.dir).as_posix() for p in episode.dir.rglob("*") if p.is_file())
+    def finish(self, directory: Path, frames: int) -> str:
+        """Upload what is not uploaded yet of the stage in ``directory`` (one episode, or one per
+        skill), its manifest last; the staged prefix."""
+        files = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
         for name in [f for f in files if f != MANIFEST and f not in self.uploaded] + [MANIFEST]:
-            upload_file(self.staging, f"{self.prefix}/{name}", episode.dir / name)
-        self.done = episode.length
+            upload_file(self.staging, f"{self.prefix}/{name}", directory / name)
+        self.done = frames
         self._save(staged=self.prefix)
         return self.prefix
 

@@ -80,6 +80,7 @@ class BatchSpec(msgspec.Struct, frozen=True, kw_only=True):
     config_hash: str
     format: str = "lerobot-v3"
     task: str | None = None
+    annotation: str | None = None  # the config's annotation_file (skill marks, JSON), read at submit
     max_attempts: int = 3
     submitted_at: float
     submitted_by: str = ""
@@ -126,6 +127,7 @@ class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
     error_kind: str | None = None
     staged: str | None = None
     frames: int = 0
+    episodes: int = 1  # staged episodes: one, or one per skill mark
     updated_at: float = 0.0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from roboflow_dataset.lerobot import StagedEpisode
+from roboflow_pipeline import load_staged
 from roboflow_storage import Storage, download_tree
 
 __all__ = ["download_staged", "remove_batch", "stage_prefix"]
@@ -21,15 +22,16 @@ def stage_prefix(batch: str, unit: str, claim: int) -> str:
     return f"{batch}/{unit}/claim-{claim:03d}"
 
 
-def download_staged(storage: Storage, prefix: str, target: Path) -> StagedEpisode:
-    """Download the staged episode at ``prefix`` into ``target`` and load it.
+def download_staged(storage: Storage, prefix: str, target: Path) -> list[StagedEpisode]:
+    """Download the stage at ``prefix`` into ``target`` and load its episode(s) (one per skill mark
+    when the batch has an annotation).
 
     Raises:
         DatasetError: It is incomplete (no manifest) or names missing files.
         StorageError: A download failed.
     """
     download_tree(storage, prefix, target)
-    return StagedEpisode.load(target)
+    return load_staged(target)
 
 
 def remove_batch(storage: Storage, batch: str) -> None:

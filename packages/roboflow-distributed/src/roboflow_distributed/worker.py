@@ -27,6 +27,7 @@ from typing import TypeVar
 import msgspec
 
 from roboflow_core import CoordinationError, DatasetError, RoboflowError, is_transient
+from roboflow_core.annotation import parse_annotation
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_distributed import keys
 from roboflow_distributed.batches import failure_reason
@@ -46,7 +47,7 @@ from roboflow_distributed.records import (
 )
 from roboflow_distributed.settings import STORE_RETRY, Settings, store_down
 from roboflow_distributed.store import Compare, Store
-from roboflow_pipeline import convert_recording
+from roboflow_pipeline import convert_recording, convert_skills
 from roboflow_storage import Storage, display_url, prefetch_recording, retry_call
 
 __all__ = ["Shutdown", "Worker"]
@@ -188,6 +189,8 @@ class Worker:
                 return
             staging = Storage.from_url(spec.staging)
             prefix, frames = self._convert(unit, spec, staging)
+            annotation = None if spec.annotation is None else parse_annotation(spec.annotation)
+            episodes = 1 if annotation is None else len(annotation.marks)
         except Released:
             log.info("releasing %s: shutting down", rec.id)
             self._finish(unit, status=UnitStatus.PENDING, owner=None, requeue=True)
@@ -199,7 +202,13 @@ class Worker:
             self._failed(unit, err)
             return
         self._finish(
-            unit, status=UnitStatus.COMPLETE, staged=prefix, frames=frames, error=None, error_kind=None
+            unit,
+            status=UnitStatus.COMPLETE,
+            staged=prefix,
+            frames=frames,
+            episodes=episodes,
+            error=None,
+            error_kind=None,
         )
         self.store_retry(lambda: self.store.txn(deletes=[keys.checkpoint(rec.batch, rec.id)]))
         self.completed += 1
@@ -222,6 +231,21 @@ class Worker:
         config = fetch_config(self.store, rec.config_hash)
         workdir = Path(tempfile.mkdtemp(prefix="roboflow-unit-"))
         episode_dir = workdir / "episode"
+        if spec.annotation is not None:  # one episode per skill mark: staged whole (no segments)
+            try:
+                annotation = parse_annotation(spec.annotation)
+                skills = convert_skills(
+                    rec.source,
+                    config,
+                    episode_dir,
+                    annotation,
+                    on_planned=progress.planned,
+                    on_frames=progress.frames,
+                )
+                frames = sum(episode.length for episode in skills)
+                return progress.finish(episode_dir, frames), frames
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
 
         def run(resume: bool) -> StagedEpisode:
             return convert_recording(
@@ -246,7 +270,7 @@ class Worker:
                 log.warning("unit %s: cannot resume (%s); converting from the start", rec.id, err)
                 shutil.rmtree(episode_dir, ignore_errors=True)
                 episode = run(False)
-            return progress.finish(episode), episode.length
+            return progress.finish(episode.dir, episode.length), episode.length
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
