@@ -37,7 +37,7 @@ from roboflow_distributed.batches import (
     retry_unit,
     submit_batch,
 )
-from roboflow_distributed.finalizer import Finalizer
+from roboflow_distributed.finalizer import Finalizer, Holding
 from roboflow_distributed.progress import UnitProgress
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import BatchPhase, Checkpoint, Heartbeat, UnitStatus, encode, read
@@ -215,7 +215,11 @@ def test_merge_is_restartable_group_by_group_and_never_duplicates_episodes(
     # a finalizer dies after publishing its first group of two, before recording it
     state = finalizer._merge_state(batch)
     done = {u.record.id: u.record for u in list_units(store, spec.id)}
-    finalizer._publish(batch, [done[uid] for uid in state.units[:2]])
+    lease = finalizer.dataset_lease(spec.output)
+    assert lease.acquire()
+    with Holding(lease) as holding:
+        finalizer._publish(batch, [done[uid] for uid in state.units[:2]], holding)
+    lease.release()
     assert state.base_episodes == 0 and state.published == 0
     # the next finalizer records that group, merges the other three in two groups, completes
     assert Finalizer(store, "f2", settings).tick()

@@ -1,6 +1,6 @@
 """The dataset writer lock: one writer at a time, a dead local writer's lock is broken, a lease in
 an object store is renewed by its holder and taken over once it expires, the distributed
-finalizer may take over another finalizer's lock."""
+finalizer may take over the lock of a finalizer with a lower fencing token."""
 
 from __future__ import annotations
 
@@ -37,11 +37,18 @@ def _dead_pid() -> int:
 
 
 def _write_lock(
-    storage: Storage, owner: str, pid: int, host: str | None = None, expires: float | None = None
+    storage: Storage,
+    owner: str,
+    pid: int,
+    host: str | None = None,
+    expires: float | None = None,
+    fencing: int | None = None,
 ) -> None:
-    info = {"owner": owner, "host": host or socket.gethostname(), "pid": pid, "since": 1.0}
+    info: dict[str, object] = {"owner": owner, "host": host or socket.gethostname(), "pid": pid, "since": 1.0}
     if expires is not None:
         info["expires"] = expires
+    if fencing is not None:
+        info["fencing"] = fencing
     storage.put(LOCK_KEY, json.dumps(info).encode())
 
 
@@ -69,13 +76,14 @@ def _check_locking(storage: Storage) -> None:
     _write_lock(storage, "crashed", _dead_pid())
     with DatasetLock(storage, "third"):  # its process is gone: broken
         assert json.loads(storage.get(LOCK_KEY))["owner"] == "third"
-    _write_lock(storage, "roboflow finalizer pod-1", os.getpid(), host="elsewhere")
+    _write_lock(storage, "roboflow finalizer pod-1", os.getpid(), host="elsewhere", fencing=4)
     with pytest.raises(DatasetError):
-        DatasetLock(storage, "x").__enter__()
-    with DatasetLock(
-        storage, "roboflow finalizer pod-2", breakable=lambda i: i.owner.startswith("roboflow finalizer")
-    ):
-        pass
+        DatasetLock(storage, "x").__enter__()  # no token: never supersedes
+    for same_or_older in (4, 3):
+        with pytest.raises(DatasetError, match="pod-1"):
+            DatasetLock(storage, "roboflow finalizer pod-0", fencing=same_or_older).__enter__()
+    with DatasetLock(storage, "roboflow finalizer pod-2", fencing=5):  # a later holder of the lease
+        assert _holder(storage)["fencing"] == 5
     assert not storage.exists(LOCK_KEY)
 
 

@@ -254,6 +254,8 @@ def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
         click.echo(_dataset_summary(spec.output))
     if s.error:
         click.echo(f"error     {s.error}")
+    if s.merge_failed:
+        click.echo(f"          staged episodes kept: `roboflow batch retry-merge {spec.id}` merges again")
     for u in units:
         if u.record.status in ("dead", "failed"):
             click.echo(f"  {u.record.status}: {display_url(u.record.source)}: {u.record.error}")
@@ -285,6 +287,22 @@ def batch_cancel(batch_id: str, store_url: str | None) -> None:
 
     with _store(store_url) as store:
         status = cancel_batch(store, batch_id)
+    click.echo(f"{batch_id}: {status.phase}")
+
+
+@batch.command("retry-merge")
+@click.argument("batch_id")
+@_store_option
+def batch_retry_merge(batch_id: str, store_url: str | None) -> None:
+    """Merge a batch again whose merge failed: its staged episodes were kept.
+
+    Remove the cause first (see `batch get`); the merge resumes after the episodes it had
+    already published, and a finalizer (`run --role finalizer`) carries it out.
+    """
+    from roboflow_distributed.batches import retry_merge
+
+    with _store(store_url) as store:
+        status = retry_merge(store, batch_id)
     click.echo(f"{batch_id}: {status.phase}")
 
 

@@ -21,6 +21,7 @@ from roboflow_distributed.records import (
     BatchPhase,
     BatchSpec,
     BatchStatus,
+    MergeState,
     UnitStatus,
     Versioned,
     WorkUnit,
@@ -43,6 +44,7 @@ __all__ = [
     "get_batch",
     "list_batches",
     "list_units",
+    "retry_merge",
     "retry_unit",
     "set_phase",
     "shown",
@@ -303,8 +305,46 @@ def retry_unit(store: Store, ref: str) -> WorkUnit:
         updated_at=time.time(),
     )
     ukey, pkey = keys.unit(record.batch, record.id), keys.pending(record.batch, record.id)
-    if not store.txn([Compare(ukey, unit.version)], {ukey: encode(new), pkey: b""}):
-        raise CoordinationError("job changed meanwhile; try again", job=ref)
+    # the batch must still be the one read: a finalizer that moved it to Merging meanwhile would
+    # never merge a unit queued now
+    skey = keys.batch_status(record.batch)
+    if not store.txn(
+        [Compare(ukey, unit.version), Compare(skey, batch.status.version)], {ukey: encode(new), pkey: b""}
+    ):
+        raise CoordinationError("job or its batch changed meanwhile; try again", job=ref)
+    return new
+
+
+def retry_merge(store: Store, batch_id: str) -> BatchStatus:
+    """Merge a batch again whose merge failed (its staged episodes were kept).
+
+    The merge resumes after the groups it had published; when it had published none, it starts
+    afresh from the dataset as it is now (e.g. after the cause was removed).
+
+    Raises:
+        CoordinationError: No such batch, or its merge did not fail.
+    """
+    batch = get_batch(store, batch_id)
+    status = batch.status.record
+    if not status.merge_failed:
+        raise CoordinationError(
+            f"batch is {status.phase}; only a batch whose merge failed can merge again", batch=batch_id
+        )
+    new = msgspec.structs.replace(
+        status,
+        phase=BatchPhase.MERGING,
+        merge_failed=False,
+        error=None,
+        finished_at=None,
+        updated_at=time.time(),
+    )
+    skey, mkey = keys.batch_status(batch_id), keys.merge(batch_id)
+    merge = read(store, mkey, MergeState)
+    restart = [mkey] if merge is not None and merge.record.published == 0 else []
+    if not store.txn(
+        [Compare(skey, batch.status.version)], {skey: encode(new), keys.active(batch_id): b""}, restart
+    ):
+        raise CoordinationError("batch changed meanwhile; try again", batch=batch_id)
     return new
 
 

@@ -18,8 +18,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -45,7 +43,7 @@ from roboflow_distributed.store import ABSENT, Compare, Store
 from roboflow_pipeline import dataset_episodes, publish_episodes
 from roboflow_storage import Storage, display_url
 
-__all__ = ["Finalizer"]
+__all__ = ["Finalizer", "Holding"]
 
 log = logging.getLogger("roboflow.finalizer")
 _FINALIZER = "roboflow finalizer"
@@ -81,14 +79,12 @@ class Finalizer:
         return Batch(batch.spec, moved) if moved is not None else None
 
     def _merge_under_lease(self, batch: Batch) -> bool:
-        # one merge per dataset at a time: two batches into one output must not interleave
-        dataset = hashlib.sha256(batch.spec.output.encode()).hexdigest()[:24]
-        lease = Lease(self.store, f"dataset/{dataset}", self.pod, self.settings.lock_ttl)
+        lease = self.dataset_lease(batch.spec.output)
         if not lease.acquire():
             return False
         try:
-            with _renewing(lease):
-                self.merge(batch)
+            with Holding(lease) as holding:
+                self.merge(batch, holding)
         except (StorageError, CoordinationError) as err:
             log.warning("merge of %s interrupted, will retry: %s", batch.spec.id, err)
             return False
@@ -96,8 +92,19 @@ class Finalizer:
             lease.release()
         return True
 
-    def merge(self, batch: Batch) -> None:
-        """Merge the batch's complete units into its dataset and finish the batch."""
+    def dataset_lease(self, output: str) -> Lease:
+        """The lease on the dataset at ``output`` under which a merge into it runs.
+
+        One merge per dataset at a time: two batches into one dataset must not interleave, however
+        their output URLs are spelled (the lease is named by the location's identity).
+        """
+        where = Storage.from_url(output).location.identity()
+        dataset = hashlib.sha256(where.encode()).hexdigest()[:24]
+        return Lease(self.store, f"dataset/{dataset}", self.pod, self.settings.lock_ttl)
+
+    def merge(self, batch: Batch, holding: Holding) -> None:
+        """Merge the batch's complete units into its dataset and finish the batch, while
+        ``holding`` the dataset's lease (checked before every write)."""
         spec = batch.spec
         state = self._merge_state(batch)
         units = {u.record.id: u.record for u in list_units(self.store, spec.id)}
@@ -108,12 +115,13 @@ class Finalizer:
             return
         expected = state.base_episodes + sum(u.episodes for u in done)
         try:
-            self._merge_groups(batch, state, done)
+            self._merge_groups(batch, state, done, holding)
         except RoboflowError as err:
             if err.transient:
                 raise  # the next tick retries where this one stopped
-            log.error("merge of %s failed: %s", spec.id, err)
-            self._end(batch, BatchPhase.FAILED, error=str(err))
+            holding.check()  # a failure caused by losing the dataset to another writer is not final
+            log.error("merge of %s failed (staged episodes kept for retry-merge): %s", spec.id, err)
+            self._end(batch, BatchPhase.FAILED, error=f"merge failed: {err}", merge_failed=True)
             return
         self._end(
             batch,
@@ -129,7 +137,7 @@ class Finalizer:
             display_url(spec.output),
         )
 
-    def _merge_groups(self, batch: Batch, state: MergeState, done: list[WorkUnit]) -> None:
+    def _merge_groups(self, batch: Batch, state: MergeState, done: list[WorkUnit], holding: Holding) -> None:
         """Publish the units ``merge_group`` at a time (bounded local disk), recording each group.
 
         Before each group the dataset must hold ``base + published`` episodes (then the group is
@@ -144,7 +152,7 @@ class Finalizer:
             after = before + sum(u.episodes for u in group)
             found = dataset_episodes(spec.output)
             if found == before:
-                self._publish(batch, group)
+                self._publish(batch, group, holding)
             elif found != after:
                 raise DatasetError(
                     f"the dataset changed during the merge: it has {found} episodes, expected {before} "
@@ -152,6 +160,7 @@ class Finalizer:
                     path=display_url(spec.output),
                 )
             published += len(group)
+            holding.check()
             state = self._record_published(spec.id, published)
             log.info("batch %s: %d/%d episodes merged", spec.id, published, len(done))
 
@@ -181,7 +190,7 @@ class Finalizer:
             raise CoordinationError("another finalizer started this merge", batch=batch.spec.id)
         return state
 
-    def _publish(self, batch: Batch, units: list[WorkUnit]) -> None:
+    def _publish(self, batch: Batch, units: list[WorkUnit], holding: Holding) -> None:
         spec = batch.spec
         config = fetch_config(self.store, spec.config_hash)
         staging = Storage.from_url(spec.staging)
@@ -199,28 +208,39 @@ class Finalizer:
                 robot_type=config.dataset.robot_type,
                 fps=config.dataset.fps,
                 owner=f"{_FINALIZER} {self.pod}",
-                # the dataset's lease (held here) rules out another finalizer: one that died left this lock
-                breakable=lambda held: held.owner.startswith(_FINALIZER),
+                # a lock left by an earlier holder of the dataset's lease (dead, or stopped and about
+                # to notice it lost the lease) has a lower token and is taken over
+                fencing=holding.lease.fencing,
+                check=holding.check,
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _end(self, batch: Batch, phase: BatchPhase, **changes: object) -> None:
-        """Finish the batch (CAS from its Merging status) and clean its staging and bookkeeping."""
+    def _end(self, batch: Batch, phase: BatchPhase, *, merge_failed: bool = False, **changes: object) -> None:
+        """Finish the batch (CAS from its Merging status) and clean its staging and bookkeeping;
+        a failed merge keeps them, so that ``retry_merge`` can merge again."""
         bid = batch.spec.id
         current: Versioned[BatchStatus] | None = read(self.store, keys.batch_status(bid), BatchStatus)
         if current is None or current.record.phase is not BatchPhase.MERGING:
             return
         new = msgspec.structs.replace(
-            current.record, phase=phase, finished_at=time.time(), updated_at=time.time(), **changes
+            current.record,
+            phase=phase,
+            finished_at=time.time(),
+            updated_at=time.time(),
+            merge_failed=merge_failed,
+            **changes,
         )
         status_key = keys.batch_status(bid)
+        bookkeeping = [] if merge_failed else [keys.merge(bid)]
         if not self.store.txn(
             [Compare(status_key, current.version)],
             {status_key: encode(new)},
-            [keys.merge(bid), keys.active(bid)],
+            [*bookkeeping, keys.active(bid)],
         ):
             raise CoordinationError("batch status changed during the merge", batch=bid)
+        if merge_failed:
+            return
         remove_batch(Storage.from_url(batch.spec.staging), bid)
         for entry in self.store.scan(f"{keys.PREFIX}state/{bid}/"):
             self.store.txn(deletes=[entry.key])
@@ -236,22 +256,52 @@ def _counts(units: list[Versioned[WorkUnit]]) -> dict[str, object]:
     }
 
 
-@contextmanager
-def _renewing(lease: Lease) -> Iterator[None]:
-    """Renew ``lease`` in the background while the body runs."""
-    stop = threading.Event()
+class Holding:
+    """Renews ``lease`` in the background while the ``with`` body runs; :meth:`check` says
+    whether it is still held.
 
-    def renew() -> None:
-        while not stop.wait(lease.ttl / 3):
+    The lease counts as lost once a renewal finds it taken, or when no renewal has succeeded for
+    a ``ttl`` on this process's own monotonic clock (a pod that was stopped or cut off from the
+    store must assume another finalizer has it by then).
+    """
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self._renewed = time.monotonic()  # when the last successful renewal began
+        self._lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="lease-renew", daemon=True)
+
+    def __enter__(self) -> Holding:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease.ttl / 3) and not self._lost:
+            began = time.monotonic()
             try:
-                lease.acquire()
+                if self.lease.acquire():
+                    self._renewed = began
+                else:
+                    self._lost = True
+                    log.error("lost the lease %s to another pod", self.lease.key)
             except CoordinationError as err:
                 log.warning("lease renewal failed: %s", err)
 
-    thread = threading.Thread(target=renew, name="lease-renew", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    def check(self) -> None:
+        """Raise unless the lease is still held.
+
+        Raises:
+            CoordinationError: The lease was taken by another pod or could not be renewed for a ttl.
+        """
+        if not self._lost and time.monotonic() - self._renewed >= self.lease.ttl:
+            self._lost = True
+        if self._lost:
+            raise CoordinationError(
+                f"lost the lease {self.lease.key} (taken over, or not renewed for "
+                f"{self.lease.ttl:g} s); this merge writes nothing more"
+            )

@@ -100,6 +100,7 @@ class BatchStatus(msgspec.Struct, frozen=True, kw_only=True):
     frames: int = 0
     dataset_episodes: int = 0
     error: str | None = None
+    merge_failed: bool = False  # Failed in the merge: staged episodes kept for retry_merge
     updated_at: float = 0.0
     finished_at: float | None = None
 

@@ -13,8 +13,11 @@ gets it. A lock left by a writer that died is broken only when that is safe:
 * in a local directory (no conditional replace) its process is known dead (same host, pid gone);
   it is replaced (by a rename, under ``flock`` on the found file) only while it still is that
   dead lock, so of two writers breaking it only one wins;
-* or the caller vouches for it (the distributed finalizer holds the dataset's lease in the
-  coordination store, so no other finalizer can be writing).
+* or it was taken with a lower fencing token: the distributed finalizer writes under a lease on
+  the dataset in the coordination store whose token grows with every new holder, so a lock with a
+  lower token is a former holder's, which lost its lease and stops before its next write (its
+  lease checks run before every step). A lock without a token (``roboflow convert``) is never
+  taken over that way, and neither is one with the same or a higher token.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +55,7 @@ class LockInfo:
     pid: int
     since: float
     expires: float = 0.0
+    fencing: int = 0
 
 
 def _process_gone(info: LockInfo) -> bool:
@@ -94,8 +97,8 @@ class DatasetLock:
     Args:
         storage: The dataset's root.
         owner: Who writes (shown to a writer that finds the dataset locked).
-        breakable: Decides whether a found lock may be taken over (besides a dead local process
-            or an expired lease).
+        fencing: The writer's fencing token (0: none); a found lock with a lower non-zero token
+            is superseded and taken over.
         ttl: Lease length in an object store (renewed every third of it); default
             ``ROBOFLOW_DATASET_LOCK_TTL_SECS`` or 120 s.
 
@@ -109,13 +112,12 @@ class DatasetLock:
         storage: Storage,
         owner: str,
         *,
-        breakable: Callable[[LockInfo], bool] | None = None,
+        fencing: int = 0,
         ttl: float | None = None,
     ) -> None:
         self.storage = storage
         self.ttl = _ttl_from_env() if ttl is None else ttl
-        self.info = LockInfo(owner, socket.gethostname(), os.getpid(), time.time())
-        self.breakable = breakable or (lambda _info: False)
+        self.info = LockInfo(owner, socket.gethostname(), os.getpid(), time.time(), fencing=fencing)
         self._etag: str | None = None
         self._lost: str | None = None
         self._expires = 0.0  # of the lease as last written (0: not leased)
@@ -132,7 +134,7 @@ class DatasetLock:
                 held, etag = self._read()
                 if held is None:
                     continue  # released meanwhile: try again
-                if not (_expired(held) or _process_gone(held) or self.breakable(held)):
+                if not (_expired(held) or _process_gone(held) or self._supersedes(held)):
                     raise self._locked(held) from None
                 if self._take_over(held, etag, leased):
                     break
@@ -152,6 +154,9 @@ class DatasetLock:
         held, _ = self._read()
         if held is not None and replace(held, expires=0.0) == self.info:  # still ours
             self.storage.delete(LOCK_KEY)
+
+    def _supersedes(self, held: LockInfo) -> bool:
+        return 0 < held.fencing < self.info.fencing
 
     def check(self) -> None:
         """Raise if the lock may be another writer's now: taken over, or not renewed for a ``ttl``.
@@ -261,6 +266,7 @@ def _parse(raw: bytes) -> LockInfo:
             int(data["pid"]),
             float(data["since"]),
             float(data.get("expires", 0.0)),
+            int(data.get("fencing", 0)),
         )
     except (ValueError, KeyError, TypeError):
         return LockInfo("an unreadable lock", "?", -1, 0.0)

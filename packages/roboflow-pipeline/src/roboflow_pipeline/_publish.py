@@ -33,8 +33,8 @@ from roboflow_core import DatasetError
 from roboflow_dataset.lerobot import DatasetFormat, StagedEpisode, merge_into_dataset
 from roboflow_dataset.lerobot.layout import layout_for
 from roboflow_dataset.lerobot.reader import INFO, is_v3, read_episodes, read_info
-from roboflow_pipeline._lock import LOCK_KEY, DatasetLock, LockInfo
-from roboflow_storage import ObjectNotFoundError, Storage, upload_file
+from roboflow_pipeline._lock import LOCK_KEY, DatasetLock
+from roboflow_storage import ObjectChangedError, ObjectExistsError, ObjectNotFoundError, Storage, upload_file
 
 __all__ = ["Published", "RemoteDataset", "dataset_episodes", "open_output", "publish_episodes"]
 
@@ -65,6 +65,7 @@ class RemoteDataset:
         self.root = self.workdir / "dataset"
         self.root.mkdir()
         self._fetched: dict[str, _Signature] = {}
+        self._info: tuple[str | None] | None = None  # (etag,) of the info.json fetched; None: none
 
     def __enter__(self) -> Self:
         return self
@@ -80,12 +81,15 @@ class RemoteDataset:
         Raises:
             StorageError: Listing or a download failed.
         """
-        if not self.storage.exists(INFO):
+        try:
+            raw_info, etag = self.storage.get_versioned(INFO)
+        except ObjectNotFoundError:
             return False
+        self._info = (etag,)
         for info in self.storage.list(_META):
             target = self.root / info.key
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(self.storage.get(info.key))
+            target.write_bytes(raw_info if info.key == INFO else self.storage.get(info.key))
             self._fetched[info.key] = _signature(target)
         return True
 
@@ -113,8 +117,29 @@ class RemoteDataset:
                     future.result()
         if INFO in changed:
             check()
-            upload_file(self.storage, INFO, changed[INFO])
+            self._commit(changed[INFO].read_bytes())
         return sum(info.size for info in self.storage.list())
+
+    def _commit(self, info: bytes) -> None:
+        """Write ``info.json`` only over the one this merge started from (``If-Match``; create-only
+        for a new dataset): a writer that lost its lock while stopped can never publish over the
+        merge that superseded it.
+
+        Raises:
+            DatasetError: The store's ``info.json`` changed since it was fetched.
+        """
+        try:
+            if self._info is None:
+                self.storage.put(INFO, info, mode="create")
+            elif self._info[0] is None:  # a store without etags: nothing to compare against
+                self.storage.put(INFO, info)
+            else:
+                self.storage.replace(INFO, info, etag=self._info[0])
+        except (ObjectExistsError, ObjectChangedError) as err:
+            raise DatasetError(
+                "another writer published this dataset meanwhile; this merge's info.json is not written",
+                path=self.storage.url,
+            ) from err
 
     def _referenced(self) -> set[str]:
         """Keys of the data, video and episodes-metadata files the merged dataset points to."""
@@ -180,13 +205,19 @@ def publish_episodes(
     robot_type: str | None,
     fps: int,
     owner: str = "roboflow convert",
-    breakable: Callable[[LockInfo], bool] | None = None,
+    fencing: int = 0,
+    check: Callable[[], None] | None = None,
 ) -> Published:
     """Merge staged episodes, in order, into the dataset at ``output`` (local or in a store).
 
     A local dataset is merged in place; a dataset in a store is merged in a local working
     directory and uploaded by :class:`RemoteDataset`, ``meta/info.json`` last. Either way the
-    dataset's writer lock (:class:`DatasetLock`, taken as ``owner``) is held meanwhile.
+    dataset's writer lock (:class:`DatasetLock`, taken as ``owner`` with the fencing token
+    ``fencing``) is held meanwhile, and checked before every step of the merge and the upload.
+
+    Args:
+        check: Also called before every step; raises to stop the merge before it writes more
+            (the distributed finalizer checks that it still holds the dataset's lease).
 
     Raises:
         DatasetError: The episodes do not fit each other or the existing dataset, or another
@@ -194,13 +225,23 @@ def publish_episodes(
         StorageError: An upload failed (the store still shows the dataset as it was).
     """
     storage = open_output(output)
-    with DatasetLock(storage, owner, breakable=breakable) as lock:
+    with DatasetLock(storage, owner, fencing=fencing) as lock:
+
+        def still_ours() -> None:
+            lock.check()
+            if check is not None:
+                check()
+
         if storage.is_local:
             root = _local_root(storage)
-            result = merge_into_dataset(root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
+            result = merge_into_dataset(
+                root, staged, fmt=fmt, robot_type=robot_type, fps=fps, check=still_ours
+            )
             size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != LOCK_KEY)
             return Published(result.total_episodes, size)
         with RemoteDataset(storage) as publisher:
             publisher.fetch_metadata()
-            result = merge_into_dataset(publisher.root, staged, fmt=fmt, robot_type=robot_type, fps=fps)
-            return Published(result.total_episodes, publisher.publish(lock.check))
+            result = merge_into_dataset(
+                publisher.root, staged, fmt=fmt, robot_type=robot_type, fps=fps, check=still_ours
+            )
+            return Published(result.total_episodes, publisher.publish(still_ours))

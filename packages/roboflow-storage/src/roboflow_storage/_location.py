@@ -37,8 +37,8 @@ class Location(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         scheme: ``file``, ``memory``, ``s3`` or ``oss``.
         bucket: The bucket (the store name for ``memory``; empty for ``file``).
-        prefix: Key prefix inside the bucket without slashes at the ends; for ``file``, the
-            absolute directory.
+        prefix: Key prefix inside the bucket without empty or ``.`` segments (so without slashes
+            at the ends); for ``file``, the absolute directory.
         options: Query parameters (endpoint, region, addressing); never shown by ``repr``.
     """
 
@@ -56,6 +56,19 @@ class Location(msgspec.Struct, frozen=True, kw_only=True):
             return str(Path(self.prefix, key)) if key else self.prefix
         path = "/".join(part for part in (self.prefix, key) if part)
         return f"{self.scheme}://{self.bucket}/{path}"
+
+    def identity(self) -> str:
+        """One name for where this location points, however its URL was spelled.
+
+        Trailing, repeated and ``.`` path segments are already gone from :attr:`prefix`; a local
+        directory is named by its real path (symlinks resolved); credentials and other options
+        are left out, except the endpoint, which decides which store a bucket is in.
+        """
+        if self.scheme == "file":
+            return Path(os.path.realpath(self.prefix)).as_uri()
+        where = f"{self.scheme}://{self.bucket}/{self.prefix}"
+        endpoint = self.options.get("endpoint", "").rstrip("/")
+        return f"{where} at {endpoint}" if endpoint else where
 
 
 def parse_location(url: str | os.PathLike[str]) -> Location:
@@ -100,5 +113,10 @@ def parse_location(url: str | os.PathLike[str]) -> Location:
         raise StorageError(
             f"the URL names no bucket; use {scheme}://BUCKET/PREFIX", transient=False, url=shown
         )
-    prefix = unquote(parts.path).strip("/")
+    segments = [seg for seg in unquote(parts.path).split("/") if seg not in ("", ".")]
+    if ".." in segments:
+        raise StorageError(
+            "'..' is not allowed in a store URL's path (keys are not directories)", transient=False, url=shown
+        )
+    prefix = "/".join(segments)
     return Location(scheme=scheme, bucket=parts.netloc, prefix=prefix, options=options)

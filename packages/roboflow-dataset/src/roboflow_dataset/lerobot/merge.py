@@ -9,7 +9,7 @@ into files the existing ``info.json`` describes); then the episodes metadata, ta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ def merge_into_dataset(
     data_file_mb: int = 100,
     video_file_mb: int = 200,
     chunks_size: int = 1000,
+    check: Callable[[], None] = lambda: None,
 ) -> MergeResult:
     """Append staged episodes to the dataset at ``root``, creating it if it has no ``info.json``.
 
@@ -98,6 +99,9 @@ def merge_into_dataset(
         data_file_mb: v3 data file size at which a new file starts.
         video_file_mb: v3 video file size at which a new file starts.
         chunks_size: Files (v3) or episodes (v2.1) per chunk directory.
+        check: Called before every step that writes (orphan removal, data, videos, episodes
+            metadata, stats, ``info.json``); raises to stop the merge, e.g. when the writer's
+            lock was lost.
 
     Returns:
         The new indices, totals and files written.
@@ -120,16 +124,21 @@ def merge_into_dataset(
         video_file_mb = int(existing.info.get("video_files_size_in_mb", video_file_mb))
     layout = layout_for(fmt, root, chunks_size)
     video_keys = [f.name for f in features if f.is_video]
+    check()
     remove_orphans(root, layout.referenced(existing.episodes, video_keys))
 
     tasks = list(existing.tasks)
     plans = _plan(layout, staged, existing, tasks, data_file_mb)
     for key in video_keys:
         place_videos(plans, key, layout.placer(f"videos/{key}", existing.episodes, video_file_mb), fps)
+    check()
     files = _write_data(layout, plans, [f for f in features if not f.is_video])
+    check()
     files += _write_videos(layout, plans, video_keys, fps)
+    check()
     layout.write_episodes(plans, features, tasks)
     old_stats = episode_stats(existing.episodes)
+    check()
     atomic_write_json(root / STATS, aggregate([*old_stats, *(p.stats for p in plans)]))
 
     total_episodes = existing.total_episodes + len(plans)
@@ -151,6 +160,7 @@ def merge_into_dataset(
         "video_path": layout.video_path if video_keys else None,
         "features": existing.info["features"] if existing.info else {f.name: f.to_info() for f in features},
     }
+    check()
     atomic_write_json(root / INFO, info)
     return MergeResult(
         root=root,
