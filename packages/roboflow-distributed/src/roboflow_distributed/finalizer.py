@@ -283,8 +283,11 @@ class Holding:
     def _renew(self) -> None:
         while not self._stop.wait(self.lease.ttl / 3) and not self._lost:
             began = time.monotonic()
+            if began - self._renewed >= self.lease.ttl:  # stopped or cut off for a ttl: may be gone
+                self._lost = True
+                break
             try:
-                if self.lease.acquire():
+                if self.lease.renew():
                     self._renewed = began
                 else:
                     self._lost = True

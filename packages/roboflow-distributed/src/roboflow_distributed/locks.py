@@ -46,6 +46,18 @@ class Lease:
         self.fencing = fencing if won else 0
         return won
 
+    def renew(self) -> bool:
+        """Extend the lease only while it is still ours under the same fencing number; whether it is.
+
+        Unlike :meth:`acquire` it never takes a lease that is free or expired: a holder that lost
+        it (another owner came and went meanwhile) must not carry on as if nothing happened.
+        """
+        current = read(self.store, self.key, Lock)
+        if current is None or current.record.owner != self.owner or current.record.fencing != self.fencing:
+            return False
+        lock = Lock(owner=self.owner, fencing=self.fencing, expires_at=time.time() + self.ttl)
+        return self.store.txn([Compare(self.key, current.version)], {self.key: encode(lock)})
+
     def release(self) -> None:
         """Give the lease up if we hold it."""
         current = read(self.store, self.key, Lock)

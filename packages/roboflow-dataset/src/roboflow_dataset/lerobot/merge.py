@@ -99,8 +99,8 @@ def merge_into_dataset(
         data_file_mb: v3 data file size at which a new file starts.
         video_file_mb: v3 video file size at which a new file starts.
         chunks_size: Files (v3) or episodes (v2.1) per chunk directory.
-        check: Called before every step that writes (orphan removal, data, videos, episodes
-            metadata, stats, ``info.json``); raises to stop the merge, e.g. when the writer's
+        check: Called before every step that writes (orphan removal, each data and video file,
+            episodes metadata, stats, ``info.json``); raises to stop the merge, e.g. when the writer's
             lock was lost.
 
     Returns:
@@ -131,10 +131,8 @@ def merge_into_dataset(
     plans = _plan(layout, staged, existing, tasks, data_file_mb)
     for key in video_keys:
         place_videos(plans, key, layout.placer(f"videos/{key}", existing.episodes, video_file_mb), fps)
-    check()
-    files = _write_data(layout, plans, [f for f in features if not f.is_video])
-    check()
-    files += _write_videos(layout, plans, video_keys, fps)
+    files = _write_data(layout, plans, [f for f in features if not f.is_video], check)
+    files += _write_videos(layout, plans, video_keys, fps, check)
     check()
     layout.write_episodes(plans, features, tasks)
     old_stats = episode_stats(existing.episodes)
@@ -318,11 +316,14 @@ def _shifted_stats(stats: FeatureStats, offset: int) -> FeatureStats:
     }
 
 
-def _write_data(layout: Layout, plans: Sequence[EpisodePlan], columns: Sequence[FeatureSpec]) -> list[Path]:
+def _write_data(
+    layout: Layout, plans: Sequence[EpisodePlan], columns: Sequence[FeatureSpec], check: Callable[[], None]
+) -> list[Path]:
     """Data files: the staged rows plus episode_index/index/task_index, one row group per episode."""
     schema = arrow_schema(columns)
     written = []
     for pos, members in group_by_file([p.data for p in plans]).items():
+        check()
         path = layout.data_file(pos)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -354,7 +355,9 @@ def _episode_rows(plan: EpisodePlan, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _write_videos(layout: Layout, plans: Sequence[EpisodePlan], keys: Sequence[str], fps: int) -> list[Path]:
+def _write_videos(
+    layout: Layout, plans: Sequence[EpisodePlan], keys: Sequence[str], fps: int, check: Callable[[], None]
+) -> list[Path]:
     """Each camera's staged mp4s (all parts of each episode) remuxed into the dataset's files, then probed.
 
     Every part must start at its frame's pts in the joined file (episodes at ``from_timestamp``).
@@ -362,6 +365,7 @@ def _write_videos(layout: Layout, plans: Sequence[EpisodePlan], keys: Sequence[s
     written = []
     for key in keys:
         for pos, members in group_by_file([p.videos[key].pos for p in plans]).items():
+            check()
             path = layout.video_file(key, pos)
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
