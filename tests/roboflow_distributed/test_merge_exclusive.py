@@ -95,7 +95,7 @@ def test_two_spellings_of_a_dataset_in_s3_keep_every_episode(
 ) -> None:
     plain = s3_bucket.url("out/ds")
     path, query = plain.split("?")
-    outputs = (plain, f"{path.replace('/out/', '/out/./')}/?{query}&allow_http=true")
+    outputs = (plain, f"{path.replace('/out/', '/out/./')}/?{query}&virtual_hosted=false")
     ordered = _two_batches_into_one_dataset(store, tmp_path, outputs)
     verify_dataset(download(Storage.from_url(plain), tmp_path / "copy"), ordered)
 
@@ -105,7 +105,7 @@ def test_location_identity_ignores_spelling_but_not_the_store(tmp_path: Path) ->
         return parse_location(url).identity()
 
     s3 = "s3://b/out/ds"
-    assert identity(s3) == identity("s3://b//out/./ds/") == identity(f"{s3}?region=x&allow_http=true")
+    assert identity(s3) == identity("s3://b//out/./ds/") == identity(f"{s3}?region=x&virtual_hosted=false")
     assert identity(s3) != identity(f"{s3}?endpoint=http://127.0.0.1:9")
     assert identity(s3) != identity("s3://b/out/ds2") != identity("oss://b/out/ds")
     (tmp_path / "real").mkdir()
