@@ -375,3 +375,43 @@ def test_mcap_truncated_stream_is_corrupt(synth_mcap: Path) -> None:
         with pytest.raises(CorruptRecordingError) as info:
             list(iter_mcap_records(_forward(data[:cut]), synth_mcap, {}))
         assert info.value.path == str(synth_mcap)
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_ros1_chunk_cut_short_gives_its_whole_messages(tmp_path: Path, compression: str) -> None:
+    """What was written of a chunk still counts: its whole messages come before the error."""
+    path = _write_bag(tmp_path / "b.bag", compression, compressed_images=False, chunk_bytes=256 << 10)
+    _, first = _Layout(path).chunks[0]
+    full = _stream_records(path)
+    got: list[Row] = []
+    with pytest.raises(CorruptRecordingError, match="truncated"):
+        _collect(
+            iter_ros1_records(_forward(path.read_bytes()[: first.datapos + first.datasize * 2 // 3]), path),
+            got,
+        )
+    assert 0 < len(got) < _Layout(path).messages[0]  # some of the first chunk's, not all
+    assert got == full[: len(got)]
+
+
+@pytest.mark.parametrize("compression", ["NONE", "ZSTD", "LZ4"])
+def test_mcap_chunk_cut_short_gives_its_whole_messages(tmp_path: Path, compression: str) -> None:
+    from mcap.writer import CompressionType
+    from mcap.writer import Writer as McapWriter
+
+    path = tmp_path / "c.mcap"
+    payloads = [bytes([i]) * 20_000 + i.to_bytes(4, "little") * 1000 for i in range(100)]
+    with path.open("wb") as f:
+        writer = McapWriter(f, compression=CompressionType[compression], chunk_size=8 << 20)
+        writer.start()
+        channel = writer.register_channel(topic="/x", message_encoding="raw", schema_id=0)
+        for i, payload in enumerate(payloads):
+            writer.add_message(channel, log_time=i, data=payload, publish_time=i)
+        writer.finish()  # type: ignore[no-untyped-call]
+    data = path.read_bytes()  # one chunk: every message is in the part cut short
+    got: list[bytes] = []
+    with pytest.raises(CorruptRecordingError, match="truncated"):
+        got.extend(
+            payload for _, _, payload in iter_mcap_records(_forward(data[: len(data) * 6 // 10]), path, {})
+        )
+    assert 30 < len(got) < 100
+    assert got == payloads[: len(got)]

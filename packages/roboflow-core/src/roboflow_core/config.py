@@ -209,7 +209,7 @@ class SourceConfig(_Struct, frozen=True):
     """``[source]``: how recordings are read.
 
     ``salvage``: convert an interrupted recording (a truncated MCAP, an unindexed or truncated ROS1
-    bag) up to its last complete record instead of refusing it (``roboflow convert --salvage``).
+    bag) up to its last complete message instead of refusing it (``roboflow convert --salvage``).
     """
 
     salvage: bool = False

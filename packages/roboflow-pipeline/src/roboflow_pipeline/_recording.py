@@ -277,7 +277,7 @@ def salvage_hint(config: RoboflowConfig) -> Iterator[None]:
             raise
         raise CorruptRecordingError(
             f"{err.reason}; --salvage (config: [source] salvage = true) converts an interrupted "
-            "MCAP or ROS1 recording up to its last complete record",
+            "MCAP or ROS1 recording up to its last complete message",
             **err.context,
         ) from err
 

@@ -8,16 +8,20 @@ agree with the statistics, otherwise from a counting pass over the file.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Collection, Iterator
+import struct
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
+import lz4.frame
+import zstandard
 from mcap.data_stream import ReadDataStream
+from mcap.exceptions import EndOfFile
+from mcap.opcode import Opcode
 from mcap.reader import SeekingReader
 from mcap.records import Channel as McapChannel
-from mcap.records import Message as McapMessage
-from mcap.records import MessageIndex, Schema
-from mcap.stream_reader import StreamReader
+from mcap.records import Chunk, MessageIndex, Schema
+from mcap.stream_reader import get_chunk_data_stream
 from mcap.summary import Summary
 from rosbags.typesys.msg import normalize_msgtype
 
@@ -29,6 +33,8 @@ __all__ = ["MCAP_MAGIC", "McapStorage", "iter_mcap_records"]
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD_PREFIX = 1 + 8  # opcode + record length
+_PREFIX = struct.Struct("<BQ")
+_MESSAGE_HEAD = struct.Struct("<HIQQ")
 
 
 def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None) -> Channel:
@@ -41,22 +47,25 @@ def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None)
 
 
 class _ExactReader:
-    """Continues short reads, which mcap's stream reader takes for whole ones, until ``size`` bytes or EOF."""
+    """Continues short reads until ``size`` bytes; the file ending inside a read is damage (what that
+    read got is kept in ``cut_short``). ``offset``: the file offset of the next read."""
 
     def __init__(self, stream: IO[bytes], path: Path | str) -> None:
         self._read = stream.read
         self._path = path
         self.offset = 0
+        self.cut_short = b""
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int) -> bytes:
         data = self._read(size)
-        if size < 0 or len(data) == size or not data:
-            self.offset += len(data)
+        if len(data) == size:
+            self.offset += size
             return data
         parts, got = [data], len(data)
         while got < size:
             piece = self._read(size - got)
             if not piece:
+                self.cut_short = b"".join(parts)
                 raise CorruptRecordingError(
                     f"truncated MCAP file: a record at offset {self.offset} needs {size} bytes, "
                     f"the file ends after {got} (was the download or recording interrupted?)",
@@ -68,11 +77,79 @@ class _ExactReader:
         return b"".join(parts)
 
 
+def _records(data: bytes) -> Iterator[tuple[int, memoryview]]:
+    """``(opcode, body)`` of the records in ``data``, up to the first one it does not hold whole."""
+    view = memoryview(data)
+    pos, end = 0, len(data)
+    while pos + _RECORD_PREFIX <= end:
+        opcode, length = _PREFIX.unpack_from(data, pos)
+        body_end = pos + _RECORD_PREFIX + length
+        if body_end > end:
+            return
+        yield opcode, view[pos + _RECORD_PREFIX : body_end]
+        pos = body_end
+
+
+def _chunk_prefix(body: bytes) -> bytes:
+    """What decompresses of a chunk record's written part (empty when not even its header is)."""
+    try:
+        chunk = Chunk.read(ReadDataStream(io.BytesIO(body)))
+    except (EndOfFile, ValueError, struct.error):
+        return b""
+    start = len(body) - len(chunk.data)  # the partial read kept what there was of the data
+    data = body[start:]
+    try:
+        if chunk.compression == "zstd":
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        if chunk.compression == "lz4":
+            return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data))
+    except (zstandard.ZstdError, RuntimeError, ValueError):
+        return b""
+    return data if chunk.compression == "" else b""
+
+
+class _McapForward:
+    """The records of one forward read, turned into messages (channels and schemas registered)."""
+
+    def __init__(self, path: Path | str, channels: dict[int, Channel]) -> None:
+        self.path = path
+        self.channels = channels
+        self.schemas: dict[int, Schema] = {}
+
+    def messages(self, records: Iterable[tuple[int, bytes | memoryview]]) -> Iterator[Record]:
+        for opcode, body in records:
+            if opcode == Opcode.MESSAGE:  # channel id, sequence, log time, publish time, data
+                channel_id, _, log_time, _ = _MESSAGE_HEAD.unpack_from(body)
+                yield log_time, self.channels[channel_id], bytes(body[_MESSAGE_HEAD.size :])
+                continue
+            stream = ReadDataStream(io.BytesIO(body))
+            if opcode == Opcode.SCHEMA:
+                schema = Schema.read(stream)
+                self.schemas[schema.id] = schema
+            elif opcode == Opcode.CHANNEL:
+                channel = McapChannel.read(stream)
+                if channel.id not in self.channels:
+                    self.channels[channel.id] = _make_channel(
+                        self.path, channel, self.schemas.get(channel.schema_id)
+                    )
+            elif opcode == Opcode.CHUNK:
+                chunk = Chunk.read(stream)
+                yield from self.messages(_records(_decompress(chunk)))
+
+
+def _decompress(chunk: Chunk) -> bytes:
+    stream, length = get_chunk_data_stream(chunk)
+    return stream.read(length)
+
+
 def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, Channel]) -> Iterator[Record]:
     """Every message of an MCAP file in file order, reading ``stream`` strictly forward.
 
     Needs neither the summary nor the indexes: it stops after the footer and never seeks, so the
-    stream may be a file still downloading (short reads are continued).
+    stream may be a file still downloading (short reads are continued). A file cut short raises
+    :class:`CorruptRecordingError` after the messages it holds whole, those of a chunk cut short
+    included (what decompresses of it: every byte uncompressed, whole zstd/lz4 blocks), so a
+    salvaging reader keeps every complete message.
 
     Args:
         stream: The file from its first byte; only ``read`` is called.
@@ -85,16 +162,25 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
     Raises:
         CorruptRecordingError: The file is truncated or damaged.
     """
-    schemas: dict[int, Schema] = {}
+    forward = _McapForward(path, channels)
+    exact = _ExactReader(stream, path)
     with reading(path, "read the MCAP file in file order"):
-        exact = cast(IO[bytes], _ExactReader(stream, path))  # StreamReader only calls read
-        for record in StreamReader(exact, skip_magic=False).records:
-            if isinstance(record, Schema):
-                schemas[record.id] = record
-            elif isinstance(record, McapChannel) and record.id not in channels:
-                channels[record.id] = _make_channel(path, record, schemas.get(record.schema_id))
-            elif isinstance(record, McapMessage):
-                yield record.log_time, channels[record.channel_id], record.data
+        if exact.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
+            raise CorruptRecordingError("not an MCAP file: the opening magic is missing", path=str(path))
+        while True:
+            head = exact.read(_RECORD_PREFIX)
+            opcode, length = head[0], int.from_bytes(head[1:], "little")
+            try:
+                body = exact.read(length)
+            except CorruptRecordingError:
+                if opcode == Opcode.CHUNK:
+                    yield from forward.messages(_records(_chunk_prefix(exact.cut_short)))
+                raise
+            if opcode == Opcode.FOOTER:
+                if exact.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
+                    raise CorruptRecordingError("the closing magic after the footer is wrong", path=str(path))
+                return
+            yield from forward.messages([(opcode, body)])
 
 
 def _check_complete(path: Path | str, stream: IO[bytes]) -> None:

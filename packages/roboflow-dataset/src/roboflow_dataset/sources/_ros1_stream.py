@@ -16,7 +16,9 @@ End of file: a bag whose header has an ``index_pos`` must end after its complete
 even exactly after a complete chunk, raises :class:`CorruptRecordingError` once the messages of
 its complete chunks have been yielded (an interrupted download, which rosbags would refuse as
 well). An unindexed bag (``index_pos`` 0, still being recorded) ends at any record boundary; a
-cut inside a record raises.
+cut inside a record raises. A chunk cut short yields, before the error, its messages that are
+whole in the part that was written (what decompresses of it: every byte uncompressed, whole
+blocks of lz4 and bz2), so a salvaging reader keeps every complete message.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ class _BagStream:
         self.channels: dict[bytes, Channel] = {}  # by the raw 4-byte connection id
         self._read_raw = stream.read
         self._layout = _MESSAGE_LAYOUTS[b"op", b"conn", b"time"]
+        self.cut_short = b""  # what the last read that met the end of the file got
 
     def corrupt(self, reason: str) -> CorruptRecordingError:
         return CorruptRecordingError(reason, path=str(self.path))
@@ -141,6 +144,7 @@ class _BagStream:
         while got < size:
             piece = self._read_raw(min(size - got, _PIECE))
             if not piece:
+                self.cut_short = b"".join(parts)
                 raise self.corrupt(
                     f"truncated ROS1 bag: {what} at offset {self.offset} needs {size} bytes, "
                     f"the file ends after {got} (was the download or recording interrupted?)"
@@ -258,13 +262,36 @@ class _BagStream:
                 f"chunk at offset {offset} uses compression {compression.decode(errors='replace')!r}, "
                 "which is not supported (none, lz4, bz2)"
             )
-        data = self.read(data_len, "chunk data")
+        try:
+            data = self.read(data_len, "chunk data")
+        except CorruptRecordingError:
+            yield from self._whole_messages(_prefix(compression, self.cut_short))
+            raise
         with reading(self.path, f"decompress the {compression.decode()} chunk at offset {offset}"):
             data = decompress(data)
         if len(data) != size:
             raise self.corrupt(f"chunk at offset {offset} holds {len(data)} bytes, its header says {size}")
         with reading(self.path, f"parse the chunk at offset {offset}"):
             yield from self.chunk_records(data)
+
+    def _whole_messages(self, data: bytes) -> Iterator[Record]:
+        """The messages of a chunk's written part, up to the first record it does not hold whole."""
+        try:
+            yield from self.chunk_records(data)
+        except (MalformedRecord, CorruptRecordingError):
+            return
+
+
+def _prefix(compression: bytes, data: bytes) -> bytes:
+    """What decompresses of the first part of a compressed chunk (empty when nothing does)."""
+    try:
+        if compression == b"bz2":
+            return bz2.BZ2Decompressor().decompress(data)
+        if compression == b"lz4":
+            return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data))
+    except (OSError, ValueError, RuntimeError, EOFError):
+        return b""
+    return data
 
 
 def _bag_header(bag: _BagStream) -> tuple[int, int, int]:

@@ -10,8 +10,8 @@ split bags, an MCAP too large for the buffer) have no such read: :func:`open_str
 ``None`` for them and the conversion reads them with two passes.
 
 With ``salvage``, damage ends the read instead of failing it: an interrupted recording (a truncated
-MCAP, an unindexed or truncated ROS1 bag) gives its messages up to the last complete record (the
-readers take whole chunks, so a partly written chunk is lost), with a warning naming what was lost.
+MCAP, an unindexed or truncated ROS1 bag) gives its messages up to the last complete one (the
+readers decode what was written of a chunk cut short), with a warning naming what was lost.
 :class:`SalvagedSource` offers that read to the two-pass conversion.
 """
 
