@@ -1,10 +1,19 @@
 #!/usr/bin/env python3
 """Check that a LeRobot v3.0 dataset written by Roboflow loads and decodes frame-exactly with REAL lerobot.
 
-Runs under a lerobot 0.4.x virtualenv (NOT the repo's env), imports nothing from roboflow:
+Runs under a lerobot virtualenv (NOT the repo's env), imports nothing from roboflow. Two modes,
+chosen by the lerobot it runs under:
+
+- lerobot 0.4.x (Python 3.11): colour cameras only (a dataset with depth cameras is a failure:
+  lerobot before 0.6 cannot read them)::
 
     python3.11 -m venv /tmp/lerobot-venv && /tmp/lerobot-venv/bin/pip install lerobot==0.4.4
     /tmp/lerobot-venv/bin/python scripts/check_lerobot_load.py /tmp/lv/ds
+
+- lerobot 0.6.x (Python >= 3.12): also depth cameras (``is_depth_map`` features)::
+
+    uv venv -p 3.12 /tmp/lerobot06 && uv pip install -p /tmp/lerobot06 "lerobot[dataset]==0.6.1"
+    /tmp/lerobot06/bin/python scripts/check_lerobot_load.py /tmp/lv/depth-ds
 
 What it checks, for each video backend (pyav and torchcodec), under HF_HUB_OFFLINE=1 with a
 throwaway HF_HOME:
@@ -22,6 +31,13 @@ throwaway HF_HOME:
   each neighbour equals the plain-pass value of frame ``frame_index + d`` (clamped at episode
   edges) and ``*_is_pad`` flags exactly the out-of-episode queries.
 - A ``torch.utils.data.DataLoader`` (batch_size 8, shuffled) over one epoch sees every index once.
+- lerobot >= 0.6, depth cameras (``meta.depth_keys``): shape ``[H, W, 1]``, stats of shape
+  (1, 1, 1) in the feature's ``depth_unit``; every item's depth is a float32 ``(1, H, W)`` tensor in
+  millimetres equal to the synthetic source depth (``roboflow sample``'s depth formula) of the
+  frame's source index (the marker of the colour camera of the same name, else ``frame_index +
+  offset``) within half a quantization step plus lerobot's rounding to 1 mm; no-measurement
+  pixels (0) read back as ``depth_min``; ``depth_output_unit="m"`` gives the same in metres; with
+  ``delta_timestamps`` each neighbour equals the plain pass's frame.
 
 Exit status 0 when everything passed, 1 otherwise. ``--json`` writes a machine-readable summary.
 """
@@ -33,6 +49,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import math
 import os
 import shutil
 import sys
@@ -102,6 +119,26 @@ def synth_image(index: int, camera: str, width: int, height: int) -> np.ndarray:
     return image
 
 
+def synth_depth(index: int, camera: str, width: int, height: int) -> np.ndarray:
+    """The source depth (HW millimetres) of frame ``index``: x and y ramps plus 37 mm per frame, 0 on every 17th diagonal."""
+    y, x = np.mgrid[0:height, 0:width]
+    depth = (
+        300 + x * 3000 // width + y * 2000 // height + 37 * (index % 101) + zlib.crc32(camera.encode()) % 100
+    )
+    depth[(x + y + index) % 17 == 0] = 0
+    return depth.astype(np.float64)
+
+
+def depth_error_bound_mm(source_mm: np.ndarray, info: dict) -> np.ndarray:
+    """Half a 12-bit quantization step at each source depth, plus lerobot's rounding to whole millimetres."""
+    low, high, shift = info["video.depth_min"], info["video.depth_max"], info["video.shift"]
+    if info["video.use_log"]:
+        step_m = (source_mm / 1000 + shift) * math.log((high + shift) / (low + shift)) / 4095
+    else:
+        step_m = np.full(source_mm.shape, (high - low) / 4095)
+    return step_m * 1000 / 2 + 0.5 + 1e-3
+
+
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
@@ -131,7 +168,12 @@ def _scalar(value) -> float:
 
 
 def _camera_name(key: str) -> str:
-    return key.rsplit(".", 1)[-1]
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "depth" and len(parts) > 3 else parts[-1]
+
+
+def _depth_keys(meta) -> list[str]:
+    return list(getattr(meta, "depth_keys", []))
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,12 +188,12 @@ def check_metadata(repo_id: str, root: Path, rep: Report):
     meta = LeRobotDatasetMetadata(repo_id, root=root)
     info = json.loads((root / "meta" / "info.json").read_text())
     print(
-        f"  codebase_version={meta.info['codebase_version']} fps={meta.fps} episodes={meta.total_episodes} "
+        f"  codebase_version={info['codebase_version']} fps={meta.fps} episodes={meta.total_episodes} "
         f"frames={meta.total_frames} tasks={meta.total_tasks} cameras={meta.camera_keys} "
         f"video_keys={meta.video_keys}"
     )
-    if meta.info["codebase_version"] != "v3.0":
-        rep.fail(f"codebase_version {meta.info['codebase_version']!r} != 'v3.0'")
+    if info["codebase_version"] != "v3.0":
+        rep.fail(f"codebase_version {info['codebase_version']!r} != 'v3.0'")
     if not isinstance(info["fps"], int):
         rep.fail(f"info.json fps is {type(info['fps']).__name__}, must be int")
     if len(meta.episodes) != meta.total_episodes:
@@ -162,12 +204,37 @@ def check_metadata(repo_id: str, root: Path, rep: Report):
     if len(meta.tasks) != meta.total_tasks:
         rep.fail(f"tasks.parquet has {len(meta.tasks)} rows, total_tasks={meta.total_tasks}")
     print(f"  tasks: {list(meta.tasks.index)} (index name {meta.tasks.index.name!r})")
+    depth_keys = _depth_keys(meta)
+    declared_depth = [k for k, ft in info["features"].items() if (ft.get("info") or {}).get("is_depth_map")]
+    if declared_depth and not hasattr(meta, "depth_keys"):
+        rep.fail(
+            f"depth cameras {declared_depth}: this lerobot predates depth maps (0.6); run under lerobot >= 0.6"
+        )
+    elif sorted(depth_keys) != sorted(declared_depth):
+        rep.fail(f"meta.depth_keys {depth_keys} != features with is_depth_map {declared_depth}")
+    if depth_keys:
+        print(f"  depth cameras: {depth_keys}")
     for k in meta.camera_keys:
         ft = meta.features[k]
         if ft.get("names") is None or len(ft["names"]) != 3 or ft["names"][2] not in ("channels", "channel"):
             rep.fail(f"camera {k} names={ft.get('names')!r}: must be ['height','width','channels']")
-        if list(ft["shape"])[-1] != 3:
-            rep.fail(f"camera {k} shape {ft['shape']} not [H, W, 3]")
+        want_channels = 1 if k in depth_keys else 3
+        if list(ft["shape"])[-1] != want_channels:
+            rep.fail(f"camera {k} shape {ft['shape']} not [H, W, {want_channels}]")
+        if k in depth_keys:
+            dinfo = ft.get("info") or {}
+            missing = [
+                f
+                for f in ("depth_unit", "video.depth_min", "video.depth_max", "video.shift", "video.use_log")
+                if f not in dinfo
+            ]
+            if missing:
+                rep.fail(f"depth camera {k} info lacks {missing}")
+            print(
+                f"  {k}: unit={dinfo.get('depth_unit')} codec={dinfo.get('video.codec')} pix_fmt={dinfo.get('video.pix_fmt')} "
+                f"depth_min={dinfo.get('video.depth_min')} depth_max={dinfo.get('video.depth_max')} "
+                f"shift={dinfo.get('video.shift')} use_log={dinfo.get('video.use_log')}"
+            )
 
     # stats
     stats = meta.stats
@@ -191,7 +258,9 @@ def check_metadata(repo_id: str, root: Path, rep: Report):
                     if arr.shape != (1,):
                         rep.fail(f"stats[{key}][count] shape {arr.shape} != (1,)")
                     continue
-                if ft["dtype"] in ("video", "image"):
+                if key in depth_keys:
+                    want = (1, 1, 1)  # raw values in depth_unit, not scaled to [0, 1]
+                elif ft["dtype"] in ("video", "image"):
                     want = (3, 1, 1)
                     if arr.shape == want and not (np.all(arr >= -1e-6) and np.all(arr <= 1 + 1e-6)):
                         rep.fail(f"stats[{key}][{s}] outside [0, 1]: {arr.reshape(-1)}")
@@ -231,10 +300,13 @@ def iterate_all(
     }
     ep_len = {int(e): int(n) for e, n in zip(episodes["episode_index"], episodes["length"], strict=True)}
     ep_tasks = {int(e): list(t) for e, t in zip(episodes["episode_index"], episodes["tasks"], strict=True)}
+    depth_keys = set(_depth_keys(meta))
+    colour_of = {_camera_name(c): c for c in cams if c not in depth_keys}
     records: dict[int, dict] = {}
     offsets: dict[tuple[str, int], set] = {}
     last_marker: dict[tuple[str, int], int] = {}
     max_mae: dict[str, float] = {}
+    depth_err: dict[str, float] = {}
     t0 = time.perf_counter()
     n = len(ds)
     if n != meta.total_frames:
@@ -266,7 +338,7 @@ def iterate_all(
             rep.fail(
                 f"[{tag}] ds[{i}]['task'] = {got_task!r}, want {want_task!r} (episode tasks {ep_tasks[ep]})"
             )
-        rec = {"ep": ep, "fi": fi, "vec": {}, "marker": {}}
+        rec = {"ep": ep, "fi": fi, "vec": {}, "marker": {}, "depth": {}}
         for k in vec_keys:
             v = item[k]
             if not isinstance(v, torch.Tensor):
@@ -275,13 +347,20 @@ def iterate_all(
             if not torch.isfinite(v).all():
                 rep.fail(f"[{tag}] ds[{i}][{k}] not finite")
             rec["vec"][k] = v.clone()
-        for cam in cams:
+        for cam in sorted(cams, key=lambda c: c in depth_keys):  # colour first: depth takes its marker
             frame = item[cam]
             h, w, c = meta.features[cam]["shape"]
             if tuple(frame.shape) != (c, h, w) or frame.dtype != torch.float32:
                 rep.fail(
                     f"[{tag}] ds[{i}][{cam}] shape {tuple(frame.shape)} dtype {frame.dtype}, want ({c},{h},{w}) float32"
                 )
+                continue
+            if cam in depth_keys:
+                colour = colour_of.get(_camera_name(cam))
+                source = rec["marker"].get(colour, fi + (expect_offset or 0))
+                err = check_depth_frame(frame, source, cam, meta.features[cam]["info"], rep, f"{tag}] ds[{i}")
+                depth_err[cam] = max(depth_err.get(cam, 0.0), err)
+                rec["depth"][cam] = frame.clone()
                 continue
             if float(frame.min()) < -1e-6 or float(frame.max()) > 1 + 1e-6:
                 rep.fail(f"[{tag}] ds[{i}][{cam}] values outside [0,1]")
@@ -317,11 +396,56 @@ def iterate_all(
             rep.fail(
                 f"[{tag}] {cam} ep {ep}: marker = frame_index + {next(iter(offs))}, expected + {expect_offset}"
             )
+    for cam, err in depth_err.items():
+        print(
+            f"  [{tag}] {cam}: max |depth - source| over valid pixels = {err:.2f} mm (within the quantizer's bound)"
+        )
+        rep.mappings[f"{tag}:{cam}:max_depth_error_mm"] = {"value": err}
     for cam, mae in max_mae.items():
         print(f"  [{tag}] {cam}: max mean-abs-error vs re-rendered source frame = {mae:.4f}")
         if mae > 0.06:
             rep.fail(f"[{tag}] {cam}: decoded frame differs from source render (max MAE {mae:.4f} > 0.06)")
     return records
+
+
+def check_depth_frame(
+    frame: torch.Tensor, source: int, cam: str, info: dict, rep: Report, where: str
+) -> float:
+    """One decoded depth frame (1, H, W, millimetres) against the source depth; returns the max error (mm)."""
+    _, h, w = frame.shape
+    src = synth_depth(source, _camera_name(cam), w, h)
+    got = frame[0].double().numpy()
+    valid = src > 0
+    err = np.abs(got - src)
+    bound = depth_error_bound_mm(src, info)
+    bad = int((err[valid] > bound[valid]).sum())
+    if bad:
+        rep.fail(
+            f"[{where}] {cam}: {bad} pixels beyond the quantizer's error (max {err[valid].max():.2f} mm) vs source {source}"
+        )
+    invalid = got[~valid]
+    if invalid.size and not np.all(invalid == info["video.depth_min"] * 1000):
+        rep.fail(f"[{where}] {cam}: no-measurement pixels read {np.unique(invalid)[:5]}, want depth_min")
+    return float(err[valid].max()) if valid.any() else 0.0
+
+
+def check_depth_metres(root: Path, repo_id: str, meta, rep: Report) -> None:
+    """``depth_output_unit='m'`` returns the millimetre values / 1000."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    keys = _depth_keys(meta)
+    if not keys:
+        return
+    mm = LeRobotDataset(repo_id, root=root, video_backend="pyav")
+    m = LeRobotDataset(repo_id, root=root, video_backend="pyav", depth_output_unit="m")
+    for i in (0, len(mm) - 1):
+        for k in keys:
+            a, b = mm[i][k], m[i][k]
+            if not torch.allclose(a / 1000, b, atol=5.1e-4):
+                rep.fail(
+                    f"depth {k} ds[{i}] in metres differs from millimetres / 1000 by {float((a / 1000 - b).abs().max())}"
+                )
+    print(f"  depth_output_unit='m': {keys} at the first and last index equal the millimetres / 1000")
 
 
 def iterate_delta(root: Path, repo_id: str, meta, backend: str, records: dict, rep: Report, tag: str) -> None:
@@ -375,6 +499,12 @@ def iterate_delta(root: Path, repo_id: str, meta, backend: str, records: dict, r
                 if frames.ndim != 4 or frames.shape[0] != 3:
                     rep.fail(f"[{tag}] ds[{i}][{cam}] shape {tuple(frames.shape)}, want (3,C,H,W)")
                     break
+                if cam in src["depth"]:
+                    if not torch.equal(frames[j], src["depth"][cam]):
+                        rep.fail(
+                            f"[{tag}] ds[{i}] (ep {ep} frame {fi}) {cam} delta {d:+d} != depth of frame {clamped}"
+                        )
+                    continue
                 m = read_marker_chw(frames[j])
                 if m != src["marker"].get(cam):
                     rep.fail(
@@ -588,7 +718,7 @@ def main() -> int:
                 ds = LeRobotDataset(args.repo_id, root=root, video_backend=backend)
                 rep.timings[f"{backend}: LeRobotDataset() init"] = time.perf_counter() - t0
                 print(
-                    f"  len={len(ds)} num_episodes={ds.num_episodes} fps={ds.fps} backend={ds.video_backend}"
+                    f"  len={len(ds)} num_episodes={ds.num_episodes} fps={ds.fps} backend={getattr(ds, 'video_backend', None) or getattr(ds, '_video_backend', '?')}"
                 )
                 expect = None if args.expect_offset == "any" else int(args.expect_offset)
                 records = iterate_all(ds, meta, backend, args.task, rep, backend, expect)
@@ -598,6 +728,11 @@ def main() -> int:
             except Exception as exc:
                 traceback.print_exc()
                 rep.fail(f"[{backend}] raised {type(exc).__name__}: {exc}")
+        try:
+            check_depth_metres(root, args.repo_id, meta, rep)
+        except Exception as exc:
+            traceback.print_exc()
+            rep.fail(f"depth in metres raised {type(exc).__name__}: {exc}")
 
     print("== summary")
     for k, v in rep.timings.items():

@@ -43,6 +43,24 @@ def test_sample_inspect_convert_round_trip(tmp_path: Path) -> None:
     assert (out / "meta" / "info.json").is_file()
 
 
+def test_sample_with_a_depth_camera_converts_with_the_depth_example(tmp_path: Path) -> None:
+    runner = CliRunner()
+    rec = tmp_path / "d.mcap"
+    args = ["sample", str(rec), "--duration", "0.5", "--width", "64", "--height", "48", "--depth", "16UC1"]
+    assert runner.invoke(cli, args).exit_code == 0
+    config = EXAMPLE_CONFIG.with_name("sample-depth.toml")
+    result = runner.invoke(cli, ["convert", str(rec), "-c", str(config), "-o", str(tmp_path / "ds")])
+    assert result.exit_code == 0, result.output
+    feature = json.loads((tmp_path / "ds/meta/info.json").read_text())["features"][
+        "observation.images.cam_high.depth"
+    ]
+    assert (feature["shape"], feature["info"]["is_depth_map"], feature["info"]["depth_unit"]) == (
+        [48, 64, 1],
+        True,
+        "mm",
+    )
+
+
 def test_config_errors_exit_non_zero_with_the_key_path(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(

@@ -211,12 +211,21 @@ def _load_tasks(inputs: tuple[str, ...], task: str | None, tasks_file: str | Non
 @click.option("--width", type=int, default=320, show_default=True)
 @click.option("--height", type=int, default=240, show_default=True)
 @click.option("--compressed", is_flag=True, help="JPEG CompressedImage instead of raw rgb8 Image.")
-def sample(path: str, fmt: str | None, duration: float, width: int, height: int, compressed: bool) -> None:
+@click.option(
+    "--depth",
+    type=click.Choice(["16UC1", "32FC1", "compressedDepth"]),
+    default=None,
+    help="Also a depth topic for the camera (/cam_high/depth/image_raw[/compressedDepth]).",
+)
+def sample(
+    path: str, fmt: str | None, duration: float, width: int, height: int, compressed: bool, depth: str | None
+) -> None:
     """Write a synthetic sample recording (camera + joint states + commands) to try Roboflow on.
 
-    Convert it with the config in examples/sample.toml.
+    Convert it with the config in examples/sample.toml (sample-compressed.toml for --compressed;
+    sample-depth.toml for --depth 16UC1).
     """
-    from roboflow_dataset.synth import SynthFormat, write_recording
+    from roboflow_dataset.synth import DepthEncoding, SynthFormat, write_recording
 
     if fmt is None:
         suffix = Path(path).suffix
@@ -229,6 +238,8 @@ def sample(path: str, fmt: str | None, duration: float, width: int, height: int,
             width=width,
             height=height,
             compressed=compressed,
+            depth_cameras=("cam_high",) if depth else (),
+            depth_encoding=cast(DepthEncoding, depth or "16UC1"),
         )
     except RoboflowError as err:
         _fail(err)
