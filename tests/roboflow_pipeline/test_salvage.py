@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tests.roboflow_pipeline.test_convert import _video_file, make_config
 
-from roboflow_core import PipelineError, RoboflowConfig
+from roboflow_core import CorruptRecordingError, PipelineError, RoboflowConfig
 from roboflow_core.config import SourceConfig
 from roboflow_dataset.lerobot import read_dataset
 from roboflow_dataset.synth import SynthFormat, read_marker, write_recording
@@ -64,3 +64,20 @@ def test_a_cut_recording_converts_up_to_the_cut(
         # the frames' images fill the file: the cut keeps about its share of them
         assert n >= len(states) * cut / len(data) - 3, (cut, n)
     assert lengths == sorted(lengths) and lengths[-1] == len(states)
+
+
+def test_two_passes_salvage_too(tmp_path: Path) -> None:
+    """Segmented (as distributed workers stage) means two passes: they read the damaged file forward."""
+    from roboflow_pipeline import convert_recording
+
+    rec = write_recording(tmp_path / "rec.bag", "ros1", duration_s=1.0, width=320, height=240, seed=5)
+    config = make_config(rec.cameras)
+    whole = convert_recording(rec.path, config, tmp_path / "whole", segment_frames=8)
+    data = rec.path.read_bytes()
+    cut = tmp_path / "cut.bag"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptRecordingError, match="--salvage"):
+        convert_recording(cut, config, tmp_path / "refused", segment_frames=8)
+    part = convert_recording(cut, _salvaging(config), tmp_path / "part", segment_frames=8)
+    assert whole.length // 2 - 3 <= part.length < whole.length
+    assert part.stats["observation.state"]["count"] == [part.length]

@@ -120,3 +120,16 @@ def test_a_mark_between_two_frames_is_an_error_naming_it(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="cannot read the annotation file"):
         read_annotation("missing.json", base=tmp_path)
     assert DatasetError.__name__ in str(err.value)
+
+
+def test_a_task_beside_the_marks_is_refused(tmp_path: Path) -> None:
+    rec = write_recording(tmp_path / "rec.mcap", "mcap", duration_s=0.5, width=32, height=24, seed=1)
+    annotation = parse_annotation(_annotation(*MARKS))
+    with pytest.raises(ConfigError, match="drop --task"):
+        convert(
+            [rec.path],
+            make_config(rec.cameras),
+            tmp_path / "ds",
+            annotation=annotation,
+            tasks={str(rec.path): "x"},
+        )

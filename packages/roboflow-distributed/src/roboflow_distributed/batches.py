@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from roboflow_core import CoordinationError, RoboflowError
+from roboflow_core import ConfigError, CoordinationError, RoboflowError
 from roboflow_core.annotation import parse_annotation
 from roboflow_distributed import keys
 from roboflow_distributed.configs import store_config
@@ -122,7 +122,7 @@ def submit_batch(
         staging: Where staged episodes go (defaults to :func:`default_staging`).
 
     Raises:
-        ConfigError: The config is invalid.
+        ConfigError: The config or the annotation is invalid, or a task is given with an annotation.
         StorageError: ``output`` or ``staging`` is not a valid storage URL, a source URL is
             refused (credentials in it, an endpoint not allowed), or an input named explicitly
             (not a glob) does not exist.
@@ -135,6 +135,11 @@ def submit_batch(
     digest, _ = store_config(store, config_text, source=config_source)
     if annotation is not None:
         parse_annotation(annotation, source=f"annotation of {config_source}")
+        if task is not None:
+            raise ConfigError(
+                "the annotation's marks give every episode its task; drop the batch task",
+                key="annotation_file",
+            )
     output = output if is_remote(output) else os.path.abspath(output)
     staging = staging or default_staging(output)
     for url in (output, staging):

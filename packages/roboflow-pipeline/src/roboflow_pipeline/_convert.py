@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from roboflow_core import PipelineError, RoboflowConfig, RoboflowError
+from roboflow_core import ConfigError, PipelineError, RoboflowConfig, RoboflowError
 from roboflow_core.annotation import Annotation
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
@@ -206,8 +206,13 @@ def convert(
 
     Raises:
         PipelineError: With ``on_error="fail"``, the first failure (nothing is merged).
+        ConfigError: Both ``tasks`` and ``annotation`` are given.
         RoboflowError: Inputs cannot be resolved.
     """
+    if annotation is not None and tasks:
+        raise ConfigError(
+            "the annotation's marks give every episode its task; drop --task/--tasks", key="annotation_file"
+        )
     started = time.monotonic()
     storage = open_output(output)
     paths = [str(p) for p in resolve_inputs(inputs)]
