@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.roboflow_pipeline.test_convert import FPS, _video_file, expected_episode, make_config
+from tests.roboflow_pipeline.test_convert import FPS, _video_file, expected_episode, make_config, run_doctor
 
 from roboflow_core import ConfigError, DatasetError, PipelineError
 from roboflow_core.annotation import parse_annotation, read_annotation
@@ -41,6 +41,7 @@ MARKS = (
 )
 
 
+@pytest.mark.doctor
 @pytest.mark.parametrize("fmt", ["lerobot-v3", "lerobot-v2.1"])
 def test_three_marks_give_three_episodes_on_the_grid(tmp_path: Path, fmt: str) -> None:
     rec = write_recording(
@@ -86,6 +87,7 @@ def test_three_marks_give_three_episodes_on_the_grid(tmp_path: Path, fmt: str) -
             frames = list(iter_video_frames(path))
             got = [read_marker(frames[round((from_ts + ts) * FPS)]) for ts in rows["timestamp"].tolist()]
             assert got == whole[cam][span.start : span.stop].tolist(), f"skill {ep} camera {cam}"
+    run_doctor(tmp_path / "ds")
 
 
 @pytest.mark.parametrize(
