@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roboflow_core.config import VideoConfig
+from roboflow_core.config import DepthConfig, VideoConfig
 from roboflow_core.errors import MediaError
 from roboflow_media import iter_gray16_frames, iter_video_frames, open_encoder, probe_video
 
@@ -74,6 +74,15 @@ def test_depth_codes_are_lossless_gray12le_hevc(tmp_path: Path, backend: str, wi
     assert len(decoded) == 4
     for got, want in zip(decoded, codes, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_depth_needs_a_12_bit_gray_encoder(tmp_path: Path) -> None:
+    config = VideoConfig(depth=DepthConfig(codec="libx264", lossless=False))  # 8/10-bit gray only
+    with pytest.raises(MediaError, match="'libx264' cannot encode gray12le"):
+        open_encoder(tmp_path / "d.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config, depth=True)
+    missing = VideoConfig(depth=DepthConfig(codec="no-such-encoder", lossless=False))
+    with pytest.raises(MediaError, match="this PyAV/FFmpeg build lacks"):
+        open_encoder(tmp_path / "d.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=missing, depth=True)
 
 
 def test_frame_of_another_size_is_rejected(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.roboflow_pipeline.test_convert import FPS, NS, _stamps, _video_file, expected_episode
+from tests.roboflow_pipeline.test_resume import Killed, kill_after
 
 from roboflow_core import DatasetError, loads_config
-from roboflow_dataset.lerobot import read_dataset
+from roboflow_dataset.lerobot import merge_into_dataset, read_dataset
 from roboflow_dataset.lerobot.depth import DEPTH_QMAX, dequantize_depth
 from roboflow_dataset.lerobot.reader import episode_stats
 from roboflow_dataset.synth import (
@@ -26,7 +27,7 @@ from roboflow_dataset.synth import (
     write_recording,
 )
 from roboflow_media import iter_gray16_frames, iter_video_frames
-from roboflow_pipeline import convert
+from roboflow_pipeline import convert, convert_recording
 
 CAMERA = "observation.images.cam_high"
 DEPTH = "observation.images.cam_high.depth"
@@ -202,3 +203,24 @@ def test_depth_info_is_what_lerobot_061_writes(tmp_path: Path) -> None:
         "video.extra_options": {"x265-params": "lossless=1"},
     }
     assert {k: feature["info"].get(k) for k in expected} == expected
+
+
+def test_a_killed_segmented_depth_conversion_resumes_to_the_same_codes_and_stats(tmp_path: Path) -> None:
+    rec = write_recording(
+        tmp_path / "r.mcap", "mcap", duration_s=1.0, width=64, height=48, depth_cameras=("cam_high",), seed=4
+    )
+    config = loads_config(_config(rec))
+    whole = convert_recording(rec.path, config, tmp_path / "whole")
+    with pytest.raises(Killed):
+        convert_recording(rec.path, config, tmp_path / "stage", segment_frames=8, on_frames=kill_after(12))
+    resumed = convert_recording(rec.path, config, tmp_path / "stage", segment_frames=8, resume=True)
+    assert len(resumed.part_lengths) > 2
+    assert resumed.stats[DEPTH] == whole.stats[DEPTH]
+    assert resumed.videos[DEPTH].depth_unit == "mm"
+    codes = []
+    for name, episode in (("a", whole), ("b", resumed)):
+        merge_into_dataset(tmp_path / name, [episode], robot_type=None, fps=FPS)
+        codes.append(
+            np.stack(list(iter_gray16_frames(tmp_path / name / f"videos/{DEPTH}/chunk-000/file-000.mp4")))
+        )
+    np.testing.assert_array_equal(codes[0], codes[1])  # lossless: the codes themselves

@@ -55,11 +55,21 @@ def resolve_settings(
     if channels not in (1, 3):
         raise MediaError(f"encoder input must have 3 (RGB) or 1 (gray/depth) channels, got {channels}")
     codec = config.depth.codec if depth else config.codec
-    try:
-        canonical = av.codec.Codec(codec, "w").canonical_name
-    except (av.FFmpegError, ValueError) as err:
-        raise MediaError(f"unknown video encoder {codec!r}: {err}") from err
     pix_fmt = DEPTH_PIX_FMT if depth else config.pix_fmt
+    try:
+        encoder = av.codec.Codec(codec, "w")
+    except (av.FFmpegError, ValueError) as err:
+        if depth:
+            raise MediaError(
+                f"depth cameras are encoded with [video.depth] codec {codec!r}, which this PyAV/FFmpeg build "
+                f"lacks ({err}); lerobot's depth format needs a {DEPTH_PIX_FMT} encoder such as libx265"
+            ) from err
+        raise MediaError(f"unknown video encoder {codec!r}: {err}") from err
+    canonical = encoder.canonical_name
+    if depth and pix_fmt not in {f.name for f in encoder.video_formats or ()}:
+        raise MediaError(
+            f"[video.depth] codec {codec!r} cannot encode {DEPTH_PIX_FMT} (12-bit depth codes); use libx265"
+        )
     if ("420" in pix_fmt or pix_fmt in ("nv12", "p010le")) and (width % 2 or height % 2):
         raise MediaError(
             f"{pix_fmt} needs an even width and height, got {width}x{height}: crop or resize the camera"
