@@ -80,6 +80,40 @@ def inspect(path: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("recording")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the config here instead of printing it (an existing file is not overwritten).",
+)
+def init(recording: str, output: str | None) -> None:
+    """Write a commented starter config for the robot that recorded RECORDING.
+
+    Cameras become image mappings (depth ones marked; one whose images do not decode is left
+    commented out with the reason), JointState topics the state, command-like topics the action,
+    and fps the cameras' median rate. Edit it, then `roboflow convert ... --config FILE`.
+    """
+    from roboflow_dataset.starter import starter_config
+
+    try:
+        text = starter_config(recording)
+    except RoboflowError as err:
+        _fail(err)
+        return
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "x", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        raise click.ClickException(f"{output} exists; choose another name or remove it") from None
+    click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "-c",

@@ -7,10 +7,11 @@ from typing import Any
 
 from roboflow_dataset.sources import TopicInfo, open_source
 
-__all__ = ["inspect_source"]
+__all__ = ["frequency_hz", "inspect_source"]
 
 
-def _frequency_hz(topic: TopicInfo) -> float:
+def frequency_hz(topic: TopicInfo) -> float:
+    """Messages per second over the topic's log-time span (0 for fewer than two messages)."""
     first, last = topic.first_log_time_ns, topic.last_log_time_ns
     if topic.count < 2 or first is None or last is None or last <= first:
         return 0.0
@@ -46,7 +47,7 @@ def inspect_source(path: str | os.PathLike[str]) -> dict[str, Any]:
                     "topic": t.topic,
                     "type": t.msgtype,
                     "count": t.count,
-                    "frequency_hz": _frequency_hz(t),
+                    "frequency_hz": frequency_hz(t),
                     "encoding": t.encoding,
                 }
                 for t in topics
