@@ -89,30 +89,23 @@ class StreamedRecording:
             CorruptRecordingError: The file is damaged where it is read (without ``salvage``).
             StorageError: The download failed.
         """
-        last: tuple[int, str] | None = None
+        kept = _Kept()
         with self._open() as stream:
             try:
                 for log_time, channel, data in guarded(self._file, self._records(stream)):
                     if channel.topic not in self._types:
                         self._types[channel.topic] = channel.msgtype
-                    last = (log_time, channel.topic)
+                    kept.add(log_time, channel.topic)
                     if channel.topic in topics:
                         yield Message(channel, log_time, data)
             except CorruptRecordingError as err:
                 if not self.salvage:
                     raise
-                self._salvaged(err, last)
-
-    def _salvaged(self, err: CorruptRecordingError, last: tuple[int, str] | None) -> None:
-        if self.damage is None:
-            kept = "no message" if last is None else f"up to log time {last[0]} ns ({last[1]})"
-            log.warning(
-                "%s: salvaged %s; lost: everything after that, to the end of the file (%s)",
-                self._file,
-                kept,
-                err.reason,
-            )
-        self.damage = err
+                if self.damage is None:
+                    log.warning(
+                        "%s is damaged: %s; lost: everything after that (%s)", self._file, kept, err.reason
+                    )
+                self.damage = err
 
     def complete(self) -> None:
         """Wait until a remote recording is downloaded (a two-pass read then finds it spooled).
@@ -149,6 +142,29 @@ def _sniff(open_stream: Callable[[], IO[bytes]]) -> bool | None:
     if head.startswith(MCAP_MAGIC):
         return True
     return False if head.startswith(ROS1_MAGIC) else None
+
+
+class _Kept:
+    """What a read got before the damage, for the salvage warning."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: int | None = None
+        self.last: tuple[int, str] | None = None
+
+    def add(self, log_time: int, topic: str) -> None:
+        self.count += 1
+        self.first = log_time if self.first is None else min(self.first, log_time)
+        self.last = (log_time, topic)
+
+    def __str__(self) -> str:
+        if self.last is None or self.first is None:
+            return "no complete message was kept"
+        seconds = (self.last[0] - self.first) / 1e9
+        return (
+            f"kept its first {self.count} messages, the last at log time {self.last[0]} ns "
+            f"({seconds:.3f} s after the first; {self.last[1]})"
+        )
 
 
 class SalvagedSource:
