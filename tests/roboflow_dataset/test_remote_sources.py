@@ -19,7 +19,7 @@ from roboflow_storage import LruCache, ObjectReader, Storage, prefetch_recording
 
 __all__ = ["fault_proxy", "moto_server", "s3_bucket"]
 
-SUFFIX = {"mcap": ".mcap", "ros1": ".bag"}
+SUFFIX = {"mcap": ".mcap", "ros1": ".bag", "rrd": ".rrd"}
 StartProxy = Callable[[Schedule], FaultProxy]
 
 
@@ -60,7 +60,7 @@ def _counting(requests: list[tuple[str, str]]) -> Schedule:
 
 
 @pytest.mark.object_store
-@pytest.mark.parametrize("fmt", ["mcap", "ros1", "ros2-db3", "ros2-mcap"])
+@pytest.mark.parametrize("fmt", ["mcap", "ros1", "ros2-db3", "ros2-mcap", "rrd"])
 def test_a_recording_that_fits_the_buffer_is_downloaded_once(
     fmt: SynthFormat, tmp_path: Path, buffer: Path, s3_bucket: S3Bucket, fault_proxy: StartProxy
 ) -> None:
@@ -73,7 +73,7 @@ def test_a_recording_that_fits_the_buffer_is_downloaded_once(
         assert remote.path == url.split("?")[0].rstrip("/")
         for _ in range(2):  # a conversion's two passes, plus counting
             assert _content(remote)[1:] == _content(expected)[1:]
-    on_file = [m for m, p in requests if p.endswith((".mcap", ".bag", ".db3"))]
+    on_file = [m for m, p in requests if p.endswith((".mcap", ".bag", ".db3", ".rrd"))]
     assert on_file.count("GET") == 1  # no GET for the magic, no range reads: one download
     assert on_file.count("HEAD") == (1 if local.is_file() else 0)  # a bag's listing gives sizes
     assert len(list(buffer.iterdir())) == 1
@@ -124,10 +124,11 @@ def test_an_mcap_larger_than_the_buffer_streams_and_opens_from_its_summary(
     assert not buffer.exists() or not any(buffer.iterdir())
 
 
-def test_a_bag_larger_than_the_buffer_is_a_clear_error(
-    tmp_path: Path, buffer: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("fmt", ["ros1", "rrd"])
+def test_a_bag_or_rrd_larger_than_the_buffer_is_a_clear_error(
+    tmp_path: Path, buffer: Path, monkeypatch: pytest.MonkeyPatch, fmt: SynthFormat
 ) -> None:
-    local = _recording(tmp_path, "ros1", duration_s=0.5)
+    local = _recording(tmp_path, fmt, duration_s=0.5)
     root = f"memory://{uuid.uuid4().hex}"
     _upload(local, Storage.from_url(root))
     monkeypatch.setenv("ROBOFLOW_BUFFER_MAX_BYTES", "1000")

@@ -21,6 +21,7 @@ from roboflow_dataset.synth import (
     JOINT_TOPIC,
     DepthEncoding,
     RecordingInfo,
+    SynthFormat,
     camera_topic,
     depth_topic,
     make_depth,
@@ -105,20 +106,30 @@ def _error_bound_mm(
     return step * 1000 / 2 + 0.5 + 1e-3
 
 
+_LINEAR = "[video.depth]\ndepth_max = 9.5\nuse_log = false"
+_CAPTURE = '[alignment]\ntimeline = "capture"'  # an .rrd's header stamps
 DEPTH_CASES = [
-    ("16UC1", "", (0.01, 10.0, 3.5, True)),
-    ("compressedDepth", "", (0.01, 10.0, 3.5, True)),
-    ("32FC1", "[video.depth]\ndepth_max = 9.5\nuse_log = false", (0.01, 9.5, 3.5, False)),
+    ("ros1", "16UC1", "", (0.01, 10.0, 3.5, True)),
+    ("ros1", "compressedDepth", "", (0.01, 10.0, 3.5, True)),
+    ("ros1", "32FC1", _LINEAR, (0.01, 9.5, 3.5, False)),
+    ("rrd", "16UC1", _CAPTURE, (0.01, 10.0, 3.5, True)),  # rerun DepthImage, uint16 millimetres
+    ("rrd", "32FC1", f"{_LINEAR}\n{_CAPTURE}", (0.01, 9.5, 3.5, False)),  # float metres
 ]
 
 
-@pytest.mark.parametrize(("encoding", "table", "params"), DEPTH_CASES, ids=[c[0] for c in DEPTH_CASES])
+@pytest.mark.parametrize(
+    ("fmt", "encoding", "table", "params"), DEPTH_CASES, ids=[f"{c[0]}-{c[1]}" for c in DEPTH_CASES]
+)
 def test_depth_camera_reads_back_within_the_quantizer_error(
-    tmp_path: Path, encoding: DepthEncoding, table: str, params: tuple[float, float, float, bool]
+    tmp_path: Path,
+    fmt: SynthFormat,
+    encoding: DepthEncoding,
+    table: str,
+    params: tuple[float, float, float, bool],
 ) -> None:
     rec = write_recording(
-        tmp_path / "r.bag",
-        "ros1",
+        tmp_path / f"r.{'bag' if fmt == 'ros1' else fmt}",
+        fmt,
         duration_s=1.5,
         width=64,
         height=48,

@@ -35,17 +35,26 @@ NS = 1_000_000_000
 
 
 def make_config(
-    cameras: Sequence[str], *, compressed: bool = False, codec: str = "libx264"
+    cameras: Sequence[str],
+    *,
+    compressed: bool | Sequence[str] = False,
+    codec: str = "libx264",
+    alignment: str = "",
 ) -> RoboflowConfig:
+    """The synthetic recordings' mappings (``compressed``: every camera, or those named);
+    ``alignment`` is the body of an ``[alignment]`` table."""
     lines = [f'[dataset]\nname = "t"\nfps = {FPS}\nrobot_type = "synth"\ntask = "pick up the cube"']
     for cam in cameras:
+        jpeg = compressed is True or (not isinstance(compressed, bool) and cam in compressed)
         lines.append(
-            f'[[mappings]]\ntopic = "{camera_topic(cam, compressed)}"\n'
+            f'[[mappings]]\ntopic = "{camera_topic(cam, jpeg)}"\n'
             f'feature = "observation.images.{cam}"\nmapping_type = "image"'
         )
     lines.append(f'[[mappings]]\ntopic = "{JOINT_TOPIC}"\nfeature = "observation.state"')
     lines.append(f'[[mappings]]\ntopic = "{ACTION_TOPIC}"\nfeature = "action"\nmapping_type = "action"')
     lines.append(f'[video]\ncodec = "{codec}"')
+    if alignment:
+        lines.append(f"[alignment]\n{alignment}")
     return loads_config("\n".join(lines))
 
 
@@ -62,7 +71,7 @@ def expected_episode(rec: RecordingInfo) -> dict[str, np.ndarray]:
     grid = [start + k * NS // FPS for k in range((end - start) * FPS // NS + 1)]
     out: dict[str, np.ndarray] = {}
     for cam in rec.cameras:
-        topic = camera_topic(cam, rec.compressed)
+        topic = rec.topic_of(cam)
         msgs = rec.messages[topic]
         out[cam] = np.array([msgs[int(np.argmin(np.abs(stamps[topic] - t)))].index for t in grid])
 
@@ -73,7 +82,7 @@ def expected_episode(rec: RecordingInfo) -> dict[str, np.ndarray]:
         [joint_state_at(held(JOINT_TOPIC, t) / rec.joint_hz)[0] for t in grid], dtype=np.float32
     )
     out["action"] = np.array(
-        [action_at(held(ACTION_TOPIC, t) / rec.joint_hz) for t in grid], dtype=np.float32
+        [action_at(held(ACTION_TOPIC, t) / rec.action_hz) for t in grid], dtype=np.float32
     )
     return out
 

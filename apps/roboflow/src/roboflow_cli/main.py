@@ -35,6 +35,9 @@ def _print_inspection(info: dict[str, Any]) -> None:
     click.echo(f"duration:  {info['duration_s']:.3f} s")
     click.echo(f"start/end: {_fmt_time(info['start_ns'])} / {_fmt_time(info['end_ns'])} (s since epoch)")
     click.echo(f"messages:  {info['message_count']}")
+    if "timelines" in info:
+        timelines = ", ".join(f"{name} ({kind})" for name, kind in info["timelines"].items())
+        click.echo(f"timeline:  {info['timeline']} (of: {timelines})")
     topics = info["topics"]
     if not topics:
         click.echo("topics:    none")
@@ -54,23 +57,27 @@ def _print_inspection(info: dict[str, Any]) -> None:
 def cli() -> None:
     """Roboflow: turn robotics recordings into training-ready LeRobot datasets.
 
-    Reads ROS1 .bag files, ROS2 bag directories (.db3 or .mcap storage) and bare MCAP files.
+    Reads ROS1 .bag files, ROS2 bag directories (.db3 or .mcap storage), bare MCAP files and
+    Rerun .rrd recordings.
     """
 
 
 @cli.command()
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def inspect(path: str, as_json: bool) -> None:
+@click.option("--timeline", help="A .rrd recording's timeline to count and time on (default: log_time).")
+@click.option("--timeline-rate-hz", type=float, help="The rate of a .rrd sequence timeline.")
+def inspect(path: str, as_json: bool, timeline: str | None, timeline_rate_hz: float | None) -> None:
     """Show a recording's format, duration and topics (type, count, frequency, encoding).
 
-    PATH is a .bag or .mcap file or a ROS2 bag directory, locally or at an s3:// or oss:// URL
-    (a bag "directory" in a bucket is a key prefix).
+    PATH is a .bag, .mcap or .rrd file or a ROS2 bag directory, locally or at an s3:// or oss://
+    URL (a bag "directory" in a bucket is a key prefix). The topics of a .rrd recording are its
+    entity paths with their archetypes.
     """
     from roboflow_dataset import inspect_source
 
     try:
-        info = inspect_source(path)
+        info = inspect_source(path, timeline=timeline, timeline_rate_hz=timeline_rate_hz)
     except RoboflowError as err:
         _fail(err)
     if as_json:

@@ -167,10 +167,16 @@ class VideoConfig(_Struct, frozen=True):
 
 
 class AlignmentConfig(_Struct, frozen=True):
-    """``[alignment]``: which clock aligns topics and how far a message may be from its frame."""
+    """``[alignment]``: which clock aligns topics and how far a message may be from its frame.
+
+    ``timeline`` names the timeline of a Rerun ``.rrd`` recording to align on (default: its
+    ``log_time``); a sequence timeline needs ``timeline_rate_hz``. Other formats ignore both.
+    """
 
     time_source: TimeSource = "header"
     tolerance_ms: float | None = None
+    timeline: str | None = None
+    timeline_rate_hz: float | None = None
 
 
 class FlushingConfig(_Struct, frozen=True):
@@ -323,6 +329,9 @@ def _validate(config: RoboflowConfig) -> None:
         raise ConfigError("queue_frames must be >= 1", key="flushing.queue_frames")
     if config.alignment.tolerance_ms is not None and config.alignment.tolerance_ms <= 0:
         raise ConfigError("tolerance_ms must be > 0", key="alignment.tolerance_ms")
+    rate = config.alignment.timeline_rate_hz
+    if rate is not None and not rate > 0:
+        raise ConfigError(f"timeline_rate_hz must be > 0, got {rate}", key="alignment.timeline_rate_hz")
 
 
 def _validate_camera_keys(mappings: tuple[Mapping, ...]) -> None:

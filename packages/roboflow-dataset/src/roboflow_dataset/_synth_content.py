@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import io
 import zlib
 
 import numpy as np
+from PIL import Image as PILImage
 
 __all__ = [
     "JOINT_NAMES",
     "MARKER_BITS",
     "action_at",
     "joint_state_at",
+    "jpeg_bytes",
     "make_depth",
     "make_image",
     "read_marker",
@@ -126,3 +129,10 @@ def read_marker(frame: np.ndarray) -> int:
         margin = (hi - lo) // 4  # skip the bar edges, where compression rings
         value = value << 1 | int(band[:, lo + margin : hi - margin].mean() >= 128)
     return value
+
+
+def jpeg_bytes(pixels: np.ndarray) -> bytes:
+    """The JPEG (quality 95) of a synthetic frame, as every format stores it."""
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()

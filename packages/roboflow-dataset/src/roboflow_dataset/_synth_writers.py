@@ -15,7 +15,7 @@ from rosbags.typesys.store import Typestore
 
 __all__ = ["SynthFormat", "SynthWriter", "open_writer"]
 
-SynthFormat = Literal["mcap", "ros1", "ros2-db3", "ros2-mcap"]
+SynthFormat = Literal["mcap", "ros1", "ros2-db3", "ros2-mcap", "rrd"]
 
 
 class SynthWriter:
@@ -74,5 +74,5 @@ class SynthWriter:
 def open_writer(path: Path, fmt: SynthFormat) -> SynthWriter:
     """Open a :class:`SynthWriter` (``fmt`` is checked)."""
     if fmt not in ("mcap", "ros1", "ros2-db3", "ros2-mcap"):
-        raise ValueError(f"unknown synthetic format {fmt!r}; use mcap, ros1, ros2-db3 or ros2-mcap")
+        raise ValueError(f"unknown synthetic format {fmt!r}; use mcap, ros1, ros2-db3, ros2-mcap or rrd")
     return SynthWriter(path, fmt)

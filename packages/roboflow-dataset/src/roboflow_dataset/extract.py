@@ -2,8 +2,9 @@
 
 Field paths select what a numeric feature takes from a message: ``"position"``,
 ``"pose.position.x"``, ``"data[2]"``. Without ``fields`` a well-known message type gets its usual
-fields (JointState: ``position``; Pose: position and orientation; ...); any other type needs them.
-Paths work on rosbags objects, protobuf messages and JSON dicts alike.
+fields (JointState: ``position``; Pose: position and orientation; rerun Scalars: ``scalars``;
+...); any other type needs them. Paths work on rosbags objects, protobuf messages, JSON dicts and
+the component dicts of ``.rrd`` rows alike.
 """
 
 from __future__ import annotations
@@ -48,7 +49,13 @@ _DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "sensor_msgs/Imu": _paths("orientation", _XYZW)
     + _paths("angular_velocity", _XYZ)
     + _paths("linear_acceleration", _XYZ),
+    "rerun.archetypes.Scalars": ("scalars",),
+    "rerun.archetypes.Tensor": ("data",),
 }
+_ELEMENT_NAMES = {"sensor_msgs/JointState": "name", "rerun.archetypes.Scalars": "names"}
+_RAW_IMAGES = ("sensor_msgs/Image",)
+_COMPRESSED_IMAGES = ("sensor_msgs/CompressedImage",)
+_DECODED_IMAGES = ("rerun.archetypes.Image", "rerun.archetypes.EncodedImage", "rerun.archetypes.DepthImage")
 _SCALAR_PREFIX = "std_msgs/"
 _STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -135,8 +142,11 @@ class VectorExtractor:
 
     def _derive_names(self, message: Any, parts: list[np.ndarray]) -> tuple[str, ...]:
         joint_names = None
-        if self.msgtype == "sensor_msgs/JointState":
-            joint_names = [str(n) for n in resolve_path(message, "name")]
+        if self.msgtype in _ELEMENT_NAMES:  # JointState.name; the names a rerun series was given
+            try:
+                joint_names = [str(n) for n in resolve_path(message, _ELEMENT_NAMES[self.msgtype])]
+            except KeyError:
+                joint_names = None
         names: list[str] = []
         for path, part in zip(self.fields, parts, strict=True):
             if joint_names is not None and len(joint_names) == len(part):
@@ -191,17 +201,20 @@ class StampExtractor:
 
 
 class ImageExtractor:
-    """Decode a ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` message to an HWC array."""
+    """Decode a ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` message to an HWC array
+    (a ``.rrd`` row of an ``Image``, ``EncodedImage`` or ``DepthImage`` decodes to one itself)."""
 
     def __init__(self, topic: str, msgtype: str) -> None:
         self.topic = topic
         name = normalize_msgtype(msgtype)
-        if name not in ("sensor_msgs/Image", "sensor_msgs/CompressedImage"):
+        if name not in _RAW_IMAGES + _COMPRESSED_IMAGES + _DECODED_IMAGES:
             raise DecodeError(
-                f"an image mapping needs sensor_msgs/Image or sensor_msgs/CompressedImage, not {msgtype}",
+                "an image mapping needs sensor_msgs/Image, sensor_msgs/CompressedImage or a rerun "
+                f"Image, EncodedImage or DepthImage entity, not {msgtype}",
                 topic=topic,
             )
-        self.compressed = name.endswith("CompressedImage")
+        self.compressed = name in _COMPRESSED_IMAGES
+        self.decoded = name in _DECODED_IMAGES
 
     def from_message(self, message: Any) -> np.ndarray:
         """Decode a source message (``.data``, ``.encoding``, ``.decode()``) to an image.
@@ -209,6 +222,9 @@ class ImageExtractor:
         Raw images in CDR or ROS1 wire format are read without deserializing (no pixel copy);
         anything else is deserialized first.
         """
+        if self.decoded:
+            pixels: np.ndarray = message.decode()
+            return pixels
         if not self.compressed:
             try:
                 raw = read_raw_image(message.data, message.encoding)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from roboflow_dataset.sources import TopicInfo, open_source
+from roboflow_dataset.sources import RrdSource, TopicInfo, open_source
 
 __all__ = ["frequency_hz", "inspect_source"]
 
@@ -18,24 +18,30 @@ def frequency_hz(topic: TopicInfo) -> float:
     return round((topic.count - 1) * 1e9 / (last - first), 3)
 
 
-def inspect_source(path: str | os.PathLike[str]) -> dict[str, Any]:
+def inspect_source(
+    path: str | os.PathLike[str], *, timeline: str | None = None, timeline_rate_hz: float | None = None
+) -> dict[str, Any]:
     """Summarize a recording with exact per-topic message counts.
 
     Args:
         path: Anything :func:`roboflow_dataset.sources.open_source` accepts.
+        timeline: A ``.rrd`` recording's timeline to count and time on (see ``open_source``).
+        timeline_rate_hz: The rate of a ``.rrd`` sequence timeline.
 
     Returns:
         ``{"format", "path", "start_ns", "end_ns", "duration_s", "message_count", "topics": [{"topic",
         "type", "count", "frequency_hz", "encoding"}]}``; times are log times, ``None`` (and a
-        duration of 0) for a recording without messages; frequencies from log times.
+        duration of 0) for a recording without messages; frequencies from log times. A ``.rrd``
+        recording adds ``"timeline"`` (the one its times are on) and ``"timelines"`` (name ->
+        ``timestamp | duration | sequence``); its topics are entity paths, types archetypes.
 
     Raises:
         SourceError: The recording cannot be opened or is damaged.
     """
-    with open_source(path) as source:
+    with open_source(path, timeline=timeline, timeline_rate_hz=timeline_rate_hz) as source:
         topics = source.topics()
         start, end = source.start_ns, source.end_ns
-        return {
+        summary: dict[str, Any] = {
             "format": source.format,
             "path": str(source.path),
             "start_ns": start,
@@ -53,3 +59,7 @@ def inspect_source(path: str | os.PathLike[str]) -> dict[str, Any]:
                 for t in topics
             ],
         }
+        if isinstance(source, RrdSource):
+            summary["timeline"] = source.timeline.name
+            summary["timelines"] = source.timelines
+        return summary

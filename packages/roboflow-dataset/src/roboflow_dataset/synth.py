@@ -12,10 +12,16 @@ Topics of a recording:
 - ``/joint_states`` (``sensor_msgs/msg/JointState``, 6 joints) at ``joint_hz``; message ``i``
   holds :func:`joint_state_at` ``(i / joint_hz)``.
 - ``/action`` (``std_msgs/msg/Float32MultiArray``, no header, so consumers align it by log
-  time) at ``joint_hz``; message ``i`` holds :func:`action_at` ``(i / joint_hz)``.
+  time) at ``action_hz`` (default ``joint_hz``); message ``i`` holds :func:`action_at`
+  ``(i / action_hz)``.
 
 Header stamps are ``header_offset_ns`` + nominal time + a deterministic jitter (seeded); log
 times are the stamp plus a small positive latency (0.5-3 ms).
+
+The ``rrd`` format (Rerun, written with rerun-sdk) has the same topics as entity paths: cameras
+as ``Image`` (rgb8) or ``EncodedImage`` (the same JPEG bytes), joint positions and actions as
+``Scalars`` (joints named by a static ``SeriesLines``), on two timelines: ``capture`` (the header
+stamp, or the log time where the ROS message has no header) and ``log_time`` (the log time).
 """
 
 from __future__ import annotations
@@ -35,10 +41,12 @@ from roboflow_dataset._synth_content import (
     MARKER_BITS,
     action_at,
     joint_state_at,
+    jpeg_bytes,
     make_depth,
     make_image,
     read_marker,
 )
+from roboflow_dataset._synth_rrd import write_rrd
 from roboflow_dataset._synth_writers import SynthFormat, SynthWriter, open_writer
 
 __all__ = [
@@ -54,6 +62,7 @@ __all__ = [
     "camera_topic",
     "depth_topic",
     "joint_state_at",
+    "jpeg_bytes",
     "make_depth",
     "make_image",
     "read_marker",
@@ -89,12 +98,13 @@ class RecordingInfo(msgspec.Struct, frozen=True, kw_only=True):
         cameras: Camera names.
         width: Image width.
         height: Image height.
-        compressed: JPEG ``CompressedImage`` instead of raw rgb8 ``Image``.
+        compressed: The cameras written as JPEG ``CompressedImage`` (the others are raw rgb8 ``Image``).
         drift: The cameras' colours drift over the recording (:func:`make_image`'s ``drift``).
         depth_cameras: Cameras with a depth topic.
         depth_encoding: How the depth topics are written.
         camera_hz: Camera rate.
-        joint_hz: Joint state and action rate.
+        joint_hz: Joint state rate.
+        action_hz: Action rate.
         msgtypes: Topic to message type.
         messages: Topic to its messages in index order (dropped frames are absent).
     """
@@ -104,14 +114,19 @@ class RecordingInfo(msgspec.Struct, frozen=True, kw_only=True):
     cameras: tuple[str, ...]
     width: int
     height: int
-    compressed: bool
+    compressed: tuple[str, ...]
     camera_hz: float
     joint_hz: float
     drift: bool
     depth_cameras: tuple[str, ...]
     depth_encoding: DepthEncoding
+    action_hz: float
     msgtypes: dict[str, str]
     messages: dict[str, tuple[SynthMessage, ...]]
+
+    def topic_of(self, camera: str) -> str:
+        """The image topic of ``camera``."""
+        return camera_topic(camera, camera in self.compressed)
 
 
 def camera_topic(camera: str, compressed: bool = False) -> str:
@@ -154,14 +169,12 @@ class _Messages:
 
     def image(self, camera: str, msg: SynthMessage) -> Any:
         info = self._info
-        last = info.messages[camera_topic(camera, info.compressed)][-1].index
+        last = info.messages[info.topic_of(camera)][-1].index
         drift = msg.index / max(last, 1) if info.drift else 0.0
         pixels = make_image(msg.index, camera, info.width, info.height, drift)
         header = self._header(msg.header_stamp_ns or 0, camera, msg.index)
-        if info.compressed:
-            buffer = io.BytesIO()
-            PILImage.fromarray(pixels).save(buffer, format="JPEG", quality=95)
-            data = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+        if camera in info.compressed:
+            data = np.frombuffer(jpeg_bytes(pixels), dtype=np.uint8)
             return self._types[_COMPRESSED](header=header, format="jpeg", data=data)
         return self._types[_IMAGE](
             header=header,
@@ -206,7 +219,7 @@ class _Messages:
     def action(self, msg: SynthMessage) -> Any:
         dim = self._types["std_msgs/msg/MultiArrayDimension"](label="joints", size=len(JOINT_NAMES), stride=1)
         layout = self._types["std_msgs/msg/MultiArrayLayout"](dim=[dim], data_offset=0)
-        return self._types[_ACTION](layout=layout, data=action_at(msg.index / self._info.joint_hz))
+        return self._types[_ACTION](layout=layout, data=action_at(msg.index / self._info.action_hz))
 
 
 def write_recording(
@@ -219,7 +232,8 @@ def write_recording(
     height: int = 48,
     camera_hz: float = 30.0,
     joint_hz: float = 100.0,
-    compressed: bool = False,
+    action_hz: float | None = None,
+    compressed: bool | tuple[str, ...] = False,
     drift: bool = False,
     depth_cameras: tuple[str, ...] = (),
     depth_encoding: DepthEncoding = "16UC1",
@@ -231,15 +245,19 @@ def write_recording(
     """Write a deterministic synthetic recording.
 
     Args:
-        path: Output file (``mcap``, ``ros1``) or bag directory (``ros2-db3``, ``ros2-mcap``); must not exist.
-        fmt: ``"mcap"`` (bare MCAP, ros2 profile, cdr), ``"ros1"``, ``"ros2-db3"`` or ``"ros2-mcap"``.
+        path: Output file (``mcap``, ``ros1``, ``rrd``) or bag directory (``ros2-db3``,
+            ``ros2-mcap``); must not exist.
+        fmt: ``"mcap"`` (bare MCAP, ros2 profile, cdr), ``"ros1"``, ``"ros2-db3"``, ``"ros2-mcap"``
+            or ``"rrd"`` (Rerun; needs rerun-sdk).
         duration_s: Length; each topic has ``floor(duration_s * hz)`` messages.
         cameras: Camera names.
         width: Image width (at least 12 for the marker).
         height: Image height.
         camera_hz: Camera rate.
-        joint_hz: Joint state and action rate.
-        compressed: Write JPEG ``CompressedImage`` instead of raw rgb8 ``Image``.
+        joint_hz: Joint state rate.
+        action_hz: Action rate (default: ``joint_hz``).
+        compressed: Write JPEG ``CompressedImage`` instead of raw rgb8 ``Image`` (``True``: every
+            camera; or the names of the cameras to compress).
         drift: Let the colour of every camera drift from its first frame to its last.
         depth_cameras: Cameras (of ``cameras`` or others) that also get a depth topic.
         depth_encoding: ``16UC1`` or ``32FC1`` raw ``Image``, or ``compressedDepth`` (16-bit PNG).
@@ -260,21 +278,22 @@ def write_recording(
     def timeline(count: int, hz: float, header: bool) -> list[SynthMessage]:
         return _timeline(count, hz, offset_ns=header_offset_ns, jitter_ms=jitter_ms, rng=rng, header=header)
 
+    action_hz = joint_hz if action_hz is None else action_hz
+    jpeg = tuple(cameras) if compressed is True else tuple(c for c in cameras if c in (compressed or ()))
     frames = math.floor(duration_s * camera_hz + 1e-9)
-    joints = math.floor(duration_s * joint_hz + 1e-9)
     dropped = set(drop_frames)
     messages: dict[str, tuple[SynthMessage, ...]] = {}
     msgtypes: dict[str, str] = {}
     for camera in cameras:
-        topic = camera_topic(camera, compressed)
+        topic = camera_topic(camera, camera in jpeg)
         messages[topic] = tuple(m for m in timeline(frames, camera_hz, True) if m.index not in dropped)
-        msgtypes[topic] = _COMPRESSED if compressed else _IMAGE
+        msgtypes[topic] = _COMPRESSED if camera in jpeg else _IMAGE
     for camera in depth_cameras:
         topic = depth_topic(camera, depth_encoding)
         messages[topic] = tuple(m for m in timeline(frames, camera_hz, True) if m.index not in dropped)
         msgtypes[topic] = _COMPRESSED if depth_encoding == "compressedDepth" else _IMAGE
-    messages[JOINT_TOPIC] = tuple(timeline(joints, joint_hz, True))
-    messages[ACTION_TOPIC] = tuple(timeline(joints, joint_hz, False))
+    messages[JOINT_TOPIC] = tuple(timeline(math.floor(duration_s * joint_hz + 1e-9), joint_hz, True))
+    messages[ACTION_TOPIC] = tuple(timeline(math.floor(duration_s * action_hz + 1e-9), action_hz, False))
     msgtypes |= {JOINT_TOPIC: _JOINT_STATE, ACTION_TOPIC: _ACTION}
     info = RecordingInfo(
         path=path,
@@ -282,27 +301,35 @@ def write_recording(
         cameras=tuple(cameras),
         width=width,
         height=height,
-        compressed=compressed,
+        compressed=jpeg,
         camera_hz=camera_hz,
         joint_hz=joint_hz,
         drift=drift,
         depth_cameras=tuple(depth_cameras),
         depth_encoding=depth_encoding,
+        action_hz=action_hz,
         msgtypes=msgtypes,
         messages=messages,
     )
-    _write(info, open_writer(path, fmt))
+    if fmt == "rrd":
+        write_rrd(info, path, _events(info))
+    else:
+        _write(info, open_writer(path, fmt))
     return info
+
+
+def _events(info: RecordingInfo) -> list[tuple[int, str, SynthMessage]]:
+    """Every message in log-time order, as it is written."""
+    return sorted((m.log_time_ns, topic, m) for topic, msgs in info.messages.items() for m in msgs)
 
 
 def _write(info: RecordingInfo, writer: SynthWriter) -> None:
     build = _Messages(writer, info)
     handles = {topic: writer.add(topic, msgtype) for topic, msgtype in info.msgtypes.items()}
-    cameras = {camera_topic(c, info.compressed): c for c in info.cameras}
+    cameras = {info.topic_of(c): c for c in info.cameras}
     depths = {depth_topic(c, info.depth_encoding): c for c in info.depth_cameras}
-    events = sorted((m.log_time_ns, topic, m) for topic, msgs in info.messages.items() for m in msgs)
     try:
-        for log_time, topic, msg in events:
+        for log_time, topic, msg in _events(info):
             if topic in cameras:
                 message = build.image(cameras[topic], msg)
             elif topic in depths:

@@ -8,18 +8,22 @@ from roboflow_media.concat import concat_videos
 from roboflow_media.encoder import open_encoder
 from roboflow_media.probe import VideoProbe, iter_gray16_frames, iter_video_frames, probe_video
 from roboflow_media.raw_image import RAW_ENCODINGS, decode_raw_image
+from roboflow_media.yuv_image import YUV_LAYOUTS, YuvLayout, decode_yuv_image
 
 __all__ = [
     "DEPTH_PIX_FMT",
     "RAW_ENCODINGS",
+    "YUV_LAYOUTS",
     "Backend",
     "BackgroundEncoder",
     "EncodedVideo",
     "VideoEncoder",
     "VideoProbe",
+    "YuvLayout",
     "concat_videos",
     "decode_compressed_image",
     "decode_raw_image",
+    "decode_yuv_image",
     "depth_extra_options",
     "iter_gray16_frames",
     "iter_video_frames",

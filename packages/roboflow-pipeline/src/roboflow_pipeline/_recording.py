@@ -285,8 +285,11 @@ def salvage_hint(config: RoboflowConfig) -> Iterator[None]:
 def open_two_pass(job: _Job) -> Source | SalvagedSource:
     """The recording for two passes; with ``[source] salvage``, a damaged MCAP or ROS1 file is read
     front to back up to the damage (:class:`SalvagedSource`)."""
+    alignment = job.config.alignment
     try:
-        return open_source(job.recording)
+        return open_source(
+            job.recording, timeline=alignment.timeline, timeline_rate_hz=alignment.timeline_rate_hz
+        )
     except CorruptRecordingError:
         if not job.config.source.salvage:
             raise

@@ -171,5 +171,8 @@ class Message:
             DecodeError: The payload does not deserialize; names file, topic and log time.
         """
         if self._value is _UNSET:
-            self._value = self._channel.decode(self.data, self.log_time_ns)
+            self._value = self._read()
         return self._value
+
+    def _read(self) -> Any:
+        return self._channel.decode(self.data, self.log_time_ns)

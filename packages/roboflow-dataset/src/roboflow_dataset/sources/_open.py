@@ -11,8 +11,8 @@ they fit it, else streamed:
   repeated read of an unchanged object is not downloaded again.
 * A larger MCAP object streams through :meth:`roboflow_storage.Storage.open_reader` (ranged GETs
   with read-ahead; the summary and chunk indexes let the reader seek), so memory and disk stay
-  bounded whatever its size. A larger ROS1 bag or ``.db3`` file is an error: rosbags' reader and
-  sqlite3 need a real file.
+  bounded whatever its size. A larger ROS1 bag, ``.db3`` or ``.rrd`` file is an error: rosbags'
+  reader, sqlite3 and rerun's reader need a real file.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 from urllib.parse import unquote, urlparse
 
 import yaml
@@ -30,6 +30,7 @@ from roboflow_core.errors import CorruptRecordingError, SourceError, UnknownForm
 from roboflow_dataset.sources._mcap import MCAP_MAGIC, McapStorage
 from roboflow_dataset.sources._pinned import PinnedFile
 from roboflow_dataset.sources._ros1 import ROS1_MAGIC, Ros1Storage
+from roboflow_dataset.sources._rrd import RRD_MAGICS, open_rrd
 from roboflow_dataset.sources._source import Source, SourceFormat
 from roboflow_dataset.sources._sqlite import SQLITE_MAGIC, Db3Storage
 from roboflow_dataset.sources._storage import Storage
@@ -38,13 +39,23 @@ from roboflow_storage import Storage as ObjectStorage
 
 __all__ = ["open_source"]
 
-_BY_MAGIC: dict[bytes, tuple[SourceFormat, Callable[[Path], Storage]]] = {
+
+class _RrdFile(NamedTuple):
+    """A ``.rrd`` recording to open (it is one file, read by rerun's reader, not a storage file)."""
+
+    file: Path
+    release: Callable[[], None] | None = None
+
+
+_BY_MAGIC: dict[bytes, tuple[SourceFormat, Callable[[Path], Storage | _RrdFile]]] = {
     MCAP_MAGIC: ("mcap", McapStorage),
     ROS1_MAGIC: ("ros1", Ros1Storage),
     SQLITE_MAGIC: ("ros2", Db3Storage),
+    **{magic: ("rrd", _RrdFile) for magic in RRD_MAGICS},
 }
 _STORAGE_SUFFIXES = (".mcap", ".db3")
 _MAGIC_LEN = max(len(m) for m in _BY_MAGIC)
+_KNOWN = "not a ROS1 bag, rosbag2 storage file, MCAP file or Rerun .rrd recording"
 
 
 def local_recording(path_or_url: str | os.PathLike[str]) -> Path:
@@ -64,7 +75,7 @@ def local_recording(path_or_url: str | os.PathLike[str]) -> Path:
     return path.parent if path.name == "metadata.yaml" else path
 
 
-def _open_spooled(path: Path, name: str) -> tuple[SourceFormat, Storage]:
+def _open_spooled(path: Path, name: str) -> tuple[SourceFormat, Storage | _RrdFile]:
     """A storage file spooled from a store; ``name`` (its URL) names it in messages and errors."""
     pinned = PinnedFile(path)  # before anything else: the buffer may evict (unlink) the copy
     try:
@@ -72,6 +83,8 @@ def _open_spooled(path: Path, name: str) -> tuple[SourceFormat, Storage]:
             head = stream.read(_MAGIC_LEN)
         if head.startswith(MCAP_MAGIC):
             return "mcap", McapStorage(name, pinned.open, release=pinned.close)
+        if head.startswith(RRD_MAGICS):  # rerun reads it by name: one that eviction cannot take
+            return "rrd", _RrdFile(pinned.reopenable(path), pinned.close)
         pinned.close()
         if head.startswith(ROS1_MAGIC):
             return "ros1", Ros1Storage(path, name)
@@ -80,12 +93,10 @@ def _open_spooled(path: Path, name: str) -> tuple[SourceFormat, Storage]:
     except BaseException:
         pinned.close()
         raise
-    raise UnknownFormatError(
-        f"not a ROS1 bag, rosbag2 storage file or MCAP file (starts with {head[:16]!r})", path=name
-    )
+    raise UnknownFormatError(f"{_KNOWN} (starts with {head[:16]!r})", path=name)
 
 
-def _open_object(store: ObjectStorage, info: ObjectInfo) -> tuple[SourceFormat, Storage]:
+def _open_object(store: ObjectStorage, info: ObjectInfo) -> tuple[SourceFormat, Storage | _RrdFile]:
     """One remote storage file: through the local spool when it fits, else MCAP streamed by ranges."""
     key = info.key
     name = store.url_of(key)
@@ -94,18 +105,25 @@ def _open_object(store: ObjectStorage, info: ObjectInfo) -> tuple[SourceFormat, 
     head = store.get_range(key, 0, _MAGIC_LEN)
     if head.startswith(MCAP_MAGIC):
         return "mcap", McapStorage(name, lambda: cast(IO[bytes], store.open_reader(key)))
-    if head.startswith((ROS1_MAGIC, SQLITE_MAGIC)):
+    if head.startswith((ROS1_MAGIC, SQLITE_MAGIC, *RRD_MAGICS)):
         store.local_copy(key)  # raises: it does not fit the buffer, and these need a real file
-    raise UnknownFormatError(
-        f"not a ROS1 bag, rosbag2 storage file or MCAP file (starts with {head[:16]!r})", path=name
-    )
+    raise UnknownFormatError(f"{_KNOWN} (starts with {head[:16]!r})", path=name)
+
+
+def _bag_file(opened: Storage | _RrdFile, name: str) -> Storage:
+    """A storage file of a rosbag2 bag (a ``.rrd`` file is none)."""
+    if isinstance(opened, _RrdFile):
+        if opened.release is not None:
+            opened.release()
+        raise UnknownFormatError("a .rrd recording is no rosbag2 storage file; convert it alone", path=name)
+    return opened
 
 
 def _open_all_remote(store: ObjectStorage, objects: list[ObjectInfo]) -> list[Storage]:
     storages: list[Storage] = []
     try:
         for info in objects:
-            storages.append(_open_object(store, info)[1])
+            storages.append(_bag_file(_open_object(store, info)[1], store.url_of(info.key)))
     except BaseException:
         for storage in storages:
             storage.close()
@@ -170,23 +188,36 @@ def remote_recording(url: str) -> tuple[ObjectStorage, str, ObjectInfo | None]:
     return store, key, None
 
 
-def _open_remote(url: str) -> Source:
+class _View(NamedTuple):
+    """How a ``.rrd`` recording is viewed: its timeline and, for a sequence, its rate."""
+
+    timeline: str | None
+    rate_hz: float | None
+
+
+def _source(path: Path | str, fmt: SourceFormat, opened: Storage | _RrdFile, view: _View) -> Source:
+    if isinstance(opened, _RrdFile):
+        return open_rrd(
+            path, opened.file, timeline=view.timeline, timeline_rate_hz=view.rate_hz, release=opened.release
+        )
+    return Source(path, fmt, [opened])
+
+
+def _open_remote(url: str, view: _View) -> Source:
     store, key, info = remote_recording(url)
     if info is None:
         return Source(store.url_of(key), "ros2", _open_all_remote(store, _ros2_objects(store, key)))
-    fmt, storage = _open_object(store, info)
-    return Source(store.url_of(key), fmt, [storage])
+    fmt, opened = _open_object(store, info)
+    return _source(store.url_of(key), fmt, opened, view)
 
 
-def _sniff(path: Path) -> tuple[SourceFormat, Callable[[Path], Storage]]:
+def _sniff(path: Path) -> tuple[SourceFormat, Callable[[Path], Storage | _RrdFile]]:
     with path.open("rb") as stream:
         head = stream.read(_MAGIC_LEN)
     for magic, opener in _BY_MAGIC.items():
         if head.startswith(magic):
             return opener
-    raise UnknownFormatError(
-        f"not a ROS1 bag, rosbag2 storage file or MCAP file (starts with {head[:16]!r})", path=str(path)
-    )
+    raise UnknownFormatError(f"{_KNOWN} (starts with {head[:16]!r})", path=str(path))
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -227,7 +258,7 @@ def _open_all(files: list[Path]) -> list[Storage]:
     storages: list[Storage] = []
     try:
         for file in files:
-            storages.append(_sniff(file)[1](file))
+            storages.append(_bag_file(_sniff(file)[1](file), str(file)))
     except BaseException:
         for storage in storages:
             storage.close()
@@ -235,25 +266,36 @@ def _open_all(files: list[Path]) -> list[Storage]:
     return storages
 
 
-def open_source(path_or_url: str | os.PathLike[str]) -> Source:
+def open_source(
+    path_or_url: str | os.PathLike[str],
+    *,
+    timeline: str | None = None,
+    timeline_rate_hz: float | None = None,
+) -> Source:
     """Open a recording, detecting its format from its content.
 
     Args:
         path_or_url: A ROS1 ``.bag``, a bare ``.mcap``, a rosbag2 directory (``metadata.yaml`` with
             ``.db3``/``.mcap`` files, or just the storage files, split bags included), a single
-            ``.db3`` file, a rosbag2 ``metadata.yaml``, or a ``file://``, ``s3://``, ``oss://`` or
-            ``memory://`` URL to one of these (a rosbag2 bag in a store is a key prefix).
+            ``.db3`` file, a rosbag2 ``metadata.yaml``, a Rerun ``.rrd`` recording, or a
+            ``file://``, ``s3://``, ``oss://`` or ``memory://`` URL to one of these (a rosbag2
+            bag in a store is a key prefix).
+        timeline: For a ``.rrd`` recording, the timeline its messages are timed on (default:
+            ``log_time``, else its only temporal timeline); other formats ignore it.
+        timeline_rate_hz: The rate of a ``.rrd`` sequence timeline (needed to align on one).
 
     Returns:
         The open source (a context manager).
 
     Raises:
-        SourceError: The path does not exist or cannot be read.
+        SourceError: The path does not exist or cannot be read; a ``.rrd`` recording without
+            rerun-sdk installed, or without the timeline.
         UnknownFormatError: The input is no recording format known here.
         CorruptRecordingError: The recording is truncated or damaged.
     """
+    view = _View(timeline, timeline_rate_hz)
     if is_remote(path_or_url):
-        return _open_remote(os.fspath(path_or_url))
+        return _open_remote(os.fspath(path_or_url), view)
     path = local_recording(path_or_url)
     if not path.exists():
         raise SourceError("no such file or directory", path=str(path))
@@ -261,6 +303,6 @@ def open_source(path_or_url: str | os.PathLike[str]) -> Source:
         if path.is_dir():
             return Source(path, "ros2", _open_all(_ros2_files(path)))
         fmt, opener = _sniff(path)
-        return Source(path, fmt, [opener(path)])
+        return _source(path, fmt, opener(path), view)
     except OSError as err:
         raise SourceError(f"cannot read: {err.strerror or err}", path=str(path)) from err

@@ -66,6 +66,12 @@ class PinnedFile:
             raise ValueError("the pinned file is closed")
         return io.BufferedReader(_PositionalReader(self._fd, self._size), buffer_size=_BUFFER)
 
+    def reopenable(self, path: Path) -> Path:
+        """A name that opens this file while it is held, even once unlinked (``/proc/self/fd``
+        where the system has it; else ``path``, the file's own name)."""
+        held = Path(f"/proc/self/fd/{self._fd}")
+        return held if held.exists() else path
+
     def close(self) -> None:
         """Close the descriptor (streams opened before must not be read afterwards)."""
         if self._fd >= 0:

@@ -14,7 +14,7 @@ from roboflow_dataset.sources._storage import ChannelStats, Record, Storage, gua
 
 __all__ = ["Source", "SourceFormat"]
 
-SourceFormat = Literal["mcap", "ros1", "ros2"]
+SourceFormat = Literal["mcap", "ros1", "ros2", "rrd"]
 _NO_MESSAGES = ChannelStats(0, None, None)
 
 
@@ -29,7 +29,7 @@ class Source:
 
     Args:
         path: The recording as given (file or directory; a URL without its query when remote).
-        fmt: ``"mcap"``, ``"ros1"`` or ``"ros2"``.
+        fmt: ``"mcap"``, ``"ros1"``, ``"ros2"`` or ``"rrd"``.
         storages: Its storage files, already open; the source closes them.
     """
 
@@ -49,7 +49,7 @@ class Source:
 
     @property
     def format(self) -> SourceFormat:
-        """``"mcap"``, ``"ros1"`` or ``"ros2"``."""
+        """``"mcap"``, ``"ros1"``, ``"ros2"`` or ``"rrd"`` (a Rerun recording)."""
         return self._format
 
     def topics(self) -> list[TopicInfo]:
