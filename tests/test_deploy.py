@@ -41,6 +41,10 @@ STORAGE_ENV = {
     "ROBOFLOW_ALLOWED_ENDPOINTS",
     "ROBOFLOW_BUFFER_MAX_BYTES",
 }
+TELEMETRY_ENV = {"ROBOFLOW_LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+DASHBOARD = CHART / "files" / "dashboard.json"
+ALERTS = CHART / "files" / "alerts.yaml"
+_METRIC = re.compile(r"\broboflow_[a-z0-9_]+\b")
 _ENV_LINE = re.compile(r"^\s+([A-Z][A-Z0-9_]+):", re.MULTILINE)
 _SETTING = re.compile(r"\{\{-? with \$s\.(\w+) -?\}\}\s*\n\s+([A-Z][A-Z0-9_]+):")
 _VALUES_PATH = re.compile(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
@@ -89,6 +93,9 @@ def test_expected_templates_exist() -> None:
         "serviceaccount.yaml",
         "pdb.yaml",
         "hpa.yaml",
+        "podmonitor.yaml",
+        "prometheusrule.yaml",
+        "grafana-dashboard.yaml",
         "NOTES.txt",
     ):
         assert name in names
@@ -119,7 +126,7 @@ def test_configmap_renders_every_setting_under_its_code_name() -> None:
 
 def test_configmap_and_secret_names_are_read_by_the_code() -> None:
     code = _code_text()
-    allowed = set(Settings.ENV.values()) | STORAGE_ENV | {"ROBOFLOW_STORE"}
+    allowed = set(Settings.ENV.values()) | STORAGE_ENV | TELEMETRY_ENV | {"ROBOFLOW_STORE"}
     for template in ("configmap.yaml", "secret.yaml"):
         names = set(_ENV_LINE.findall((TEMPLATES / template).read_text(encoding="utf-8")))
         assert names, template
@@ -232,6 +239,85 @@ def test_dockerignore_keeps_what_the_build_needs() -> None:
     assert ".git" in ignored
     assert "**/.venv" in ignored
     assert not ignored & {"packages", "apps", "uv.lock", "pyproject.toml", "*"}
+
+
+# --- dashboards and alert rules ------------------------------------------------------------------
+
+
+def _dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    data = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def queried_metrics() -> set[str]:
+    """Every roboflow series the dashboard and the alert rules query (checked against a real scrape
+    in tests/roboflow_distributed/test_telemetry.py)."""
+    exprs = _dashboard_exprs() + [rule["expr"] for rule in _alert_rules()]
+    return {name for expr in exprs for name in _METRIC.findall(expr)}
+
+
+def test_dashboard_is_grafana_json_over_the_prometheus_datasource() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 30
+    assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource"]
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        assert panel["type"] in ("timeseries", "stat") and panel["targets"], panel["title"]
+        assert panel["datasource"]["uid"] == "${datasource}"
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24
+        for target in panel["targets"]:
+            assert _METRIC.search(target["expr"]), target["expr"]
+            assert target["expr"].count("(") == target["expr"].count(")")
+    titles = " ".join(p["title"].lower() for p in panels)
+    for topic in ("throughput", "queue", "failures", "stage", "store latency"):
+        assert topic in titles, f"the dashboard has no {topic} panel"
+
+
+def test_alert_rules_are_prometheus_rules() -> None:
+    rules = _alert_rules()
+    names = {rule["alert"] for rule in rules}
+    assert {
+        "RoboflowNoLiveWorkers",
+        "RoboflowBatchStalled",
+        "RoboflowDeadJobRate",
+        "RoboflowStoreErrors",
+    } <= names
+    for rule in rules:
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["alert"]
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"]
+        assert _METRIC.search(rule["expr"]) and rule["expr"].count("(") == rule["expr"].count(")")
+
+
+def test_queried_metrics_are_declared_by_the_code() -> None:
+    """Each series the dashboard or the alerts query is one the code declares (its base name)."""
+    code = _code_text()
+    declared = {
+        "roboflow_" + name.replace(".", "_") for name in re.findall(r'"roboflow\.([a-z0-9_.]+)"', code)
+    }
+    suffixes = ("_total", "_seconds", "_bytes", "_bucket", "_count", "_sum")
+    for metric in queried_metrics():
+        base = metric
+        while base.endswith(suffixes):
+            base = next(base.removesuffix(s) for s in suffixes if base.endswith(s))
+        assert base in declared, f"{metric}: no instrument named {base.replace('_', '.')} in the code"
+
+
+def test_chart_ships_the_dashboard_and_rules_it_references() -> None:
+    for template, asset in (("grafana-dashboard.yaml", DASHBOARD), ("prometheusrule.yaml", ALERTS)):
+        text = (TEMPLATES / template).read_text(encoding="utf-8")
+        assert f'.Files.Get "files/{asset.name}"' in text
+    for deployment in ("worker-deployment.yaml", "control-deployment.yaml"):
+        assert 'include "roboflow.scrapeAnnotations"' in (TEMPLATES / deployment).read_text(encoding="utf-8")
+    monitor = (TEMPLATES / "podmonitor.yaml").read_text(encoding="utf-8")
+    assert "port: health" in monitor and "path: /metrics" in monitor
 
 
 # --- helm (only where the binary is on PATH) -----------------------------------------------------

@@ -18,8 +18,10 @@ from typing import Any, TypeVar, cast
 import click
 import msgspec
 
+from roboflow_cli._options import log_format_option
 from roboflow_core import RoboflowError
-from roboflow_core.redact import install_redaction, redact
+from roboflow_core.logs import configure_logging
+from roboflow_core.redact import redact
 
 __all__ = ["register"]
 
@@ -431,6 +433,7 @@ def jobs_cancel(job: str, store_url: str | None) -> None:
     help="Address to serve them on.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every step (default: warnings and unit outcomes).")
+@log_format_option
 @_store_option
 def run(
     roles: tuple[str, ...],
@@ -439,6 +442,7 @@ def run(
     health_port: int | None,
     health_host: str,
     verbose: bool,
+    log_format: str,
     store_url: str | None,
 ) -> None:
     """Run a pod: claim and convert jobs, discover batches, re-queue lost work, merge finished batches.
@@ -451,13 +455,10 @@ def run(
     from roboflow_distributed.settings import Settings
 
     pod = pod_id or default_pod_id()
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format=f"%(asctime)s {pod} %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        log_format, level=logging.INFO if verbose else logging.WARNING, pod=pod, role=",".join(roles)
     )
     logging.getLogger("roboflow").setLevel(logging.INFO)
-    install_redaction()
     try:
         settings = Settings.from_env()
     except RoboflowError as err:

@@ -11,10 +11,12 @@ from typing import Any, TextIO, cast
 import click
 import msgspec
 
+from roboflow_cli._options import log_format_option
 from roboflow_cli.distributed import register
 from roboflow_core import ConfigError, RoboflowError, load_config
 from roboflow_core.annotation import read_annotation
 from roboflow_core.config import SourceConfig
+from roboflow_core.logs import configure_logging
 from roboflow_core.redact import redact
 
 __all__ = ["cli"]
@@ -174,6 +176,7 @@ def init(recording: str, output: str | None) -> None:
     "(config: [source] salvage = true).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@log_format_option
 def convert(
     inputs: tuple[str, ...],
     config_path: str,
@@ -185,6 +188,7 @@ def convert(
     tasks_file: str | None,
     salvage: bool,
     progress: bool | None,
+    log_format: str,
 ) -> None:
     """Convert recordings into one LeRobot dataset: an episode per recording (per mark of annotation_file).
 
@@ -196,6 +200,7 @@ def convert(
     from roboflow_pipeline import DatasetFormat, OnError
     from roboflow_pipeline import convert as run_convert
 
+    configure_logging(log_format)
     try:
         config = load_config(config_path)
         if salvage:

@@ -146,3 +146,11 @@ livenessProbe:
     {{- end }}
 {{- end }}
 {{- end }}
+
+{{- define "roboflow.scrapeAnnotations" -}}
+{{- if .Values.metrics.scrapeAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .Values.health.port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end }}

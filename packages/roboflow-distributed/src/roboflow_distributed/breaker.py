@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from roboflow_core import CoordinationError
+from roboflow_distributed.metrics import STORE_DURATION, STORE_ERRORS
 from roboflow_distributed.store import Compare, Entry, Store
 
 __all__ = ["GuardedStore"]
@@ -27,7 +28,6 @@ class GuardedStore:
         self.threshold = threshold
         self.cooldown = cooldown
         self._failures = 0
-        self.errors = 0
         self._open_until = 0.0
         self._lock = threading.Lock()
 
@@ -41,15 +41,18 @@ class GuardedStore:
             raise CoordinationError(
                 "store unavailable (circuit open after repeated failures)", url=self.url, op=op
             )
+        start = time.perf_counter()
         try:
             result = fn(*args, **kwargs)
         except CoordinationError:
+            STORE_ERRORS.add(1, {"op": op})
             with self._lock:
                 self._failures += 1
-                self.errors += 1
                 if self._failures >= self.threshold:
                     self._open_until = time.monotonic() + self.cooldown
             raise
+        finally:
+            STORE_DURATION.record(time.perf_counter() - start, {"op": op})
         with self._lock:
             self._failures = 0
             self._open_until = 0.0

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import msgspec
 
-from roboflow_core import CoordinationError, DatasetError, RoboflowError, StorageError
-from roboflow_distributed import keys
+from roboflow_core import CoordinationError, DatasetError, RoboflowError, StorageError, telemetry
+from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import Batch, active_batches, list_units, set_phase
 from roboflow_distributed.configs import fetch_config
 from roboflow_distributed.locks import Lease
@@ -82,14 +82,18 @@ class Finalizer:
         lease = self.dataset_lease(batch.spec.output)
         if not lease.acquire():
             return False
+        start, outcome = time.perf_counter(), "interrupted"
         try:
-            with Holding(lease) as holding:
-                self.merge(batch, holding)
+            attributes = {"roboflow.batch": batch.spec.id, "roboflow.pod": self.pod}
+            with Holding(lease) as holding, telemetry.root_span("roboflow.merge", attributes) as span:
+                outcome = str(self.merge(batch, holding))
+                span.set_attribute("roboflow.outcome", outcome)
         except (StorageError, CoordinationError) as err:
             log.warning("merge of %s interrupted, will retry: %s", batch.spec.id, err)
             return False
         finally:
             lease.release()
+            metrics.MERGE_DURATION.record(time.perf_counter() - start, {"outcome": outcome})
         return True
 
     def dataset_lease(self, output: str) -> Lease:
@@ -102,9 +106,9 @@ class Finalizer:
         dataset = hashlib.sha256(where.encode()).hexdigest()[:24]
         return Lease(self.store, f"dataset/{dataset}", self.pod, self.settings.lock_ttl)
 
-    def merge(self, batch: Batch, holding: Holding) -> None:
+    def merge(self, batch: Batch, holding: Holding) -> BatchPhase:
         """Merge the batch's complete units into its dataset and finish the batch, while
-        ``holding`` the dataset's lease (checked before every write)."""
+        ``holding`` the dataset's lease (checked before every write); the batch's phase."""
         spec = batch.spec
         state = self._merge_state(batch)
         units = {u.record.id: u.record for u in list_units(self.store, spec.id)}
@@ -112,7 +116,7 @@ class Finalizer:
         if not done:
             reasons = sorted({u.error or str(u.status) for u in units.values()})[:3]
             self._end(batch, BatchPhase.FAILED, error=f"no recording was converted: {'; '.join(reasons)}")
-            return
+            return BatchPhase.FAILED
         expected = state.base_episodes + sum(u.episodes for u in done)
         try:
             self._merge_groups(batch, state, done, holding)
@@ -122,7 +126,7 @@ class Finalizer:
             holding.check()  # a failure caused by losing the dataset to another writer is not final
             log.error("merge of %s failed (staged episodes kept for retry-merge): %s", spec.id, err)
             self._end(batch, BatchPhase.FAILED, error=f"merge failed: {err}", merge_failed=True)
-            return
+            return BatchPhase.FAILED
         self._end(
             batch,
             BatchPhase.COMPLETE,
@@ -136,6 +140,7 @@ class Finalizer:
             expected - state.base_episodes,
             display_url(spec.output),
         )
+        return BatchPhase.COMPLETE
 
     def _merge_groups(self, batch: Batch, state: MergeState, done: list[WorkUnit], holding: Holding) -> None:
         """Publish the units ``merge_group`` at a time (bounded local disk), recording each group.
@@ -152,7 +157,9 @@ class Finalizer:
             after = before + sum(u.episodes for u in group)
             found = dataset_episodes(spec.output)
             if found == before:
-                self._publish(batch, group, holding)
+                with telemetry.span("roboflow.merge.group", {"roboflow.episodes": after - before}):
+                    self._publish(batch, group, holding)
+                metrics.EPISODES_MERGED.add(after - before)
             elif found != after:
                 raise DatasetError(
                     f"the dataset changed during the merge: it has {found} episodes, expected {before} "
@@ -239,6 +246,7 @@ class Finalizer:
             [*bookkeeping, keys.active(bid)],
         ):
             raise CoordinationError("batch status changed during the merge", batch=bid)
+        metrics.BATCHES.add(1, {"outcome": str(phase)})
         if merge_failed:
             return
         remove_batch(Storage.from_url(batch.spec.staging), bid)

@@ -4,7 +4,9 @@
 - ``/health/ready``: 200 while the pod reaches the store: its last heartbeat was written within
   three heartbeat intervals and the store's circuit breaker is closed (503 otherwise).
 - ``/health``: both, with details, as JSON.
-- ``/metrics``: Prometheus text format: units converted and failed, store errors, heartbeat age.
+- ``/metrics``: the process's OpenTelemetry metrics in Prometheus format
+  (:func:`roboflow_core.telemetry.metrics_exposition`; the series are listed in
+  :mod:`roboflow_distributed.metrics`).
 
 Started by ``roboflow run --health-port`` (env ``HEALTH_PORT``, ``HEALTH_HOST``), as the original
 served them on ``0.0.0.0:8080``.
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
+from roboflow_core import telemetry
+
 __all__ = ["HealthServer", "PodView"]
 
 log = logging.getLogger("roboflow.health")
@@ -44,10 +48,7 @@ class PodView:
     heartbeat_interval: float
     last_heartbeat: Callable[[], float]
     breaker_open: Callable[[], bool]
-    store_errors: Callable[[], int]
     threads: Callable[[], Sequence[threading.Thread]]
-    units_completed: Callable[[], int]
-    units_failed: Callable[[], int]
     current_unit: Callable[[], str | None]
 
     def status(self) -> dict[str, Any]:
@@ -68,35 +69,9 @@ class PodView:
             "unit": self.current_unit(),
         }
 
-    def metrics(self) -> str:
-        """The ``/metrics`` document (Prometheus text exposition format 0.0.4)."""
-        pod = self.pod.replace("\\", "\\\\").replace('"', '\\"')
-        rows = [
-            (
-                "roboflow_units_completed_total",
-                "counter",
-                "Units converted by this pod",
-                self.units_completed(),
-            ),
-            ("roboflow_units_failed_total", "counter", "Unit conversions that failed", self.units_failed()),
-            (
-                "roboflow_store_errors_total",
-                "counter",
-                "Coordination store calls that failed",
-                self.store_errors(),
-            ),
-            (
-                "roboflow_heartbeat_age_seconds",
-                "gauge",
-                "Seconds since the last heartbeat",
-                time.time() - self.last_heartbeat(),
-            ),
-            ("roboflow_ready", "gauge", "1 when the pod reaches its store", int(self.status()["ready"])),
-        ]
-        lines = []
-        for name, kind, text, value in rows:
-            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f'{name}{{pod="{pod}"}} {value}']
-        return "\n".join(lines) + "\n"
+    def metrics(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The ``/metrics`` document and its content type (see :func:`telemetry.metrics_exposition`)."""
+        return telemetry.metrics_exposition(accept)
 
 
 class HealthServer:
@@ -199,7 +174,7 @@ def _handler(view: PodView, timeout_s: float) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/")
             if path == "/metrics":
-                self._send(200, view.metrics(), "text/plain; version=0.0.4")
+                self._send(200, *view.metrics(self.headers.get("Accept")))
                 return
             status = view.status()
             checks = {"/health/live": status["live"], "/health/ready": status["ready"]}
@@ -215,8 +190,8 @@ def _handler(view: PodView, timeout_s: float) -> type[BaseHTTPRequestHandler]:
                     404, "not found: try /health, /health/live, /health/ready, /metrics\n", "text/plain"
                 )
 
-        def _send(self, code: int, body: str, kind: str) -> None:
-            data = body.encode()
+        def _send(self, code: int, body: str | bytes, kind: str) -> None:
+            data = body if isinstance(body, bytes) else body.encode()
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))

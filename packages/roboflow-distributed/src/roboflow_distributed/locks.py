@@ -27,6 +27,12 @@ class Lease:
         self.owner = owner
         self.ttl = ttl
         self.fencing = 0
+        self._expires_at = 0.0
+
+    @property
+    def held(self) -> bool:
+        """Whether this owner holds the lease now (as of its last acquire)."""
+        return self.fencing > 0 and time.time() < self._expires_at
 
     def acquire(self) -> bool:
         """Take the lease if it is free, expired or already ours (then renew it); whether we hold it."""
@@ -44,6 +50,7 @@ class Lease:
             [compare], {self.key: encode(Lock(owner=self.owner, fencing=fencing, expires_at=now + self.ttl))}
         )
         self.fencing = fencing if won else 0
+        self._expires_at = now + self.ttl if won else 0.0
         return won
 
     def renew(self) -> bool:

@@ -19,6 +19,7 @@ from roboflow_core import CoordinationError
 from roboflow_dataset.lerobot import ClosedSegment
 from roboflow_dataset.lerobot.staging import MANIFEST
 from roboflow_distributed import keys
+from roboflow_distributed.metrics import OUTPUT_BYTES
 from roboflow_distributed.records import Checkpoint, Versioned, WorkUnit, encode, read
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.staging import stage_prefix
@@ -129,8 +130,7 @@ class UnitProgress:
     def segment(self, segment: ClosedSegment, episode_dir: Path) -> None:
         """Upload a closed segment (files, then its manifest) and record it in the checkpoint."""
         for name in (*segment.files, segment.manifest):
-            upload_file(self.staging, f"{self.prefix}/{name}", episode_dir / name)
-            self.uploaded.add(name)
+            self._upload(name, episode_dir)
         self.segments = segment.index + 1
         self.segment_end = segment.end
         self._save(staged=None)
@@ -140,10 +140,16 @@ class UnitProgress:
         skill), its manifest last; the staged prefix."""
         files = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
         for name in [f for f in files if f != MANIFEST and f not in self.uploaded] + [MANIFEST]:
-            upload_file(self.staging, f"{self.prefix}/{name}", directory / name)
+            self._upload(name, directory)
         self.done = frames
         self._save(staged=self.prefix)
         return self.prefix
+
+    def _upload(self, name: str, root: Path) -> None:
+        path = root / name
+        upload_file(self.staging, f"{self.prefix}/{name}", path)
+        self.uploaded.add(name)
+        OUTPUT_BYTES.add(path.stat().st_size)
 
     def _save(self, *, staged: str | None) -> None:
         rec = self.unit.record

@@ -7,7 +7,7 @@ import time
 
 import msgspec
 
-from roboflow_distributed import keys
+from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import active_batches, list_units
 from roboflow_distributed.records import BatchPhase, Heartbeat, UnitStatus, Versioned, WorkUnit, encode, scan
 from roboflow_distributed.settings import Settings
@@ -35,7 +35,10 @@ def requeue_lost(store: Store, unit: Versioned[WorkUnit], reason: str, max_lost:
             error_kind="WorkerLost",
             updated_at=time.time(),
         )
-        return store.txn([Compare(ukey, unit.version)], {ukey: encode(new)})
+        dead = store.txn([Compare(ukey, unit.version)], {ukey: encode(new)})
+        if dead:
+            metrics.JOBS.add(1, {"outcome": "dead"})
+        return dead
     new = msgspec.structs.replace(
         rec,
         status=UnitStatus.PENDING,
@@ -45,7 +48,13 @@ def requeue_lost(store: Store, unit: Versioned[WorkUnit], reason: str, max_lost:
         error_kind="WorkerLost",
         updated_at=time.time(),
     )
-    return store.txn([Compare(ukey, unit.version)], {ukey: encode(new), keys.pending(rec.batch, rec.id): b""})
+    requeued = store.txn(
+        [Compare(ukey, unit.version)], {ukey: encode(new), keys.pending(rec.batch, rec.id): b""}
+    )
+    if requeued:
+        metrics.REQUEUED.add(1)
+        metrics.JOBS.add(1, {"outcome": "requeued"})
+    return requeued
 
 
 class Reaper:
@@ -57,18 +66,26 @@ class Reaper:
         self.settings = settings
 
     def tick(self) -> bool:
-        """One sweep; whether a unit was re-queued."""
+        """One sweep (which also sets the queue gauges); whether a unit was re-queued."""
         now = time.time()
         timeout = self.settings.heartbeat_timeout
         beats = {v.record.pod: v for v in scan(self.store, keys.HEARTBEATS, Heartbeat)}
         alive = {pod for pod, v in beats.items() if v.record.fresh(timeout, now)}
         requeued = 0
+        phases = dict.fromkeys((p for p in BatchPhase if not p.terminal), 0)
+        statuses = {UnitStatus.PENDING: 0, UnitStatus.PROCESSING: 0}
         for batch in active_batches(self.store):
-            if batch.status.record.phase not in _RUNNING:
+            phase = batch.status.record.phase
+            if phase in phases:  # not finished between the index scan and the read
+                phases[phase] += 1
+            if phase not in _RUNNING:
                 continue
-            for unit in list_units(self.store, batch.spec.id, UnitStatus.PROCESSING):
+            for unit in list_units(self.store, batch.spec.id):
+                status = unit.record.status
+                if status in statuses:
+                    statuses[status] += 1
                 owner = unit.record.owner
-                if owner in alive:
+                if status is not UnitStatus.PROCESSING or owner in alive:
                     continue
                 reason = f"worker {owner} stopped heartbeating"
                 if requeue_lost(self.store, unit, reason, self.settings.max_lost):
@@ -77,6 +94,8 @@ class Reaper:
         for pod, beat in beats.items():  # forget pods gone for long
             if beat.record.at < now - 10 * timeout:
                 self.store.txn([Compare(keys.heartbeat(pod), beat.version)], deletes=[keys.heartbeat(pod)])
+        workers = sum(1 for pod in alive if "worker" in beats[pod].record.roles)
+        _set_gauges(phases, statuses, workers)
         return requeued > 0
 
     def release_own(self) -> int:
@@ -93,3 +112,11 @@ class Reaper:
             ):
                 count += 1
         return count
+
+
+def _set_gauges(phases: dict[BatchPhase, int], statuses: dict[UnitStatus, int], workers: int) -> None:
+    for phase, count in phases.items():
+        metrics.BATCHES_ACTIVE.set(count, {"phase": str(phase)})
+    metrics.QUEUE.set(statuses[UnitStatus.PENDING], {"status": "pending"})
+    metrics.QUEUE.set(statuses[UnitStatus.PROCESSING], {"status": "running"})
+    metrics.WORKERS_LIVE.set(workers)

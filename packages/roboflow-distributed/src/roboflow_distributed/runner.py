@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal, Protocol, TypeVar
 
-from roboflow_core import CoordinationError
-from roboflow_distributed import keys
+from roboflow_core import CoordinationError, telemetry
+from roboflow_distributed import keys, metrics
 from roboflow_distributed.breaker import GuardedStore
 from roboflow_distributed.finalizer import Finalizer
 from roboflow_distributed.health import HealthServer, PodView
@@ -99,11 +99,13 @@ def run_pod(
     shutdown = shutdown or Shutdown(settings.shutdown_grace)
     guarded = GuardedStore(store)
     expanded = _expand(roles)
+    _enable_telemetry(pod, expanded, metrics_too=health is not None)
     report = PodReport(pod)
     worker = Worker(guarded, pod, settings, shutdown) if "worker" in expanded else None
+    scanner = Scanner(guarded, pod, settings) if "scanner" in expanded else None
     tickers: dict[str, tuple[_Ticker, float]] = {}
-    if "scanner" in expanded:
-        tickers["scanner"] = (Scanner(guarded, pod, settings), settings.scan_interval)
+    if scanner is not None:
+        tickers["scanner"] = (scanner, settings.scan_interval)
     if "reaper" in expanded:
         tickers["reaper"] = (Reaper(guarded, pod, settings), settings.reaper_interval)
     if "finalizer" in expanded:
@@ -132,7 +134,7 @@ def run_pod(
     log.info("pod %s running %s on %s", pod, ", ".join(expanded), store.url)
     for thread in threads:
         thread.start()
-    server = None
+    stop_serving: Callable[[], None] | None = None
     if health is not None:
         view = PodView(
             pod=pod,
@@ -141,24 +143,51 @@ def run_pod(
             heartbeat_interval=settings.heartbeat_interval,
             last_heartbeat=lambda: beat.last_ok,
             breaker_open=lambda: guarded.is_open,
-            store_errors=lambda: guarded.errors,
             threads=lambda: threads,
-            units_completed=lambda: worker.completed if worker else 0,
-            units_failed=lambda: worker.failed if worker else 0,
             current_unit=lambda: worker.current if worker else None,
         )
-        server = HealthServer(view, *health).start()
+        stop_serving = _serve(view, health, beat, scanner)
     shutdown.event.wait()
     for thread in threads:
         thread.join()
     if worker is not None:
         worker.release_reserved()
-    if server is not None:
-        server.stop()
+    if stop_serving is not None:
+        stop_serving()
     beat.clear()
+    telemetry.flush_traces()
     report.units_completed = worker.completed if worker else 0
     log.info("pod %s stopped", pod)
     return report
+
+
+def _enable_telemetry(pod: str, roles: list[Role], *, metrics_too: bool) -> None:
+    """Traces when the ``OTEL_*`` variables ask for them; metrics when the pod serves them."""
+    role = ",".join(roles)
+    telemetry.enable_tracing(pod=pod, role=role)
+    if metrics_too:
+        telemetry.enable_metrics(pod=pod, role=role)
+        metrics.prime()
+
+
+def _serve(
+    view: PodView, address: tuple[str, int], beat: _Heartbeat, scanner: Scanner | None
+) -> Callable[[], None]:
+    """Start the health server and the gauges read from the pod; the function that stops them."""
+    probes = [
+        metrics.HEARTBEAT_AGE.watch(lambda: time.time() - beat.last_ok),
+        metrics.READY.watch(lambda: float(view.status()["ready"])),
+    ]
+    if scanner is not None:
+        probes.append(metrics.LEADER.watch(lambda: float(scanner.lease.held), {"lease": "scanner"}))
+    server = HealthServer(view, *address).start()
+
+    def stop() -> None:
+        server.stop()
+        for forget in probes:
+            forget()
+
+    return stop
 
 
 def _loop(name: str, ticker: _Ticker, every: float, shutdown: Shutdown, report: PodReport) -> None:

@@ -25,6 +25,7 @@ from roboflow_core import RoboflowError
 from roboflow_distributed import keys
 from roboflow_distributed.batches import Batch, active_batches, failure_reason, set_phase
 from roboflow_distributed.locks import Lease
+from roboflow_distributed.metrics import RECORDINGS_DISCOVERED
 from roboflow_distributed.records import BatchPhase, BatchSpec, UnitStatus, WorkUnit, encode
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import ABSENT, Compare, Store
@@ -59,13 +60,18 @@ class Scanner:
         self.lease = Lease(store, "scanner", pod, settings.lock_ttl)
 
     def tick(self) -> bool:
-        """Discover every waiting batch if this pod leads; whether a batch was discovered."""
+        """Discover every waiting batch if this pod leads; whether a batch was discovered.
+
+        The lease is taken when a batch waits, and renewed on every tick once held.
+        """
         waiting = [
             b
             for b in active_batches(self.store)
             if b.status.record.phase in (BatchPhase.PENDING, BatchPhase.DISCOVERING)
         ]
-        if not waiting or not self.lease.acquire():
+        # a leader keeps renewing its lease while idle, so leadership is stable (and observable)
+        leader = (bool(waiting) or self.lease.held) and self.lease.acquire()
+        if not waiting or not leader:
             return False
         for batch in waiting:
             self.discover(batch)
@@ -85,6 +91,7 @@ class Scanner:
             log.warning("batch %s: discovery will be retried: %s", spec.id, err.__cause__)
             return
         self._create(units)
+        RECORDINGS_DISCOVERED.add(len(units))
         set_phase(self.store, spec.id, status, phase=BatchPhase.RUNNING, units_total=len(units))
         dead = sum(u.status is UnitStatus.DEAD for u in units)
         log.info("batch %s: %d units (%d dead at discovery)", spec.id, len(units), dead)

@@ -26,10 +26,10 @@ from typing import TypeVar
 
 import msgspec
 
-from roboflow_core import CoordinationError, DatasetError, RoboflowError, is_transient
+from roboflow_core import CoordinationError, DatasetError, RoboflowError, is_transient, telemetry
 from roboflow_core.annotation import parse_annotation
 from roboflow_dataset.lerobot import StagedEpisode
-from roboflow_distributed import keys
+from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import failure_reason
 from roboflow_distributed.configs import fetch_config
 from roboflow_distributed.progress import ClaimLost, Released, UnitProgress
@@ -93,7 +93,6 @@ class Worker:
         self.shutdown = shutdown
         self.current: str | None = None
         self.completed = 0
-        self.failed = 0
         self._next: Versioned[WorkUnit] | None = None  # claimed ahead, input downloading
 
     # --- claiming ---------------------------------------------------------------------------
@@ -179,14 +178,24 @@ class Worker:
     # --- processing -------------------------------------------------------------------------
 
     def process(self, unit: Versioned[WorkUnit]) -> None:
-        """Convert a claimed unit and record the outcome (complete, retry, dead or released)."""
+        """Convert a claimed unit and record the outcome (complete, retry, dead or released), in a
+        trace of its own, with the job's metrics."""
+        rec = unit.record
+        attributes = {"roboflow.batch": rec.batch, "roboflow.job": rec.id, "roboflow.pod": self.pod}
+        start = time.perf_counter()
+        with telemetry.job_trace("roboflow.job", {**attributes, "roboflow.attempt": rec.claims}) as job:
+            job.outcome = self._process(unit)
+        metrics.JOBS.add(1, {"outcome": job.outcome})
+        metrics.JOB_DURATION.record(time.perf_counter() - start, {"outcome": job.outcome})
+
+    def _process(self, unit: Versioned[WorkUnit]) -> str:
         rec = unit.record
         log.info("converting %s (%s, claim %d)", display_url(rec.source), rec.id, rec.claims)
         try:
             spec, status = self._batch(rec)
             if status.phase is BatchPhase.CANCELLED:
                 self._finish(unit, status=UnitStatus.CANCELLED)
-                return
+                return "cancelled"
             staging = Storage.from_url(spec.staging)
             prefix, frames = self._convert(unit, spec, staging)
             annotation = None if spec.annotation is None else parse_annotation(spec.annotation)
@@ -194,14 +203,13 @@ class Worker:
         except Released:
             log.info("releasing %s: shutting down", rec.id)
             self._finish(unit, status=UnitStatus.PENDING, owner=None, requeue=True)
-            return
+            return "requeued"
         except ClaimLost:
             log.warning("unit %s was taken over by another worker; dropping this claim", rec.id)
-            return
+            return "lost"
         except Exception as err:
-            self._failed(unit, err)
-            return
-        self._finish(
+            return self._failed(unit, err)
+        if not self._finish(
             unit,
             status=UnitStatus.COMPLETE,
             staged=prefix,
@@ -209,10 +217,14 @@ class Worker:
             episodes=episodes,
             error=None,
             error_kind=None,
-        )
+        ):
+            return "lost"
         self.store_retry(lambda: self.store.txn(deletes=[keys.checkpoint(rec.batch, rec.id)]))
         self.completed += 1
+        metrics.FRAMES.add(frames)
+        metrics.INPUT_BYTES.add(rec.size)
         log.info("done %s: %d frames", display_url(rec.source), frames)
+        return "completed"
 
     def _batch(self, rec: WorkUnit) -> tuple[BatchSpec, BatchStatus]:
         spec = read(self.store, keys.batch_spec(rec.batch), BatchSpec)
@@ -276,9 +288,9 @@ class Worker:
 
     # --- outcomes ---------------------------------------------------------------------------
 
-    def _failed(self, unit: Versioned[WorkUnit], err: BaseException) -> None:
+    def _failed(self, unit: Versioned[WorkUnit], err: BaseException) -> str:
+        """Retry the unit or make it dead; the outcome."""
         rec = unit.record
-        self.failed += 1
         reason, kind = failure_reason(err)
         attempts = rec.attempts + 1
         transient = is_transient(err)  # a permanent fault (bad input) is dead at once
@@ -295,10 +307,11 @@ class Worker:
                 error_kind=kind,
                 requeue=True,
             )
-            return
+            return "failed"
         why = "attempts used up" if transient else "bad input, not retried"
         log.error("%s is dead (%s): %s", display_url(rec.source), why, reason)
         self._finish(unit, status=UnitStatus.DEAD, attempts=attempts, error=reason, error_kind=kind)
+        return "dead"
 
     def _finish(self, unit: Versioned[WorkUnit], *, requeue: bool = False, **changes: object) -> bool:
         """Write the unit's outcome if it is still ours; whether it was."""

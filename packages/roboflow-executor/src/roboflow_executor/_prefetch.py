@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
+from roboflow_core import telemetry
+
 T = TypeVar("T")
 
 _DONE = object()
@@ -30,15 +32,20 @@ class Prefetcher(Generic[T]):
         source: The iterable to run ahead.
         depth: How many items may wait in the queue.
         name: Thread name, for debugging.
+        stage: The telemetry stage the source's work counts as (see
+            :func:`roboflow_core.telemetry.timed`); the thread runs in the creator's context.
     """
 
-    def __init__(self, source: Iterable[T], *, depth: int = 8, name: str = "prefetch") -> None:
+    def __init__(
+        self, source: Iterable[T], *, depth: int = 8, name: str = "prefetch", stage: str | None = None
+    ) -> None:
         if depth < 1:
             raise ValueError("depth must be >= 1")
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._source = source
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._stage = stage
+        self._thread = threading.Thread(target=telemetry.in_context(self._run), name=name, daemon=True)
         self._thread.start()
 
     def _put(self, item: object) -> bool:
@@ -52,13 +59,26 @@ class Prefetcher(Generic[T]):
 
     def _run(self) -> None:
         try:
-            for item in self._source:
+            for item in self._items():
                 if not self._put(item):
                     return
         except BaseException as err:  # re-raised in the consumer
             self._put(_Failure(err))
             return
         self._put(_DONE)
+
+    def _items(self) -> Iterator[T]:
+        """The source's items, its time per item counted as the stage's (not the waits to put)."""
+        if self._stage is None:
+            yield from self._source
+            return
+        it = iter(self._source)
+        while True:
+            with telemetry.timed(self._stage):
+                item = next(it, _DONE)
+            if item is _DONE:
+                return
+            yield item  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[T]:
         try:

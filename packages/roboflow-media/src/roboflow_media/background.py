@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from numpy.typing import NDArray
 
+from roboflow_core import telemetry
 from roboflow_core.errors import MediaError
 from roboflow_media._base import EncodedVideo, VideoEncoder
 
@@ -38,7 +39,9 @@ class BackgroundEncoder:
         self._error: BaseException | None = None
         self._aborting = False
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name=f"encode:{encoder.path.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=telemetry.in_context(self._run), name=f"encode:{encoder.path.name}", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -68,7 +71,8 @@ class BackgroundEncoder:
         self._stop()
         if self._error is not None:
             self._raise_error()
-        return self.encoder.close()
+        with telemetry.timed("encode"):
+            return self.encoder.close()
 
     def abort(self) -> None:
         """Drop queued frames, stop the worker and remove the partial file."""
@@ -92,7 +96,8 @@ class BackgroundEncoder:
             if self._error is not None or self._aborting:
                 continue  # drain, so that a producer blocked on a full queue wakes up
             try:
-                self.encoder.encode(frame)
+                with telemetry.timed("encode"):
+                    self.encoder.encode(frame)
             except BaseException as err:  # surfaced in the caller's thread
                 self._error = err
 

@@ -361,7 +361,7 @@ class _Sink(Protocol[_T_co]):
 
 def _drain(frames: Iterator[dict[str, Any]], sink: _Sink[_T], job: _Job) -> _T:
     """Pass 2: decode ahead in a thread, feed the frames to ``sink``; abort it on any error."""
-    ahead = Prefetcher(frames, depth=job.config.flushing.queue_frames, name=job.thread_name)
+    ahead = Prefetcher(frames, depth=job.config.flushing.queue_frames, name=job.thread_name, stage="decode")
     try:
         with ahead:
             for index, values in enumerate(ahead, start=sink.skip):
@@ -478,7 +478,9 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
     stage: _Stage | None = None
     with streamed:
         try:
-            with Prefetcher(frames(), depth=config.flushing.queue_frames, name=job.thread_name) as ahead:
+            with Prefetcher(
+                frames(), depth=config.flushing.queue_frames, name=job.thread_name, stage="decode"
+            ) as ahead:
                 for index, values in enumerate(ahead):
                     if stage is None:
                         stage = job.fresh_stage(made[0])

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from roboflow_core import telemetry
 from roboflow_storage.errors import ObjectNotFoundError, StorageError
 
 RangeStream = Callable[[int, int], Iterable[bytes]]
@@ -65,12 +66,16 @@ class Part:
         self._progress = progress
 
     def __call__(self, start: int, end: int) -> None:
-        """Write ``[start, end)``.
+        """Write ``[start, end)`` (time counted as the current job's ``download`` stage).
 
         Raises:
             Stopped: ``stop`` was set.
             StorageError: The stream failed (beyond its resumes) or gave the wrong bytes.
         """
+        with telemetry.timed("download"):
+            self._write(start, end)
+
+    def _write(self, start: int, end: int) -> None:
         pos, resumed = start, 0
         while True:
             before = pos
@@ -147,7 +152,7 @@ def download(
                 part(start, end)
             return
         with ThreadPoolExecutor(min(concurrency, len(bounds)), thread_name_prefix="roboflow-get") as pool:
-            futures = [pool.submit(part, start, end) for start, end in bounds]
+            futures = [pool.submit(telemetry.in_context(part), start, end) for start, end in bounds]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             error = next((e for f in futures if f in done and (e := f.exception()) is not None), None)
             if error is not None:

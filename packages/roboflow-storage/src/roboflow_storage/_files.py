@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from roboflow_core import telemetry
 from roboflow_storage._storage import Storage
 
 __all__ = ["download_tree", "upload_file"]
 
 
 def upload_file(storage: Storage, key: str, path: Path) -> None:
-    """Upload one file: a single put when it fits one part, else a streaming multipart upload.
+    """Upload one file: a single put when it fits one part, else a streaming multipart upload
+    (time counted as the current job's ``upload`` stage).
 
     Raises:
         StorageError: After retries.
     """
+    with telemetry.timed("upload"):
+        _upload(storage, key, path)
+
+
+def _upload(storage: Storage, key: str, path: Path) -> None:
     if path.stat().st_size <= storage.part_size:
         storage.put(key, path.read_bytes())
         return

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from roboflow_core import telemetry
 from roboflow_storage._cache import Reservation
 from roboflow_storage._download import Part, RangeStream, Stopped
 from roboflow_storage.errors import StorageError
@@ -171,7 +172,10 @@ class GrowingCopy:
             copy = cls(fds[1], _Progress(reservation.size, url))
             part = Part(stream, fds[0], copy._stop, resumes=resumes, url=url, progress=copy._progress.advance)
             copy._thread = threading.Thread(
-                target=copy._run, args=(reservation, part, fds[0]), name="roboflow-growing-copy", daemon=True
+                target=telemetry.in_context(copy._run),
+                args=(reservation, part, fds[0]),
+                name="roboflow-growing-copy",
+                daemon=True,
             )
             copy._thread.start()
         except BaseException as err:
