@@ -72,3 +72,4 @@ bench: install ## Print the benchmark figures
 	$(UV) run python bench/bench_convert_s3.py
 	$(UV) run python bench/bench_convert_s3.py --compressed --width 640 --height 480
 	$(UV) run python bench/bench_distributed.py
+	$(UV) run python bench/bench_telemetry.py

@@ -436,3 +436,28 @@ def test_helm_template_refuses_a_store_the_pods_cannot_share(store: str) -> None
     done = _helm("template", "rf", str(CHART), "--set", f"store={store}")
     assert done.returncode != 0
     assert "store" in done.stderr
+
+
+@needs_helm
+def test_helm_template_monitoring() -> None:
+    docs = _render(
+        f"store={STORE}",
+        "metrics.podMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.grafanaDashboard.enabled=true",
+        "tracing.otlpEndpoint=http://otel:4318",
+    )
+    monitor = docs["PodMonitor", "rf-roboflow"]["spec"]
+    assert monitor["podMetricsEndpoints"] == [{"port": "health", "path": "/metrics", "interval": "30s"}]
+    assert docs["PrometheusRule", "rf-roboflow"]["spec"] == yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    dashboard = docs["ConfigMap", "rf-roboflow-dashboard"]
+    assert json.loads(dashboard["data"]["roboflow.json"]) == json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    data = docs["ConfigMap", "rf-roboflow"]["data"]
+    assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel:4318"
+    assert data["ROBOFLOW_LOG_FORMAT"] == "json"
+    for name in ("rf-roboflow-worker", "rf-roboflow-control"):
+        annotations = docs["Deployment", name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == "8080"
+        assert annotations["prometheus.io/path"] == "/metrics"

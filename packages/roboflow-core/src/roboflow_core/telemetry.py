@@ -7,12 +7,13 @@
 - **Exposition**: :func:`enable_metrics` installs the SDK with the Prometheus reader (once per
   process); :func:`metrics_exposition` renders the text any HTTP framework can serve at
   ``/metrics`` (bytes and content type).
-- **Traces**: :func:`enable_tracing` installs an OTLP/HTTP exporter only when the standard
-  ``OTEL_*`` variables ask for one (``OTEL_EXPORTER_OTLP_ENDPOINT``,
-  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_TRACES_EXPORTER=otlp|console``); otherwise spans
-  are the API's non-recording ones and cost next to nothing. :func:`job_trace` opens one trace per
-  unit of work (a new root span) and collects the time its stages (:data:`STAGES`) were busy
-  through :func:`timed`, in whatever helper thread they run (started with :func:`in_context`).
+- **Traces**: :func:`enable_tracing` installs the SDK's tracer (spans give log lines their trace
+  id) and an OTLP/HTTP exporter only when the standard ``OTEL_*`` variables ask for one
+  (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
+  ``OTEL_TRACES_EXPORTER=otlp|console``); without an exporter a span costs a few microseconds.
+  :func:`job_trace` opens one trace per unit of work (a new root span) and collects the time its
+  stages (:data:`STAGES`) were busy through :func:`timed`, in whatever helper thread they run
+  (started with :func:`in_context`).
 """
 
 from __future__ import annotations
@@ -178,39 +179,41 @@ def metrics_exposition(accept: str | None = None) -> tuple[bytes, str]:
 
 
 def enable_tracing(*, pod: str | None = None, role: str | None = None) -> bool:
-    """Export spans when the standard ``OTEL_*`` variables ask for it; whether they do.
+    """Record spans (so that log lines carry trace ids) and export them when the standard ``OTEL_*``
+    variables ask for it; whether they do.
 
     ``OTEL_TRACES_EXPORTER=otlp`` (or an ``OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT``) sends them with
     OTLP over HTTP (endpoint, headers, timeout and compression from the exporter's own ``OTEL_*``
-    variables), ``console`` prints them, ``none`` or ``OTEL_SDK_DISABLED=true`` turns tracing off.
-    Spans are batched in a background thread and flushed at exit.
+    variables), ``console`` prints them; without either, or with ``none``, nothing is exported.
+    ``OTEL_SDK_DISABLED=true`` leaves the API's no-op tracer. Exported spans are batched in a
+    background thread (flushed by :func:`flush_traces` and at exit). Once per process.
     """
     global _tracing
     env = os.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
     exporter_name = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if env.get("OTEL_SDK_DISABLED", "").lower() == "true" or exporter_name == "none":
-        return False
-    if not exporter_name and not endpoint:
-        return False
+    exporting = exporter_name in ("otlp", "console") or (not exporter_name and bool(endpoint))
     with _setup_lock:
         if _tracing:
-            return True
+            return exporting
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-        exporter: SpanExporter
-        if exporter_name == "console":
-            exporter = ConsoleSpanExporter()
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            exporter = OTLPSpanExporter()
         provider = TracerProvider(resource=_resource(pod, role))
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        if exporting:
+            exporter: SpanExporter
+            if exporter_name == "console":
+                exporter = ConsoleSpanExporter()
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                exporter = OTLPSpanExporter()
+            provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
         _tracing = True
-    return True
+    return exporting
 
 
 def flush_traces() -> None:
