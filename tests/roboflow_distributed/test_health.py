@@ -112,10 +112,7 @@ def _view() -> PodView:
         heartbeat_interval=60.0,
         last_heartbeat=time.time,
         breaker_open=lambda: False,
-        store_errors=lambda: 0,
         threads=lambda: [],
-        units_completed=lambda: 0,
-        units_failed=lambda: 0,
         current_unit=lambda: None,
     )
 
