@@ -298,3 +298,14 @@ def test_an_evicted_spool_copy_of_an_rrd_stays_readable(
             copy.unlink()  # what the LRU buffer does to make room
         markers = [read_marker(m.decode()) for m in remote.messages(["/cam_high/image_raw"])]
     assert markers == [w.index for w in rec.messages["/cam_high/image_raw"]]
+
+
+def test_a_starter_config_maps_rerun_cameras_and_loads(tmp_path: Path) -> None:
+    from roboflow_core import loads_config
+    from roboflow_dataset.starter import starter_config
+
+    rec = _synth(tmp_path)
+    config = loads_config(starter_config(rec.path))
+    images = {m.topic for m in config.mappings if m.is_image}
+    assert images == {"/cam_high/image_raw", "/cam_low/image_raw/compressed"}
+    assert [m.topic for m in config.mappings if m.feature == "action"] == [ACTION_TOPIC]

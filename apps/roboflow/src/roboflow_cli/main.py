@@ -249,9 +249,9 @@ def _load_tasks(inputs: tuple[str, ...], task: str | None, tasks_file: str | Non
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["mcap", "ros1", "ros2-db3", "ros2-mcap"]),
+    type=click.Choice(["mcap", "ros1", "ros2-db3", "ros2-mcap", "rrd"]),
     default=None,
-    help="Recording format (default: from the suffix: .mcap, .bag, else a ROS2 .db3 bag directory).",
+    help="Recording format (default: from the suffix: .mcap, .bag, .rrd, else a ROS2 .db3 bag directory).",
 )
 @click.option("--duration", type=float, default=3.0, show_default=True, help="Seconds of recording.")
 @click.option("--width", type=int, default=320, show_default=True)
@@ -275,7 +275,7 @@ def sample(
 
     if fmt is None:
         suffix = Path(path).suffix
-        fmt = {".mcap": "mcap", ".bag": "ros1"}.get(suffix, "ros2-db3")
+        fmt = {".mcap": "mcap", ".bag": "ros1", ".rrd": "rrd"}.get(suffix, "ros2-db3")
     try:
         write_recording(
             path,

@@ -19,7 +19,14 @@ from roboflow_core import DecodeError, MediaError
 from roboflow_dataset._image_wire import read_raw_image
 from roboflow_media import decode_compressed_image, decode_raw_image
 
-__all__ = ["ImageExtractor", "StampExtractor", "VectorExtractor", "default_fields", "normalize_msgtype"]
+__all__ = [
+    "IMAGE_TYPES",
+    "ImageExtractor",
+    "StampExtractor",
+    "VectorExtractor",
+    "default_fields",
+    "normalize_msgtype",
+]
 
 _XYZ = ("x", "y", "z")
 _XYZW = ("x", "y", "z", "w")
@@ -56,6 +63,8 @@ _ELEMENT_NAMES = {"sensor_msgs/JointState": "name", "rerun.archetypes.Scalars": 
 _RAW_IMAGES = ("sensor_msgs/Image",)
 _COMPRESSED_IMAGES = ("sensor_msgs/CompressedImage",)
 _DECODED_IMAGES = ("rerun.archetypes.Image", "rerun.archetypes.EncodedImage", "rerun.archetypes.DepthImage")
+IMAGE_TYPES = _RAW_IMAGES + _COMPRESSED_IMAGES + _DECODED_IMAGES
+"""The message types an image mapping takes (normalized, see :func:`normalize_msgtype`)."""
 _SCALAR_PREFIX = "std_msgs/"
 _STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -207,7 +216,7 @@ class ImageExtractor:
     def __init__(self, topic: str, msgtype: str) -> None:
         self.topic = topic
         name = normalize_msgtype(msgtype)
-        if name not in _RAW_IMAGES + _COMPRESSED_IMAGES + _DECODED_IMAGES:
+        if name not in IMAGE_TYPES:
             raise DecodeError(
                 "an image mapping needs sensor_msgs/Image, sensor_msgs/CompressedImage or a rerun "
                 f"Image, EncodedImage or DepthImage entity, not {msgtype}",

@@ -1,6 +1,7 @@
 """A commented starter config written from a recording (``roboflow init``).
 
-Cameras (``sensor_msgs/Image`` and ``CompressedImage``) become image mappings; a camera whose
+Cameras (``sensor_msgs/Image`` and ``CompressedImage``, rerun ``Image``, ``EncodedImage`` and
+``DepthImage`` entities) become image mappings; a camera whose
 first message does not decode is written commented out, with the reason. ``JointState`` topics
 become ``observation.state`` and numeric topics whose names say they are commands
 (``cmd``, ``command``, ``action``, ``target``, ``goal``, ...) become ``action``; other numeric
@@ -20,13 +21,12 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from roboflow_core import ConfigError, RoboflowError, loads_config
-from roboflow_dataset.extract import ImageExtractor, default_fields, normalize_msgtype
+from roboflow_dataset.extract import IMAGE_TYPES, ImageExtractor, default_fields, normalize_msgtype
 from roboflow_dataset.inspect import frequency_hz
 from roboflow_dataset.sources import Source, TopicInfo, open_source
 
 __all__ = ["starter_config"]
 
-_CAMERA_TYPES = ("sensor_msgs/Image", "sensor_msgs/CompressedImage")
 _JOINTS = "sensor_msgs/JointState"
 _ACTION_WORDS = re.compile(
     r"(^|[/_.\-])(cmd|command|commands|action|actions|target|goal|desired|control)($|[/_.\-])"
@@ -109,7 +109,7 @@ def _cameras(source: Source, topics: Sequence[TopicInfo]) -> list[_Camera]:
     taken: set[str] = set()
     cameras = []
     for t in topics:
-        if normalize_msgtype(t.msgtype) in _CAMERA_TYPES:
+        if normalize_msgtype(t.msgtype) in IMAGE_TYPES:
             depth, problem, shape = _peek_camera(source, t)
             name = _camera_name(t.topic, taken)
             if depth and "depth" not in name:
@@ -147,7 +147,7 @@ def _numeric_lines(topics: Sequence[TopicInfo], numeric: Sequence[TopicInfo], *,
         for t in others:
             lines += [f"# {t.topic}: {t.msgtype}, {t.count} messages, {frequency_hz(t):.1f} Hz"]
             lines += _mapping(t.topic, "observation.state", "state", off=off)
-    skipped = [t for t in topics if normalize_msgtype(t.msgtype) not in _CAMERA_TYPES and t not in numeric]
+    skipped = [t for t in topics if normalize_msgtype(t.msgtype) not in IMAGE_TYPES and t not in numeric]
     if skipped:
         lines += ["", "# Topics roboflow cannot map by default (set `fields` to map one):"]
         lines += [f"#   {t.topic}: {t.msgtype}" for t in skipped]
@@ -170,7 +170,7 @@ def starter_config(path: str | os.PathLike[str]) -> str:
             f"{source.format}, {(end - start) / 1e9 if start is not None and end is not None else 0.0:.1f} s"
         )
     numeric = [
-        t for t in topics if normalize_msgtype(t.msgtype) not in _CAMERA_TYPES and default_fields(t.msgtype)
+        t for t in topics if normalize_msgtype(t.msgtype) not in IMAGE_TYPES and default_fields(t.msgtype)
     ]
     usable = [c for c in cameras if c.problem is None]
     rates = [frequency_hz(c.topic) for c in usable] or [frequency_hz(t) for t in numeric]
