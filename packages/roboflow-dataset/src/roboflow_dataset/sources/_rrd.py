@@ -310,7 +310,7 @@ class RrdSource(Source):
             if any("no footer" in str(w.message) for w in caught):
                 raise CorruptRecordingError(
                     "the .rrd file has no footer (manifest): it is truncated (was the recording "
-                    "interrupted?) or was written by a rerun older than 0.41, which this reader needs",
+                    "interrupted?) or was written by an old rerun without one; this reader needs it",
                     path=name,
                 )
             recordings = reader.recordings()
