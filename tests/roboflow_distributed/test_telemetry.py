@@ -272,6 +272,7 @@ def test_pods_expose_metrics_traces_and_json_logs(
         assert all(line["pod"] == pod.name for line in lines)
         for line in lines:
             if line["logger"] == "roboflow.worker" and line["message"].startswith(("converting", "done")):
-                assert line["job"] in units and line["batch"] == spec.id and len(line["trace_id"]) == 32
+                assert line["job"] in units and line["batch"] == spec.id
+                assert line["trace_id"] == jobs[line["job"]]["trace"], "the log line names the job's trace"
     worker_lines = [json.loads(line) for pod in pods[:2] for line in pod.log.read_text().splitlines()]
     assert sum(line["message"].startswith("converting") for line in worker_lines) == len(units)

@@ -29,7 +29,7 @@ from typing import Any, ParamSpec, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
-from opentelemetry.metrics import _Gauge as Gauge  # the API exports the synchronous gauge only so
+from opentelemetry.metrics import _Gauge as Gauge  # the API's synchronous gauge type (no public alias)
 from opentelemetry.trace import Span
 
 from roboflow_core.logs import log_fields
