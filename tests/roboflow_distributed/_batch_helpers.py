@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from roboflow_dataset.synth import ACTION_TOPIC, JOINT_TOPIC, RecordingInfo, camera_topic, write_recording
-from roboflow_distributed.batches import get_batch
-from roboflow_distributed.records import BatchStatus
+from roboflow_distributed.batches import get_batch, list_units
+from roboflow_distributed.records import BatchStatus, UnitStatus
 from roboflow_distributed.runner import PodReport, Role, run_pod
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import Store
@@ -113,3 +113,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 def wait_finished(store: Store, batch_id: str, timeout: float = 120.0) -> BatchStatus:
     wait_for(lambda: get_batch(store, batch_id).status.record.phase.terminal, timeout, f"batch {batch_id}")
     return get_batch(store, batch_id).status.record
+
+
+def convert_units(store: Store, batch_id: str, done: Callable[[list[UnitStatus]], bool]) -> None:
+    """Run a scanner + worker pod until the batch's unit statuses satisfy ``done`` (nothing merges)."""
+    pod = PodThread(store, ["scanner", "worker"], "w", exit_when_idle=False).start()
+    try:
+        wait_for(lambda: done([u.record.status for u in list_units(store, batch_id)]), 120, "units")
+    finally:
+        pod.stop()

@@ -18,10 +18,10 @@ from tests.roboflow_distributed._batch_helpers import (
     FAST,
     PodThread,
     config_text,
+    convert_units,
     corrupt,
     recordings,
     wait_finished,
-    wait_for,
 )
 from tests.roboflow_pipeline.test_convert import run_doctor, verify_dataset
 
@@ -202,11 +202,7 @@ def test_merge_is_restartable_group_by_group_and_never_duplicates_episodes(
     recs = recordings(tmp_path / "in", 5, base=0.2)
     output = tmp_path / "ds"
     spec = submit_batch(store, [str(r.path) for r in recs], config_text(), str(output))
-    workers = PodThread(store, ["scanner", "worker"], "w", exit_when_idle=False).start()
-    try:
-        wait_for(lambda: len(list_units(store, spec.id, UnitStatus.COMPLETE)) == 5, 120, "units")
-    finally:
-        workers.stop()
+    convert_units(store, spec.id, lambda statuses: statuses.count(UnitStatus.COMPLETE) == 5)
     settings = dataclasses.replace(FAST, merge_group=2)
     finalizer = Finalizer(store, "f", settings)
     finalizer._close_running(get_batch(store, spec.id))

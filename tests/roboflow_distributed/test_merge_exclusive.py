@@ -24,10 +24,10 @@ from tests.roboflow_distributed._batch_helpers import (
     FAST_ENV,
     PodThread,
     config_text,
+    convert_units,
     corrupt,
     recordings,
     wait_finished,
-    wait_for,
 )
 from tests.roboflow_pipeline.test_convert import make_config, verify_dataset
 from tests.roboflow_pipeline.test_convert_s3 import download
@@ -127,11 +127,7 @@ def test_a_finalizer_stopped_past_its_lease_writes_nothing_more(store: Store, tm
     recs = recordings(tmp_path / "in", 4, base=0.3)
     output = tmp_path / "ds"
     spec = submit_batch(store, [str(r.path) for r in recs], config_text(), str(output))
-    workers = PodThread(store, ["scanner", "worker"], "w", exit_when_idle=False).start()
-    try:
-        wait_for(lambda: len(list_units(store, spec.id, UnitStatus.COMPLETE)) == 4, 120, "units")
-    finally:
-        workers.stop()
+    convert_units(store, spec.id, lambda statuses: statuses.count(UnitStatus.COMPLETE) == 4)
     # a finalizer process merging one episode at a time is stopped as soon as it writes the dataset
     env = {**os.environ, **FAST_ENV, "FINALIZER_MERGE_GROUP": "1"}
     command = [ROBOFLOW, "run", "--role", "finalizer", "--pod-id", "stopped", "--store", store.url]
@@ -185,18 +181,7 @@ def test_a_retry_cannot_slip_in_after_the_batch_moved_to_merging(store: Store, t
     good = recordings(tmp_path / "in", 1, base=0.2)
     bad = corrupt(good[0].path, tmp_path / "in" / "bad.mcap")
     spec = submit_batch(store, [str(good[0].path), str(bad)], config_text(), str(tmp_path / "ds"))
-    pod = PodThread(store, ["scanner", "worker"], "w", exit_when_idle=False).start()
-    try:
-        wait_for(
-            lambda: (
-                sorted(u.record.status for u in list_units(store, spec.id))
-                == sorted([UnitStatus.COMPLETE, UnitStatus.DEAD])
-            ),
-            120,
-            "units",
-        )
-    finally:
-        pod.stop()
+    convert_units(store, spec.id, lambda found: sorted(found) == [UnitStatus.COMPLETE, UnitStatus.DEAD])
     dead = next(u for u in list_units(store, spec.id) if u.record.status is UnitStatus.DEAD)
     finalizer = Finalizer(store, "f", FAST)
     racing = Interleaved(store, lambda: finalizer._close_running(get_batch(store, spec.id)))
