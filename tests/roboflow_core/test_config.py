@@ -139,6 +139,9 @@ def test_camera_key_names_the_video_directory_which_is_the_feature() -> None:
     named = 'mapping_type = "image"\ncamera_key = "observation.images.cam"'
     same = loads_config(BASE.replace('mapping_type = "image"', named))
     assert same.mappings[0].camera_key == same.mappings[0].feature
+    # the original's own configs name the camera only
+    short = loads_config(BASE.replace('mapping_type = "image"', 'mapping_type = "image"\ncamera_key = "cam"'))
+    assert short.mappings[0].camera_key == "cam"
     with pytest.raises(ConfigError) as err:
         loads_config(BASE.replace('mapping_type = "image"', 'mapping_type = "image"\ncamera_key = "left"'))
     assert err.value.context["key"] == "mappings[0].camera_key"

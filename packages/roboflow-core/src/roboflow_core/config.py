@@ -77,7 +77,7 @@ class Mapping(_Struct, frozen=True):
     topic: str
     feature: str
     mapping_type: MappingType = MappingType.STATE
-    camera_key: str | None = None  # the camera's video directory, as in the original: must be the feature
+    camera_key: str | None = None  # the camera's video directory, as in the original: the feature's
     fields: tuple[str, ...] | None = None
     names: tuple[str, ...] | None = None
     policy: Policy | None = None
@@ -337,14 +337,15 @@ def _validate(config: RoboflowConfig) -> None:
 def _validate_camera_keys(mappings: tuple[Mapping, ...]) -> None:
     """``camera_key`` names a camera's video directory (the original's meaning). LeRobot finds a
     camera's videos in the directory named after its feature key, so that is the only name it can
-    have."""
+    have: the feature itself, or the camera's name in it (``cam_high`` for
+    ``observation.images.cam_high``, as the original's own configs write it)."""
     for i, mapping in enumerate(mappings):
         if mapping.camera_key is None:
             continue
         key = f"mappings[{i}].camera_key"
         if not mapping.is_image:
             raise ConfigError("camera_key applies to image mappings only", key=key)
-        if mapping.camera_key != mapping.feature:
+        if mapping.camera_key not in (mapping.feature, mapping.feature.removeprefix("observation.images.")):
             raise ConfigError(
                 f"camera_key {mapping.camera_key!r} would name the camera's video directory, but LeRobot "
                 f"reads a camera's videos from the directory of its feature key ({mapping.feature!r}); "
