@@ -6,6 +6,7 @@ Every recording here is written with rerun-sdk itself.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -260,27 +261,38 @@ from roboflow_dataset.sources import open_source
 with open_source(sys.argv[1]) as source:
     list(source.topics())
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    pixels = 0
+    pixels, times = 0, []
     for message in source.messages():
-        pixels += message.decode().nbytes
-print(pixels, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+        times.append(message.log_time_ns)
+        if message.topic == "/camera":
+            pixels += message.decode().nbytes
+print(pixels, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024, int(times == sorted(times)))
 """
 
 
-def test_a_recording_larger_than_what_is_held_streams_chunk_by_chunk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["as-logged", "one-entity-after-the-other"])
+def test_a_recording_larger_than_what_is_held_streams_chunk_by_chunk(tmp_path: Path, layout: str) -> None:
     frames, height, width = 200, 480, 640
 
     def log(rec: rr.RecordingStream) -> None:
         for i in range(frames):  # flat frames: a small file that decodes to 184 MB
             _at(rec, T0 + i * 33_000_000)
             rec.log("/camera", rr.Image(np.full((height, width, 3), i % 256, np.uint8)))
+            if layout == "as-logged":
+                rec.log("/joints", rr.Scalars([i]))
+        if layout != "as-logged":  # the joints after every image, as a merge of two files lays them out
+            rec.flush()
+            for i in range(frames):
+                _at(rec, T0 + i * 33_000_000)
+                rec.log("/joints", rr.Scalars([i]))
 
     path = _write(tmp_path / "big.rrd", log)
+    env = {**os.environ, "ROBOFLOW_RRD_MAX_HELD_BYTES": str(64 << 20)}
     out = subprocess.run(
-        [sys.executable, "-c", _MEMORY_SCRIPT, str(path)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(path)], capture_output=True, text=True, check=True, env=env
     )
-    pixels, grown = map(int, out.stdout.split())
-    assert pixels == frames * height * width * 3
+    pixels, grown, ordered = map(int, out.stdout.split())
+    assert pixels == frames * height * width * 3 and ordered
     assert grown < pixels / 4, f"peak memory grew by {grown / 1e6:.0f} MB reading {pixels / 1e6:.0f} MB"
 
 

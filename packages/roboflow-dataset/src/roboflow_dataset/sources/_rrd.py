@@ -13,8 +13,9 @@ Messages stream in one forward read of the file (rerun's stream reader decodes o
 time; its ``LazyStore`` streams load every matching chunk at once, so they serve only the
 entities' static data); a row waits until no unread chunk can start before it (the manifest
 gives every chunk's first time). Files written by rerun's logging SDK keep chunks in about time
-order, so memory holds a few chunks; a history sent as columns at the end of a file holds the
-rows read before it until then.
+order, so this holds a few chunks; where the manifest shows it would hold more than
+``ROBOFLOW_RRD_MAX_HELD_BYTES`` (256 MiB; entities one after the other, as merged files are),
+every entity is read by its own stream instead.
 """
 
 from __future__ import annotations
@@ -22,17 +23,18 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from roboflow_core.errors import CorruptRecordingError, DecodeError, MediaError, SourceError
+from roboflow_core.errors import ConfigError, CorruptRecordingError, DecodeError, MediaError, SourceError
 from roboflow_dataset.sources._model import Channel, Message, TopicInfo
 from roboflow_dataset.sources._rrd_values import (
     DEPTH_IMAGE,
@@ -54,6 +56,52 @@ INSTALL_HINT = (
     "(in this workspace: uv sync --extra rerun)"
 )
 _IMAGES = (IMAGE, ENCODED_IMAGE, DEPTH_IMAGE)
+MAX_HELD_ENV = "ROBOFLOW_RRD_MAX_HELD_BYTES"
+_MAX_HELD_BYTES = 256 << 20
+
+
+def _max_held_bytes() -> int:
+    """How many decompressed chunk bytes one forward read may hold (``ROBOFLOW_RRD_MAX_HELD_BYTES``).
+
+    Raises:
+        ConfigError: The variable is not a positive integer.
+    """
+    text = os.environ.get(MAX_HELD_ENV)
+    if not text:
+        return _MAX_HELD_BYTES
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(
+            f"{MAX_HELD_ENV} must be a positive number of bytes, not {text!r}", key=MAX_HELD_ENV
+        )
+    return int(text)
+
+
+class _Span(NamedTuple):
+    """A temporal chunk as the manifest describes it: where it is, its time range, its size."""
+
+    offset: int
+    start: int
+    end: int
+    nbytes: int
+
+
+def held_peak(spans: Iterable[_Span]) -> int:
+    """The most chunk bytes a forward read in file order holds at once: a chunk stays until no
+    unread chunk can start before its last row."""
+    ordered = sorted(spans)
+    unread = sorted(s.start for s in ordered)
+    held: list[tuple[int, int]] = []
+    holding = peak = 0
+    for span in ordered:
+        del unread[bisect.bisect_left(unread, span.start)]
+        heapq.heappush(held, (span.end, span.nbytes))
+        holding += span.nbytes
+        peak = max(peak, holding)
+        while held and (not unread or held[0][0] <= unread[0]):
+            holding -= heapq.heappop(held)[1]
+    return peak
+
+
 _KINDS = {"timestamp": "timestamp", "duration": "duration", "int64": "sequence"}
 
 
@@ -123,7 +171,7 @@ class RrdChannel(Channel):
     ) -> None:
         super().__init__(path, entity, msgtype, "arrow")
         self.primary = primary
-        self.chunk_starts: list[int] = []  # first time of every temporal chunk, in ns
+        self.chunks: list[_Span] = []  # every temporal chunk on the timeline (times in ns)
         self.stats: tuple[int, int | None, int | None] = (0, None, None)  # count, first, last (ns)
         self._load_statics = load_statics
 
@@ -232,7 +280,8 @@ class _Manifest:
         self, path: str, timeline: _Timeline, load_statics: Callable[[str], dict[str, pa.Array]]
     ) -> list[RrdChannel]:
         """One channel per entity with temporal data, its counts and chunk starts on ``timeline``."""
-        starts = self.column(f"{timeline.name}:start")
+        starts, ends = self.column(f"{timeline.name}:start"), self.column(f"{timeline.name}:end")
+        offsets, sizes = self.column("chunk_byte_offset"), self.column("chunk_byte_size_uncompressed")
         logged = {  # component -> rows per chunk, on any timeline
             c: [
                 sum(n or 0 for n in per_chunk)
@@ -254,7 +303,10 @@ class _Manifest:
             archetype = next((a for a in PRIMARY if a in present), None)
             msgtype = archetype or "+".join(sorted(a or "AnyValues" for a in present)) or "none"
             channel = RrdChannel(path, entity, msgtype, PRIMARY.get(archetype or ""), load_statics)
-            channel.chunk_starts = sorted(timeline.ns(starts[row]) or 0 for row in info.chunks)
+            channel.chunks = [
+                _Span(offsets[r] or 0, timeline.ns(starts[r]) or 0, timeline.ns(ends[r]) or 0, sizes[r] or 0)
+                for r in info.chunks
+            ]
             channel.stats = self._stats(timeline, channel.primary, info.chunks)
             channels.append(channel)
         return channels
@@ -369,10 +421,20 @@ class RrdSource(Source):
 
     def _rows(self, channels: dict[str, RrdChannel], start_ns: int | None) -> Iterator[RrdMessage]:
         """The rows of ``channels`` in time order: chunks are read in file order (rerun's stream
-        reader holds one at a time), and a row waits until no unread chunk can start before it."""
+        reader holds one at a time), and a row waits until no unread chunk can start before it.
+
+        Where that would hold more than ``ROBOFLOW_RRD_MAX_HELD_BYTES`` (entities laid out one
+        after the other, as a merge of files leaves them), each entity is read by a stream of its
+        own and the streams are merged: bounded per entity, at one read of the file per entity.
+        """
         from rerun.chunk import RrdReader
 
-        unread = sorted(start for ch in channels.values() for start in ch.chunk_starts)
+        spans = [span for ch in channels.values() for span in ch.chunks]
+        if len(channels) > 1 and held_peak(spans) > _max_held_bytes():
+            streams = [self._rows({topic: ch}, start_ns) for topic, ch in channels.items()]
+            yield from heapq.merge(*streams, key=_log_time)
+            return
+        unread = sorted(span.start for span in spans)
         held: list[tuple[int, int, RrdMessage]] = []
         order = itertools.count()
         timeline = self.timeline
@@ -407,6 +469,10 @@ class RrdSource(Source):
             )
         while held:
             yield heapq.heappop(held)[2]
+
+
+def _log_time(message: RrdMessage) -> int:
+    return message.log_time_ns
 
 
 def open_rrd(
