@@ -59,12 +59,23 @@ class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class DatasetConfig(_Struct, frozen=True):
-    """``[dataset]``: what the dataset is called and its frame rate."""
+    """``[dataset]``: what the dataset is called and its frame rate.
+
+    ``max_episode_seconds`` bounds one episode (default 6 h): a recording whose mapped topics
+    span more is refused before anything is allocated for its frames (a bogus timestamp would
+    otherwise make billions of them).
+    """
 
     name: str
     fps: int
     robot_type: str | None = None
     task: str = ""
+    max_episode_seconds: float = 6 * 3600.0
+
+    @property
+    def max_episode_ns(self) -> int:
+        """``max_episode_seconds`` in nanoseconds."""
+        return int(self.max_episode_seconds * 1_000_000_000)
 
 
 class Mapping(_Struct, frozen=True):
@@ -289,9 +300,18 @@ def _upgrade_legacy(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _validate_dataset(dataset: DatasetConfig) -> None:
+    if dataset.fps <= 0:
+        raise ConfigError(f"fps must be a positive integer, got {dataset.fps}", key="dataset.fps")
+    if not 0 < dataset.max_episode_seconds <= 10 * 365 * 86400:
+        raise ConfigError(
+            f"max_episode_seconds must be > 0 and at most ten years, got {dataset.max_episode_seconds}",
+            key="dataset.max_episode_seconds",
+        )
+
+
 def _validate(config: RoboflowConfig) -> None:
-    if config.dataset.fps <= 0:
-        raise ConfigError(f"fps must be a positive integer, got {config.dataset.fps}", key="dataset.fps")
+    _validate_dataset(config.dataset)
     if not config.mappings:
         raise ConfigError("at least one [[mappings]] entry is needed", key="mappings")
     seen: dict[str, int] = {}

@@ -23,9 +23,17 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from roboflow_core import MissingTopicError, PipelineError
+from roboflow_core import CorruptRecordingError, MissingTopicError, PipelineError
 
-__all__ = ["AlignmentPlan", "TopicPlan", "TrackSpec", "iter_aligned", "plan_alignment", "scan_stamps"]
+__all__ = [
+    "AlignmentPlan",
+    "TopicPlan",
+    "TrackSpec",
+    "check_episode_span",
+    "iter_aligned",
+    "plan_alignment",
+    "scan_stamps",
+]
 
 _NS = 1_000_000_000
 
@@ -111,14 +119,45 @@ def _choose(stamps: np.ndarray, grid: np.ndarray, policy: str) -> tuple[np.ndarr
     return order[idx], np.abs(grid - ordered[idx])
 
 
+def check_episode_span(
+    span_ns: int, max_ns: int | None, *, path: str | None, topic: str | None = None
+) -> None:
+    """Refuse an episode longer than ``max_ns`` (``[dataset] max_episode_seconds``) before any
+    frame of it is allocated or encoded.
+
+    Raises:
+        CorruptRecordingError: Naming the recording, the topic and both durations.
+    """
+    if max_ns is not None and span_ns > max_ns:
+        raise CorruptRecordingError(
+            f"the mapped topics span {span_ns / _NS:,.0f} s, more than [dataset] max_episode_seconds = "
+            f"{max_ns / _NS:,.0f} s (a bogus timestamp? raise the limit for recordings that long)",
+            path=path,
+            topic=topic,
+        )
+
+
 def plan_alignment(
-    stamps: Mapping[str, np.ndarray], specs: Iterable[TrackSpec], fps: int, *, path: str | None = None
+    stamps: Mapping[str, np.ndarray],
+    specs: Iterable[TrackSpec],
+    fps: int,
+    *,
+    path: str | None = None,
+    max_duration_ns: int | None = None,
 ) -> AlignmentPlan:
     """Build the episode grid and each topic's choice of message per frame.
+
+    Args:
+        stamps: Each topic's stamps, in log order.
+        specs: How each topic is aligned.
+        fps: Frames per second of the grid.
+        path: Names the recording in errors.
+        max_duration_ns: The longest episode allowed (see :func:`check_episode_span`).
 
     Raises:
         MissingTopicError: A required topic has no message.
         PipelineError: The required topics never overlap in time.
+        CorruptRecordingError: The episode would be longer than ``max_duration_ns``.
     """
     specs = list(specs)
     for spec in specs:
@@ -136,6 +175,8 @@ def plan_alignment(
         raise PipelineError(
             "the mapped topics never overlap in time (each one ends before another starts)", path=path
         )
+    latest = min(required, key=lambda s: int(stamps[s.topic].max()))
+    check_episode_span(end - start, max_duration_ns, path=path, topic=latest.topic)
     n_frames = (end - start) * fps // _NS + 1
     grid = start + (np.arange(n_frames, dtype=np.int64) * _NS) // fps
     keep = np.ones(n_frames, dtype=bool)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from roboflow_core import RoboflowError
-from roboflow_dataset.align import AlignmentPlan, TrackSpec, plan_alignment
+from roboflow_dataset.align import AlignmentPlan, TrackSpec, check_episode_span, plan_alignment
 
 __all__ = ["NotOnePass", "OnePassAligner"]
 
@@ -96,6 +96,8 @@ class OnePassAligner:
         time_source: ``"header"`` or ``"log"``, as for :func:`~roboflow_dataset.align.scan_stamps`.
         max_held_bytes: Bound on the payload bytes of held messages.
         path: Names the recording in the plan's errors.
+        max_duration_ns: The longest episode allowed: no frame past it is emitted (see
+            :func:`~roboflow_dataset.align.check_episode_span`).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class OnePassAligner:
         time_source: Literal["header", "log"],
         max_held_bytes: int,
         path: str | None = None,
+        max_duration_ns: int | None = None,
     ) -> None:
         self._specs = list(specs)
         self._tracks = {s.topic: _Track(s) for s in self._specs}
@@ -117,6 +120,7 @@ class OnePassAligner:
         self._max_held = max_held_bytes
         self._held_bytes = 0
         self._path = path
+        self._max_duration = max_duration_ns
         self._start: int | None = None
         self._frame = 0  # next grid frame to settle
         self._grid: list[int] = []  # grid times of the frames emitted
@@ -170,7 +174,9 @@ class OnePassAligner:
         """
         stamps = {t: np.frombuffer(tr.stamps, dtype=np.int64) for t, tr in self._tracks.items()}
         try:
-            plan = plan_alignment(stamps, self._specs, self._fps, path=self._path)
+            plan = plan_alignment(
+                stamps, self._specs, self._fps, path=self._path, max_duration_ns=self._max_duration
+            )
         except RoboflowError as err:
             raise NotOnePass(f"no plan: {err}") from err
         done = self.emitted
@@ -201,6 +207,8 @@ class OnePassAligner:
         tracks = self._tracks.values()
         while True:
             grid = self._grid_ns(self._frame)
+            assert self._start is not None
+            check_episode_span(grid - self._start, self._max_duration, path=self._path)
             chosen = {}
             for track in tracks:
                 entry = track.choose(grid)

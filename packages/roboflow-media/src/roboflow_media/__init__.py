@@ -1,6 +1,7 @@
 """Roboflow media: image decoding to numpy, streaming video encoders, probing and remuxing."""
 
 from roboflow_media._base import Backend, EncodedVideo, VideoEncoder
+from roboflow_media._limits import MAX_IMAGE_PIXELS
 from roboflow_media._settings import DEPTH_PIX_FMT, depth_extra_options
 from roboflow_media.background import BackgroundEncoder
 from roboflow_media.compressed_image import decode_compressed_image
@@ -12,6 +13,7 @@ from roboflow_media.yuv_image import YUV_LAYOUTS, YuvLayout, decode_yuv_image
 
 __all__ = [
     "DEPTH_PIX_FMT",
+    "MAX_IMAGE_PIXELS",
     "RAW_ENCODINGS",
     "YUV_LAYOUTS",
     "Backend",

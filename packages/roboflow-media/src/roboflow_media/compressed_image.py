@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from roboflow_core.errors import MediaError
+from roboflow_media._limits import check_image_size
 
 __all__ = ["decode_compressed_image"]
 
@@ -35,7 +36,8 @@ def decode_compressed_image(data: bytes | bytearray | memoryview, fmt: str) -> N
         (``uint16`` for 16-bit PNG depth, ``float32`` metres for ``32FC1; compressedDepth``).
 
     Raises:
-        MediaError: The format is neither JPEG nor PNG, or the image is truncated or corrupt.
+        MediaError: The format is neither JPEG nor PNG, the image is truncated or corrupt, or
+            larger than ``MAX_IMAGE_PIXELS`` (refused from its header, before decoding).
     """
     lowered = fmt.lower()
     codec = next((name for key, name in _FORMATS.items() if key in lowered), None)
@@ -58,6 +60,7 @@ def decode_compressed_image(data: bytes | bytearray | memoryview, fmt: str) -> N
 def _decode(payload: memoryview, codec: str, fmt: str) -> NDArray[np.generic]:
     try:
         with Image.open(BytesIO(payload), formats=[codec]) as image:
+            check_image_size(*image.size, codec)
             if image.mode in ("L", "I;16", "I;16B", "I"):
                 pixels = np.asarray(image)
                 if image.mode == "I":  # 16-bit PNG opened as 32-bit integer mode

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from roboflow_core.errors import MediaError
+from roboflow_media._limits import check_image_size
 
 __all__ = ["RAW_ENCODINGS", "decode_raw_image"]
 
@@ -73,10 +74,12 @@ def decode_raw_image(
         The dtype is ``uint8``, ``uint16``, ``int16`` or ``float32`` as the encoding says.
 
     Raises:
-        MediaError: Unknown encoding, a step too small for the width, or too little data.
+        MediaError: Unknown encoding, a step too small for the width, too little data, or an
+            image larger than ``MAX_IMAGE_PIXELS``.
     """
     layout = _LAYOUTS.get(encoding)
     what = f"{width}x{height} {encoding}, step {step}"
+    check_image_size(width, height, f"raw {encoding}")
     if layout is None:
         known = ", ".join(sorted(RAW_ENCODINGS))
         raise MediaError(f"unknown image encoding {encoding!r}; known encodings: {known}")

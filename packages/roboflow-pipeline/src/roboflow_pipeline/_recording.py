@@ -341,7 +341,9 @@ def _plan_pass(source: Source | SalvagedSource, job: _Job) -> tuple[AlignmentPla
     topics = [s.topic for s in specs]
     scanned, log_times = _logging_times(source.messages(topics), topics)
     stamps = scan_stamps(scanned, topics, time_source=config.alignment.time_source)
-    plan = plan_alignment(stamps, specs, config.dataset.fps, path=job.name)
+    plan = plan_alignment(
+        stamps, specs, config.dataset.fps, path=job.name, max_duration_ns=config.dataset.max_episode_ns
+    )
     job.planned(plan)
     return plan, log_times
 
@@ -465,6 +467,7 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
         time_source=config.alignment.time_source,
         max_held_bytes=config.flushing.max_memory_bytes,
         path=job.name,
+        max_duration_ns=config.dataset.max_episode_ns,
     )
     plans: list[AlignmentPlan] = []
 

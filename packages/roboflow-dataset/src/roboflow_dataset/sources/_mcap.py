@@ -13,19 +13,24 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
-import lz4.frame
-import zstandard
 from mcap.data_stream import ReadDataStream
 from mcap.exceptions import EndOfFile
 from mcap.opcode import Opcode
 from mcap.reader import SeekingReader
 from mcap.records import Channel as McapChannel
 from mcap.records import Chunk, MessageIndex, Schema
-from mcap.stream_reader import get_chunk_data_stream
 from mcap.summary import Summary
 from rosbags.typesys.msg import normalize_msgtype
 
 from roboflow_core.errors import CorruptRecordingError
+from roboflow_dataset.sources._limits import (
+    MAX_RECORD_BYTES,
+    check_log_time,
+    check_size,
+    decompress,
+    decompress_prefix,
+)
+from roboflow_dataset.sources._mcap_chunks import BoundedReader, indexed_records
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import ChannelStats, Record, count_records, reading
 
@@ -44,37 +49,6 @@ def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None)
     if schema is None:
         return Channel(path, channel.topic, name, channel.message_encoding)
     return Channel(path, channel.topic, name, channel.message_encoding, schema.encoding, schema.data)
-
-
-class _ExactReader:
-    """Continues short reads until ``size`` bytes; the file ending inside a read is damage (what that
-    read got is kept in ``cut_short``). ``offset``: the file offset of the next read."""
-
-    def __init__(self, stream: IO[bytes], path: Path | str) -> None:
-        self._read = stream.read
-        self._path = path
-        self.offset = 0
-        self.cut_short = b""
-
-    def read(self, size: int) -> bytes:
-        data = self._read(size)
-        if len(data) == size:
-            self.offset += size
-            return data
-        parts, got = [data], len(data)
-        while got < size:
-            piece = self._read(size - got)
-            if not piece:
-                self.cut_short = b"".join(parts)
-                raise CorruptRecordingError(
-                    f"truncated MCAP file: a record at offset {self.offset} needs {size} bytes, "
-                    f"the file ends after {got} (was the download or recording interrupted?)",
-                    path=str(self._path),
-                )
-            parts.append(piece)
-            got += len(piece)
-        self.offset += size
-        return b"".join(parts)
 
 
 def _records(data: bytes) -> Iterator[tuple[int, memoryview]]:
@@ -97,15 +71,7 @@ def _chunk_prefix(body: bytes) -> bytes:
     except (EndOfFile, ValueError, struct.error):
         return b""
     start = len(body) - len(chunk.data)  # the partial read kept what there was of the data
-    data = body[start:]
-    try:
-        if chunk.compression == "zstd":
-            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        if chunk.compression == "lz4":
-            return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data))
-    except (zstandard.ZstdError, RuntimeError, ValueError):
-        return b""
-    return data if chunk.compression == "" else b""
+    return decompress_prefix(chunk.compression, body[start:], chunk.uncompressed_size)
 
 
 class _McapForward:
@@ -116,11 +82,14 @@ class _McapForward:
         self.channels = channels
         self.schemas: dict[int, Schema] = {}
 
-    def messages(self, records: Iterable[tuple[int, bytes | memoryview]]) -> Iterator[Record]:
+    def messages(self, records: Iterable[tuple[int, bytes | memoryview]], offset: int) -> Iterator[Record]:
+        """The messages of ``records`` (those of chunks included), read at ``offset`` (for errors)."""
         for opcode, body in records:
             if opcode == Opcode.MESSAGE:  # channel id, sequence, log time, publish time, data
                 channel_id, _, log_time, _ = _MESSAGE_HEAD.unpack_from(body)
-                yield log_time, self.channels[channel_id], bytes(body[_MESSAGE_HEAD.size :])
+                channel = self.channels[channel_id]
+                check_log_time(log_time, path=self.path, topic=channel.topic, offset=offset)
+                yield log_time, channel, bytes(body[_MESSAGE_HEAD.size :])
                 continue
             stream = ReadDataStream(io.BytesIO(body))
             if opcode == Opcode.SCHEMA:
@@ -134,12 +103,10 @@ class _McapForward:
                     )
             elif opcode == Opcode.CHUNK:
                 chunk = Chunk.read(stream)
-                yield from self.messages(_records(_decompress(chunk)))
-
-
-def _decompress(chunk: Chunk) -> bytes:
-    stream, length = get_chunk_data_stream(chunk)
-    return stream.read(length)
+                data = decompress(
+                    chunk.compression, chunk.data, chunk.uncompressed_size, path=self.path, offset=offset
+                )
+                yield from self.messages(_records(data), offset)
 
 
 def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, Channel]) -> Iterator[Record]:
@@ -149,7 +116,8 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
     stream may be a file still downloading (short reads are continued). A file cut short raises
     :class:`CorruptRecordingError` after the messages it holds whole, those of a chunk cut short
     included (what decompresses of it: every byte uncompressed, whole zstd/lz4 blocks), so a
-    salvaging reader keeps every complete message.
+    salvaging reader keeps every complete message. Records, chunks and log times are bounded
+    (:mod:`~roboflow_dataset.sources._limits`).
 
     Args:
         stream: The file from its first byte; only ``read`` is called.
@@ -160,27 +128,29 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
         ``(log time ns, channel, payload)`` in file order.
 
     Raises:
-        CorruptRecordingError: The file is truncated or damaged.
+        CorruptRecordingError: The file is truncated, damaged or beyond the bounds.
     """
     forward = _McapForward(path, channels)
-    exact = _ExactReader(stream, path)
+    exact = BoundedReader(stream, path)
     with reading(path, "read the MCAP file in file order"):
         if exact.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
             raise CorruptRecordingError("not an MCAP file: the opening magic is missing", path=str(path))
         while True:
+            offset = exact.offset
             head = exact.read(_RECORD_PREFIX)
             opcode, length = head[0], int.from_bytes(head[1:], "little")
+            check_size(length, "a record", path=path, offset=offset)
             try:
                 body = exact.read(length)
             except CorruptRecordingError:
                 if opcode == Opcode.CHUNK:
-                    yield from forward.messages(_records(_chunk_prefix(exact.cut_short)))
+                    yield from forward.messages(_records(_chunk_prefix(exact.cut_short)), offset)
                 raise
             if opcode == Opcode.FOOTER:
                 if exact.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
                     raise CorruptRecordingError("the closing magic after the footer is wrong", path=str(path))
                 return
-            yield from forward.messages([(opcode, body)])
+            yield from forward.messages([(opcode, body)], offset)
 
 
 def _check_complete(path: Path | str, stream: IO[bytes]) -> None:
@@ -222,9 +192,10 @@ class McapStorage:
         self._release = release
         self._channels: dict[int, Channel] = {}
         self._stats: dict[Channel, ChannelStats] | None = None
-        with reading(path, "open MCAP file"), self._open() as stream:
-            _check_complete(path, stream)
-            self._summary = SeekingReader(stream).get_summary()
+        with reading(path, "open MCAP file"), self._open() as raw:
+            _check_complete(path, raw)
+            stream = cast(IO[bytes], BoundedReader(raw, path))
+            self._summary = SeekingReader(stream, record_size_limit=MAX_RECORD_BYTES).get_summary()
             self._indexed = self._summary is not None and bool(self._summary.chunk_indexes)
             if self._summary is not None:
                 self._channels = {
@@ -243,7 +214,8 @@ class McapStorage:
         """
         if self._stats is None:
             assert self._summary is not None
-            with self._open() as stream:
+            with self._open() as raw:
+                stream = cast(IO[bytes], BoundedReader(raw, self.path))
                 stats = self._index_stats(stream, self._summary)
                 if stats is None:
                     stats = count_records(self.channels, self._stream(stream))
@@ -257,13 +229,16 @@ class McapStorage:
         Indexed files come in log-time order; unindexed ones in file order.
         """
         wanted = None if channels is None else set(channels)
-        with self._open() as stream:
+        with self._open() as raw:
             if self._indexed:
-                topics = None if wanted is None else sorted({ch.topic for ch in wanted})
-                for _, channel, message in SeekingReader(stream).iter_messages(topics, starting_at=start_ns):
-                    yield message.log_time, self._channels[channel.id], message.data
+                assert self._summary is not None
+                topics = None if wanted is None else {ch.topic for ch in wanted}
+                bounded = BoundedReader(raw, self.path)
+                yield from indexed_records(
+                    bounded, self.path, self._summary, self._channels, topics, start_ns
+                )
                 return
-            for record in self._stream(stream):
+            for record in self._stream(raw):
                 if (wanted is None or record[1] in wanted) and (start_ns is None or record[0] >= start_ns):
                     yield record
 
@@ -294,7 +269,11 @@ class McapStorage:
             statistics is not None and statistics.message_count != total
         ) or times.keys() - self._channels.keys():
             return None
-        return {
-            self._channels[cid]: ChannelStats(len(t), min(t, default=None), max(t, default=None))
-            for cid, t in times.items()
-        }
+        stats = {}
+        for cid, t in times.items():
+            channel = self._channels[cid]
+            first, last = min(t, default=None), max(t, default=None)
+            if last is not None:
+                check_log_time(last, path=self.path, topic=channel.topic)
+            stats[channel] = ChannelStats(len(t), first, last)
+        return stats

@@ -1,18 +1,24 @@
-"""ROS1 bags (v2.0; none/lz4/bz2 chunks) through rosbags' indexed reader."""
+"""ROS1 bags (v2.0; none/lz4/bz2 chunks) through rosbags' indexed reader.
+
+rosbags decompresses a chunk whole, trusting it; each chunk's decompressor is replaced by the
+bounded one (:func:`~roboflow_dataset.sources._limits.decompress`, capped at the size the chunk's
+header declares), so a decompression bomb fails within its declared size.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from rosbags.rosbag1 import Reader
 
+from roboflow_dataset.sources._limits import check_size, decompress
 from roboflow_dataset.sources._model import Channel
+from roboflow_dataset.sources._ros1_stream import ROS1_MAGIC, chunk_declared
 from roboflow_dataset.sources._storage import ChannelStats, Record, reading
 
 __all__ = ["ROS1_MAGIC", "Ros1Storage"]
-
-ROS1_MAGIC = b"#ROSBAG V2.0\n"
 
 
 class Ros1Storage:
@@ -31,6 +37,11 @@ class Ros1Storage:
         self._reader = Reader(path)
         with reading(self.path, "open ROS1 bag"):
             self._reader.open()
+        try:
+            self._bound_chunks(path)
+        except BaseException:
+            self._reader.close()
+            raise
         self._by_id = {
             conn.id: Channel(
                 self.path,
@@ -43,6 +54,16 @@ class Ros1Storage:
             for conn in self._reader.connections
         }
         self.channels = list(self._by_id.values())
+
+    def _bound_chunks(self, path: Path) -> None:
+        """Give every chunk rosbags indexed the bounded decompressor of its declared size."""
+        chunks = self._reader.chunks
+        with path.open("rb") as stream:
+            for offset, chunk in list(chunks.items()):
+                check_size(chunk.datasize, "a chunk", path=self.path, offset=offset)
+                compression, size = chunk_declared(stream, offset, self.path)
+                bounded = functools.partial(decompress, compression, size=size, path=self.path, offset=offset)
+                chunks[offset] = chunk._replace(decompressor=bounded)
 
     def stats(self) -> dict[Channel, ChannelStats]:
         """Exact per-channel counts and log-time bounds, from the bag's index."""

@@ -23,22 +23,22 @@ blocks of lz4 and bz2), so a salvaging reader keeps every complete message.
 
 from __future__ import annotations
 
-import bz2
 import itertools
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO
 
-import lz4.frame
 from rosbags.typesys.msg import normalize_msgtype
 
 from roboflow_core.errors import CorruptRecordingError, UnknownFormatError
+from roboflow_dataset.sources._limits import check_size, decompress, decompress_prefix
 from roboflow_dataset.sources._model import Channel
-from roboflow_dataset.sources._ros1 import ROS1_MAGIC
 from roboflow_dataset.sources._storage import Record, reading
 
-__all__ = ["iter_ros1_records"]
+__all__ = ["ROS1_MAGIC", "chunk_declared", "iter_ros1_records"]
+
+ROS1_MAGIC = b"#ROSBAG V2.0\n"
 
 _MSGDATA = b"\x02"
 _BAGHEADER = b"\x03"
@@ -76,12 +76,7 @@ def _message_layouts() -> dict[tuple[bytes, ...], tuple[int, int, int]]:
 
 _MESSAGE_LAYOUTS = _message_layouts()
 
-# the calls rosbags.rosbag1.reader uses
-_DECOMPRESS: dict[bytes, Callable[[bytes], bytes]] = {
-    b"none": lambda data: data,
-    b"bz2": bz2.decompress,
-    b"lz4": cast(Callable[[bytes], bytes], lz4.frame.decompress),
-}
+_COMPRESSIONS = (b"none", b"bz2", b"lz4")
 
 
 class MalformedRecord(ValueError):
@@ -166,10 +161,12 @@ class _BagStream:
         else:
             self.offset += 4
         (header_len,) = _U32.unpack(head)
+        check_size(header_len, "a record header", path=self.path, offset=offset)
         header = self.read(header_len + 4, "a record header")
         with reading(self.path, f"parse the record header at offset {offset}"):
             fields = _fields(header, 0, header_len)
         (data_len,) = _U32.unpack_from(header, header_len)
+        check_size(data_len, "a record's data", path=self.path, offset=offset)
         return offset, fields, data_len
 
     def skip(self, size: int, what: str) -> None:
@@ -256,8 +253,7 @@ class _BagStream:
         with reading(self.path, f"read the chunk header at offset {offset}"):
             compression = _field(fields, b"compression")
             (size,) = _U32.unpack(_field(fields, b"size", 4))
-        decompress = _DECOMPRESS.get(compression)
-        if decompress is None:
+        if compression not in _COMPRESSIONS:
             raise self.corrupt(
                 f"chunk at offset {offset} uses compression {compression.decode(errors='replace')!r}, "
                 "which is not supported (none, lz4, bz2)"
@@ -265,12 +261,9 @@ class _BagStream:
         try:
             data = self.read(data_len, "chunk data")
         except CorruptRecordingError:
-            yield from self._whole_messages(_prefix(compression, self.cut_short))
+            yield from self._whole_messages(decompress_prefix(compression.decode(), self.cut_short, size))
             raise
-        with reading(self.path, f"decompress the {compression.decode()} chunk at offset {offset}"):
-            data = decompress(data)
-        if len(data) != size:
-            raise self.corrupt(f"chunk at offset {offset} holds {len(data)} bytes, its header says {size}")
+        data = decompress(compression.decode(), data, size, path=self.path, offset=offset)
         with reading(self.path, f"parse the chunk at offset {offset}"):
             yield from self.chunk_records(data)
 
@@ -282,16 +275,21 @@ class _BagStream:
             return
 
 
-def _prefix(compression: bytes, data: bytes) -> bytes:
-    """What decompresses of the first part of a compressed chunk (empty when nothing does)."""
-    try:
-        if compression == b"bz2":
-            return bz2.BZ2Decompressor().decompress(data)
-        if compression == b"lz4":
-            return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data))
-    except (OSError, ValueError, RuntimeError, EOFError):
-        return b""
-    return data
+def chunk_declared(stream: IO[bytes], offset: int, path: Path | str) -> tuple[str, int]:
+    """The compression and declared uncompressed size of the chunk record at ``offset``.
+
+    Raises:
+        CorruptRecordingError: There is no valid chunk record header there.
+    """
+    stream.seek(offset)
+    bag = _BagStream(stream, path)
+    bag.offset = offset
+    record = bag.record()
+    with reading(path, f"read the chunk header at offset {offset}"):
+        if record is None or record[1].get(b"op") != _CHUNK:
+            raise MalformedRecord(f"no chunk record at offset {offset}")
+        (size,) = _U32.unpack(_field(record[1], b"size", 4))
+        return _field(record[1], b"compression").decode(), size
 
 
 def _bag_header(bag: _BagStream) -> tuple[int, int, int]:

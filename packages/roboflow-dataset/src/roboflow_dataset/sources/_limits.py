@@ -1,0 +1,147 @@
+"""Bounds on what a recording can make a reader do: a damaged or hostile file ends in a clear error.
+
+Recordings are untrusted. Every length a file declares is checked before anything is read or
+allocated for it (:data:`MAX_RECORD_BYTES` for one record, chunk or uncompressed chunk), chunks
+are decompressed incrementally and never past the size they declare (:func:`decompress`: a
+2 GiB bz2 bomb stops after its declared size plus one byte), and log times must fit the signed
+64-bit nanoseconds every later stage computes with (:func:`check_log_time`). Each refusal is a
+:class:`CorruptRecordingError` naming the file, the offset and the reason.
+"""
+
+from __future__ import annotations
+
+import bz2
+from pathlib import Path
+from typing import cast
+
+import lz4.frame
+import zstandard
+
+from roboflow_core.errors import CorruptRecordingError
+
+__all__ = [
+    "MAX_LOG_TIME_NS",
+    "MAX_RECORD_BYTES",
+    "check_log_time",
+    "check_size",
+    "decompress",
+    "decompress_prefix",
+]
+
+MAX_RECORD_BYTES = 256 << 20
+"""Largest record, chunk (compressed or not) or message a recording may hold (a 4K rgb8 image is
+25 MB; a larger one is damage or an attack)."""
+MAX_LOG_TIME_NS = (1 << 63) - 1
+"""Largest log time: int64 nanoseconds (year 2262)."""
+_ZSTD_PIECE = 1 << 20
+_ZSTD_INPUT = 1 << 10  # input fed at a time to a zstd stream of unknown end (<= 128 MiB out each)
+
+
+def check_size(size: int, what: str, *, path: Path | str, offset: int) -> None:
+    """Refuse a declared size beyond :data:`MAX_RECORD_BYTES` before anything is allocated for it."""
+    if size > MAX_RECORD_BYTES:
+        raise CorruptRecordingError(
+            f"{what} at offset {offset} declares {size} bytes, more than the "
+            f"{MAX_RECORD_BYTES >> 20} MiB a record may hold (a damaged or hostile file)",
+            path=str(path),
+        )
+
+
+def check_log_time(log_time: int, *, path: Path | str, topic: str, offset: int | None = None) -> int:
+    """``log_time``, refused when it does not fit int64 nanoseconds."""
+    if not 0 <= log_time <= MAX_LOG_TIME_NS:
+        where = f" at offset {offset}" if offset is not None else ""
+        raise CorruptRecordingError(
+            f"message{where} has log time {log_time} ns, outside 0..2^63-1 (a damaged or hostile file)",
+            path=str(path),
+            topic=topic,
+        )
+    return log_time
+
+
+def _zstd(data: bytes, limit: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+        while got < limit and (piece := reader.read(min(_ZSTD_PIECE, limit - got))):
+            parts.append(piece)
+            got += len(piece)
+    return b"".join(parts)
+
+
+def decompress(compression: str, data: bytes, size: int, *, path: Path | str, offset: int) -> bytes:
+    """Decompress one chunk, producing at most ``size + 1`` bytes whatever the data claims.
+
+    Args:
+        compression: ``""``/``"none"``, ``"bz2"``, ``"lz4"`` (frame) or ``"zstd"``.
+        data: The compressed bytes.
+        size: The uncompressed size the chunk declares.
+        path: The file, for errors.
+        offset: The chunk's offset, for errors.
+
+    Raises:
+        CorruptRecordingError: The declared size is too large, the data is not what the
+            compression says, or it expands to another size than declared.
+    """
+    check_size(size, f"{compression or 'uncompressed'} chunk", path=path, offset=offset)
+    limit = size + 1
+    try:
+        if compression in ("", "none"):
+            out = data
+        elif compression == "bz2":
+            out = bz2.BZ2Decompressor().decompress(data, max_length=limit)
+        elif compression == "lz4":
+            out = lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit)
+        elif compression == "zstd":
+            out = _zstd(data, limit)
+        else:
+            raise CorruptRecordingError(
+                f"chunk at offset {offset} uses compression {compression!r}, which is not supported "
+                "(none, bz2, lz4, zstd)",
+                path=str(path),
+            )
+    except (OSError, EOFError, RuntimeError, ValueError, zstandard.ZstdError) as err:
+        raise CorruptRecordingError(
+            f"cannot decompress the {compression} chunk at offset {offset}: {type(err).__name__}: {err}",
+            path=str(path),
+        ) from err
+    if len(out) != size:
+        got = f"more than {size}" if len(out) > size else str(len(out))
+        raise CorruptRecordingError(
+            f"the {compression or 'uncompressed'} chunk at offset {offset} holds {got} bytes, "
+            f"its header says {size} (a damaged chunk, or a decompression bomb)",
+            path=str(path),
+        )
+    return out
+
+
+def decompress_prefix(compression: str, data: bytes, size: int) -> bytes:
+    """What decompresses of the start of a chunk cut short (salvage), at most ``size`` bytes (and
+    :data:`MAX_RECORD_BYTES`); empty when nothing does.
+
+    Args:
+        compression: ``""``/``"none"``, ``"bz2"``, ``"lz4"`` or ``"zstd"``.
+        data: The part of the compressed bytes that was written.
+        size: The uncompressed size the chunk declares.
+    """
+    limit = min(size, MAX_RECORD_BYTES)
+    parts: list[bytes] = []
+    try:
+        if compression in ("", "none"):
+            return data[:limit]
+        if compression == "bz2":
+            return bz2.BZ2Decompressor().decompress(data, max_length=limit)
+        if compression == "lz4":
+            return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit))
+        if compression == "zstd":
+            stream = zstandard.ZstdDecompressor().decompressobj()
+            got = 0
+            for start in range(0, len(data), _ZSTD_INPUT):
+                parts.append(stream.decompress(data[start : start + _ZSTD_INPUT]))
+                got += len(parts[-1])
+                if got >= limit:
+                    break
+            return b"".join(parts)[:limit]
+    except (OSError, EOFError, RuntimeError, ValueError, zstandard.ZstdError):
+        return b"".join(parts)[:limit]
+    return b""
