@@ -277,6 +277,8 @@ def test_stats_state_round_trips_exactly() -> None:
     assert rest.result() == images.result()
     with pytest.raises(ValueError, match="VectorStats"):
         VectorStats.from_state({"dim": np.array(3)})
+    with pytest.raises(ValueError, match="earlier version"):
+        ImageStats.from_state({"seen": np.array(3), "next": np.array(3), "sampled": np.array(3)})
 
 
 def test_reservoir_sample_does_not_depend_on_chunking() -> None:

@@ -226,6 +226,8 @@ class ImageStats:
             ValueError: The state is incomplete or inconsistent.
         """
         stats = cls()
+        if "sampled" in state:  # the sampling accumulator of earlier versions cannot continue exactly
+            raise ValueError("an ImageStats state of an earlier version (sampled frames): convert afresh")
         try:
             stats._frames, stats._unit = int(state["frames"]), str(state["unit"])
             stats._hist = np.asarray(state["hist"], dtype=np.int64)
