@@ -14,7 +14,7 @@ uv: ## Install uv (with pip) when it is missing
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet uv
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (ffmpeg CLI, etcd server)
+system-deps: ## Install the Debian packages the tests use (ffmpeg CLI, etcd server, libfaketime)
 	@if ! command -v ffmpeg >/dev/null 2>&1; then \
 		echo "installing ffmpeg (apt-get)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
@@ -25,6 +25,12 @@ system-deps: ## Install the Debian packages the tests use (ffmpeg CLI, etcd serv
 		echo "installing etcd-server (apt-get)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null) \
 		|| echo "warning: could not install etcd-server; the etcd store tests will be skipped"; \
+	fi
+	@# libfaketime runs pods with their wall clocks a minute off (the liveness test)
+	@if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then \
+		echo "installing libfaketime (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime >/dev/null) \
+		|| echo "warning: could not install libfaketime; the clock skew test will be skipped"; \
 	fi
 
 .PHONY: install

@@ -42,6 +42,16 @@ FAST_ENV = {
 }
 
 
+class ManualClock:
+    """A monotonic clock that moves only when the test moves it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def config_text(cameras: Sequence[str] = ("cam_high",)) -> str:
     lines = ['[dataset]\nname = "t"\nfps = 30\nrobot_type = "synth"\ntask = "pick up the cube"']
     for cam in cameras:
@@ -73,8 +83,17 @@ def corrupt(src: Path, dst: Path) -> Path:
 class PodThread:
     """A pod running in a thread of the test process (no signals), stopped through its Shutdown."""
 
-    def __init__(self, store: Store, roles: Sequence[Role], pod: str, *, exit_when_idle: bool = True) -> None:
-        self.shutdown = Shutdown(FAST.shutdown_grace)
+    def __init__(
+        self,
+        store: Store,
+        roles: Sequence[Role],
+        pod: str,
+        *,
+        exit_when_idle: bool = True,
+        settings: Settings = FAST,
+    ) -> None:
+        self.shutdown = Shutdown(settings.shutdown_grace)
+        self.settings = settings
         self.report: PodReport | None = None
         self.thread = threading.Thread(
             target=self._run, args=(store, roles, pod, exit_when_idle), name=f"pod-{pod}", daemon=True
@@ -85,7 +104,7 @@ class PodThread:
             store,
             roles,
             pod=pod,
-            settings=FAST,
+            settings=self.settings,
             exit_when_idle=exit_when_idle,
             install_signals=False,
             shutdown=self.shutdown,

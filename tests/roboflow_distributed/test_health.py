@@ -62,6 +62,7 @@ def test_health_ready_and_metrics_follow_the_pod(tmp_path: Path) -> None:
         assert "# TYPE roboflow_jobs_total counter" in metrics
         assert "# TYPE roboflow_store_errors_total counter" in metrics
         assert "roboflow_ready 1.0" in metrics
+        assert "roboflow_conversions_abandoned 0.0" in metrics
         assert _get(f"{base}/nope")[0] == 404
     finally:
         shutdown.request()
@@ -91,6 +92,7 @@ def test_not_ready_when_heartbeats_stop_or_the_store_circuit_opens() -> None:
         breaker_open=lambda: bool(state["open"]),
         threads=lambda: [alive],
         current_unit=lambda: None,
+        abandoned=lambda: 0,
     )
     assert view.status()["ready"] and view.status()["live"]
     state["open"] = True
@@ -102,6 +104,8 @@ def test_not_ready_when_heartbeats_stop_or_the_store_circuit_opens() -> None:
     stopped.join()
     view_dead = PodView(**{**{f: getattr(view, f) for f in view.__slots__}, "threads": lambda: [stopped]})
     assert view_dead.status()["live"] is False and view_dead.status()["stopped_threads"] == [stopped.name]
+    wedged = PodView(**{**{f: getattr(view, f) for f in view.__slots__}, "abandoned": lambda: 1})
+    assert wedged.status()["live"] is False and wedged.status()["abandoned_conversions_running"] == 1
 
 
 def _view() -> PodView:
@@ -114,6 +118,7 @@ def _view() -> PodView:
         breaker_open=lambda: False,
         threads=lambda: [],
         current_unit=lambda: None,
+        abandoned=lambda: 0,
     )
 
 

@@ -140,9 +140,11 @@ def test_a_finalizer_stopped_past_its_lease_writes_nothing_more(store: Store, tm
             assert time.monotonic() < deadline and stopped.poll() is None, "the merge never started"
         stopped.send_signal(signal.SIGSTOP)
         assert get_batch(store, spec.id).status.record.phase is BatchPhase.MERGING
+        following = Finalizer(store, "next", FAST)
+        assert not following.tick(), "a live lease must not be taken over"
         time.sleep(FAST.lock_ttl + 1.0)  # its lease (and the dataset lock's) runs out meanwhile
-        # another finalizer takes the dataset's lease and finishes the merge
-        assert Finalizer(store, "next", FAST).tick()
+        # the other finalizer saw the lease stand still for its ttl: it takes it and finishes
+        assert following.tick()
         status = get_batch(store, spec.id).status.record
         assert status.phase is BatchPhase.COMPLETE, status.error
         verify_dataset(output, recs)

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import pytest
 from tests._servers import EtcdServer, etcd_binary, free_port
+from tests.roboflow_distributed._batch_helpers import ManualClock
 
 import roboflow_distributed.store as store_api
 from roboflow_core import CoordinationError
+from roboflow_distributed.liveness import Staleness
+from roboflow_distributed.locks import Lease
 from roboflow_distributed.store import (
     ABSENT,
     Compare,
@@ -233,6 +236,39 @@ def test_concurrent_increments_from_processes_are_exact(store: Store) -> None:
         child.join(60)
     assert [child.exitcode for child in children] == [0] * processes
     assert must_get(store, key).value == b"%d" % (processes * times)
+
+
+def test_a_rewrite_of_the_same_value_gets_a_new_version(store: Store) -> None:
+    # liveness watches versions, not values: a lease renewal may write the very same bytes
+    versions = [put(store, "beat", b"same").version for _ in range(3)]
+    assert versions == sorted(set(versions))
+
+
+def test_a_lease_expires_when_it_stood_still_for_its_ttl_on_the_takers_own_clock(store: Store) -> None:
+    # the two pods' clocks are 5060 s apart: only each one's own passing time counts
+    holder_clock, taker_clock = ManualClock(5000.0), ManualClock(-60.0)
+    holder = Lease(store, "scanner", "pod-a", 10.0, observer=Staleness(holder_clock))
+    taker = Lease(store, "scanner", "pod-b", 10.0, observer=Staleness(taker_clock))
+    assert holder.acquire() and holder.fencing == 1 and holder.held
+    assert not taker.acquire() and taker.fencing == 0  # first sight: the lease may be fresh
+    taker_clock.now += 9.0
+    assert not taker.acquire()
+    holder_clock.now += 9.0
+    assert holder.held and holder.acquire() and holder.fencing == 1  # renewed: a new version
+    taker_clock.now += 9.0
+    assert not taker.acquire(), "the renewal must restart the taker's count"
+    taker_clock.now += 9.9
+    assert not taker.acquire()
+    holder_clock.now += 10.0
+    assert not holder.held, "the holder must count its lease gone ttl after its last renewal"
+    taker_clock.now += 0.2
+    assert taker.acquire() and taker.fencing == 2 and taker.held
+    assert not holder.acquire() and not holder.held and holder.fencing == 0
+    holder.release()  # not ours: nothing happens
+    assert taker.acquire()
+    taker.release()
+    assert store.get(taker.key) is None and not taker.held
+    assert holder.acquire() and holder.fencing == 1  # a free lease is taken at once
 
 
 def test_closed_store_is_unusable(store: Store) -> None:

@@ -14,6 +14,7 @@ Every error a user can meet derives from :class:`RoboflowError` and names what f
     ├── DatasetError           writing or reading a dataset failed
     ├── StorageError           storage URL, credentials, I/O against a store
     ├── PipelineError          a conversion failed as a whole (wraps the reasons above)
+    ├── StalledError           a conversion made no progress or ran too long: abandoned, retried
     └── CoordinationError      the coordination store (SQLite/etcd/TiKV) is unreachable or refused
 
 Errors keep their context as attributes and survive a pickle round-trip, so worker
@@ -41,6 +42,7 @@ __all__ = [
     "PipelineError",
     "RoboflowError",
     "SourceError",
+    "StalledError",
     "StorageError",
     "UnknownFormatError",
 ]
@@ -138,6 +140,13 @@ class StorageError(RoboflowError):
 
 class PipelineError(RoboflowError):
     """A conversion failed as a whole (permanent: the recording's topics cannot form an episode)."""
+
+
+class StalledError(RoboflowError):
+    """A conversion attempt made no progress for too long, or ran too long, and was abandoned
+    (transient: another pod may convert it; a unit is Dead once its attempts are used up)."""
+
+    transient = True
 
 
 class CoordinationError(RoboflowError):

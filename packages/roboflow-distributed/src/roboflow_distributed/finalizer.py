@@ -26,6 +26,7 @@ from roboflow_core import CoordinationError, DatasetError, RoboflowError, Storag
 from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import Batch, active_batches, list_units, set_phase
 from roboflow_distributed.configs import fetch_config
+from roboflow_distributed.liveness import Staleness
 from roboflow_distributed.locks import Lease
 from roboflow_distributed.records import (
     BatchPhase,
@@ -56,6 +57,7 @@ class Finalizer:
         self.store = store
         self.pod = pod
         self.settings = settings
+        self._leases = Staleness()  # since when each dataset's lease stood still (a dead holder's)
 
     def tick(self) -> bool:
         """One pass over the batches; whether a batch was merged or failed."""
@@ -104,7 +106,9 @@ class Finalizer:
         """
         where = Storage.from_url(output).location.identity()
         dataset = hashlib.sha256(where.encode()).hexdigest()[:24]
-        return Lease(self.store, f"dataset/{dataset}", self.pod, self.settings.lock_ttl)
+        return Lease(
+            self.store, f"dataset/{dataset}", self.pod, self.settings.lock_ttl, observer=self._leases
+        )
 
     def merge(self, batch: Batch, holding: Holding) -> BatchPhase:
         """Merge the batch's complete units into its dataset and finish the batch, while
@@ -269,13 +273,12 @@ class Holding:
     whether it is still held.
 
     The lease counts as lost once a renewal finds it taken, or when no renewal has succeeded for
-    a ``ttl`` on this process's own monotonic clock (a pod that was stopped or cut off from the
-    store must assume another finalizer has it by then).
+    a ``ttl`` on this process's own monotonic clock (:attr:`Lease.held`: a pod that was stopped or
+    cut off from the store must assume another finalizer has it by then).
     """
 
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
-        self._renewed = time.monotonic()  # when the last successful renewal began
         self._lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="lease-renew", daemon=True)
@@ -290,14 +293,11 @@ class Holding:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease.ttl / 3) and not self._lost:
-            began = time.monotonic()
-            if began - self._renewed >= self.lease.ttl:  # stopped or cut off for a ttl: may be gone
+            if not self.lease.held:  # stopped or cut off for a ttl: may be gone
                 self._lost = True
                 break
             try:
-                if self.lease.renew():
-                    self._renewed = began
-                else:
+                if not self.lease.renew():
                     self._lost = True
                     log.error("lost the lease %s to another pod", self.lease.key)
             except CoordinationError as err:
@@ -309,7 +309,7 @@ class Holding:
         Raises:
             CoordinationError: The lease was taken by another pod or could not be renewed for a ttl.
         """
-        if not self._lost and time.monotonic() - self._renewed >= self.lease.ttl:
+        if not self.lease.held:
             self._lost = True
         if self._lost:
             raise CoordinationError(

@@ -1,6 +1,8 @@
 """A pod's health and metrics over HTTP (``/health/live``, ``/health/ready``, ``/health``, ``/metrics``).
 
-- ``/health/live``: 200 while every role thread of the pod is running (503 if one died).
+- ``/health/live``: 200 while every role thread of the pod is running (503 if one died) and no
+  conversion the worker abandoned (stalled, see :mod:`roboflow_distributed.watchdog`) is still
+  stuck in its thread: a restart frees what it holds.
 - ``/health/ready``: 200 while the pod reaches the store: its last heartbeat was written within
   three heartbeat intervals and the store's circuit breaker is closed (503 otherwise).
 - ``/health``: both, with details, as JSON.
@@ -50,23 +52,26 @@ class PodView:
     breaker_open: Callable[[], bool]
     threads: Callable[[], Sequence[threading.Thread]]
     current_unit: Callable[[], str | None]
+    abandoned: Callable[[], int]
 
     def status(self) -> dict[str, Any]:
         """The ``/health`` document."""
         now = time.time()
         age = now - self.last_heartbeat()
         dead = [t.name for t in self.threads() if not t.is_alive()]
+        abandoned = self.abandoned()
         ready = age <= 3 * self.heartbeat_interval and not self.breaker_open()
         return {
             "pod": self.pod,
             "roles": list(self.roles),
-            "live": not dead,
+            "live": not dead and not abandoned,
             "ready": ready,
             "stopped_threads": dead,
             "heartbeat_age_s": round(age, 3),
             "store_circuit_open": self.breaker_open(),
             "uptime_s": round(now - self.started_at, 3),
             "unit": self.current_unit(),
+            "abandoned_conversions_running": abandoned,
         }
 
     def metrics(self, accept: str | None = None) -> tuple[bytes, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from roboflow_core import telemetry
 
 __all__ = [
+    "ABANDONED",
     "BATCHES",
     "BATCHES_ACTIVE",
     "EPISODES_MERGED",
@@ -79,6 +80,10 @@ STORE_ERRORS = telemetry.counter("roboflow.store.errors", "{error}", "Coordinati
 HEARTBEAT_AGE = telemetry.Probe("roboflow.heartbeat.age", "s", "Seconds since this pod's last heartbeat")
 # roboflow_ready
 READY = telemetry.Probe("roboflow.ready", "1", "1 while the pod reaches its store, else 0")
+# roboflow_conversions_abandoned
+ABANDONED = telemetry.Probe(
+    "roboflow.conversions.abandoned", "{conversion}", "Conversions this pod abandoned whose threads still run"
+)
 # roboflow_leader{lease}: scanner
 LEADER = telemetry.Probe("roboflow.leader", "1", "1 while this pod holds the lease")
 

@@ -5,7 +5,9 @@ Each closed segment is uploaded to the claim's staging prefix (its files, then i
 the checkpoint records how many segments are there. A later claim of the unit (after a crash or a
 kill) downloads them and resumes the conversion after the last one instead of starting over.
 Every checkpoint write compares the unit's version, so a claim that was taken over stops at its
-next checkpoint instead of overwriting the new owner's.
+next checkpoint instead of overwriting the new owner's. Progress (frames staged, bytes moved) is
+marked on the claim's :class:`~roboflow_distributed.watchdog.Attempt`, and nothing is uploaded or
+written once the attempt is abandoned.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Protocol
 
 from roboflow_core import CoordinationError
 from roboflow_dataset.lerobot import ClosedSegment
@@ -24,25 +25,17 @@ from roboflow_distributed.records import Checkpoint, Versioned, WorkUnit, encode
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.staging import stage_prefix
 from roboflow_distributed.store import Compare, Store
+from roboflow_distributed.watchdog import Attempt
 from roboflow_pipeline import RecordingPlan
 from roboflow_storage import Storage, download_tree, upload_file
 
-__all__ = ["ClaimLost", "Released", "UnitProgress"]
+__all__ = ["ClaimLost", "UnitProgress"]
 
 log = logging.getLogger("roboflow.worker")
 
 
-class Released(Exception):
-    """The pod is shutting down and the grace period is over: give the unit back."""
-
-
 class ClaimLost(Exception):
     """The unit was taken over (the reaper thought this worker dead): drop this claim's work."""
-
-
-class _Stop(Protocol):
-    @property
-    def overdue(self) -> bool: ...
 
 
 class UnitProgress:
@@ -54,7 +47,7 @@ class UnitProgress:
         unit: The claimed unit, at the version the claim wrote.
         staging: The batch's staging area.
         settings: Checkpoint intervals.
-        shutdown: Tells when running work must be given back.
+        attempt: The attempt's watchdog: marked on progress, checked before every write.
     """
 
     def __init__(
@@ -64,14 +57,14 @@ class UnitProgress:
         unit: Versioned[WorkUnit],
         staging: Storage,
         settings: Settings,
-        shutdown: _Stop,
+        attempt: Attempt,
     ) -> None:
         self.store = store
         self.pod = pod
         self.unit = unit
         self.staging = staging
         self.settings = settings
-        self.shutdown = shutdown
+        self.attempt = attempt
         rec = unit.record
         self.prefix = stage_prefix(rec.batch, rec.id, rec.claims)
         self.key = keys.checkpoint(rec.batch, rec.id)
@@ -98,7 +91,8 @@ class UnitProgress:
         saved = read(self.store, self.key, Checkpoint)
         if saved is None or saved.record.prefix is None or saved.record.segments == 0:
             return False
-        download_tree(self.staging, f"{saved.record.prefix}/segments", episode_dir / "segments")
+        segments = f"{saved.record.prefix}/segments"
+        self.attempt.mark(download_tree(self.staging, segments, episode_dir / "segments"))
         log.info(
             "unit %s: resuming after %d segment(s), %d frames, of claim %d",
             self.unit.record.id,
@@ -114,10 +108,9 @@ class UnitProgress:
         self.total = plan.plan.n_frames
 
     def frames(self, n: int) -> None:
-        """Progress: checkpoint now and then; give the unit back when shutdown is overdue."""
+        """Progress: mark it, and checkpoint now and then."""
+        self.attempt.mark(n)
         self.done += n
-        if self.shutdown.overdue:
-            raise Released
         if (
             self.done - self._saved_frames >= self.settings.checkpoint_interval_frames
             or time.monotonic() - self._saved_at >= self.settings.checkpoint_interval_secs
@@ -146,12 +139,15 @@ class UnitProgress:
         return self.prefix
 
     def _upload(self, name: str, root: Path) -> None:
+        self.attempt.check()
         path = root / name
         upload_file(self.staging, f"{self.prefix}/{name}", path)
         self.uploaded.add(name)
         OUTPUT_BYTES.add(path.stat().st_size)
+        self.attempt.mark(path.stat().st_size)
 
     def _save(self, *, staged: str | None) -> None:
+        self.attempt.check()
         rec = self.unit.record
         record = Checkpoint(
             unit=rec.id,

@@ -1,4 +1,13 @@
-"""The reaper role: give the units of lost workers back to the queue (the original forgot this)."""
+"""The reaper role: give the units of lost or stuck workers back to the queue (the original forgot this).
+
+A worker is lost when its heartbeat is missing or has stood still (same store version) for
+``heartbeat_timeout`` on the reaper's own clock; it is stuck when it still beats but the progress
+its heartbeat reports on its unit has stood still for the stall timeout plus the heartbeat timeout
+(its own watchdog gives a stalled unit up after the stall timeout: this is the backstop for a pod
+that cannot). No pod's wall clock is compared with another's (see
+:mod:`roboflow_distributed.liveness`), so a fresh reaper waits a heartbeat timeout before it
+calls a beating pod lost.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +16,81 @@ import time
 
 import msgspec
 
+from roboflow_core import StalledError
 from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import active_batches, list_units
+from roboflow_distributed.liveness import Clock, Staleness
 from roboflow_distributed.records import BatchPhase, Heartbeat, UnitStatus, Versioned, WorkUnit, encode, scan
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import Compare, Store
 
-__all__ = ["Reaper", "requeue_lost"]
+__all__ = ["Reaper", "requeue_lost", "requeue_stalled"]
 
 log = logging.getLogger("roboflow.reaper")
 
 _RUNNING = (BatchPhase.DISCOVERING, BatchPhase.RUNNING)
+_FORGET_AFTER = 10
+"""Heartbeats standing still this many heartbeat timeouts are deleted (pods gone for long)."""
+
+
+def _requeue(store: Store, unit: Versioned[WorkUnit], *, dead: bool, **changes: object) -> bool:
+    """Move a Processing unit back to Pending (queued again), or to Dead; whether it was still there."""
+    rec = unit.record
+    ukey = keys.unit(rec.batch, rec.id)
+    status = UnitStatus.DEAD if dead else UnitStatus.PENDING
+    new = msgspec.structs.replace(rec, status=status, owner=None, updated_at=time.time(), **changes)
+    puts = {ukey: encode(new)}
+    if not dead:
+        puts[keys.pending(rec.batch, rec.id)] = b""
+    done = store.txn([Compare(ukey, unit.version)], puts)
+    if done:
+        if not dead:
+            metrics.REQUEUED.add(1)
+        metrics.JOBS.add(1, {"outcome": "dead" if dead else "requeued"})
+    return done
 
 
 def requeue_lost(store: Store, unit: Versioned[WorkUnit], reason: str, max_lost: int) -> bool:
     """Put a unit whose worker is gone back in the queue (or Dead after ``max_lost`` losses)."""
-    rec = unit.record
-    lost = rec.lost + 1
-    ukey = keys.unit(rec.batch, rec.id)
-    if lost >= max_lost:
-        new = msgspec.structs.replace(
-            rec,
-            status=UnitStatus.DEAD,
-            owner=None,
-            lost=lost,
-            error=f"{reason} ({lost} times)",
-            error_kind="WorkerLost",
-            updated_at=time.time(),
-        )
-        dead = store.txn([Compare(ukey, unit.version)], {ukey: encode(new)})
-        if dead:
-            metrics.JOBS.add(1, {"outcome": "dead"})
-        return dead
-    new = msgspec.structs.replace(
-        rec,
-        status=UnitStatus.PENDING,
-        owner=None,
-        lost=lost,
-        error=reason,
-        error_kind="WorkerLost",
-        updated_at=time.time(),
-    )
-    requeued = store.txn(
-        [Compare(ukey, unit.version)], {ukey: encode(new), keys.pending(rec.batch, rec.id): b""}
-    )
-    if requeued:
-        metrics.REQUEUED.add(1)
-        metrics.JOBS.add(1, {"outcome": "requeued"})
-    return requeued
+    lost = unit.record.lost + 1
+    dead = lost >= max_lost
+    error = f"{reason} ({lost} times)" if dead else reason
+    return _requeue(store, unit, dead=dead, lost=lost, error=error, error_kind="WorkerLost")
+
+
+def requeue_stalled(store: Store, unit: Versioned[WorkUnit], reason: str) -> bool:
+    """Put a unit whose conversion stopped making progress back in the queue: a failed attempt
+    (Dead once its attempts are used up)."""
+    attempts = unit.record.attempts + 1
+    dead = attempts >= unit.record.max_attempts
+    return _requeue(store, unit, dead=dead, attempts=attempts, error=reason, error_kind=StalledError.__name__)
 
 
 class Reaper:
-    """Finds Processing units whose owner's heartbeat is missing or stale, and re-queues them."""
+    """Finds Processing units whose owner is lost or stuck, and re-queues them.
 
-    def __init__(self, store: Store, pod: str, settings: Settings) -> None:
+    Args:
+        store: The coordination store.
+        pod: This pod's id.
+        settings: Timeouts.
+        clock: The reaper's own monotonic clock.
+    """
+
+    def __init__(self, store: Store, pod: str, settings: Settings, *, clock: Clock = time.monotonic) -> None:
         self.store = store
         self.pod = pod
         self.settings = settings
+        self._beats = Staleness(clock)
+        self._progress = Staleness(clock)
 
     def tick(self) -> bool:
         """One sweep (which also sets the queue gauges); whether a unit was re-queued."""
-        now = time.time()
         timeout = self.settings.heartbeat_timeout
         beats = {v.record.pod: v for v in scan(self.store, keys.HEARTBEATS, Heartbeat)}
-        alive = {pod for pod, v in beats.items() if v.record.fresh(timeout, now)}
+        still = {pod: self._beats.age(keys.heartbeat(pod), v.version) for pod, v in beats.items()}
+        self._beats.keep_only(keys.heartbeat(pod) for pod in beats)
+        alive = {pod for pod, age in still.items() if age < timeout}
+        stuck = self._stuck({pod: beats[pod].record for pod in alive})
         requeued = 0
         phases = dict.fromkeys((p for p in BatchPhase if not p.terminal), 0)
         statuses = {UnitStatus.PENDING: 0, UnitStatus.PROCESSING: 0}
@@ -85,18 +105,37 @@ class Reaper:
                 if status in statuses:
                     statuses[status] += 1
                 owner = unit.record.owner
-                if status is not UnitStatus.PROCESSING or owner in alive:
+                if status is not UnitStatus.PROCESSING:
                     continue
-                reason = f"worker {owner} stopped heartbeating"
-                if requeue_lost(self.store, unit, reason, self.settings.max_lost):
+                if owner not in alive:
+                    reason = f"worker {owner} stopped heartbeating"
+                    done = requeue_lost(self.store, unit, reason, self.settings.max_lost)
+                elif owner is not None and stuck.get(owner) == f"{unit.record.batch}/{unit.record.id}":
+                    limit = self.settings.stall_timeout + timeout
+                    reason = f"worker {owner} made no progress on it for {limit:g} s (stalled)"
+                    done = requeue_stalled(self.store, unit, reason)
+                else:
+                    continue
+                if done:
                     log.warning("re-queued %s: %s", unit.record.id, reason)
                     requeued += 1
-        for pod, beat in beats.items():  # forget pods gone for long
-            if beat.record.at < now - 10 * timeout:
-                self.store.txn([Compare(keys.heartbeat(pod), beat.version)], deletes=[keys.heartbeat(pod)])
+        for pod, age in still.items():  # forget pods gone for long
+            if age >= _FORGET_AFTER * timeout:
+                key = keys.heartbeat(pod)
+                self.store.txn([Compare(key, beats[pod].version)], deletes=[key])
         workers = sum(1 for pod in alive if "worker" in beats[pod].record.roles)
         _set_gauges(phases, statuses, workers)
         return requeued > 0
+
+    def _stuck(self, beats: dict[str, Heartbeat]) -> dict[str, str]:
+        """The unit (``batch/unit``) of each beating pod whose progress on it stood still too long."""
+        limit = self.settings.stall_timeout + self.settings.heartbeat_timeout
+        stuck: dict[str, str] = {}
+        for pod, beat in beats.items():
+            if beat.unit is not None and self._progress.age(pod, (beat.unit, beat.progress)) >= limit:
+                stuck[pod] = beat.unit
+        self._progress.keep_only(pod for pod, beat in beats.items() if beat.unit is not None)
+        return stuck
 
     def release_own(self) -> int:
         """Re-queue units this pod id owned in an earlier life (a restarted pod keeps its id)."""

@@ -133,27 +133,32 @@ class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
-    """A pod saying it is alive, and what it works on."""
+    """A pod saying it is alive, and what it works on.
+
+    Liveness goes by the record's store version, which every beat changes, timed on the
+    observer's own clock (:mod:`roboflow_distributed.liveness`); ``at`` and ``started_at`` are the
+    pod's own wall clock, for people only. ``progress`` grows while the pod's conversion of
+    ``unit`` makes progress (frames staged, bytes moved), so a reaper can tell a busy pod from one
+    whose conversion is stuck.
+    """
 
     pod: str
     roles: list[str]
     at: float
     started_at: float
     unit: str | None = None
+    progress: int = 0
     host: str = ""
     pid: int = 0
 
-    def fresh(self, timeout: float, now: float) -> bool:
-        """Whether the pod counts as alive at ``now``: it beat within ``timeout`` seconds."""
-        return self.at >= now - timeout
-
 
 class Lock(msgspec.Struct, frozen=True, kw_only=True):
-    """A lease: valid until ``expires_at``; ``fencing`` grows with every new holder."""
+    """A lease: held until it stands still (unrenewed) for ``ttl`` seconds on an observer's clock;
+    ``fencing`` grows with every new holder (see :mod:`roboflow_distributed.locks`)."""
 
     owner: str
     fencing: int
-    expires_at: float
+    ttl: float
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):

@@ -114,7 +114,7 @@ def run_pod(
         tickers["worker"] = (worker, settings.poll_interval)
     if install_signals:
         _install_signals(shutdown)
-    beat = _Heartbeat(guarded, pod, expanded, settings, lambda: worker.current if worker else None)
+    beat = _Heartbeat(guarded, pod, expanded, settings, worker.doing if worker else lambda: (None, 0))
     _retry_store(beat.write, shutdown)
     if worker is not None:
         released = _retry_store(Reaper(guarded, pod, settings).release_own, shutdown)
@@ -145,6 +145,7 @@ def run_pod(
             breaker_open=lambda: guarded.is_open,
             threads=lambda: threads,
             current_unit=lambda: worker.current if worker else None,
+            abandoned=lambda: worker.wedged if worker else 0,
         )
         stop_serving = _serve(view, health, beat, scanner)
     shutdown.event.wait()
@@ -177,6 +178,7 @@ def _serve(
     probes = [
         metrics.HEARTBEAT_AGE.watch(lambda: time.time() - beat.last_ok),
         metrics.READY.watch(lambda: float(view.status()["ready"])),
+        metrics.ABANDONED.watch(lambda: float(view.abandoned())),
     ]
     if scanner is not None:
         probes.append(metrics.LEADER.watch(lambda: float(scanner.lease.held), {"lease": "scanner"}))
@@ -245,23 +247,30 @@ def _exit_when_idle(store: Store, shutdown: Shutdown, settings: Settings) -> Non
 
 class _Heartbeat:
     def __init__(
-        self, store: Store, pod: str, roles: list[Role], settings: Settings, unit: Callable[[], str | None]
+        self,
+        store: Store,
+        pod: str,
+        roles: list[Role],
+        settings: Settings,
+        doing: Callable[[], tuple[str | None, int]],
     ) -> None:
         self.store = store
         self.pod = pod
         self.roles = [str(r) for r in roles]
         self.settings = settings
-        self.unit = unit
+        self.doing = doing
         self.started_at = time.time()
         self.last_ok = 0.0
 
     def write(self) -> None:
+        unit, progress = self.doing()
         beat = Heartbeat(
             pod=self.pod,
             roles=self.roles,
             at=time.time(),
             started_at=self.started_at,
-            unit=self.unit(),
+            unit=unit,
+            progress=progress,
             host=socket.gethostname(),
             pid=os.getpid(),
         )

@@ -28,6 +28,8 @@ _ENV = {
     "poll_interval": "WORKER_POLL_INTERVAL_SECS",
     "heartbeat_interval": "WORKER_HEARTBEAT_INTERVAL_SECS",
     "heartbeat_timeout": "ROBOFLOW_HEARTBEAT_TIMEOUT_SECS",
+    "stall_timeout": "WORKER_STALL_TIMEOUT_SECS",
+    "job_timeout": "WORKER_JOB_TIMEOUT_SECS",
     "checkpoint_interval_frames": "WORKER_CHECKPOINT_INTERVAL_FRAMES",
     "checkpoint_interval_secs": "WORKER_CHECKPOINT_INTERVAL_SECS",
     "segment_frames": "WORKER_SEGMENT_FRAMES",
@@ -56,7 +58,13 @@ class Settings:
     heartbeat_interval: float = 5.0
     """A pod writes its heartbeat this often."""
     heartbeat_timeout: float = 30.0
-    """A pod whose heartbeat is older than this is lost; the reaper re-queues its unit."""
+    """A pod whose heartbeat has not changed for this long (on the reaper's clock) is lost; the
+    reaper re-queues its unit."""
+    stall_timeout: float = 600.0
+    """A conversion attempt that makes no progress (frames staged, bytes moved) for this long is
+    abandoned by its pod and its unit re-queued as a failed attempt (Dead after ``max_attempts``)."""
+    job_timeout: float = 3600.0
+    """A conversion attempt running longer than this is abandoned like a stalled one."""
     checkpoint_interval_frames: int = 100
     checkpoint_interval_secs: float = 10.0
     segment_frames: int = 1800
@@ -67,7 +75,8 @@ class Settings:
     max_lost: int = 10
     """Times a unit may lose its worker (killed pod) before it is Dead."""
     lock_ttl: float = 60.0
-    """Leases (scanner leadership, merge) expire this long after their last renewal."""
+    """Leases (scanner leadership, merge) expire once unrenewed for this long (on the clock of the
+    pod that would take them over)."""
     scan_interval: float = 5.0
     scan_batch_size: int = 100
     finalizer_interval: float = 5.0

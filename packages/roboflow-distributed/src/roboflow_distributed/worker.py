@@ -9,6 +9,12 @@ before converting the current one and downloads that unit's input meanwhile: the
 is never wasted on a unit another worker takes. With fewer units queued than workers (the tail
 of a batch) it claims one at a time, so no idle worker waits for a unit someone has reserved.
 A reserved unit is released on shutdown; a killed pod's is re-queued by the reaper like any other.
+
+Each attempt runs in a thread of its own under a watchdog (:mod:`roboflow_distributed.watchdog`):
+an attempt that makes no progress for ``WORKER_STALL_TIMEOUT_SECS`` or runs past
+``WORKER_JOB_TIMEOUT_SECS`` is abandoned and its unit re-queued as a failed attempt. While an
+abandoned attempt's thread still runs, the worker claims nothing (and gives its reserved unit
+back): the input that wedged it goes to other pods.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import failure_reason
 from roboflow_distributed.configs import fetch_config
-from roboflow_distributed.progress import ClaimLost, Released, UnitProgress
+from roboflow_distributed.liveness import Staleness
+from roboflow_distributed.progress import ClaimLost, UnitProgress
 from roboflow_distributed.records import (
     BatchPhase,
     BatchSpec,
@@ -47,6 +54,7 @@ from roboflow_distributed.records import (
 )
 from roboflow_distributed.settings import STORE_RETRY, Settings, store_down
 from roboflow_distributed.store import Compare, Store
+from roboflow_distributed.watchdog import Attempt, Released, watch
 from roboflow_pipeline import convert_recording, convert_skills
 from roboflow_storage import Storage, display_url, prefetch_recording, retry_call
 
@@ -94,6 +102,9 @@ class Worker:
         self.current: str | None = None
         self.completed = 0
         self._next: Versioned[WorkUnit] | None = None  # claimed ahead, input downloading
+        self._attempt: Attempt | None = None  # of the unit being converted
+        self._abandoned: list[Attempt] = []  # given up, their threads maybe still running
+        self._beats = Staleness()  # since when each pod's heartbeat stood still, on this clock
 
     # --- claiming ---------------------------------------------------------------------------
 
@@ -131,6 +142,9 @@ class Worker:
         """Claim (or take the reserved) unit and process it; whether there was one."""
         if self.shutdown.event.is_set():
             return False
+        if self.wedged:
+            self.release_reserved()
+            return False
         unit, self._next = self._next or self.claim(), None
         if unit is None:
             return False
@@ -141,6 +155,17 @@ class Worker:
         finally:
             self.current = None
         return True
+
+    @property
+    def wedged(self) -> int:
+        """How many attempts this worker abandoned are still running (it claims nothing then)."""
+        self._abandoned = [a for a in self._abandoned if a.thread is not None and a.thread.is_alive()]
+        return len(self._abandoned)
+
+    def doing(self) -> tuple[str | None, int]:
+        """The unit being converted (``batch/unit``) and its attempt's progress, for heartbeats."""
+        attempt = self._attempt
+        return self.current, attempt.progress if attempt is not None else 0
 
     def release_reserved(self) -> None:
         """Give the unit claimed ahead back to the queue (on shutdown)."""
@@ -165,12 +190,10 @@ class Worker:
             ).start()
 
     def _reserve(self) -> Versioned[WorkUnit] | None:
-        now = time.time()
-        workers = sum(
-            1
-            for beat in scan(self.store, keys.HEARTBEATS, Heartbeat)
-            if "worker" in beat.record.roles and beat.record.fresh(self.settings.heartbeat_timeout, now)
-        )
+        beats = [b for b in scan(self.store, keys.HEARTBEATS, Heartbeat) if "worker" in b.record.roles]
+        still = [self._beats.age(keys.heartbeat(b.record.pod), b.version) for b in beats]
+        self._beats.keep_only(keys.heartbeat(b.record.pod) for b in beats)
+        workers = sum(age < self.settings.heartbeat_timeout for age in still)
         if len(self.store.scan(keys.PENDING, limit=max(workers, 1) + 1)) <= max(workers, 1):
             return None
         return self.claim()
@@ -191,13 +214,20 @@ class Worker:
     def _process(self, unit: Versioned[WorkUnit]) -> str:
         rec = unit.record
         log.info("converting %s (%s, claim %d)", display_url(rec.source), rec.id, rec.claims)
+        attempt = self._attempt = Attempt(
+            self.settings.stall_timeout, self.settings.job_timeout, overdue=lambda: self.shutdown.overdue
+        )
         try:
             spec, status = self._batch(rec)
             if status.phase is BatchPhase.CANCELLED:
                 self._finish(unit, status=UnitStatus.CANCELLED)
                 return "cancelled"
             staging = Storage.from_url(spec.staging)
-            prefix, frames = self._convert(unit, spec, staging)
+            prefix, frames = watch(
+                lambda: self._convert(unit, spec, staging, attempt),
+                attempt,
+                name=f"convert-{rec.id}",
+            )
             annotation = None if spec.annotation is None else parse_annotation(spec.annotation)
             episodes = 1 if annotation is None else len(annotation.marks)
         except Released:
@@ -209,6 +239,11 @@ class Worker:
             return "lost"
         except Exception as err:
             return self._failed(unit, err)
+        finally:
+            self._attempt = None
+            if attempt.reason is not None:
+                log.warning("abandoned the conversion of %s: %s", rec.id, attempt.reason)
+                self._abandoned.append(attempt)
         if not self._finish(
             unit,
             status=UnitStatus.COMPLETE,
@@ -233,10 +268,13 @@ class Worker:
             raise CoordinationError("the unit's batch is gone", batch=rec.batch)
         return spec.record, status.record
 
-    def _convert(self, unit: Versioned[WorkUnit], spec: BatchSpec, staging: Storage) -> tuple[str, int]:
-        """Stage the unit's episode (resuming an earlier claim's segments) and upload it."""
+    def _convert(
+        self, unit: Versioned[WorkUnit], spec: BatchSpec, staging: Storage, attempt: Attempt
+    ) -> tuple[str, int]:
+        """Stage the unit's episode (resuming an earlier claim's segments) and upload it (in the
+        attempt's thread)."""
         rec = unit.record
-        progress = UnitProgress(self.store, self.pod, unit, staging, self.settings, self.shutdown)
+        progress = UnitProgress(self.store, self.pod, unit, staging, self.settings, attempt)
         earlier = progress.finished()
         if earlier is not None:
             return earlier
