@@ -9,7 +9,7 @@ import click
 
 from roboflow_core.logs import LOG_FORMATS
 
-__all__ = ["log_format_option"]
+__all__ = ["episodes_per_chunk_option", "log_format_option"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -24,4 +24,15 @@ def log_format_option(fn: _F) -> _F:
         show_default=True,
         help="Log lines as text or as one JSON object per line (time, level, logger, message, pod, "
         "role, batch, job, trace_id). Env: ROBOFLOW_LOG_FORMAT.",
+    )(fn)
+
+
+def episodes_per_chunk_option(fn: _F) -> _F:
+    """``--episodes-per-chunk N`` (the original's flag), passed as ``episodes_per_chunk``."""
+    return click.option(
+        "--episodes-per-chunk",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Episodes (lerobot-v2.1) or files (lerobot-v3) per chunk directory of a new dataset "
+        "(its chunks_size; default 1000). An existing dataset keeps its own; another value is an error.",
     )(fn)

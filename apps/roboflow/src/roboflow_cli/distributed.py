@@ -1,4 +1,4 @@
-"""Distributed-mode commands: ``submit``, ``batch``, ``jobs``, ``run`` and ``health``.
+"""Distributed-mode commands: ``submit``, ``batch``, ``jobs``, ``run`` (``worker``, ``scanner``), ``health``.
 
 Every command talks to the coordination store named by ``--store`` or ``ROBOFLOW_STORE``
 (default: the embedded SQLite store ``.roboflow/state.db`` in the working directory).
@@ -6,6 +6,8 @@ Every command talks to the coordination store named by ``--store`` or ``ROBOFLOW
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import sys
@@ -13,15 +15,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 import msgspec
 
-from roboflow_cli._options import log_format_option
+from roboflow_cli._options import episodes_per_chunk_option, log_format_option
 from roboflow_core import RoboflowError
 from roboflow_core.logs import configure_logging
 from roboflow_core.redact import redact
+
+if TYPE_CHECKING:
+    from roboflow_distributed.manifest import ManifestBatch
 
 __all__ = ["register"]
 
@@ -73,6 +78,24 @@ def _ago(ts: float | None) -> str:
     return f"{secs:.0f}s ago" if secs < 120 else f"{secs / 60:.0f}m ago"
 
 
+def _csv_option(fn: _F) -> _F:
+    return click.option("--csv", "as_csv", is_flag=True, help="Print CSV (a header row, then one row each).")(
+        fn
+    )
+
+
+def _listing(rows: list[list[str]], header: list[str], *, as_csv: bool) -> None:
+    """Rows as an aligned table, or as CSV with ``--csv``."""
+    if not as_csv:
+        _table(rows, header)
+        return
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(h.lower() for h in header)
+    writer.writerows(rows)
+    click.echo(out.getvalue(), nl=False)
+
+
 def _table(rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -83,12 +106,25 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option(
     "-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="TOML config."
 )
 @click.option(
-    "-o", "--output", required=True, help="Dataset directory or s3:// / oss:// URL (created or appended to)."
+    "-o",
+    "--output",
+    default=None,
+    help="Dataset directory or s3:// / oss:// URL (created or appended to); a manifest's jobs may "
+    "name their own.",
+)
+@click.option(
+    "-m",
+    "--manifest",
+    "manifest_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help='JSON manifest (the original\'s): {"jobs": [{"source": ..., "task": ..., "output": ..., '
+    '"max_attempts": ...}, ...]} or a list of sources; jobs sharing an output become one batch.',
 )
 @click.option(
     "--format",
@@ -109,26 +145,31 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
 @click.option(
     "--staging", default=None, help="Where workers stage episodes (default: <output>.roboflow-staging)."
 )
+@episodes_per_chunk_option
 @click.option("--dry-run", is_flag=True, help="Resolve the inputs and print them; submit nothing.")
 @_store_option
 @_json_option
+@_csv_option
 def submit(
     inputs: tuple[str, ...],
     config_path: str,
-    output: str,
+    output: str | None,
+    manifest_path: str | None,
     fmt: str,
     task: str | None,
     name: str | None,
     max_attempts: int,
     staging: str | None,
+    episodes_per_chunk: int | None,
     dry_run: bool,
     store_url: str | None,
     as_json: bool,
+    as_csv: bool,
 ) -> None:
     """Submit recordings as one batch for `roboflow run` workers to convert into one dataset.
 
     INPUTS are files, bag directories, prefixes or globs, locally or in a store; the scanner
-    expands them. Prints the batch id.
+    expands them. Prints the batch id (one per output with --manifest).
     """
     from roboflow_core import load_config
     from roboflow_distributed.batches import shown, submit_batch
@@ -140,34 +181,68 @@ def submit(
         raise click.BadParameter(f"cannot read {config_path}: {err.strerror}", param_hint="--config") from err
     try:
         annotation = _annotation_text(config_path)
+        groups = _submissions(inputs, manifest_path, output, max_attempts)
     except RoboflowError as err:
         _fail(err)
     if dry_run:
         try:
             load_config(config_path)
-            found = [display_url(r) for r in resolve_inputs(inputs)]
+            found = [display_url(r) for g in groups for r in resolve_inputs(g.sources)]
         except RoboflowError as err:
             _fail(err)
         _echo_json({"recordings": found}) if as_json else click.echo("\n".join(found))
         return
+    if name is not None and len(groups) > 1:
+        raise click.BadParameter("one name for several batches (the manifest names several outputs)")
     with _store(store_url) as store:
-        spec = submit_batch(
-            store,
-            list(inputs),
-            text,
-            output,
-            config_source=config_path,
-            fmt=fmt,
-            task=task,
-            annotation=annotation,
-            max_attempts=max_attempts,
-            name=name,
-            staging=staging,
-        )
+        specs = [
+            submit_batch(
+                store,
+                group.sources,
+                text,
+                group.output,
+                config_source=config_path,
+                fmt=fmt,
+                task=task,
+                tasks=group.tasks,
+                annotation=annotation,
+                max_attempts=group.max_attempts,
+                name=name,
+                staging=staging,
+                episodes_per_chunk=episodes_per_chunk,
+            )
+            for group in groups
+        ]
     if as_json:
-        _echo_json(shown(spec))
+        _echo_json(shown(specs[0]) if manifest_path is None else [shown(spec) for spec in specs])
+    elif as_csv:
+        rows = [[sp.id, sp.name, display_url(sp.output), str(len(sp.sources))] for sp in specs]
+        _listing(rows, ["ID", "NAME", "OUTPUT", "SOURCES"], as_csv=True)
     else:
-        click.echo(spec.id)
+        click.echo("\n".join(spec.id for spec in specs))
+
+
+def _submissions(
+    inputs: tuple[str, ...], manifest_path: str | None, output: str | None, max_attempts: int
+) -> list[ManifestBatch]:
+    """The batches to submit: the inputs (into ``--output``) and the manifest's jobs, by output."""
+    from roboflow_distributed.manifest import ManifestJob, manifest_batches, read_manifest
+
+    if not inputs and manifest_path is None:
+        raise click.UsageError("name INPUTS or a --manifest")
+    jobs = [ManifestJob(source=i) for i in inputs]
+    where = manifest_path or "<inputs>"
+    if manifest_path is not None:
+        try:
+            raw = Path(manifest_path).read_bytes()
+        except OSError as err:
+            raise click.BadParameter(
+                f"cannot read {manifest_path}: {err.strerror}", param_hint="--manifest"
+            ) from err
+        jobs += read_manifest(raw, path=manifest_path)
+    if output is None and any(j.output is None for j in jobs):
+        raise click.UsageError("--output is required (unless every manifest job names its output)")
+    return manifest_batches(jobs, output=output, max_attempts=max_attempts, path=where)
 
 
 def _annotation_text(config_path: str) -> str | None:
@@ -193,7 +268,8 @@ def batch() -> None:
 @batch.command("list")
 @_store_option
 @_json_option
-def batch_list(store_url: str | None, as_json: bool) -> None:
+@_csv_option
+def batch_list(store_url: str | None, as_json: bool, as_csv: bool) -> None:
     """Every batch with its phase and progress."""
     from roboflow_distributed.batches import list_batches
     from roboflow_storage import display_url
@@ -217,7 +293,7 @@ def batch_list(store_url: str | None, as_json: bool) -> None:
                 display_url(b.spec.output),
             ]
         )
-    _table(rows, ["BATCH", "NAME", "PHASE", "DONE", "DEAD", "EPISODES", "OUTPUT"])
+    _listing(rows, ["BATCH", "NAME", "PHASE", "DONE", "DEAD", "EPISODES", "OUTPUT"], as_csv=as_csv)
 
 
 @batch.command("get")
@@ -324,7 +400,10 @@ _STATUSES = ["pending", "processing", "complete", "failed", "dead", "cancelled"]
 @click.option("--status", type=click.Choice(_STATUSES), default=None, help="Only jobs with this status.")
 @_store_option
 @_json_option
-def jobs_list(batch_id: str | None, status: str | None, store_url: str | None, as_json: bool) -> None:
+@_csv_option
+def jobs_list(
+    batch_id: str | None, status: str | None, store_url: str | None, as_json: bool, as_csv: bool
+) -> None:
     """Jobs with their status, owner and last error.
 
     FAILED is conversions that ended in an error out of the attempts allowed; LOST is claims
@@ -347,11 +426,11 @@ def jobs_list(batch_id: str | None, status: str | None, store_url: str | None, a
             str(u.record.lost),
             u.record.owner or "-",
             display_url(u.record.source),
-            (u.record.error or "")[:80],
+            (u.record.error or "") if as_csv else (u.record.error or "")[:80],
         ]
         for u in units
     ]
-    _table(rows, ["JOB", "STATUS", "FAILED", "LOST", "OWNER", "SOURCE", "ERROR"])
+    _listing(rows, ["JOB", "STATUS", "FAILED", "LOST", "OWNER", "SOURCE", "ERROR"], as_csv=as_csv)
 
 
 @jobs.command("get")
@@ -403,40 +482,95 @@ def jobs_cancel(job: str, store_url: str | None) -> None:
 # --- run / health ------------------------------------------------------------------------------
 
 
+def _roles(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """``--role`` values (repeated, or comma-separated as in ``ROLE=scanner,reaper``), checked."""
+    from roboflow_distributed.runner import ROLES
+
+    roles = tuple(r.strip() for v in value for r in v.split(",") if r.strip())
+    for role in roles:
+        if role not in ROLES:
+            raise click.BadParameter(f"{role!r} is not one of {', '.join(ROLES)}", ctx, param)
+    return roles or ("all",)
+
+
+def _pod_options(fn: _F) -> _F:
+    """The options of every command that runs a pod (``run``, ``worker``, ``scanner``)."""
+    for option in reversed(
+        [
+            click.option(
+                "--pod-id",
+                default=None,
+                help="This pod's id (default: POD_ID, POD_NAME, or host-pid-random).",
+            ),
+            click.option(
+                "--exit-when-idle",
+                is_flag=True,
+                help="Stop once every batch is complete, failed or cancelled.",
+            ),
+            click.option(
+                "--health-port",
+                type=click.IntRange(0, 65535),
+                envvar="HEALTH_PORT",
+                default=None,
+                help="Serve /health/live, /health/ready, /health and /metrics on this port (off by default).",
+            ),
+            click.option(
+                "--health-host",
+                envvar="HEALTH_HOST",
+                default="0.0.0.0",
+                show_default=True,
+                help="Address to serve them on.",
+            ),
+            click.option(
+                "-v", "--verbose", is_flag=True, help="Log every step (default: warnings and unit outcomes)."
+            ),
+            log_format_option,
+            _store_option,
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
 @click.option(
     "--role",
     "roles",
     multiple=True,
-    type=click.Choice(["all", "worker", "scanner", "finalizer", "reaper"]),
     envvar="ROLE",
-    default=["all"],
-    show_default=True,
-    help="Roles of this pod (repeatable). all = scanner + reaper + finalizer + worker.",
+    callback=_roles,
+    metavar="ROLE",
+    help="Roles of this pod (repeatable or comma-separated; env ROLE): worker, scanner, reaper, "
+    "finalizer, or all / unified (the default: every role).",
 )
-@click.option("--pod-id", default=None, help="This pod's id (default: POD_ID, POD_NAME, or host-pid-random).")
-@click.option(
-    "--exit-when-idle", is_flag=True, help="Stop once every batch is complete, failed or cancelled."
-)
-@click.option(
-    "--health-port",
-    type=click.IntRange(0, 65535),
-    envvar="HEALTH_PORT",
-    default=None,
-    help="Serve /health/live, /health/ready, /health and /metrics on this port (off by default).",
-)
-@click.option(
-    "--health-host",
-    envvar="HEALTH_HOST",
-    default="0.0.0.0",
-    show_default=True,
-    help="Address to serve them on.",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Log every step (default: warnings and unit outcomes).")
-@log_format_option
-@_store_option
-def run(
+@_pod_options
+def run(roles: tuple[str, ...], **options: Any) -> None:
+    """Run a pod: claim and convert jobs, discover batches, re-queue lost work, merge finished batches.
+
+    Stops on SIGTERM/SIGINT: no new jobs are claimed; a running job gets ROBOFLOW_SHUTDOWN_GRACE_SECS
+    (15) to finish, else it is given back to the queue. Timings come from the environment
+    (WORKER_POLL_INTERVAL_SECS, WORKER_HEARTBEAT_INTERVAL_SECS, ROBOFLOW_HEARTBEAT_TIMEOUT_SECS, ...).
+    """
+    _run_pod(roles, **options)
+
+
+@click.command()
+@_pod_options
+def worker(**options: Any) -> None:
+    """Run a worker pod: the same as `roboflow run --role worker`."""
+    _run_pod(("worker",), **options)
+
+
+@click.command()
+@_pod_options
+def scanner(**options: Any) -> None:
+    """Run a scanner pod: the same as `roboflow run --role scanner`."""
+    _run_pod(("scanner",), **options)
+
+
+def _run_pod(
     roles: tuple[str, ...],
+    *,
     pod_id: str | None,
     exit_when_idle: bool,
     health_port: int | None,
@@ -445,12 +579,6 @@ def run(
     log_format: str,
     store_url: str | None,
 ) -> None:
-    """Run a pod: claim and convert jobs, discover batches, re-queue lost work, merge finished batches.
-
-    Stops on SIGTERM/SIGINT: no new jobs are claimed; a running job gets ROBOFLOW_SHUTDOWN_GRACE_SECS
-    (15) to finish, else it is given back to the queue. Timings come from the environment
-    (WORKER_POLL_INTERVAL_SECS, WORKER_HEARTBEAT_INTERVAL_SECS, ROBOFLOW_HEARTBEAT_TIMEOUT_SECS, ...).
-    """
     from roboflow_distributed.runner import Role, default_pod_id, run_pod
     from roboflow_distributed.settings import Settings
 
@@ -528,5 +656,5 @@ def health(store_url: str | None, as_json: bool) -> None:
 
 def register(cli: click.Group) -> None:
     """Add the distributed commands to the ``roboflow`` group."""
-    for command in (submit, batch, jobs, run, health):
+    for command in (submit, batch, jobs, run, worker, scanner, health):
         cli.add_command(command)

@@ -11,7 +11,7 @@ from typing import Any, TextIO, cast
 import click
 import msgspec
 
-from roboflow_cli._options import log_format_option
+from roboflow_cli._options import episodes_per_chunk_option, log_format_option
 from roboflow_cli.distributed import register
 from roboflow_core import ConfigError, RoboflowError, load_config
 from roboflow_core.annotation import read_annotation
@@ -176,6 +176,7 @@ def init(recording: str, output: str | None) -> None:
     "(config: [source] salvage = true).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@episodes_per_chunk_option
 @log_format_option
 def convert(
     inputs: tuple[str, ...],
@@ -188,6 +189,7 @@ def convert(
     tasks_file: str | None,
     salvage: bool,
     progress: bool | None,
+    episodes_per_chunk: int | None,
     log_format: str,
 ) -> None:
     """Convert recordings into one LeRobot dataset: an episode per recording (per mark of annotation_file).
@@ -221,6 +223,7 @@ def convert(
             tasks=tasks,
             annotation=annotation,
             progress=bar,
+            chunks_size=episodes_per_chunk,
         )
     except RoboflowError as err:
         _fail(err)

@@ -6,7 +6,7 @@ import getpass
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -104,6 +104,8 @@ def submit_batch(
     max_attempts: int = 3,
     name: str | None = None,
     staging: str | None = None,
+    tasks: Mapping[str, str] | None = None,
+    episodes_per_chunk: int | None = None,
 ) -> BatchSpec:
     """Validate and store a batch; the scanner expands its sources into work units.
 
@@ -120,6 +122,9 @@ def submit_batch(
         max_attempts: Failed conversions of a unit before it is Dead.
         name: A human name (defaults to the id).
         staging: Where staged episodes go (defaults to :func:`default_staging`).
+        tasks: A task per source (as given in ``sources``), over ``task``: every recording found
+            under that source gets it (a manifest's per-input task).
+        episodes_per_chunk: ``chunks_size`` of the dataset when the batch creates it.
 
     Raises:
         ConfigError: The config or the annotation is invalid, or a task is given with an annotation.
@@ -132,10 +137,15 @@ def submit_batch(
         raise CoordinationError("a batch needs at least one input")
     if max_attempts < 1:
         raise CoordinationError(f"max_attempts must be >= 1, got {max_attempts}")
+    if episodes_per_chunk is not None and episodes_per_chunk < 1:
+        raise CoordinationError(f"episodes_per_chunk must be >= 1, got {episodes_per_chunk}")
+    tasks = {_source(s): t for s, t in (tasks or {}).items()}
+    if unknown := set(tasks) - {_source(s) for s in sources}:
+        raise CoordinationError(f"a task names a source that is not submitted: {min(unknown)}")
     digest, _ = store_config(store, config_text, source=config_source)
     if annotation is not None:
         parse_annotation(annotation, source=f"annotation of {config_source}")
-        if task is not None:
+        if task is not None or tasks:
             raise ConfigError(
                 "the annotation's marks give every episode its task; drop the batch task",
                 key="annotation_file",
@@ -149,14 +159,16 @@ def submit_batch(
     spec = BatchSpec(
         id=batch_id,
         name=name or batch_id,
-        sources=[s if is_remote(s) else os.path.abspath(s) for s in sources],
+        sources=list(dict.fromkeys(_source(s) for s in sources)),
         output=output,
         staging=staging,
         config_hash=digest,
         format=fmt,
         task=task,
+        tasks=tasks,
         annotation=annotation,
         max_attempts=max_attempts,
+        episodes_per_chunk=episodes_per_chunk,
         submitted_at=time.time(),
         submitted_by=_user(),
     )
@@ -168,6 +180,11 @@ def submit_batch(
     ):
         raise CoordinationError("batch id already taken; submit again", batch=batch_id)
     return spec
+
+
+def _source(source: str) -> str:
+    """A source as stored: a URL as given, a local path made absolute."""
+    return source if is_remote(source) else os.path.abspath(source)
 
 
 def _user() -> str:

@@ -218,6 +218,7 @@ class Finalizer:
                 fmt="lerobot-v2.1" if spec.format == "lerobot-v2.1" else "lerobot-v3",
                 robot_type=config.dataset.robot_type,
                 fps=config.dataset.fps,
+                chunks_size=spec.episodes_per_chunk,
                 owner=f"{_FINALIZER} {self.pod}",
                 # a lock left by an earlier holder of the dataset's lease (dead, or stopped and about
                 # to notice it lost the lease) has a lower token and is taken over

@@ -80,8 +80,10 @@ class BatchSpec(msgspec.Struct, frozen=True, kw_only=True):
     config_hash: str
     format: str = "lerobot-v3"
     task: str | None = None
+    tasks: dict[str, str] = {}  # a task per source (a manifest's), over ``task``
     annotation: str | None = None  # the config's annotation_file (skill marks, JSON), read at submit
     max_attempts: int = 3
+    episodes_per_chunk: int | None = None  # chunks_size of a new dataset (None: 1000)
     submitted_at: float
     submitted_by: str = ""
     api_version: str = API_VERSION
@@ -118,6 +120,7 @@ class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
     size: int
     config_hash: str
     seq: int
+    task: str | None = None  # the task of its source (a manifest's), over the batch's
     status: UnitStatus = UnitStatus.PENDING
     owner: str | None = None
     attempts: int = 0

@@ -38,8 +38,9 @@ __all__ = ["ROLES", "PodReport", "Role", "default_pod_id", "run_pod"]
 log = logging.getLogger("roboflow.pod")
 _T = TypeVar("_T")
 
-Role = Literal["all", "worker", "scanner", "finalizer", "reaper"]
-ROLES: tuple[Role, ...] = ("all", "worker", "scanner", "finalizer", "reaper")
+Role = Literal["all", "unified", "worker", "scanner", "finalizer", "reaper"]
+ROLES: tuple[Role, ...] = ("all", "unified", "worker", "scanner", "finalizer", "reaper")
+"""The roles a pod may run; ``all`` and ``unified`` (the original's name) are every role."""
 
 
 class _Ticker(Protocol):
@@ -65,7 +66,7 @@ def default_pod_id() -> str:
 
 
 def _expand(roles: Sequence[Role]) -> list[Role]:
-    if "all" in roles:
+    if "all" in roles or "unified" in roles:
         return ["scanner", "reaper", "finalizer", "worker"]
     return list(dict.fromkeys(roles))
 
@@ -85,7 +86,7 @@ def run_pod(
 
     Args:
         store: The coordination store (wrapped in a circuit breaker here).
-        roles: Any of ``worker``, ``scanner``, ``finalizer``, ``reaper``, or ``all``.
+        roles: Any of ``worker``, ``scanner``, ``finalizer``, ``reaper``, or ``all`` / ``unified``.
         pod: This pod's id (see :func:`default_pod_id`).
         settings: Intervals and limits (default: from the environment).
         exit_when_idle: Stop once no batch is pending, running or merging.

@@ -99,6 +99,7 @@ class Scanner:
     def _units(self, spec: BatchSpec) -> list[WorkUnit]:
         """One unit per recording found, and a Dead one per source or recording that failed."""
         found: dict[str, int | RoboflowError] = {}
+        tasks: dict[str, str] = {}  # a recording's task, from the first source naming one
         for source in spec.sources:
             try:
                 recordings = _discovered(functools.partial(resolve_inputs, [source]))
@@ -107,6 +108,8 @@ class Scanner:
                 found.setdefault(source, err)
                 continue
             for url in map(str, recordings):
+                if source in spec.tasks:
+                    tasks.setdefault(url, spec.tasks[source])
                 if url not in found:
                     try:
                         found[url] = _discovered(functools.partial(recording_bytes, url))
@@ -121,6 +124,7 @@ class Scanner:
                 size=size if isinstance(size, int) else 0,
                 config_hash=spec.config_hash,
                 seq=seq,
+                task=tasks.get(url),
                 max_attempts=spec.max_attempts,
             )
             if isinstance(size, RoboflowError):

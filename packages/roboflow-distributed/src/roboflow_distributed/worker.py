@@ -302,7 +302,7 @@ class Worker:
                 rec.source,
                 config,
                 episode_dir,
-                task=spec.task,
+                task=rec.task or spec.task,
                 on_planned=progress.planned,
                 on_frames=progress.frames,
                 segment_frames=self.settings.segment_frames,

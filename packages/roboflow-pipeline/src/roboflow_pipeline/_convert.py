@@ -178,6 +178,7 @@ def convert(
     tasks: dict[str, str] | None = None,
     annotation: Annotation | None = None,
     progress: Progress | None = None,
+    chunks_size: int | None = None,
 ) -> ConvertSummary:
     """Convert recordings into one LeRobot dataset at ``output`` (appending if it exists).
 
@@ -200,6 +201,8 @@ def convert(
         annotation: Skill marks (the config's ``annotation_file``): each recording becomes one
             episode per mark, with the mark's task (see :func:`convert_skills`).
         progress: Progress display; a silent one is used when ``None``.
+        chunks_size: Episodes (v2.1) or files (v3) per chunk directory of a new dataset (default
+            1000); an existing dataset keeps its own.
 
     Returns:
         The summary; ``failures`` is non-empty when recordings were skipped.
@@ -220,7 +223,18 @@ def convert(
     progress = progress or Progress(stream=io.StringIO())
     with _staging_root(storage) as staging_root:
         _convert_into(
-            paths, config, storage, staging_root, summary, progress, fmt, jobs, on_error, tasks, annotation
+            paths,
+            config,
+            storage,
+            staging_root,
+            summary,
+            progress,
+            fmt,
+            jobs,
+            on_error,
+            tasks,
+            annotation,
+            chunks_size=chunks_size,
         )
     summary.seconds = time.monotonic() - started
     return summary
@@ -255,6 +269,8 @@ def _convert_into(
     on_error: OnError,
     tasks: dict[str, str] | None,
     annotation: Annotation | None,
+    *,
+    chunks_size: int | None,
 ) -> None:
     tasks = tasks or {}
     ctx = multiprocessing.get_context("spawn")
@@ -289,7 +305,12 @@ def _convert_into(
     summary.encoders = {v.backend for s in ordered for v in s.videos.values()}
     if ordered:
         published = publish_episodes(
-            output, ordered, fmt=fmt, robot_type=config.dataset.robot_type, fps=config.dataset.fps
+            output,
+            ordered,
+            fmt=fmt,
+            robot_type=config.dataset.robot_type,
+            fps=config.dataset.fps,
+            chunks_size=chunks_size,
         )
         summary.total_episodes = published.total_episodes
         summary.output_bytes = published.output_bytes

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Self
 
 from roboflow_core import DatasetError
-from roboflow_dataset.lerobot import DatasetFormat, StagedEpisode, merge_into_dataset
+from roboflow_dataset.lerobot import DEFAULT_CHUNKS_SIZE, DatasetFormat, StagedEpisode, merge_into_dataset
 from roboflow_dataset.lerobot.layout import layout_for
 from roboflow_dataset.lerobot.reader import INFO, is_v3, read_episodes, read_info
 from roboflow_pipeline._lock import LOCK_KEY, DatasetLock
@@ -146,7 +146,7 @@ class RemoteDataset:
         info = read_info(self.root)
         episodes = read_episodes(self.root, info)
         fmt: DatasetFormat = "lerobot-v3" if is_v3(info) else "lerobot-v2.1"
-        layout = layout_for(fmt, self.root, int(info.get("chunks_size", 1000)))
+        layout = layout_for(fmt, self.root, int(info.get("chunks_size", DEFAULT_CHUNKS_SIZE)))
         videos = [k for k, f in info["features"].items() if f.get("dtype") == "video"]
         return {os.fspath(p.relative_to(self.root).as_posix()) for p in layout.referenced(episodes, videos)}
 
@@ -207,6 +207,7 @@ def publish_episodes(
     owner: str = "roboflow convert",
     fencing: int = 0,
     check: Callable[[], None] | None = None,
+    chunks_size: int | None = None,
 ) -> Published:
     """Merge staged episodes, in order, into the dataset at ``output`` (local or in a store).
 
@@ -218,6 +219,8 @@ def publish_episodes(
     Args:
         check: Also called before every step; raises to stop the merge before it writes more
             (the distributed finalizer checks that it still holds the dataset's lease).
+        chunks_size: Episodes (v2.1) or files (v3) per chunk directory of a new dataset
+            (``--episodes-per-chunk``); an existing dataset keeps its own.
 
     Raises:
         DatasetError: The episodes do not fit each other or the existing dataset, or another
@@ -235,13 +238,25 @@ def publish_episodes(
         if storage.is_local:
             root = _local_root(storage)
             result = merge_into_dataset(
-                root, staged, fmt=fmt, robot_type=robot_type, fps=fps, check=still_ours
+                root,
+                staged,
+                fmt=fmt,
+                robot_type=robot_type,
+                fps=fps,
+                chunks_size=chunks_size,
+                check=still_ours,
             )
             size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != LOCK_KEY)
             return Published(result.total_episodes, size)
         with RemoteDataset(storage) as publisher:
             publisher.fetch_metadata()
             result = merge_into_dataset(
-                publisher.root, staged, fmt=fmt, robot_type=robot_type, fps=fps, check=still_ours
+                publisher.root,
+                staged,
+                fmt=fmt,
+                robot_type=robot_type,
+                fps=fps,
+                chunks_size=chunks_size,
+                check=still_ours,
             )
             return Published(result.total_episodes, publisher.publish(still_ours))

@@ -2,7 +2,7 @@
 
 from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, camera_feature
 from roboflow_dataset.lerobot.layout import DatasetFormat
-from roboflow_dataset.lerobot.merge import MergeResult, merge_into_dataset
+from roboflow_dataset.lerobot.merge import DEFAULT_CHUNKS_SIZE, MergeResult, merge_into_dataset
 from roboflow_dataset.lerobot.reader import DatasetContents, read_dataset
 from roboflow_dataset.lerobot.staging import (
     ClosedSegment,
@@ -13,6 +13,7 @@ from roboflow_dataset.lerobot.staging import (
 )
 
 __all__ = [
+    "DEFAULT_CHUNKS_SIZE",
     "DEFAULT_FEATURES",
     "ClosedSegment",
     "DatasetContents",

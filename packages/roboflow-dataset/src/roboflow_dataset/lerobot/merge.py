@@ -30,7 +30,10 @@ from roboflow_dataset.lerobot.staging import StagedEpisode
 from roboflow_dataset.stats import QUANTILES, FeatureStats, aggregate
 from roboflow_media import concat_videos, probe_video
 
-__all__ = ["MergeResult", "merge_into_dataset"]
+__all__ = ["DEFAULT_CHUNKS_SIZE", "MergeResult", "merge_into_dataset"]
+
+DEFAULT_CHUNKS_SIZE = 1000
+"""Files (v3) or episodes (v2.1) per chunk directory of a new dataset (lerobot's default)."""
 
 _PTS_TOLERANCE_S = 1e-4
 
@@ -81,7 +84,7 @@ def merge_into_dataset(
     fps: int,
     data_file_mb: int = 100,
     video_file_mb: int = 200,
-    chunks_size: int = 1000,
+    chunks_size: int | None = None,
     check: Callable[[], None] = lambda: None,
 ) -> MergeResult:
     """Append staged episodes to the dataset at ``root``, creating it if it has no ``info.json``.
@@ -98,7 +101,9 @@ def merge_into_dataset(
         fps: Frame rate of the dataset; every staged episode must have it.
         data_file_mb: v3 data file size at which a new file starts.
         video_file_mb: v3 video file size at which a new file starts.
-        chunks_size: Files (v3) or episodes (v2.1) per chunk directory.
+        chunks_size: Files (v3) or episodes (v2.1) per chunk directory (default
+            :data:`DEFAULT_CHUNKS_SIZE`); an existing dataset keeps its own, and naming another
+            one for it is an error.
         check: Called before every step that writes (orphan removal, each data and video file,
             episodes metadata, stats, ``info.json``); raises to stop the merge, e.g. when the writer's
             lock was lost.
@@ -119,10 +124,17 @@ def merge_into_dataset(
     if existing.info is not None:
         _check_compatible(existing.info, fmt, fps, features, robot_type, root)
         robot_type = robot_type if robot_type is not None else existing.info.get("robot_type")
-        chunks_size = int(existing.info.get("chunks_size", chunks_size))
+        kept = int(existing.info.get("chunks_size", DEFAULT_CHUNKS_SIZE))
+        if chunks_size is not None and chunks_size != kept:
+            raise DatasetError(
+                f"the dataset has {kept} per chunk (chunks_size); it cannot be appended to with "
+                f"{chunks_size} per chunk (leave the episodes per chunk unset to keep its own)",
+                path=str(root),
+            )
+        chunks_size = kept
         data_file_mb = int(existing.info.get("data_files_size_in_mb", data_file_mb))
         video_file_mb = int(existing.info.get("video_files_size_in_mb", video_file_mb))
-    layout = layout_for(fmt, root, chunks_size)
+    layout = layout_for(fmt, root, chunks_size or DEFAULT_CHUNKS_SIZE)
     video_keys = [f.name for f in features if f.is_video]
     check()
     remove_orphans(root, layout.referenced(existing.episodes, video_keys))
