@@ -57,6 +57,10 @@ def decode_compressed_image(data: bytes | bytearray | memoryview, fmt: str) -> N
     return pixels
 
 
+_REFUSED = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+"""What Pillow raises on bad data (its bomb warning too, where warnings are errors: our bound is lower)."""
+
+
 def _decode(payload: memoryview, codec: str, fmt: str) -> NDArray[np.generic]:
     try:
         with Image.open(BytesIO(payload), formats=[codec]) as image:
@@ -67,7 +71,7 @@ def _decode(payload: memoryview, codec: str, fmt: str) -> NDArray[np.generic]:
                     pixels = pixels.astype(np.uint16)
                 return pixels[..., np.newaxis]
             return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except _REFUSED as err:
         raise MediaError(f"cannot decode {codec} image ({fmt!r}, {len(payload)} bytes): {err}") from err
 
 
