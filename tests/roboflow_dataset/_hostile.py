@@ -31,6 +31,8 @@ __all__ = [
     "mcap_huge_png",
     "mcap_huge_record",
     "mcap_max_log_time",
+    "mcap_never_overlap",
+    "mcap_without_joints",
     "mcap_zstd_bomb",
     "ros1_bz2_bomb",
 ]
@@ -207,17 +209,21 @@ def mcap_huge_record(path: Path) -> Path:
     return path
 
 
-def _robot(writer: SynthWriter, times_ns: Iterable[int]) -> None:
-    """Joint states and actions at ``times_ns`` (header stamps equal to the log times)."""
+def _robot(
+    writer: SynthWriter, times_ns: Iterable[int], action_times_ns: Iterable[int] | None = None
+) -> None:
+    """Joint states at ``times_ns`` and actions at ``action_times_ns`` (default: the same times;
+    header stamps equal the log times)."""
     types = writer.store.types
     joints = writer.add(JOINT_TOPIC, "sensor_msgs/msg/JointState")
     action = writer.add(ACTION_TOPIC, "std_msgs/msg/Float32MultiArray")
     layout = types["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
-    for t in times_ns:
+    zero = np.zeros(1)
+    times = list(times_ns)
+    for t in times:
         sec = min(t // 10**9, (1 << 31) - 1)
         stamp = types["builtin_interfaces/msg/Time"](sec=sec, nanosec=t % 10**9)
         header = types["std_msgs/msg/Header"](stamp=stamp, frame_id="base")
-        zero = np.zeros(1)
         writer.write(
             joints,
             t,
@@ -225,9 +231,26 @@ def _robot(writer: SynthWriter, times_ns: Iterable[int]) -> None:
                 header=header, name=["j"], position=zero, velocity=zero, effort=zero
             ),
         )
+    for t in times if action_times_ns is None else action_times_ns:
         writer.write(
             action, t, types["std_msgs/msg/Float32MultiArray"](layout=layout, data=zero.astype(np.float32))
         )
+
+
+def mcap_never_overlap(path: Path) -> Path:
+    """Joint states from 1 s to 2 s, actions from 5 s to 6 s: no episode window."""
+    writer = open_writer(path, "mcap")
+    _robot(writer, [10**9 + i * 10**8 for i in range(10)], [5 * 10**9 + i * 10**8 for i in range(10)])
+    writer.close()
+    return path
+
+
+def mcap_without_joints(path: Path) -> Path:
+    """Actions only: the mapped joint states are missing."""
+    writer = open_writer(path, "mcap")
+    _robot(writer, [], [10**9 + i * 10**8 for i in range(10)])
+    writer.close()
+    return path
 
 
 def mcap_max_log_time(path: Path) -> Path:

@@ -26,10 +26,12 @@ FAST = Settings(
     finalizer_interval=0.05,
     reaper_interval=0.2,
     shutdown_grace=5.0,
+    retry_backoff=0.05,
 )
 
 FAST_ENV = {
     "WORKER_POLL_INTERVAL_SECS": "0.1",
+    "WORKER_RETRY_BACKOFF_SECS": "0.1",
     "WORKER_HEARTBEAT_INTERVAL_SECS": "0.3",
     "ROBOFLOW_HEARTBEAT_TIMEOUT_SECS": "2",
     "ROBOFLOW_LOCK_TTL_SECS": "3",

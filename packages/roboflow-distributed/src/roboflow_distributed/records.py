@@ -112,6 +112,7 @@ class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
 
     ``attempts`` counts conversions that ended in an error; ``lost`` counts claims whose worker
     died (re-queued by the reaper). ``staged`` is the URL of the finished staged episode.
+    ``retry_at``: a unit re-queued after a transient error is not claimed before this time.
     """
 
     id: str
@@ -133,6 +134,7 @@ class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
     frames: int = 0
     episodes: int = 1  # staged episodes: one, or one per skill mark
     updated_at: float = 0.0
+    retry_at: float | None = None
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

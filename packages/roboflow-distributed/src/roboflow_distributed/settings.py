@@ -42,6 +42,7 @@ _ENV = {
     "merge_group": "FINALIZER_MERGE_GROUP",
     "reaper_interval": "ROBOFLOW_REAPER_INTERVAL_SECS",
     "shutdown_grace": "ROBOFLOW_SHUTDOWN_GRACE_SECS",
+    "retry_backoff": "WORKER_RETRY_BACKOFF_SECS",
 }
 
 
@@ -85,8 +86,15 @@ class Settings:
     reaper_interval: float = 10.0
     shutdown_grace: float = 15.0
     """On SIGTERM/SIGINT a worker finishes its unit if it can within this long, else releases it."""
+    retry_backoff: float = 5.0
+    """A unit that failed transiently is not claimed again before a backoff drawn up to this, doubled
+    per attempt (:meth:`unit_retry`)."""
 
     ENV = _ENV
+
+    def unit_retry(self) -> RetryPolicy:
+        """The backoff between attempts of a unit that failed transiently."""
+        return RetryPolicy(initial_backoff_s=self.retry_backoff, max_backoff_s=64 * self.retry_backoff)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -119,12 +119,15 @@ class Worker:
             if current is None or current.record.status is not UnitStatus.PENDING:
                 self.store.txn([Compare(entry.key, entry.version)], deletes=[entry.key])  # stale entry
                 continue
+            if (current.record.retry_at or 0.0) > time.time():
+                continue  # backing off after a transient failure
             new = msgspec.structs.replace(
                 current.record,
                 status=UnitStatus.PROCESSING,
                 owner=self.pod,
                 claims=current.record.claims + 1,
                 updated_at=time.time(),
+                retry_at=None,
             )
             compares = [Compare(ukey, current.version), Compare(entry.key, entry.version)]
             try:
@@ -333,8 +336,14 @@ class Worker:
         attempts = rec.attempts + 1
         transient = is_transient(err)  # a permanent fault (bad input) is dead at once
         if transient and attempts < rec.max_attempts:
+            delay = self.settings.unit_retry().backoff(attempts - 1)
             log.warning(
-                "attempt %d/%d of %s failed, will retry: %s", attempts, rec.max_attempts, rec.id, reason
+                "attempt %d/%d of %s failed, will retry in %.1f s: %s",
+                attempts,
+                rec.max_attempts,
+                rec.id,
+                delay,
+                reason,
             )
             self._finish(
                 unit,
@@ -343,6 +352,7 @@ class Worker:
                 attempts=attempts,
                 error=reason,
                 error_kind=kind,
+                retry_at=time.time() + delay,
                 requeue=True,
             )
             return "failed"

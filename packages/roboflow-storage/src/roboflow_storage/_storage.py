@@ -73,7 +73,8 @@ class Storage:
 
     Args:
         location: Where the root is (see :meth:`from_url`).
-        retry: Retry policy for remote stores (obstore retries inside each request).
+        retry: Retry policy for remote stores (obstore retries inside each request); default:
+            :meth:`RetryPolicy.from_env`.
         cache: Local cache used by :meth:`local_copy`; default: the process-wide one from
             ``ROBOFLOW_BUFFER_DIR``.
         part_size: Multipart part size for uploads (at least 5 MiB).
@@ -98,7 +99,7 @@ class Storage:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part)")
         self.location = location
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_env()
         self.part_size = part_size
         self.max_concurrency = max_concurrency
         if download_part_size is None:
