@@ -376,6 +376,8 @@ def test_a_unit_whose_worker_crashed_resumes_after_its_uploaded_segments(
     monkeypatch.setattr(UnitProgress, "segment", upload_segment)
     caplog.set_level(logging.INFO, logger="roboflow.worker")
     second = Worker(store, "w2", settings, Shutdown(1.0))
+    assert failed.record.retry_at is not None
+    time.sleep(max(failed.record.retry_at - time.time(), 0.0))  # the backoff after a transient error
     again = second.claim()
     assert again is not None
     second.process(again)
