@@ -274,21 +274,43 @@ class ImageStats:
         elif unit != self._unit:
             raise ValueError(f"frame {self._frames} is {unit!r}, the first was {self._unit!r}")
         stride = max(1, max(frame.shape[:2]) // _TARGET_PIXELS)
-        pixels = frame[::stride, ::stride].reshape(-1, frame.shape[2])
-        if unit == "rgb" and pixels.shape[1] == 1:
-            pixels = np.repeat(pixels, 3, axis=1)
-        values = pixels.astype(np.float64)
+        pixels = frame[::stride, ::stride]
+        if unit == "rgb":
+            self._add_levels(pixels)
+        else:
+            self._add_depth(pixels.reshape(-1, 1), unit)
+        self._frames += 1
+
+    def _add_levels(self, pixels: npt.NDArray[Any]) -> None:
+        """Colour: one histogram of the frame gives every stat exactly (sums of integers below
+        2**53 are exact in float64, in any order), at a fraction of the reductions' cost."""
+        bins = self._hist.shape[1]
+        counts = np.stack(
+            [np.bincount(pixels[..., c].ravel(), minlength=bins) for c in range(pixels.shape[2])]
+        )
+        if len(counts) != len(self._hist):  # gray into a colour camera: the level of every channel
+            counts = np.repeat(counts, len(self._hist), axis=0)
+        self._hist += counts
+        levels = np.arange(bins, dtype=np.float64)
+        self._sum += counts @ levels
+        self._sum_sq += counts @ (levels * levels)
+        seen = counts > 0
+        self._min = np.minimum(self._min, seen.argmax(axis=1))
+        self._max = np.maximum(self._max, bins - 1 - seen[:, ::-1].argmax(axis=1))
+
+    def _add_depth(self, raw: npt.NDArray[Any], unit: str) -> None:
+        """Depth, ``(N, 1)``: exact moments of the values; the histogram counts millimetres (metres
+        binned at 1 mm)."""
+        values = raw.astype(np.float64)
         self._sum += values.sum(axis=0)
         self._sum_sq += (values**2).sum(axis=0)
         self._min = np.minimum(self._min, values.min(axis=0))
         self._max = np.maximum(self._max, values.max(axis=0))
         bins = self._hist.shape[1]
-        for channel in range(pixels.shape[1]):
-            column = pixels[:, channel]
-            if unit == "m":
-                column = np.clip(np.rint(column * 1000.0), 0, bins - 1).astype(np.int64)
-            self._hist[channel] += np.bincount(column, minlength=bins)
-        self._frames += 1
+        column = raw[:, 0]
+        if unit == "m":
+            column = np.clip(np.rint(column * 1000.0), 0, bins - 1).astype(np.int64)
+        self._hist[0] += np.bincount(column, minlength=bins)
 
     def _start(self, unit: str) -> None:
         self._unit = unit
