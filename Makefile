@@ -55,19 +55,26 @@ demo: install ## Convert generated recordings as a batch on the embedded SQLite 
 	echo; $(UV) run roboflow batch get $$batch
 
 .PHONY: test
-test: install system-deps ## Install what is needed and run the whole test suite
+test: install system-deps check ## Install what is needed, lint and type-check, run the whole test suite
 	$(UV) run pytest $(PYTEST_ARGS)
 
-.PHONY: lint
-lint: install ## Lint (ruff) and type-check (mypy)
-	$(UV) run ruff check packages apps tests bench
-	$(UV) run ruff format --check packages apps tests bench
+.PHONY: check
+check: install ## Lint (ruff check + format check) and type-check (mypy --strict): CI fails on any finding
+	$(UV) run ruff check packages apps tests bench scripts
+	$(UV) run ruff format --check packages apps tests bench scripts
 	$(UV) run mypy packages/*/src apps/*/src
+
+.PHONY: lint
+lint: check ## Same as check
+
+.PHONY: check-packages
+check-packages: install ## Build every wheel and install roboflow-dataset / -pipeline alone into fresh virtualenvs
+	$(UV) run pytest tests/test_packages.py
 
 .PHONY: format
 format: install ## Format the code
-	$(UV) run ruff format packages apps tests bench
-	$(UV) run ruff check --fix packages apps tests bench
+	$(UV) run ruff format packages apps tests bench scripts
+	$(UV) run ruff check --fix packages apps tests bench scripts
 
 .PHONY: bench
 bench: install ## Print the benchmark figures

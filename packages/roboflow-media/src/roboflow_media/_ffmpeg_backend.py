@@ -1,4 +1,4 @@
-"""Encoding in an ``ffmpeg`` child process fed raw frames on stdin (ffmpeg-python builds the command).
+"""Encoding in an ``ffmpeg`` child process fed raw frames on stdin.
 
 The process is started with :class:`subprocess.Popen` rather than ``ffmpeg.run_async`` because
 SVT-AV1 needs ``SVT_LOG=1`` in its environment to stop printing banners, and stderr goes to a
@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import ffmpeg
 import numpy as np
 from numpy.typing import NDArray
 
@@ -38,10 +37,11 @@ class FFmpegEncoder(VideoEncoder):
         executable = shutil.which("ffmpeg")
         if executable is None:
             raise MediaError("the ffmpeg backend needs the ffmpeg command on PATH", path=str(path))
-        stream = ffmpeg.input(
-            "pipe:", format="rawvideo", pix_fmt=settings.input_format, s=f"{width}x{height}", r=fps
-        ).output(str(path), vcodec=settings.codec, pix_fmt=settings.pix_fmt, **settings.options)
-        args = stream.global_args("-hide_banner", "-loglevel", "error").overwrite_output().compile(executable)
+        size, pix_fmt = f"{width}x{height}", settings.input_format
+        source = ["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", size, "-r", str(fps), "-i", "pipe:"]
+        output = ["-vcodec", settings.codec, "-pix_fmt", settings.pix_fmt]
+        output += [arg for key, value in settings.options.items() for arg in (f"-{key}", str(value))]
+        args = [executable, "-hide_banner", "-loglevel", "error", *source, *output, "-y", str(path)]
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         self._process = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,

@@ -4,11 +4,11 @@
 docstring lists the URL forms and the defaults taken from the environment.
 """
 
+from typing import Any
+
 from roboflow_distributed.store._base import ABSENT, Compare, Entry, Store
-from roboflow_distributed.store._etcd import EtcdStore
-from roboflow_distributed.store._open import SCHEMES, default_store_url, open_store
+from roboflow_distributed.store._open import SCHEMES, backend, default_store_url, open_store
 from roboflow_distributed.store._sqlite import SqliteStore
-from roboflow_distributed.store._tikv import TikvStore
 
 __all__ = [
     "ABSENT",
@@ -28,7 +28,12 @@ DEFAULT_STORE_URL: str
 """``sqlite:///<working directory>/.roboflow/state.db``, resolved each time it is read."""
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> Any:
+    # etcd and TiKV are optional extras: their clients are imported only when asked for
     if name == "DEFAULT_STORE_URL":
         return default_store_url()
+    if name == "EtcdStore":
+        return backend("etcd")
+    if name == "TikvStore":
+        return backend("tikv")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

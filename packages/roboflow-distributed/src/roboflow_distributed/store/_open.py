@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from roboflow_core import CoordinationError
 from roboflow_distributed.store._base import Store
 from roboflow_distributed.store._security import parse_store_query
 
-__all__ = ["DEFAULT_STORE_URL", "SCHEMES", "default_store_url", "open_store"]
+__all__ = ["DEFAULT_STORE_URL", "SCHEMES", "backend", "default_store_url", "open_store"]
 
 SCHEMES = ("sqlite", "etcd", "tikv")
 """The URL schemes :func:`open_store` knows."""
@@ -77,12 +78,29 @@ def open_store(url: str | None = None) -> Store:
     endpoints, _, query = rest.partition("?")
     options = parse_store_query(scheme, query)
     if scheme == "etcd":
-        from roboflow_distributed.store._etcd import EtcdStore
+        return backend("etcd")(endpoints, tls=options.tls, credentials=options.credentials)  # type: ignore[no-any-return]
+    return backend("tikv")(endpoints, tls=options.tls)  # type: ignore[no-any-return]
 
-        return EtcdStore(endpoints, tls=options.tls, credentials=options.credentials)
-    from roboflow_distributed.store._tikv import TikvStore
 
-    return TikvStore(endpoints, tls=options.tls)
+def backend(scheme: str) -> Any:
+    """The store class of an optional backend (``etcd``: ``EtcdStore``, ``tikv``: ``TikvStore``).
+
+    Raises:
+        CoordinationError: Its client library is not installed (names the extra to install).
+    """
+    try:
+        if scheme == "etcd":
+            from roboflow_distributed.store._etcd import EtcdStore
+
+            return EtcdStore
+        from tikv_client import asynchronous  # noqa: F401 - fail here, not at the first call
+
+        from roboflow_distributed.store._tikv import TikvStore
+    except ImportError as err:
+        raise CoordinationError(
+            f"{scheme}:// stores need the {err.name} package: pip install 'roboflow-distributed[{scheme}]'"
+        ) from err
+    return TikvStore
 
 
 def _url_from_env() -> str:
