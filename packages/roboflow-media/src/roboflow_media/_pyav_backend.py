@@ -16,9 +16,6 @@ from roboflow_media._settings import EncodeSettings
 
 __all__ = ["PyAVEncoder"]
 
-# SVT-AV1 prints a banner to stderr for every encoder unless SVT_LOG says otherwise (1 = errors).
-os.environ.setdefault("SVT_LOG", "1")
-
 
 class PyAVEncoder(VideoEncoder):
     """Encodes with the FFmpeg libraries bundled in PyAV's wheels."""
@@ -28,6 +25,10 @@ class PyAVEncoder(VideoEncoder):
     def __init__(self, path: Path, settings: EncodeSettings, *, width: int, height: int, fps: int) -> None:
         super().__init__(path, settings, width=width, height=height, fps=fps)
         self._time_base = Fraction(1, fps)
+        if "svt" in settings.codec:
+            # SVT-AV1 prints a banner to stderr for every encoder unless SVT_LOG says otherwise
+            # (1 = errors); it reads the variable when an encoder opens, not at import
+            os.environ.setdefault("SVT_LOG", "1")
         self._container = av.open(str(path), "w")
         try:
             stream = self._container.add_stream(settings.codec, rate=fps, options=settings.options)
