@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -275,6 +276,58 @@ def test_append_rejects_incompatible_dataset(tmp_path: Path, staged: list[Staged
     with pytest.raises(DatasetError, match="differ from the first staged episode"):
         merge_into_dataset(tmp_path / "other", [staged[0], single_camera], robot_type=None, fps=FPS)
     assert read_dataset(root).info["total_episodes"] == 1
+
+
+@pytest.mark.parametrize("template", ["data_path", "video_path"])
+def test_append_refuses_other_path_templates_and_deletes_nothing(
+    tmp_path: Path, staged: list[StagedEpisode], template: str
+) -> None:
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged[:1], robot_type="synthetic", fps=FPS)
+    info_path = root / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    theirs = info[template].replace("file-{file_index:03d}", "episode_{episode_index:06d}")
+    assert theirs != info[template]
+    info[template] = theirs
+    info_path.write_text(json.dumps(info))
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(
+        DatasetError, match=f"its {template} is '.*episode_index.*', this writer's is"
+    ) as caught:
+        merge_into_dataset(root, staged[1:2], robot_type=None, fps=FPS)
+    assert caught.value.path == str(root)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # no file was removed or added
+    assert json.loads(info_path.read_text())[template] == theirs
+
+
+def test_every_file_and_directory_is_flushed_before_info_json(
+    tmp_path: Path, staged: list[StagedEpisode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged[:1], robot_type=None, fps=FPS)
+    events: list[tuple[str, Path]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append(("replace", Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    merge_into_dataset(root, staged[1:], robot_type=None, fps=FPS)
+    info = events.index(("replace", root / "meta/info.json"))
+    flushed_before = {path for kind, path in events[:info] if kind == "fsync"}
+    written = {p for p in root.rglob("*") if p.is_file() and p.name != "info.json"}
+    new = {p for p in written if "file-001" in p.name}
+    assert new, "the append wrote new data and video files"
+    assert new <= flushed_before
+    directories = {d for p in written for d in p.parents if root in d.parents or d == root}
+    assert directories <= flushed_before, sorted(directories - flushed_before)
+    assert ("fsync", root / "meta") in events[info:], "the rename of info.json is flushed too"
 
 
 def test_interrupted_merge_leaves_old_dataset_and_is_cleaned_up(

@@ -23,6 +23,7 @@ from pathlib import Path
 import msgspec
 
 from roboflow_core import CoordinationError, DatasetError, RoboflowError, StorageError, telemetry
+from roboflow_core.workdirs import process_workdir
 from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import Batch, active_batches, list_units, set_phase
 from roboflow_distributed.configs import fetch_config
@@ -205,7 +206,7 @@ class Finalizer:
         spec = batch.spec
         config = fetch_config(self.store, spec.config_hash)
         staging = Storage.from_url(spec.staging)
-        workdir = Path(tempfile.mkdtemp(prefix="roboflow-merge-"))
+        workdir = Path(tempfile.mkdtemp(prefix="merge-", dir=process_workdir()))
         try:
             staged = []
             for unit in units:

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Literal, Protocol, TypeVar
 
 from roboflow_core import CoordinationError, telemetry
+from roboflow_core.workdirs import process_workdir
 from roboflow_distributed import keys, metrics
 from roboflow_distributed.breaker import GuardedStore
 from roboflow_distributed.finalizer import Finalizer
@@ -97,6 +98,8 @@ def run_pod(
     """
     settings = settings or Settings.from_env()
     pod = pod or default_pod_id()
+    # the pod's scratch space; making it removes what killed pods left in the temp directory
+    workdir = process_workdir()
     shutdown = shutdown or Shutdown(settings.shutdown_grace)
     guarded = GuardedStore(store)
     expanded = _expand(roles)
@@ -132,7 +135,7 @@ def run_pod(
                 target=_exit_when_idle, args=(guarded, shutdown, settings), name="idle", daemon=True
             )
         )
-    log.info("pod %s running %s on %s", pod, ", ".join(expanded), store.url)
+    log.info("pod %s running %s on %s (work directory %s)", pod, ", ".join(expanded), store.url, workdir)
     for thread in threads:
         thread.start()
     stop_serving: Callable[[], None] | None = None

@@ -34,6 +34,7 @@ import msgspec
 
 from roboflow_core import CoordinationError, DatasetError, RoboflowError, is_transient, telemetry
 from roboflow_core.annotation import parse_annotation
+from roboflow_core.workdirs import process_workdir
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import failure_reason
@@ -282,7 +283,7 @@ class Worker:
         if earlier is not None:
             return earlier
         config = fetch_config(self.store, rec.config_hash)
-        workdir = Path(tempfile.mkdtemp(prefix="roboflow-unit-"))
+        workdir = Path(tempfile.mkdtemp(prefix="unit-", dir=process_workdir()))
         episode_dir = workdir / "episode"
         if spec.annotation is not None:  # one episode per skill mark: staged whole (no segments)
             try:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from roboflow_core import ConfigError, PipelineError, RoboflowConfig, RoboflowError
 from roboflow_core.annotation import Annotation
+from roboflow_core.workdirs import process_workdir
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
 from roboflow_pipeline._publish import open_output, publish_episodes
@@ -247,7 +248,7 @@ def _staging_root(storage: Storage) -> Iterator[Path]:
         out = Path(storage.location.prefix)
         base = out.parent / f".{out.name}.staging"
     else:
-        base = Path(tempfile.mkdtemp(prefix="roboflow-staging-"))
+        base = Path(tempfile.mkdtemp(prefix="staging-", dir=process_workdir()))
     root = base / uuid.uuid4().hex[:12]
     root.mkdir(parents=True, exist_ok=True)
     try:

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Self
 
 from roboflow_core import DatasetError
+from roboflow_core.workdirs import process_workdir
 from roboflow_dataset.lerobot import DEFAULT_CHUNKS_SIZE, DatasetFormat, StagedEpisode, merge_into_dataset
 from roboflow_dataset.lerobot.layout import layout_for
 from roboflow_dataset.lerobot.reader import INFO, is_v3, read_episodes, read_info
@@ -61,7 +62,7 @@ class RemoteDataset:
     def __init__(self, storage: Storage, *, uploads: int = 4) -> None:
         self.storage = storage
         self.uploads = uploads
-        self.workdir = Path(tempfile.mkdtemp(prefix="roboflow-publish-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="publish-", dir=process_workdir()))
         self.root = self.workdir / "dataset"
         self.root.mkdir()
         self._fetched: dict[str, _Signature] = {}

@@ -10,48 +10,57 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from roboflow_core.workdirs import PrivateDir
 from roboflow_storage.errors import StorageError
 
 DEFAULT_MAX_BYTES = 16 << 30
+SPOOL_PREFIX = "roboflow-spool-"
+"""Name prefix of a cache's private directory under its root."""
 _PARTIAL = ".partial"
 
 
 class LruCache:
     """Local copies of objects, keyed by URL and etag, evicted least recently used first.
 
-    A changed object (new etag) gets a new entry; the old one ages out. Entries already in the
-    directory when the cache opens are adopted, oldest access first, so a worker's cache survives
-    restarts. Files are written under a temporary name and renamed into place when complete, so a
-    crash never leaves a truncated entry. Evicting an entry unlinks its file: a reader that has it
+    A changed object (new etag) gets a new entry; the old one ages out. The files live in a
+    directory private to this cache (:class:`~roboflow_core.workdirs.PrivateDir`
+    ``ROOT/roboflow-spool-*``, 0700, removed when the cache is closed or the process exits; what
+    killed processes left is swept when a cache opens), each created 0600 with ``O_EXCL |
+    O_NOFOLLOW``: the cache never adopts a file it did not write nor writes through a link.
+    Files are written under a temporary name and renamed into place when complete, so a crash
+    never leaves a truncated entry. Evicting an entry unlinks its file: a reader that has it
     open keeps reading, but a path handed out earlier may vanish, so open it right away.
 
     Args:
-        directory: Where the files live (created if missing).
+        root: Where the cache makes its private directory (created 0700 if missing).
         max_bytes: Bound on the total size of the files.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
-        self.directory = Path(directory)
+        try:
+            self._private = PrivateDir(root, SPOOL_PREFIX)
+        except OSError as err:
+            raise StorageError(f"cannot create the local buffer under {root}: {err.strerror or err}") from err
+        self.directory = self._private.path
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, int] = OrderedDict()
         self._inflight: dict[str, threading.Event] = {}
-        self.directory.mkdir(parents=True, exist_ok=True)
-        found = [p for p in self.directory.iterdir() if p.is_file() and not p.name.endswith(_PARTIAL)]
-        for path in sorted(found, key=lambda p: p.stat().st_atime):
-            self._entries[path.name] = path.stat().st_size
-        self._evict(0)
 
     @classmethod
     def from_env(cls) -> LruCache:
-        """The cache in ``ROBOFLOW_BUFFER_DIR`` (default: a ``roboflow-buffer`` temp dir).
+        """A cache under ``ROBOFLOW_BUFFER_DIR`` (default: the temp directory).
 
         ``ROBOFLOW_BUFFER_MAX_BYTES`` bounds its size (default 16 GiB).
         """
-        directory = os.environ.get("ROBOFLOW_BUFFER_DIR") or Path(tempfile.gettempdir(), "roboflow-buffer")
-        return cls(directory, max_bytes=int(os.environ.get("ROBOFLOW_BUFFER_MAX_BYTES", DEFAULT_MAX_BYTES)))
+        root = os.environ.get("ROBOFLOW_BUFFER_DIR") or tempfile.gettempdir()
+        return cls(root, max_bytes=int(os.environ.get("ROBOFLOW_BUFFER_MAX_BYTES", DEFAULT_MAX_BYTES)))
+
+    def close(self) -> None:
+        """Remove the cache's directory and every file in it. Safe to call twice."""
+        self._private.close()
 
     @property
     def size(self) -> int:
@@ -131,7 +140,8 @@ class LruCache:
                 )
             with self._lock:
                 self._evict(size)
-            self.directory.mkdir(parents=True, exist_ok=True)  # a tmp cleaner may have removed it
+            self.directory.mkdir(mode=0o700, exist_ok=True)  # a tmp cleaner may have removed it
+            reservation.create_partial()
         except BaseException:
             reservation.abandon()
             raise
@@ -179,6 +189,22 @@ class Reservation:
         self.url = url
         self.size = size
         self._ended = False
+        self._created = False
+
+    def create_partial(self) -> None:
+        """Create :attr:`partial`, empty and 0600, failing if anything (a file, a link) is there.
+
+        Raises:
+            StorageError: It cannot be created.
+        """
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            os.close(os.open(self.partial, flags, 0o600))
+            self._created = True
+        except OSError as err:
+            raise StorageError(
+                f"cannot create the local copy {self.partial}: {err.strerror}", url=self.url
+            ) from err
 
     def commit(self) -> Path:
         """Move the complete :attr:`partial` file into the cache; returns :attr:`path`.
@@ -203,6 +229,7 @@ class Reservation:
             return
         self._ended = True
         try:
-            self.partial.unlink(missing_ok=True)
+            if self._created:
+                self.partial.unlink(missing_ok=True)
         finally:
             self._cache._settle(self._name, None)

@@ -124,7 +124,7 @@ def download(
     resumes: int,
     url: str,
 ) -> None:
-    """Write the ``size`` bytes of an object into ``target`` (created or truncated).
+    """Write the ``size`` bytes of an object into ``target`` (created 0600; never through a link).
 
     Args:
         stream: Streams a byte range of the object (error mapping is its job; a change of the
@@ -141,7 +141,7 @@ def download(
     """
     if part_size <= 0 or concurrency <= 0:
         raise ValueError("part_size and concurrency must be positive")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.ftruncate(fd, size)
         stop = threading.Event()

@@ -167,8 +167,11 @@ class GrowingCopy:
         url = reservation.url
         fds: list[int] = []
         try:
-            fds.append(os.open(reservation.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
-            fds.append(os.open(reservation.partial, os.O_RDONLY))
+            # the cache created the partial file (0600, never through a link): open it, no more
+            fds.append(
+                os.open(reservation.partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            )
+            fds.append(os.open(reservation.partial, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
             copy = cls(fds[1], _Progress(reservation.size, url))
             part = Part(stream, fds[0], copy._stop, resumes=resumes, url=url, progress=copy._progress.advance)
             copy._thread = threading.Thread(

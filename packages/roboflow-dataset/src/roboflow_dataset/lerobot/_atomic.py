@@ -1,10 +1,11 @@
-"""Atomic file replacement: readers see the old file or the new one, never half of one."""
+"""Atomic, durable file replacement: readers see the old file or the new one, never half of one,
+and once a replacement returns it survives a power loss (the file and the rename are fsynced)."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,45 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         with temp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temp, path)
+        fsync_dir(path.parent)  # the rename itself
     except OSError as err:
         temp.unlink(missing_ok=True)
         raise DatasetError(f"cannot write file: {err.strerror or err}", path=str(path)) from err
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush ``path``'s entries (files created, renamed or removed in it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_durable(root: Path, files: Iterable[Path]) -> None:
+    """fsync ``files`` and every directory from each one's up to ``root``, so they survive a crash.
+
+    Raises:
+        DatasetError: A file or directory cannot be flushed.
+    """
+    directories: set[Path] = set()
+    for path in files:
+        try:
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        except OSError as err:
+            raise DatasetError(f"cannot flush file to disk: {err.strerror or err}", path=str(path)) from err
+        directories.update(p for p in path.parents if p == root or root in p.parents)
+    for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
+        try:
+            fsync_dir(directory)
+        except OSError as err:
+            raise DatasetError(
+                f"cannot flush directory to disk: {err.strerror or err}", path=str(directory)
+            ) from err
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -3,8 +3,14 @@
 Order of writes, so that an interrupted merge never leaves a dataset that looks complete:
 leftovers of an earlier interrupted merge are removed; new data and video files are written (never
 into files the existing ``info.json`` describes); then the episodes metadata, tasks and
-``stats.json``; ``meta/info.json`` last, atomically. Until it is replaced, the old ``info.json``
-(or none, for a new dataset) describes only files that were complete before the merge began.
+``stats.json``; every file written and its directories are fsynced; ``meta/info.json`` last,
+atomically (fsynced, renamed, its directory fsynced). Until it is replaced, the old ``info.json``
+(or none, for a new dataset) describes only files that were complete before the merge began, and
+a power loss after it cannot leave it naming files that are not on disk.
+
+Appending needs the existing dataset's ``data_path``/``video_path`` templates to be the ones this
+writer uses: its files are found through them, and a file they do not name would be removed as a
+leftover. A dataset with other templates is refused before anything is touched.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from roboflow_core.errors import DatasetError, MediaError
-from roboflow_dataset.lerobot._atomic import atomic_write_json
+from roboflow_dataset.lerobot._atomic import atomic_write_json, make_durable
 from roboflow_dataset.lerobot._plan import EpisodePlan, group_by_file, place_videos
 from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arrow_schema, camera_feature
 from roboflow_dataset.lerobot.layout import LAYOUTS, DatasetFormat, Layout, layout_for, remove_orphans
@@ -137,6 +143,8 @@ def merge_into_dataset(
     layout = layout_for(fmt, root, chunks_size or DEFAULT_CHUNKS_SIZE)
     video_keys = [f.name for f in features if f.is_video]
     check()
+    if existing.info is not None:
+        _check_templates(existing.info, layout, root)
     remove_orphans(root, layout.referenced(existing.episodes, video_keys))
 
     tasks = list(existing.tasks)
@@ -170,6 +178,8 @@ def merge_into_dataset(
         "video_path": layout.video_path if video_keys else None,
         "features": existing.info["features"] if existing.info else {f.name: f.to_info() for f in features},
     }
+    meta = [p for p in (root / "meta").rglob("*") if p.is_file() and p != root / INFO]
+    make_durable(root, [*files, *meta])
     check()
     atomic_write_json(root / INFO, info)
     return MergeResult(
@@ -260,6 +270,23 @@ def _check_compatible(
         problems.append(f"features differ: {', '.join(differ)}")
     if problems:
         raise DatasetError(f"cannot append to the existing dataset: {'; '.join(problems)}", path=str(root))
+
+
+def _check_templates(info: dict[str, Any], layout: Layout, root: Path) -> None:
+    """Refuse a dataset whose file path templates are not this writer's (see the module docstring)."""
+    problems = []
+    if info.get("data_path") != layout.data_path:
+        problems.append(f"its data_path is {info.get('data_path')!r}, this writer's is {layout.data_path!r}")
+    if info.get("video_path") not in (None, layout.video_path):  # None: a dataset without cameras
+        problems.append(
+            f"its video_path is {info.get('video_path')!r}, this writer's is {layout.video_path!r}"
+        )
+    if problems:
+        raise DatasetError(
+            f"cannot append to the existing dataset: {'; '.join(problems)} (its files would not be "
+            "found, and would be deleted as leftovers); write to a new dataset",
+            path=str(root),
+        )
 
 
 def _comparable(entry: dict[str, Any]) -> tuple[Any, ...]:
