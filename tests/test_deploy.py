@@ -96,6 +96,7 @@ def test_expected_templates_exist() -> None:
         "podmonitor.yaml",
         "prometheusrule.yaml",
         "grafana-dashboard.yaml",
+        "networkpolicy.yaml",
         "NOTES.txt",
     ):
         assert name in names
@@ -136,6 +137,42 @@ def test_configmap_and_secret_names_are_read_by_the_code() -> None:
     # the pod id and the store are read too
     assert '"POD_NAME"' in code
     assert '"ROBOFLOW_STORE"' in code
+
+
+def test_pod_environment_names_are_read_by_the_code() -> None:
+    helpers = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
+    names = set(re.findall(r"- name: ([A-Z][A-Z0-9_]+)", helpers))
+    assert {"ROBOFLOW_ETCD_CA_PATH", "ROBOFLOW_ETCD_USER", "ROBOFLOW_ETCD_PASSWORD"} <= names
+    code = _code_text()
+    read_elsewhere = {"TMPDIR", "NVIDIA_DRIVER_CAPABILITIES"}  # by Python's tempfile, by the NVIDIA runtime
+    unread = sorted(n for n in names - read_elsewhere if f'"{n}"' not in code)
+    assert not unread, f"_helpers.tpl sets variables no code reads: {unread}"
+    # the password comes from a Secret, never from values rendered in plain text
+    password = helpers[helpers.index("name: ROBOFLOW_ETCD_PASSWORD") :]
+    assert password.split("\n- name:")[0].count("secretKeyRef") == 1
+
+
+def test_network_policy_admits_nothing_from_outside_and_reaches_only_store_and_storage() -> None:
+    values = _values()["networkPolicy"]
+    assert values["enabled"] is True and values["metricsFrom"] == [] and values["extraEgress"] == []
+    assert 2379 in values["store"]["ports"] and 443 in values["objectStorage"]["ports"]
+    text = (TEMPLATES / "networkpolicy.yaml").read_text(encoding="utf-8")
+    assert "kind: NetworkPolicy" in text and "{{- if $np.enabled }}" in text
+    # every pod of the release, both directions governed
+    assert re.search(
+        r"podSelector:\s*\n\s*matchLabels:\s*\n\s*\{\{- include \"roboflow.selectorLabels\"", text
+    )
+    assert re.search(r"policyTypes:\s*\n\s*- Ingress\s*\n\s*- Egress", text)
+    # ingress: none by default; only metricsFrom, only to the health port (there is no UI Service)
+    assert "ingress: []" in text
+    ingress = text[text.index("{{- with $np.metricsFrom }}") : text.index("ingress: []")]
+    assert ingress.count("- from:") == 1 and "port: {{ $.Values.health.port }}" in ingress
+    # egress: DNS, then the store's and object storage's ports, then what the user adds
+    egress = text[text.index("egress:") :]
+    assert "port: 53" in egress and "protocol: UDP" in egress
+    assert 'dict "store" $np.store "objectStorage" $np.objectStorage' in egress
+    assert "{{- range $peer.ports }}" in egress and "{{- with $np.extraEgress }}" in egress
+    assert "0.0.0.0/0" not in text, "no catch-all peer: an empty `to` already means any address"
 
 
 def test_settings_defaults_are_the_codes_and_parse() -> None:
@@ -357,6 +394,7 @@ def test_helm_lint() -> None:
 def test_helm_template_defaults() -> None:
     docs = _render(f"store={STORE}")
     assert set(docs) == {
+        ("NetworkPolicy", "rf-roboflow"),
         ("ServiceAccount", "rf-roboflow"),
         ("ConfigMap", "rf-roboflow"),
         ("Deployment", "rf-roboflow-worker"),
@@ -393,6 +431,16 @@ def test_helm_template_defaults() -> None:
     pdb = docs["PodDisruptionBudget", "rf-roboflow-worker"]["spec"]
     assert pdb["selector"]["matchLabels"] == worker["spec"]["selector"]["matchLabels"]
 
+    policy = docs["NetworkPolicy", "rf-roboflow"]["spec"]
+    selected = policy["podSelector"]["matchLabels"]
+    for deployment in (worker, control):
+        assert selected.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == []  # nothing outside the release reaches the pods
+    ports = [{(p["port"], p["protocol"]) for p in rule["ports"]} for rule in policy["egress"]]
+    assert ports == [{(53, "UDP"), (53, "TCP")}, {(443, "TCP"), (80, "TCP")}, {(2379, "TCP"), (20160, "TCP")}]
+    assert all("to" not in rule for rule in policy["egress"])
+
 
 @needs_helm
 def test_helm_template_options() -> None:
@@ -428,6 +476,46 @@ def test_helm_template_options() -> None:
     assert {e["name"]: e.get("value") for e in box["env"]}["NVIDIA_DRIVER_CAPABILITIES"] == (
         "compute,utility,video"
     )
+
+
+@needs_helm
+def test_helm_template_store_security_and_metrics_access() -> None:
+    docs = _render(
+        f"store={STORE}",
+        "etcd.tls.existingSecret=etcd-client-tls",
+        "etcd.auth.user=roboflow",
+        "etcd.auth.passwordSecret=etcd-password",
+        "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
+        "networkPolicy.store.to[0].namespaceSelector.matchLabels.name=etcd",
+    )
+    for name in ("rf-roboflow-worker", "rf-roboflow-control"):
+        deployment = docs["Deployment", name]
+        box = _container(deployment)
+        env = {e["name"]: e for e in box["env"]}
+        assert env["ROBOFLOW_ETCD_CA_PATH"]["value"] == "/etc/roboflow/etcd-tls/ca.crt"
+        assert env["ROBOFLOW_ETCD_USER"]["value"] == "roboflow"
+        assert env["ROBOFLOW_ETCD_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "etcd-password",
+            "key": "password",
+        }
+        assert {"name": "etcd-tls", "mountPath": "/etc/roboflow/etcd-tls", "readOnly": True} in box[
+            "volumeMounts"
+        ]
+        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        assert {
+            "name": "etcd-tls",
+            "secret": {"secretName": "etcd-client-tls", "defaultMode": 0o400},
+        } in volumes
+    policy = docs["NetworkPolicy", "rf-roboflow"]["spec"]
+    assert policy["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
+            "ports": [{"port": 8080, "protocol": "TCP"}],
+        }
+    ]
+    store_rule = next(r for r in policy["egress"] if {"port": 2379, "protocol": "TCP"} in r["ports"])
+    assert store_rule["to"] == [{"namespaceSelector": {"matchLabels": {"name": "etcd"}}}]
+    assert ("NetworkPolicy", "rf-roboflow") not in _render(f"store={STORE}", "networkPolicy.enabled=false")
 
 
 @needs_helm

@@ -94,6 +94,44 @@ kubelet kills it. Call with (dict "root" $ "seconds" N).
 # `roboflow run` serves /health/live, /health/ready, /health and /metrics here
 - name: HEALTH_PORT
   value: {{ .Values.health.port | quote }}
+{{- if .Values.etcd.tls.existingSecret }}
+# TLS to etcd: the CA and this client's certificate, mounted from etcd.tls.existingSecret
+- name: ROBOFLOW_ETCD_CA_PATH
+  value: /etc/roboflow/etcd-tls/ca.crt
+- name: ROBOFLOW_ETCD_CERT_PATH
+  value: /etc/roboflow/etcd-tls/tls.crt
+- name: ROBOFLOW_ETCD_KEY_PATH
+  value: /etc/roboflow/etcd-tls/tls.key
+{{- end }}
+{{- with .Values.etcd.auth }}
+{{- if or .user .passwordSecret }}
+- name: ROBOFLOW_ETCD_USER
+  value: {{ required "etcd.auth.user is required with etcd.auth.passwordSecret" .user | quote }}
+- name: ROBOFLOW_ETCD_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "etcd.auth.passwordSecret is required with etcd.auth.user" .passwordSecret }}
+      key: {{ .passwordKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* volumeMounts and volumes of every pod besides /tmp: the etcd TLS files when given. */}}
+{{- define "roboflow.storeMounts" -}}
+{{- if .Values.etcd.tls.existingSecret }}
+- name: etcd-tls
+  mountPath: /etc/roboflow/etcd-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "roboflow.storeVolumes" -}}
+{{- with .Values.etcd.tls.existingSecret }}
+- name: etcd-tls
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0400
+{{- end }}
 {{- end }}
 
 {{- define "roboflow.ports" -}}
