@@ -172,6 +172,7 @@ def test_network_policy_admits_nothing_from_outside_and_reaches_only_store_and_s
     assert "port: 53" in egress and "protocol: UDP" in egress
     assert 'dict "store" $np.store "objectStorage" $np.objectStorage' in egress
     assert "{{- range $peer.ports }}" in egress and "{{- with $np.extraEgress }}" in egress
+    assert "{{- if .Values.tracing.otlpEndpoint }}" in egress  # the collector only when traces go out
     assert "0.0.0.0/0" not in text, "no catch-all peer: an empty `to` already means any address"
 
 
