@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from roboflow_core.redact import RedactingFilter, install_redaction, redact
+from roboflow_core.logs import configure_logging
+from roboflow_core.redact import RedactingFilter, redact
 
 SECRET = "canary-Zq81xxVb0wz"
 
@@ -27,25 +28,26 @@ def test_secret_values_of_the_environment_and_credential_shapes_are_blanked(
     assert "region=x" in text and "s3://b/k" in text  # the rest stays readable
 
 
-def test_the_filter_redacts_messages_arguments_and_tracebacks(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_pod_logs_redact_messages_arguments_and_tracebacks(monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
     monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", SECRET)
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter('{"msg": "%(message)s"}'))
-    logger = logging.getLogger("roboflow.test-redact")
-    logger.addHandler(handler)
-    logger.propagate = False
-    install_redaction(logger)
-    install_redaction(logger)  # once per handler
-    assert sum(isinstance(f, RedactingFilter) for f in handler.filters) == 1
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    configure_logging(fmt, level=logging.INFO, pod="p1", stream=stream)
     try:
-        logger.warning("opening %s", f"s3://b/k?session_token={SECRET}")
+        assert any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters)
+        log = logging.getLogger("roboflow.test-redact")
+        log.warning("opening %s", f"s3://b/k?session_token={SECRET}")
         try:
             raise ValueError(f"server echoed {SECRET}")
         except ValueError:
-            logger.exception("failed")
+            log.exception("failed")
     finally:
-        logger.removeHandler(handler)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
     out = stream.getvalue()
-    assert SECRET not in out and "server echoed ***" in out
-    assert json.loads(out.splitlines()[0]) == {"msg": "opening s3://b/k?session_token=***"}
+    assert SECRET not in out and "server echoed ***" in out and "session_token=***" in out
+    if fmt == "json":
+        first = json.loads(out.splitlines()[0])
+        assert first["message"] == "opening s3://b/k?session_token=***" and first["pod"] == "p1"

@@ -5,7 +5,7 @@ shown without their query), but a dependency's message or a traceback might. :fu
 blanks out what looks like one: the values of the process's secret environment variables
 (``AWS_SECRET_ACCESS_KEY``, ``*_TOKEN``, ...), ``secret_access_key=...``-style parameters, and
 request signatures. :class:`RedactingFilter` applies it to every record a logging handler emits,
-exception text included; :func:`install_redaction` puts one on the root logger's handlers.
+exception text included (:func:`roboflow_core.logs.configure_logging` puts one on its handler).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import os
 import re
 
-__all__ = ["REDACTED", "RedactingFilter", "install_redaction", "redact", "secret_values"]
+__all__ = ["REDACTED", "RedactingFilter", "redact", "secret_values"]
 
 REDACTED = "***"
 #: Environment variables whose values are secrets, by name (any ``*_SECRET*``, ``*_TOKEN``, ...).
@@ -73,11 +73,3 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info, secrets)
         return True
-
-
-def install_redaction(logger: logging.Logger | None = None) -> None:
-    """Put a :class:`RedactingFilter` on every handler of ``logger`` (default: the root logger)."""
-    target = logger or logging.getLogger()
-    for handler in target.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
