@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ from tests.roboflow_distributed._batch_helpers import FAST_ENV, config_text, cor
 from tests.roboflow_pipeline.test_convert import verify_dataset
 
 from roboflow_cli.main import cli
+from roboflow_distributed import keys
+from roboflow_distributed.records import Heartbeat, encode
+from roboflow_distributed.store import open_store
 
 
 @pytest.fixture
@@ -65,6 +70,34 @@ def test_submit_run_and_inspect_a_batch(tmp_path: Path, env: str) -> None:
     health = _json(runner, ["health", "--json"])
     assert health["healthy"] is True and health["batches"] == {"complete": 1}
     assert health["pods"] == [], "a stopped pod removes its heartbeat"
+
+
+def test_health_calls_a_pod_alive_when_its_heartbeat_changes_whatever_its_clock(env: str) -> None:
+    store = open_store(env)
+    stop = threading.Event()
+
+    def beat(pod: str, at: float) -> None:
+        record = Heartbeat(pod=pod, roles=["worker"], at=at, started_at=at)
+        store.txn(puts={keys.heartbeat(pod): encode(record)})
+
+    def keep_beating() -> None:  # a pod whose clock is an hour ahead of this machine's
+        while not stop.wait(0.05):
+            beat("ahead", time.time() + 3600)
+
+    beat("frozen", time.time())  # fresh by this machine's clock, but it never beats again
+    beat("ahead", time.time() + 3600)
+    beater = threading.Thread(target=keep_beating)
+    beater.start()
+    try:
+        report = _json(CliRunner(), ["health", "--json"])
+        text = CliRunner().invoke(cli, ["health"]).output
+    finally:
+        stop.set()
+        beater.join()
+        store.close()
+    assert isinstance(report, dict)
+    assert {p["pod"]: p["alive"] for p in report["pods"]} == {"ahead": True, "frozen": False}
+    assert "1 alive, 1 stale" in text and "STALE" in text
 
 
 def test_cancel_and_errors_name_what_is_wrong(tmp_path: Path, env: str) -> None:

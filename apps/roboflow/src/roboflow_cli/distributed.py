@@ -609,20 +609,27 @@ def _run_pod(
 @_store_option
 @_json_option
 def health(store_url: str | None, as_json: bool) -> None:
-    """Check the store and list pods (alive or stale) and batches by phase; exit 1 when unhealthy."""
+    """Check the store and list pods (alive or stale) and batches by phase; exit 1 when unhealthy.
+
+    A pod is alive when its heartbeat changes while this command watches it (one heartbeat
+    interval and a second): no pod's clock is compared with this machine's.
+    """
     from roboflow_distributed import keys
     from roboflow_distributed.batches import list_batches
     from roboflow_distributed.records import Heartbeat, scan
     from roboflow_distributed.settings import Settings
     from roboflow_distributed.store import open_store
 
-    timeout = Settings.from_env().heartbeat_timeout
+    settings = Settings.from_env()
     report: dict[str, Any] = {"store": store_url, "healthy": False}
     try:
         store = open_store(store_url)
         try:
             report["store"] = store.url
-            beats = [v.record for v in scan(store, keys.HEARTBEATS, Heartbeat)]
+            first = {v.record.pod: v.version for v in scan(store, keys.HEARTBEATS, Heartbeat)}
+            if first:  # watch the heartbeats change (or not)
+                time.sleep(min(settings.heartbeat_interval + 1.0, settings.heartbeat_timeout))
+            beats = scan(store, keys.HEARTBEATS, Heartbeat)
             batches = list_batches(store)
         finally:
             store.close()
@@ -630,11 +637,11 @@ def health(store_url: str | None, as_json: bool) -> None:
         report["error"] = str(err)
         _echo_json(report) if as_json else click.echo(f"unhealthy: {err}", err=True)
         sys.exit(1)
-    now = time.time()
+    alive = {b.record.pod: first.get(b.record.pod) != b.version for b in beats}  # new or rewritten
     report["healthy"] = True
     report["pods"] = [
-        {"pod": b.pod, "roles": b.roles, "alive": b.at >= now - timeout, "seen": b.at, "unit": b.unit}
-        for b in beats
+        {"pod": b.pod, "roles": b.roles, "alive": alive[b.pod], "seen": b.at, "unit": b.unit}
+        for b in (v.record for v in beats)
     ]
     phases: dict[str, int] = {}
     for b in batches:
@@ -644,12 +651,13 @@ def health(store_url: str | None, as_json: bool) -> None:
         _echo_json(report)
         return
     click.echo(f"store     {report['store']}: reachable")
-    alive = sum(p["alive"] for p in report["pods"])
-    click.echo(f"pods      {alive} alive, {len(beats) - alive} stale")
-    for beat in beats:
-        state = "alive" if beat.at >= now - timeout else "STALE"
+    live = sum(alive.values())
+    click.echo(f"pods      {live} alive, {len(beats) - live} stale")
+    for beat in (v.record for v in beats):
+        state = "alive" if alive[beat.pod] else "STALE"
         click.echo(
-            f"  {beat.pod:<28} {state:<6} {','.join(beat.roles):<28} seen {_ago(beat.at)}  {beat.unit or ''}"
+            f"  {beat.pod:<28} {state:<6} {','.join(beat.roles):<28} "
+            f"beat {_ago(beat.at)} by its clock  {beat.unit or ''}"
         )
     click.echo("batches   " + (", ".join(f"{n} {k}" for k, n in sorted(phases.items())) or "none"))
 
