@@ -114,3 +114,15 @@ def test_unknown_format_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["inspect", str(junk)])
     assert result.exit_code == 1
     assert "notes.mcap" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_convert_and_inspect_refuse_credentials_in_a_url(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[dataset]\nname = "x"\nfps = 30\n[[mappings]]\ntopic = "/a"\nfeature = "s"\n')
+    url = "s3://bucket/runs/a.mcap?region=eu-west-1&secret_access_key=NEVER-SHOWN-1234"
+    for args in (["convert", url, "-c", str(config), "-o", str(tmp_path / "ds")], ["inspect", url]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert "credentials are not accepted in a URL" in result.output
+        assert "NEVER-SHOWN-1234" not in result.output
+    assert not (tmp_path / "ds").exists()

@@ -19,7 +19,8 @@ import pytest
 from tests.roboflow_dataset import _hostile as hostile
 
 from roboflow_core import CorruptRecordingError
-from roboflow_dataset.sources import open_source
+from roboflow_dataset.sources import _sqlite, open_source
+from roboflow_dataset.synth import write_recording
 
 LIMIT_BYTES = 1 << 30
 SECONDS = 60.0  # each conversion, imports included; they take a few seconds
@@ -164,3 +165,14 @@ def test_the_indexed_read_of_a_bomb_is_bounded_too(tmp_path: Path) -> None:
     path = hostile.mcap_zstd_bomb(tmp_path / "bomb.mcap", indexed=True)
     with open_source(path) as source, pytest.raises(CorruptRecordingError, match="declares 1099511627776"):
         list(source.messages())
+
+
+def test_a_db3_query_that_stalls_is_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain tables, but a query that yields no row before the stall limit is cut off (the limit
+    made zero here, checked every VM step, so the first aggregate stalls)."""
+    bag = write_recording(tmp_path / "bag", "ros2-db3", duration_s=0.5, width=16, height=12).path
+    monkeypatch.setattr(_sqlite, "QUERY_STALL_S", 0.0)
+    monkeypatch.setattr(_sqlite, "_PROGRESS_STEPS", 1)
+    stalled = r"cannot read message definitions: a query produced no row for 0 s"
+    with pytest.raises(CorruptRecordingError, match=stalled), open_source(bag) as source:
+        source.topics()

@@ -27,12 +27,14 @@ from tests.roboflow_distributed._batch_helpers import (
     wait_for,
 )
 
+from roboflow_core import StorageError
 from roboflow_dataset.synth import ACTION_TOPIC, JOINT_TOPIC
-from roboflow_distributed.batches import list_units, submit_batch
+from roboflow_distributed import scanner
+from roboflow_distributed.batches import get_batch, list_batches, list_units, submit_batch
 from roboflow_distributed.records import BatchPhase, UnitStatus
 from roboflow_distributed.scanner import Scanner
 from roboflow_distributed.store import SqliteStore
-from roboflow_storage import Storage
+from roboflow_storage import RetryPolicy, Storage
 
 __all__ = ["fault_proxy", "moto_server", "s3_bucket"]
 
@@ -157,3 +159,72 @@ def test_an_object_store_outage_is_retried_and_the_job_completes(
     finally:
         store.close()
         shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_submit_refuses_an_explicit_input_that_does_not_exist(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        good = recordings(tmp_path / "in", 1)[0].path
+        for missing, match in (
+            (str(tmp_path / "in" / "gone.mcap"), "no such file or directory"),
+            (s3_bucket.url("in/gone.mcap"), "no such object or prefix"),
+        ):
+            with pytest.raises(StorageError, match=match) as info:
+                submit_batch(store, [str(good), missing], CONFIG, str(tmp_path / "out"))
+            assert "gone.mcap" in str(info.value) and not info.value.transient
+        assert list_batches(store) == [], "nothing was submitted"
+        # a glob is matched at discovery, not at submit
+        submit_batch(
+            store, [str(good), str(tmp_path / "elsewhere" / "*.mcap")], CONFIG, str(tmp_path / "out")
+        )
+    finally:
+        store.close()
+
+
+def test_a_source_that_matches_nothing_is_a_dead_job_and_the_batch_completes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        good = recordings(tmp_path / "in", 1)[0].path
+        nothing = str(tmp_path / "elsewhere" / "*.mcap")
+        spec = submit_batch(store, [str(good), nothing], CONFIG, str(tmp_path / "out"))
+        pod = PodThread(store, ["all"], "pod-a").start()
+        status = wait_finished(store, spec.id)
+        pod.stop()
+        assert status.phase is BatchPhase.COMPLETE, status.error
+        units = {u.record.source: u.record for u in list_units(store, spec.id)}
+        assert units[str(good)].status is UnitStatus.COMPLETE
+        assert units[nothing].status is UnitStatus.DEAD and "matches no recording" in (
+            units[nothing].error or ""
+        )
+        assert units[nothing].attempts == 0 and (status.units_complete, status.units_dead) == (1, 1)
+    finally:
+        store.close()
+
+
+def test_discovery_waits_out_a_transient_listing_error(
+    tmp_path: Path,
+    s3_bucket: S3Bucket,
+    outage: tuple[FaultProxy, threading.Event],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROBOFLOW_STORAGE_MAX_RETRIES", "0")
+    monkeypatch.setattr(scanner, "_DISCOVERY_RETRY", RetryPolicy(max_retries=1, initial_backoff_s=0.01))
+    proxy, down = outage
+    local = recordings(tmp_path / "in", 1)[0].path
+    Storage.from_url(s3_bucket.url("in")).put(local.name, local.read_bytes())
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        spec = submit_batch(
+            store, [s3_bucket.url("in/*.mcap", endpoint=proxy.endpoint)], CONFIG, "memory://o/ds"
+        )
+        down.set()
+        Scanner(store, "scanner", FAST).tick()
+        assert get_batch(store, spec.id).status.record.phase is BatchPhase.DISCOVERING, "not failed"
+        assert list_units(store, spec.id) == [] and proxy.faults >= 2
+        down.clear()
+        Scanner(store, "scanner", FAST).tick()
+        batch = get_batch(store, spec.id).status.record
+        assert batch.phase is BatchPhase.RUNNING and batch.units_total == 1
+        assert [u.record.status for u in list_units(store, spec.id)] == [UnitStatus.PENDING]
+    finally:
+        store.close()

@@ -218,8 +218,8 @@ def convert(
             "the annotation's marks give every episode its task; drop --task/--tasks", key="annotation_file"
         )
     started = time.monotonic()
+    paths = [str(p) for p in resolve_inputs(inputs)]  # first: refused inputs leave no output behind
     storage = open_output(output)
-    paths = [str(p) for p in resolve_inputs(inputs)]
     summary = ConvertSummary(output=storage.url, fmt=fmt)
     progress = progress or Progress(stream=io.StringIO())
     with _staging_root(storage) as staging_root:
