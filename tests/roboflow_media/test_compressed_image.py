@@ -56,3 +56,53 @@ def test_truncated_jpeg_is_a_media_error() -> None:
 def test_unknown_format_is_named() -> None:
     with pytest.raises(MediaError, match="'tiff'"):
         decode_compressed_image(b"abc", "tiff")
+
+
+def _gradient(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    noise = np.random.default_rng(3).integers(0, 40, (height, width, 3))
+    return (
+        (np.stack([x * 255 // width, y * 255 // height, (x ^ y) & 255], axis=-1) + noise)
+        .clip(0, 255)
+        .astype(np.uint8)
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [
+        ("RGB", {"quality": 75}),
+        ("RGB", {"quality": 95, "subsampling": 0}),
+        ("RGB", {"quality": 90, "subsampling": 1}),
+        ("RGB", {"progressive": True}),
+        ("L", {}),
+        ("CMYK", {}),
+    ],
+)
+def test_jpeg_pixels_are_pillows(mode: str, options: dict[str, object]) -> None:
+    """The libjpeg-turbo path decodes to exactly the pixels Pillow's decoder gives (odd sizes too)."""
+    image = Image.fromarray(_gradient(61, 83)).convert(mode)
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", **options)
+    data = buffer.getvalue()
+    with Image.open(BytesIO(data)) as reference:
+        expected = np.asarray(reference.convert("RGB") if mode == "CMYK" else reference)
+    if expected.ndim == 2:
+        expected = expected[..., np.newaxis]
+    decoded = decode_compressed_image(data, "jpeg")
+    assert decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_jpeg_larger_than_the_limit_is_refused_from_its_header() -> None:
+    data = bytearray(_encode(SMOOTH, "JPEG"))
+    sof = data.index(b"\xff\xc0")  # baseline frame header: length(2) precision(1) height(2) width(2)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 9000, 9000)
+    with pytest.raises(MediaError, match="9000x9000 pixels is larger than"):
+        decode_compressed_image(bytes(data), "jpeg")
+
+
+def test_jpeg_truncated_after_its_header_is_a_media_error() -> None:
+    data = _encode(_gradient(480, 640), "JPEG", quality=95)
+    with pytest.raises(MediaError, match="cannot decode JPEG image"):
+        decode_compressed_image(data[: len(data) // 2], "jpeg")
