@@ -8,10 +8,13 @@ small so CI stays fast; ``HYPOTHESIS_PROFILE=long`` runs more.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
 import resource
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from PIL import Image
 from tests.roboflow_dataset import _hostile as hostile
 
@@ -31,6 +35,12 @@ from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._ros1_stream import iter_ros1_records
 from roboflow_dataset.synth import write_recording
 from roboflow_media import decode_compressed_image, decode_raw_image
+
+# Hypothesis caches on disk from the moment this module is collected: in a temporary directory
+# removed at exit, not the repository.
+_HOME = tempfile.mkdtemp(prefix="roboflow-hypothesis-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HOME)
 
 settings.register_profile(
     "ci",
