@@ -32,31 +32,36 @@ def make_frames(count: int, width: int = 640, height: int = 480, seed: int = 0) 
     ]
 
 
-def encode_floor(frames: Sequence[NDArray[np.uint8]], n_cameras: int, config: VideoConfig) -> float:
-    """Seconds to encode ``frames`` once per camera, cameras in parallel (one BackgroundEncoder each).
+def encode_floor(cameras: Sequence[Sequence[NDArray[np.uint8]]], config: VideoConfig) -> float:
+    """Seconds to encode each camera's frames, cameras in parallel (one BackgroundEncoder each).
 
     Args:
-        frames: ``(H, W, 3)`` RGB frames, all the same size.
-        n_cameras: Cameras encoding the same frames at the same time.
+        cameras: Each camera's ``(H, W, 3)`` RGB frames (all of a camera the same size), the
+            same number for every camera.
         config: Encoder settings (codec, crf, preset, gop, backend).
 
     Returns:
         Wall-clock seconds from opening the encoders to the last ``close``.
     """
-    height, width, _ = frames[0].shape
     with tempfile.TemporaryDirectory(prefix="bench-encode-") as tmp:
         start = time.perf_counter()
-        cameras = [
+        encoders = [
             BackgroundEncoder(
-                open_encoder(Path(tmp) / f"cam{i}.mp4", width=width, height=height, fps=FPS, config=config)
+                open_encoder(
+                    Path(tmp) / f"cam{i}.mp4",
+                    width=frames[0].shape[1],
+                    height=frames[0].shape[0],
+                    fps=FPS,
+                    config=config,
+                )
             )
-            for i in range(n_cameras)
+            for i, frames in enumerate(cameras)
         ]
-        for frame in frames:
-            for camera in cameras:
-                camera.encode(frame)
-        for camera in cameras:
-            camera.close()
+        for row in zip(*cameras, strict=True):
+            for encoder, frame in zip(encoders, row, strict=True):
+                encoder.encode(frame)
+        for encoder in encoders:
+            encoder.close()
         return time.perf_counter() - start
 
 
@@ -75,7 +80,7 @@ def main() -> None:
         for codec in ("libsvtav1", "libx264"):
             config = VideoConfig(codec=codec, backend=backend)
             for n_cameras in (1, 2):
-                seconds = encode_floor(frames, n_cameras, config)
+                seconds = encode_floor([frames] * n_cameras, config)
                 rate = n_cameras * len(frames) / seconds
                 print(f"{backend:8} {codec:10} {n_cameras:7d} {seconds:8.2f} {rate:9.0f}")
 
