@@ -197,7 +197,7 @@ def _user() -> str:
 def list_batches(store: Store) -> list[Batch]:
     """Every batch, oldest first."""
     specs = {v.record.id: v.record for v in scan(store, keys.BATCH_SPECS, BatchSpec)}
-    statuses = {e.key.rsplit("/", 1)[-1]: decode(e, BatchStatus) for e in store.scan(keys.BATCH_STATUSES)}
+    statuses = {keys.batch_of_status(e.key): decode(e, BatchStatus) for e in store.scan(keys.BATCH_STATUSES)}
     return [Batch(spec, statuses[bid]) for bid, spec in sorted(specs.items()) if bid in statuses]
 
 
@@ -210,7 +210,7 @@ def active_batches(store: Store) -> list[Batch]:
     batches = []
     for entry in store.scan(keys.ACTIVE):
         try:
-            batches.append(get_batch(store, entry.key.rsplit("/", 1)[-1]))
+            batches.append(get_batch(store, keys.batch_of_active(entry.key)))
         except CoordinationError:
             continue  # finished (and its marker deleted) between the scan and the read
     return batches

@@ -256,7 +256,7 @@ class Finalizer:
         if merge_failed:
             return
         remove_batch(Storage.from_url(batch.spec.staging), bid)
-        for entry in self.store.scan(f"{keys.PREFIX}state/{bid}/"):
+        for entry in self.store.scan(keys.checkpoints_of(bid)):
             self.store.txn(deletes=[entry.key])
 
 

@@ -15,9 +15,14 @@ key                                            record
 ``configs/{sha256}``                           the TOML text of a config, by its content hash
 ``merge/{batch}``                              :class:`~roboflow_distributed.records.MergeState`
 =============================================  =====================================================
+
+Each layout that code reads back from a scan has its parser here too (``batch_of_status``,
+``batch_of_active``, ``parse_pending``), the inverse of its builder, so no caller splits a key by hand.
 """
 
 from __future__ import annotations
+
+from roboflow_core.errors import CoordinationError
 
 __all__ = [
     "ACTIVE",
@@ -27,13 +32,17 @@ __all__ = [
     "PENDING",
     "PREFIX",
     "active",
+    "batch_of_active",
+    "batch_of_status",
     "batch_spec",
     "batch_status",
     "checkpoint",
+    "checkpoints_of",
     "config",
     "heartbeat",
     "lock",
     "merge",
+    "parse_pending",
     "pending",
     "pending_of",
     "unit",
@@ -93,9 +102,14 @@ def lock(resource: str) -> str:
     return f"{PREFIX}locks/{resource}"
 
 
+def checkpoints_of(batch: str) -> str:
+    """Prefix of every progress checkpoint of a batch."""
+    return f"{PREFIX}state/{batch}/"
+
+
 def checkpoint(batch: str, unit_id: str) -> str:
     """A unit's progress checkpoint."""
-    return f"{PREFIX}state/{batch}/{unit_id}"
+    return f"{checkpoints_of(batch)}{unit_id}"
 
 
 def config(sha256: str) -> str:
@@ -106,3 +120,27 @@ def config(sha256: str) -> str:
 def merge(batch: str) -> str:
     """The finalizer's merge record of a batch."""
     return f"{PREFIX}merge/{batch}"
+
+
+def _after(prefix: str, key: str, parts: int) -> list[str]:
+    """The ``parts`` non-empty ``/``-separated names that follow ``prefix`` in ``key``."""
+    names = key[len(prefix) :].split("/") if key.startswith(prefix) else []
+    if len(names) != parts or not all(names):
+        raise CoordinationError(f"not a key of the form {prefix}{'/'.join(['{name}'] * parts)}", key=key)
+    return names
+
+
+def batch_of_status(key: str) -> str:
+    """The batch id of a :func:`batch_status` key."""
+    return _after(BATCH_STATUSES, key, 1)[0]
+
+
+def batch_of_active(key: str) -> str:
+    """The batch id of an :func:`active` key."""
+    return _after(ACTIVE, key, 1)[0]
+
+
+def parse_pending(key: str) -> tuple[str, str]:
+    """The ``(batch, unit)`` of a :func:`pending` key."""
+    batch, unit_id = _after(PENDING, key, 2)
+    return batch, unit_id

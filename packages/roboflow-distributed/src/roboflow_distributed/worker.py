@@ -114,7 +114,7 @@ class Worker:
         entries = self.store.scan(keys.PENDING, limit=self.settings.scan_batch_size)
         random.shuffle(entries)  # spread competing workers over the head of the queue
         for entry in entries:
-            batch, unit_id = entry.key[len(keys.PENDING) :].split("/", 1)
+            batch, unit_id = keys.parse_pending(entry.key)
             ukey = keys.unit(batch, unit_id)
             current = read(self.store, ukey, WorkUnit)
             if current is None or current.record.status is not UnitStatus.PENDING:
