@@ -21,7 +21,7 @@ from roboflow_dataset.lerobot import (
     merge_into_dataset,
     read_dataset,
 )
-from roboflow_dataset.sources import Message, Source
+from roboflow_dataset.sources import Message, Source, open_source
 from roboflow_dataset.synth import JOINT_TOPIC, RecordingInfo, SynthFormat, read_marker, write_recording
 from roboflow_media import iter_video_frames
 from roboflow_pipeline import convert_recording
@@ -112,6 +112,26 @@ def test_segmented_conversion_equals_one_part(
     verify_dataset(root, [recording])
     verify_dataset(uninterrupted, [recording])
     assert_same_dataset(root, uninterrupted)
+
+
+def test_pass_one_reports_the_messages_it_reads_before_any_frame(
+    tmp_path: Path, recording: RecordingInfo, config: RoboflowConfig
+) -> None:
+    events: list[tuple[str, int]] = []
+    convert_recording(
+        recording.path,
+        config,
+        tmp_path / "stage",
+        segment_frames=SEGMENT,
+        on_read=lambda n: events.append(("read", n)),
+        on_frames=lambda n: events.append(("frames", n)),
+    )
+    first_frames = next(i for i, (kind, _) in enumerate(events) if kind == "frames")
+    reads = [n for kind, n in events if kind == "read"]
+    assert first_frames > 0 and all(kind == "read" for kind, _ in events[:first_frames])
+    with open_source(recording.path) as source:  # pass 1 reads the mapped topics' messages once
+        mapped = [m.topic for m in config.mappings]
+        assert sum(reads) == sum(1 for _ in source.messages(mapped))
 
 
 def test_killed_conversion_resumes_after_its_closed_segments(

@@ -107,6 +107,10 @@ class UnitProgress:
     def planned(self, plan: RecordingPlan) -> None:
         self.total = plan.plan.n_frames
 
+    def read(self, n: int) -> None:
+        """Progress of pass 1 (``n`` messages read, no frame yet): mark it."""
+        self.attempt.mark(n)
+
     def frames(self, n: int) -> None:
         """Progress: mark it, and checkpoint now and then."""
         self.attempt.mark(n)

@@ -1,9 +1,10 @@
 """The watchdog of a conversion attempt: given up when it stalls, runs too long or must stop.
 
 A worker runs each attempt of a unit in a thread of its own and watches it from its own thread
-(:func:`watch`). The attempt marks its progress (frames staged, bytes uploaded or downloaded);
-when it made none for ``WORKER_STALL_TIMEOUT_SECS``, ran past ``WORKER_JOB_TIMEOUT_SECS``, or the
-pod's shutdown grace is over, the worker abandons it and stops waiting for it. The abandoned
+(:func:`watch`). The attempt marks its progress (messages read by pass 1, frames staged, bytes
+uploaded or downloaded); when it made none for ``WORKER_STALL_TIMEOUT_SECS``, ran past
+``WORKER_JOB_TIMEOUT_SECS``, or the pod's shutdown grace is over, the worker abandons it and
+stops waiting for it. The abandoned
 attempt raises :class:`Abandoned` at its next mark or check, before it writes anything else, and
 whatever it still does cannot publish: its uploads go under its own claim's staging prefix and
 are checked first, and every store write of the claim compares the unit's version, which the
@@ -70,7 +71,7 @@ class Attempt:
         self._lock = threading.Lock()
 
     def mark(self, amount: int = 1) -> None:
-        """Progress was made (``amount`` frames or bytes).
+        """Progress was made (``amount`` messages, frames or bytes).
 
         Raises:
             Abandoned: The attempt was given up meanwhile.
@@ -96,7 +97,7 @@ class Attempt:
             return f"the conversion ran longer than {self.job_timeout:g} s (WORKER_JOB_TIMEOUT_SECS)"
         if now - self.last > self.stall_timeout:
             return (
-                f"the conversion made no progress (frames or bytes) for {self.stall_timeout:g} s "
+                f"the conversion made no progress (messages, frames or bytes) for {self.stall_timeout:g} s "
                 "(WORKER_STALL_TIMEOUT_SECS)"
             )
         return None

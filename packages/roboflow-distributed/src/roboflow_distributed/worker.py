@@ -295,6 +295,7 @@ class Worker:
                     annotation,
                     on_planned=progress.planned,
                     on_frames=progress.frames,
+                    on_read=progress.read,
                 )
                 frames = sum(episode.length for episode in skills)
                 return progress.finish(episode_dir, frames), frames
@@ -312,6 +313,7 @@ class Worker:
                 segment_frames=self.settings.segment_frames,
                 on_segment=lambda segment: progress.segment(segment, episode_dir),
                 resume=resume,
+                on_read=progress.read,
             )
 
         try:

@@ -176,19 +176,30 @@ def _staged_before(
     return None
 
 
+_READ_REPORT = 1000
+"""Pass 1 reports its progress (``on_read``) every this many messages."""
+
+
 def _logging_times(
-    messages: Iterable[Message], topics: Sequence[str]
+    messages: Iterable[Message], topics: Sequence[str], on_read: Callable[[int], None] | None = None
 ) -> tuple[Iterator[Message], dict[str, array[int]]]:
     """Pass 1's messages, noting each topic's log times on the way (where a resume reads from;
-    8 bytes per message, dropped once pass 2 starts)."""
+    8 bytes per message, dropped once pass 2 starts), and reporting how many were read."""
     times = {t: array("q") for t in topics}
 
     def noted() -> Iterator[Message]:
+        unreported = 0
         for msg in messages:
             bucket = times.get(msg.topic)
             if bucket is not None:
                 bucket.append(msg.log_time_ns)
+            unreported += 1
+            if on_read is not None and unreported >= _READ_REPORT:
+                on_read(unreported)
+                unreported = 0
             yield msg
+        if on_read is not None and unreported:
+            on_read(unreported)
 
     return noted(), times
 
@@ -223,6 +234,7 @@ def convert_recording(
     segment_frames: int | None = None,
     on_segment: Callable[[ClosedSegment], None] | None = None,
     resume: bool = False,
+    on_read: Callable[[int], None] | None = None,
 ) -> StagedEpisode:
     """Convert one recording into a staged episode under ``staging_dir``.
 
@@ -252,13 +264,15 @@ def convert_recording(
             last closed segment (pass 2 then skips the staged frames without decoding them), or
             return the finished episode found there. Without closed segments it starts afresh.
             A resumed stage keeps the segment size it was started with.
+        on_read: Called now and then while pass 1 reads timestamps, with the number of messages
+            read since the last call: progress before any frame exists (a watchdog's).
 
     Raises:
         RoboflowError: Naming file, topic and reason (missing topic, corrupt file, bad message).
         DatasetError: With ``resume``, ``staging_dir`` holds a stage of another recording, config
             or task.
     """
-    job = _Job.make(path, config, staging_dir, task, on_planned, on_frames)
+    job = _Job.make(path, config, staging_dir, task, on_planned, on_frames, on_read)
     with salvage_hint(config):
         if segment_frames is None and not resume:
             staged = _convert_one_pass(job)
@@ -339,7 +353,7 @@ def _plan_pass(source: Source | SalvagedSource, job: _Job) -> tuple[AlignmentPla
     config = job.config
     specs = _track_specs(source, config)
     topics = [s.topic for s in specs]
-    scanned, log_times = _logging_times(source.messages(topics), topics)
+    scanned, log_times = _logging_times(source.messages(topics), topics, job.on_read)
     stamps = scan_stamps(scanned, topics, time_source=config.alignment.time_source)
     plan = plan_alignment(
         stamps, specs, config.dataset.fps, path=job.name, max_duration_ns=config.dataset.max_episode_ns
@@ -385,6 +399,7 @@ class _Job:
     task: str
     on_planned: Callable[[RecordingPlan], None] | None
     on_frames: Callable[[int], None] | None
+    on_read: Callable[[int], None] | None = None
 
     @classmethod
     def make(
@@ -395,10 +410,13 @@ class _Job:
         task: str | None,
         on_planned: Callable[[RecordingPlan], None] | None,
         on_frames: Callable[[int], None] | None,
+        on_read: Callable[[int], None] | None = None,
     ) -> _Job:
         recording: str | Path = path if isinstance(path, str) and is_remote(path) else Path(path)
         task = task if task is not None else config.dataset.task
-        return cls(recording, display_url(recording), config, staging_dir, task, on_planned, on_frames)
+        return cls(
+            recording, display_url(recording), config, staging_dir, task, on_planned, on_frames, on_read
+        )
 
     @property
     def thread_name(self) -> str:

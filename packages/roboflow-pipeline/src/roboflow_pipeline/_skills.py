@@ -45,6 +45,7 @@ def convert_skills(
     *,
     on_planned: Callable[[RecordingPlan], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
+    on_read: Callable[[int], None] | None = None,
 ) -> list[StagedEpisode]:
     """Convert one recording into one staged episode per mark of ``annotation``, in time order.
 
@@ -58,12 +59,13 @@ def convert_skills(
         annotation: The marks (checked by :func:`~roboflow_core.annotation.parse_annotation`).
         on_planned: Called once with the grid.
         on_frames: Called with the number of frames read since the last call (marked or not).
+        on_read: As for :func:`convert_recording` (messages read by pass 1).
 
     Raises:
         DatasetError: A mark covers no frame of the grid (naming the mark).
         RoboflowError: As :func:`convert_recording`.
     """
-    job = _Job.make(path, config, staging_dir, None, on_planned, on_frames)
+    job = _Job.make(path, config, staging_dir, None, on_planned, on_frames, on_read)
     with salvage_hint(config), open_two_pass(job) as source:
         plan, log_times = _plan_pass(source, job)
         del log_times
