@@ -1,13 +1,18 @@
-"""Distributed mode vs `roboflow convert --jobs N`: overhead and throughput against worker count.
+"""Distributed mode vs `roboflow convert -j N` on many small recordings: seconds per job.
 
-The same recordings are converted into fresh datasets: by `roboflow convert --jobs N` (local
-process pool), and as a batch on the embedded SQLite store run by N `roboflow run --role worker`
-processes plus one control pod (scanner, reaper, finalizer). "warm" times submit -> finished
-dataset with the pods already running (as in a cluster); "cold" starts the pods with the batch,
-so it pays their process start-up (~1.5 s of imports each), like `convert` does.
+Issue 17's case by default: 100 one-second recordings shaped like a real arm's (a raw 640x480
+camera and a JPEG wrist camera at 30 Hz, joint states at 100 Hz, actions at 50 Hz; ROS2 MCAP
+files), lerobot's default video settings (libsvtav1, crf 30, gop 2). The same recordings are
+converted into fresh datasets: by `roboflow convert -j N` (local process pool, start-up included),
+and as a batch on the embedded SQLite store run by N `roboflow run --role worker` processes plus
+one control pod (scanner, reaper, finalizer). "warm" times submit -> finished dataset with the
+pods already running (as in a cluster); "cold" starts the pods with the batch, so it pays their
+process start-up, like `convert` does. The encode-only floor is the recordings' frames in memory,
+encoded recording by recording with the same settings (cameras in parallel): what `convert -j N`
+spends beyond it, per recording, is its own overhead.
 
-    uv run python bench/bench_distributed.py                      # 12 recordings, 320x240, 3 s each
-    uv run python bench/bench_distributed.py --recordings 24 --workers 1 2 3
+    uv run python bench/bench_distributed.py                      # 100 x 1 s recordings, 2 workers
+    uv run python bench/bench_distributed.py --recordings 20 --workers 1 2
     uv run python bench/bench_distributed.py --s3                 # inputs in a moto bucket on loopback
 
 With ``--s3`` the recordings are read from a bucket on a local S3 server (moto) and every run gets
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,26 +34,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench_convert import CONFIG, JPEG, RAW
+
 ROBOFLOW = str(Path(sys.executable).parent / "roboflow")
-CONFIG = """
-[dataset]
-name = "bench"
-fps = 30
-task = "bench"
-[[mappings]]
-topic = "/cam_high/image_raw"
-feature = "observation.images.cam_high"
-mapping_type = "image"
-[[mappings]]
-topic = "/joint_states"
-feature = "observation.state"
-[[mappings]]
-topic = "/action"
-feature = "action"
-mapping_type = "action"
-[video]
-codec = "{codec}"
-"""
 # Short intervals: the figure should show the pipeline's overhead, not the default polling periods.
 FAST_ENV = {
     "WORKER_POLL_INTERVAL_SECS": "0.2",
@@ -62,8 +51,8 @@ def _env(work: Path) -> dict[str, str]:
     return {**os.environ, "ROBOFLOW_BUFFER_DIR": tempfile.mkdtemp(prefix="buffer-", dir=work)}
 
 
-def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip()
+def _run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=cwd).stdout.strip()
 
 
 def bench_convert(inputs: str, config: Path, out: Path, jobs: int, work: Path) -> float:
@@ -147,14 +136,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--recordings", type=int, default=12)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--height", type=int, default=240)
-    parser.add_argument("--codec", default="libx264")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--recordings", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--codec", default="libsvtav1")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--runs", type=int, default=1, help="alternated runs of each (medians)")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold-pod runs")
     parser.add_argument("--s3", action="store_true", help="read the recordings from a local S3 server")
+    parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor_child:
+        print(_floor(args))
+        return
 
     from roboflow_dataset.synth import write_recording
 
@@ -168,32 +163,66 @@ def main() -> None:
                 inputs / f"rec_{i:03d}.mcap",
                 "mcap",
                 duration_s=args.seconds,
+                cameras=(RAW, JPEG),
+                compressed=(JPEG,),
                 width=args.width,
                 height=args.height,
+                camera_hz=30.0,
+                joint_hz=100.0,
+                action_hz=50.0,
                 seed=i,
             )
-            frames += len(rec.messages["/cam_high/image_raw"])
+            frames += len(rec.messages[f"/{RAW}/image_raw"])
         config = work / "config.toml"
         config.write_text(CONFIG.format(codec=args.codec))
         source = str(inputs / "*.mcap")
         server = None
         if args.s3:
             source, server = _upload(inputs)
+        n = args.recordings
         print(
-            f"{args.recordings} recordings, {args.width}x{args.height}, {args.seconds:g} s each, "
-            f"~{frames} camera frames, {args.codec}, {os.cpu_count()} CPUs"
+            f"{n} recordings of {args.seconds:g} s: raw {args.width}x{args.height} + JPEG camera at 30 Hz, "
+            f"joints 100 Hz, actions 50 Hz; {frames} frames per camera, {args.codec}, {os.cpu_count()} CPUs"
             + (", read from s3:// (moto on loopback)" if args.s3 else "")
         )
+        floor = float(
+            _run([sys.executable, __file__, "--floor-child", *_floor_argv(args)], cwd=Path(__file__).parent)
+        )
+        print(f"encode-only floor: {floor:.2f} s ({floor / n:.3f} s per recording)")
         print("warm: pods already running (a cluster); cold: pods started with the batch (process start-up)")
-        header = ["workers", "convert -j N", "warm", "overhead", "cold", "overhead", "frames/s warm"]
-        print("  ".join(f"{h:>13}" for h in header))
+        header = ["workers", "convert -j N", "per rec.", "beyond enc.", "warm batch", "per job", "x convert"]
+        header += [] if args.no_cold else ["cold batch", "x convert"]
+        print("  ".join(f"{h:>12}" for h in header))
         try:
-            for n in args.workers:
-                _row(n, source, config, work, frames)
+            for workers in args.workers:
+                _row(workers, source, config, work, n, floor, args)
         finally:
             if server is not None:
                 server.terminate()
                 server.wait()
+
+
+def _floor_argv(args: argparse.Namespace) -> list[str]:
+    argv = ["--recordings", str(args.recordings), "--seconds", str(args.seconds), "--codec", args.codec]
+    return [*argv, "--width", str(args.width), "--height", str(args.height)]
+
+
+def _floor(args: argparse.Namespace) -> float:
+    """Seconds to encode every recording's frames, one recording after the other (its cameras in
+    parallel), with the frames already in memory."""
+    from bench_encode import encode_floor
+    from roboflow_core import VideoConfig
+    from roboflow_dataset._synth_content import jpeg_bytes
+    from roboflow_dataset.synth import make_image
+    from roboflow_media import decode_compressed_image
+
+    count = int(args.seconds * 30)
+    raw = [make_image(i, RAW, args.width, args.height) for i in range(count)]
+    wrist = [jpeg_bytes(make_image(i, JPEG, args.width, args.height)) for i in range(count)]
+    decoded = [decode_compressed_image(data, "jpeg") for data in wrist]
+    config = VideoConfig(codec=args.codec)
+    seconds: float = sum(encode_floor([raw, decoded], config) for _ in range(args.recordings))
+    return seconds
 
 
 def _upload(inputs: Path) -> tuple[str, subprocess.Popen[bytes]]:
@@ -212,20 +241,32 @@ def _upload(inputs: Path) -> tuple[str, subprocess.Popen[bytes]]:
     return f"s3://bench-dist/*.mcap?{query}", server
 
 
-def _row(n: int, source: str, config: Path, work: Path, frames: int) -> None:
-    local = bench_convert(source, config, work / f"local-{n}", n, work)
-    warm = bench_batch(source, config, work / f"warm-{n}", n, work, warm=True)
-    cold = bench_batch(source, config, work / f"cold-{n}", n, work, warm=False)
+def _row(
+    workers: int, source: str, config: Path, work: Path, n: int, floor: float, args: argparse.Namespace
+) -> None:
+    local: list[float] = []
+    warm: list[float] = []
+    cold: list[float] = []
+    for run in range(args.runs):
+        local.append(bench_convert(source, config, work / f"local-{workers}-{run}", workers, work))
+        warm.append(bench_batch(source, config, work / f"warm-{workers}-{run}", workers, work, warm=True))
+        if not args.no_cold:
+            cold.append(
+                bench_batch(source, config, work / f"cold-{workers}-{run}", workers, work, warm=False)
+            )
+    conv, batch = statistics.median(local), statistics.median(warm)
     cells = [
-        f"{n}",
-        f"{local:.2f} s",
-        f"{warm:.2f} s",
-        f"{100 * (warm / local - 1):+.1f}%",
-        f"{cold:.2f} s",
-        f"{100 * (cold / local - 1):+.1f}%",
-        f"{frames / warm:.1f}",
+        f"{workers}",
+        f"{conv:.2f} s",
+        f"{conv / n:.3f} s",
+        f"{(conv - floor) / n:+.3f} s",
+        f"{batch:.2f} s",
+        f"{batch / n:.3f} s",
+        f"{batch / conv:.2f}",
     ]
-    print("  ".join(f"{c:>13}" for c in cells))
+    if cold:
+        cells += [f"{statistics.median(cold):.2f} s", f"{statistics.median(cold) / conv:.2f}"]
+    print("  ".join(f"{c:>12}" for c in cells), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -18,6 +17,9 @@ from roboflow_dataset.lerobot._plan import MB, EpisodePlan, FilePos, FileRoller,
 from roboflow_dataset.lerobot.features import FeatureSpec
 from roboflow_dataset.lerobot.reader import read_jsonl
 from roboflow_dataset.stats import STAT_NAMES
+
+if TYPE_CHECKING:  # pandas is imported where a merge needs it: a conversion's workers never do
+    import pandas as pd
 
 __all__ = ["LAYOUTS", "DatasetFormat", "Layout", "layout_for", "remove_orphans"]
 
@@ -110,6 +112,8 @@ class V3Layout(Layout):
         table = _episodes_table(plans, stats_features, pos)
         path = self.root / _META_EPISODES.format(chunk_index=pos.chunk, file_index=pos.file)
         atomic_write(path, lambda temp: pq.write_table(table, temp))
+        import pandas as pd
+
         frame = pd.DataFrame({"task_index": range(len(tasks))}, index=pd.Index(list(tasks), name="task"))
         atomic_write(self.root / "meta/tasks.parquet", frame.to_parquet)
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -35,6 +34,9 @@ from roboflow_dataset.lerobot.reader import INFO, STATS, episode_stats, read_epi
 from roboflow_dataset.lerobot.staging import StagedEpisode
 from roboflow_dataset.stats import QUANTILES, FeatureStats, aggregate
 from roboflow_media import concat_videos, probe_video
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DEFAULT_CHUNKS_SIZE", "MergeResult", "merge_into_dataset"]
 
@@ -64,12 +66,18 @@ class MergeResult(msgspec.Struct, frozen=True, kw_only=True):
     files: tuple[Path, ...]
 
 
+def _empty_frame() -> pd.DataFrame:
+    import pandas as pd  # imported by a merge, not by every process that stages episodes
+
+    return pd.DataFrame()
+
+
 @dataclass
 class _Existing:
     """The dataset before the merge (empty for a new one)."""
 
     info: dict[str, Any] | None = None
-    episodes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    episodes: pd.DataFrame = field(default_factory=_empty_frame)
     tasks: list[str] = field(default_factory=list)
 
     @property

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from roboflow_core.errors import DatasetError
 from roboflow_dataset.stats import FeatureStats
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a conversion's workers never need it
+    import pandas as pd
 
 __all__ = [
     "DatasetContents",
@@ -105,6 +107,8 @@ def read_episodes(root: Path, info: dict[str, Any]) -> pd.DataFrame:
     Raises:
         DatasetError: A metadata file is unreadable.
     """
+    import pandas as pd
+
     if is_v3(info):
         table = _read_parquets(sorted(root.glob("meta/episodes/*/*.parquet")))
         frame = table.to_pandas() if table is not None else pd.DataFrame({"episode_index": []})
@@ -123,6 +127,8 @@ def read_tasks(root: Path, info: dict[str, Any]) -> list[str]:
         DatasetError: The tasks file is unreadable.
     """
     if is_v3(info):
+        import pandas as pd
+
         path = root / "meta/tasks.parquet"
         try:
             frame = pd.read_parquet(path)
@@ -139,6 +145,8 @@ def read_dataset(root: str | Path) -> DatasetContents:
     Raises:
         DatasetError: A file is missing or unreadable.
     """
+    import pandas as pd
+
     root = Path(root)
     info = read_info(root)
     pattern = "data/*/*.parquet" if is_v3(info) else "data/chunk-*/episode_*.parquet"
