@@ -9,11 +9,11 @@ from pathlib import Path
 
 from roboflow_dataset.synth import ACTION_TOPIC, JOINT_TOPIC, RecordingInfo, camera_topic, write_recording
 from roboflow_distributed.batches import get_batch, list_units
-from roboflow_distributed.records import BatchStatus, UnitStatus
+from roboflow_distributed.records import BatchStatus, UnitStatus, Versioned, WorkUnit
 from roboflow_distributed.runner import PodReport, Role, run_pod
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import Store
-from roboflow_distributed.worker import Shutdown
+from roboflow_distributed.worker import Shutdown, Worker
 
 FAST = Settings(
     poll_interval=0.05,
@@ -120,6 +120,15 @@ class PodThread:
         self.shutdown.request()
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "pod did not stop"
+
+
+def claim_when_due(worker: Worker, timeout: float = 30.0) -> Versioned[WorkUnit]:
+    """The worker's claim of a queued unit, once its retry backoff is over (on the worker's clock)."""
+    deadline = time.monotonic() + timeout
+    while (claim := worker.claim()) is None:
+        assert time.monotonic() < deadline, "no queued unit was claimed"
+        time.sleep(0.05)
+    return claim
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

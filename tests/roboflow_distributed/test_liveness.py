@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from tests.roboflow_distributed._batch_helpers import (
     FAST,
@@ -31,7 +32,7 @@ from roboflow_distributed.batches import get_batch, list_units, submit_batch
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import BatchPhase, Heartbeat, UnitStatus, WorkUnit, encode, scan
 from roboflow_distributed.scanner import Scanner
-from roboflow_distributed.store import Store, open_store
+from roboflow_distributed.store import Compare, Store, open_store
 from roboflow_distributed.worker import Shutdown, Worker
 
 ROBOFLOW = str(Path(sys.executable).parent / "roboflow")
@@ -119,6 +120,34 @@ def test_the_reaper_requeues_the_unit_of_a_beating_worker_that_makes_no_progress
     assert (stuck.status, stuck.owner, stuck.attempts, stuck.lost) == (UnitStatus.PENDING, None, 1, 0)
     assert stuck.error_kind == StalledError.__name__
     assert f"worker stuck made no progress on it for {limit:g} s" in (stuck.error or "")
+
+
+def test_a_retry_backoff_is_waited_out_on_the_claiming_workers_own_clock(
+    store: Store, tmp_path: Path
+) -> None:
+    unit = _claimed(store, tmp_path, ["w1"])["w1"]
+    # w1's attempt failed transiently: back in the queue for 5 s of backoff (w1's clock is a day ahead)
+    ukey = keys.unit(unit.batch, unit.id)
+    (current,) = list_units(store, unit.batch)
+    failed = msgspec.structs.replace(
+        unit,
+        status=UnitStatus.PENDING,
+        owner=None,
+        attempts=1,
+        retry_after=5.0,
+        updated_at=time.time() + 86400,
+    )
+    assert store.txn(
+        [Compare(ukey, current.version)], {ukey: encode(failed), keys.pending(unit.batch, unit.id): b""}
+    )
+    clock = ManualClock(0.0)
+    worker = Worker(store, "w2", FAST, Shutdown(1.0), clock=clock)
+    assert worker.claim() is None, "the backoff starts when this worker first sees the unit queued"
+    clock.now += 4.9
+    assert worker.claim() is None
+    clock.now += 0.2
+    claimed = worker.claim()
+    assert claimed is not None and (claimed.record.owner, claimed.record.retry_after) == ("w2", 0.0)
 
 
 @pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime is not installed (make system-deps)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from tests.roboflow_distributed._batch_helpers import (
     FAST,
     PodThread,
+    claim_when_due,
     config_text,
     recordings,
     wait_finished,
@@ -29,7 +29,7 @@ from roboflow_core import StalledError
 from roboflow_distributed import keys
 from roboflow_distributed.batches import list_units, submit_batch
 from roboflow_distributed.finalizer import Finalizer
-from roboflow_distributed.records import BatchPhase, Checkpoint, UnitStatus, Versioned, WorkUnit, read
+from roboflow_distributed.records import BatchPhase, Checkpoint, UnitStatus, WorkUnit, read
 from roboflow_distributed.scanner import Scanner
 from roboflow_distributed.store import EtcdStore, SqliteStore, Store
 from roboflow_distributed.worker import Shutdown, Worker
@@ -119,21 +119,12 @@ def test_an_attempt_past_the_job_timeout_is_abandoned_and_publishes_nothing(
     assert not [p for p in Path(spec.staging).rglob("*") if p.is_file()], "it uploaded staged files"
     # another worker (with the usual job timeout) converts it, and the batch completes
     second = Worker(store, "w2", FAST, Shutdown(5.0))
-    claim = _claim_when_due(second)
+    claim = claim_when_due(second)
     assert claim.record.claims == 2
     second.process(claim)
     assert _units(store, spec.id)[0].status is UnitStatus.COMPLETE
     assert Finalizer(store, "f", FAST).tick() or Finalizer(store, "f", FAST).tick()
     verify_dataset(output, recs)
-
-
-def _claim_when_due(worker: Worker) -> Versioned[WorkUnit]:
-    """The worker's claim of the one queued unit, once its retry backoff is over."""
-    deadline = time.monotonic() + 30
-    while (claim := worker.claim()) is None:
-        assert time.monotonic() < deadline, "the re-queued unit was never claimed"
-        time.sleep(0.05)
-    return claim
 
 
 def _units(store: Store, batch: str) -> list[WorkUnit]:

@@ -325,7 +325,7 @@ def retry_unit(store: Store, ref: str) -> WorkUnit:
         error=None,
         error_kind=None,
         updated_at=time.time(),
-        retry_at=None,
+        retry_after=0.0,
     )
     ukey, pkey = keys.unit(record.batch, record.id), keys.pending(record.batch, record.id)
     # the batch must still be the one read: a finalizer that moved it to Merging meanwhile would

@@ -112,7 +112,9 @@ class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
 
     ``attempts`` counts conversions that ended in an error; ``lost`` counts claims whose worker
     died (re-queued by the reaper). ``staged`` is the URL of the finished staged episode.
-    ``retry_at``: a unit re-queued after a transient error is not claimed before this time.
+    ``retry_after``: a unit re-queued after a transient error is claimed only once it has waited
+    this many seconds in the queue, on the claiming worker's own clock (pods' clocks are never
+    compared, see :mod:`roboflow_distributed.liveness`).
     """
 
     id: str
@@ -134,7 +136,7 @@ class WorkUnit(msgspec.Struct, frozen=True, kw_only=True):
     frames: int = 0
     episodes: int = 1  # staged episodes: one, or one per skill mark
     updated_at: float = 0.0
-    retry_at: float | None = None
+    retry_after: float = 0.0
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

@@ -39,7 +39,7 @@ from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import failure_reason
 from roboflow_distributed.configs import fetch_config
-from roboflow_distributed.liveness import Staleness
+from roboflow_distributed.liveness import Clock, Staleness
 from roboflow_distributed.progress import ClaimLost, UnitProgress
 from roboflow_distributed.records import (
     BatchPhase,
@@ -54,7 +54,7 @@ from roboflow_distributed.records import (
     scan,
 )
 from roboflow_distributed.settings import STORE_RETRY, Settings, store_down
-from roboflow_distributed.store import Compare, Store
+from roboflow_distributed.store import Compare, Entry, Store
 from roboflow_distributed.watchdog import Attempt, Released, watch
 from roboflow_pipeline import convert_recording, convert_skills
 from roboflow_storage import Storage, display_url, prefetch_recording, retry_call
@@ -95,7 +95,9 @@ class Worker:
         shutdown: The pod's stop signal.
     """
 
-    def __init__(self, store: Store, pod: str, settings: Settings, shutdown: Shutdown) -> None:
+    def __init__(
+        self, store: Store, pod: str, settings: Settings, shutdown: Shutdown, *, clock: Clock = time.monotonic
+    ) -> None:
         self.store = store
         self.pod = pod
         self.settings = settings
@@ -105,7 +107,8 @@ class Worker:
         self._next: Versioned[WorkUnit] | None = None  # claimed ahead, input downloading
         self._attempt: Attempt | None = None  # of the unit being converted
         self._abandoned: list[Attempt] = []  # given up, their threads maybe still running
-        self._beats = Staleness()  # since when each pod's heartbeat stood still, on this clock
+        self._beats = Staleness(clock)  # since when each pod's heartbeat stood still
+        self._queued = Staleness(clock)  # since when each backing-off unit has waited in the queue
 
     # --- claiming ---------------------------------------------------------------------------
 
@@ -113,6 +116,13 @@ class Worker:
         """Take one pending unit (or ``None`` when the queue is empty)."""
         entries = self.store.scan(keys.PENDING, limit=self.settings.scan_batch_size)
         random.shuffle(entries)  # spread competing workers over the head of the queue
+        backing_off: list[str] = []
+        try:
+            return self._claim_one(entries, backing_off)
+        finally:
+            self._queued.keep_only(backing_off)
+
+    def _claim_one(self, entries: list[Entry], backing_off: list[str]) -> Versioned[WorkUnit] | None:
         for entry in entries:
             batch, unit_id = keys.parse_pending(entry.key)
             ukey = keys.unit(batch, unit_id)
@@ -120,15 +130,17 @@ class Worker:
             if current is None or current.record.status is not UnitStatus.PENDING:
                 self.store.txn([Compare(entry.key, entry.version)], deletes=[entry.key])  # stale entry
                 continue
-            if (current.record.retry_at or 0.0) > time.time():
-                continue  # backing off after a transient failure
+            if current.record.retry_after:  # backing off after a transient failure, on our clock
+                backing_off.append(ukey)
+                if self._queued.age(ukey, current.version) < current.record.retry_after:
+                    continue
             new = msgspec.structs.replace(
                 current.record,
                 status=UnitStatus.PROCESSING,
                 owner=self.pod,
                 claims=current.record.claims + 1,
                 updated_at=time.time(),
-                retry_at=None,
+                retry_after=0.0,
             )
             compares = [Compare(ukey, current.version), Compare(entry.key, entry.version)]
             try:
@@ -355,7 +367,7 @@ class Worker:
                 attempts=attempts,
                 error=reason,
                 error_kind=kind,
-                retry_at=time.time() + delay,
+                retry_after=delay,
                 requeue=True,
             )
             return "failed"
