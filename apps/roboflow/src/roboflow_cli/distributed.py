@@ -341,18 +341,18 @@ def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
 
 def _dataset_summary(output: str) -> str:
     """One line about the dataset at ``output`` from its ``meta/info.json`` (or why there is none)."""
-    from roboflow_storage import Storage
+    from roboflow_pipeline import Dataset
 
     try:
-        info = json.loads(Storage.from_url(output).get("meta/info.json"))
-    except (RoboflowError, ValueError) as err:
+        found = Dataset(output).summary()
+    except RoboflowError as err:
         return f"          (no readable meta/info.json: {err})"
-    features = info.get("features", {})
-    cameras = sorted(k for k, f in features.items() if f.get("dtype") == "video")
+    if found is None:
+        return "          (no meta/info.json)"
     return (
-        f"          {info.get('codebase_version')}: {info.get('total_episodes')} episodes, "
-        f"{info.get('total_frames')} frames at {info.get('fps')} fps, {len(features)} features, "
-        f"cameras: {', '.join(cameras) or 'none'}"
+        f"          {found.codebase_version}: {found.total_episodes} episodes, "
+        f"{found.total_frames} frames at {found.fps:g} fps, {len(found.features)} features, "
+        f"cameras: {', '.join(found.cameras) or 'none'}"
     )
 
 

@@ -42,7 +42,7 @@ from roboflow_distributed.records import (
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.staging import download_staged, remove_batch
 from roboflow_distributed.store import ABSENT, Compare, Store
-from roboflow_pipeline import dataset_episodes, publish_episodes
+from roboflow_pipeline import Dataset
 from roboflow_storage import Storage, display_url
 
 __all__ = ["Finalizer", "Holding"]
@@ -160,7 +160,7 @@ class Finalizer:
             group = done[published : published + self.settings.merge_group]
             before = state.base_episodes + sum(u.episodes for u in done[:published])
             after = before + sum(u.episodes for u in group)
-            found = dataset_episodes(spec.output)
+            found = Dataset(spec.output).episodes()
             if found == before:
                 with telemetry.span("roboflow.merge.group", {"roboflow.episodes": after - before}):
                     self._publish(batch, group, holding)
@@ -195,7 +195,7 @@ class Finalizer:
         state = MergeState(
             batch=batch.spec.id,
             units=[u.record.id for u in sorted(complete, key=lambda u: (u.record.source, u.record.id))],
-            base_episodes=dataset_episodes(batch.spec.output),
+            base_episodes=Dataset(batch.spec.output).episodes(),
             started_at=time.time(),
         )
         if not self.store.txn([Compare(key, ABSENT)], {key: encode(state)}):
@@ -213,8 +213,7 @@ class Finalizer:
                 if unit.staged is None:
                     raise CoordinationError("complete unit without a staged episode", unit=unit.id)
                 staged.extend(download_staged(staging, unit.staged, workdir / unit.id))
-            publish_episodes(
-                spec.output,
+            Dataset(spec.output).publish(
                 staged,
                 fmt="lerobot-v2.1" if spec.format == "lerobot-v2.1" else "lerobot-v3",
                 robot_type=config.dataset.robot_type,

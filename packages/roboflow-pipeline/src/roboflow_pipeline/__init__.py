@@ -3,15 +3,17 @@
 from roboflow_dataset.lerobot import ClosedSegment
 from roboflow_pipeline._convert import ConvertSummary, DatasetFormat, Failure, OnError, convert
 from roboflow_pipeline._lock import DatasetLock, LockInfo
-from roboflow_pipeline._publish import Published, dataset_episodes, open_output, publish_episodes
 from roboflow_pipeline._recording import RecordingPlan, convert_recording
 from roboflow_pipeline._skills import convert_skills, load_staged
+from roboflow_pipeline.dataset import Dataset, DatasetSummary, Published
 
 __all__ = [
     "ClosedSegment",
     "ConvertSummary",
+    "Dataset",
     "DatasetFormat",
     "DatasetLock",
+    "DatasetSummary",
     "Failure",
     "LockInfo",
     "OnError",
@@ -20,8 +22,5 @@ __all__ = [
     "convert",
     "convert_recording",
     "convert_skills",
-    "dataset_episodes",
     "load_staged",
-    "open_output",
-    "publish_episodes",
 ]

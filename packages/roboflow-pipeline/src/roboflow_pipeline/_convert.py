@@ -24,9 +24,9 @@ from roboflow_core.annotation import Annotation
 from roboflow_core.workdirs import process_workdir
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
-from roboflow_pipeline._publish import open_output, publish_episodes
 from roboflow_pipeline._recording import RecordingPlan, convert_recording
 from roboflow_pipeline._skills import convert_skills
+from roboflow_pipeline.dataset import Dataset
 from roboflow_storage import Storage, display_url, prefetch_recording, resolve_inputs
 
 __all__ = ["ConvertSummary", "Failure", "convert"]
@@ -192,7 +192,7 @@ def convert(
         config: The conversion config.
         output: The dataset directory, or its ``s3://``/``oss://``/``memory://`` URL (or
             :class:`~roboflow_storage.Storage`): merged in a local working directory, then
-            uploaded with ``meta/info.json`` last (see ``_publish``).
+            uploaded with ``meta/info.json`` last (see :class:`~roboflow_pipeline.dataset.Dataset`).
         fmt: ``lerobot-v3`` (default) or ``lerobot-v2.1``.
         jobs: Recordings converted at once, each in its own process.
         on_error: ``fail`` stops at the first bad recording and writes nothing; ``skip`` converts
@@ -219,14 +219,14 @@ def convert(
         )
     started = time.monotonic()
     paths = [str(p) for p in resolve_inputs(inputs)]  # first: refused inputs leave no output behind
-    storage = open_output(output)
-    summary = ConvertSummary(output=storage.url, fmt=fmt)
+    dataset = Dataset(output)
+    summary = ConvertSummary(output=dataset.url, fmt=fmt)
     progress = progress or Progress(stream=io.StringIO())
-    with _staging_root(storage) as staging_root:
+    with _staging_root(dataset.storage) as staging_root:
         _convert_into(
             paths,
             config,
-            storage,
+            dataset,
             staging_root,
             summary,
             progress,
@@ -261,7 +261,7 @@ def _staging_root(storage: Storage) -> Iterator[Path]:
 def _convert_into(
     paths: list[str],
     config: RoboflowConfig,
-    output: Storage,
+    dataset: Dataset,
     staging_root: Path,
     summary: ConvertSummary,
     progress: Progress,
@@ -305,8 +305,7 @@ def _convert_into(
     summary.frames = sum(s.length for s in ordered)
     summary.encoders = {v.backend for s in ordered for v in s.videos.values()}
     if ordered:
-        published = publish_episodes(
-            output,
+        published = dataset.publish(
             ordered,
             fmt=fmt,
             robot_type=config.dataset.robot_type,

@@ -1,7 +1,7 @@
 """Datasets in an object store: merge in a local working directory, then upload, ``meta/info.json`` last.
 
 The merge (:func:`roboflow_dataset.lerobot.merge_into_dataset`) works on a local directory. For a
-target in a store, :class:`RemoteDataset`:
+target in a store, :meth:`roboflow_pipeline.dataset.Dataset.publish` uses :class:`RemoteDataset`, which:
 
 1. downloads the existing dataset's ``meta/`` objects (``info.json``, episodes, tasks, stats),
    which is all the merge reads: appends start new data and video files and never open old ones,
@@ -18,26 +18,23 @@ target in a store, :class:`RemoteDataset`:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from roboflow_core import DatasetError
 from roboflow_core.workdirs import process_workdir
-from roboflow_dataset.lerobot import DEFAULT_CHUNKS_SIZE, DatasetFormat, StagedEpisode, merge_into_dataset
+from roboflow_dataset.lerobot import DEFAULT_CHUNKS_SIZE, DatasetFormat
 from roboflow_dataset.lerobot.layout import layout_for
 from roboflow_dataset.lerobot.reader import INFO, is_v3, read_episodes, read_info
-from roboflow_pipeline._lock import LOCK_KEY, DatasetLock
 from roboflow_storage import ObjectChangedError, ObjectExistsError, ObjectNotFoundError, Storage, upload_file
 
-__all__ = ["Published", "RemoteDataset", "dataset_episodes", "open_output", "publish_episodes"]
+__all__ = ["RemoteDataset"]
 
 _META = "meta"
 _UNREFERENCED = ("data/", "videos/", "meta/episodes/")
@@ -161,103 +158,3 @@ class RemoteDataset:
         ]
         for key in stale:
             self.storage.delete(key)
-
-
-@dataclass(frozen=True, slots=True)
-class Published:
-    """What :func:`publish_episodes` did."""
-
-    total_episodes: int
-    output_bytes: int
-
-
-def open_output(output: str | os.PathLike[str] | Storage) -> Storage:
-    """The dataset's root as a :class:`Storage` (a plain path becomes a local store)."""
-    return output if isinstance(output, Storage) else Storage.from_url(os.fspath(output))
-
-
-def _local_root(storage: Storage) -> Path:
-    return Path(storage.location.prefix)
-
-
-def dataset_episodes(output: str | os.PathLike[str] | Storage) -> int:
-    """``total_episodes`` of the dataset at ``output``; 0 when there is none yet (no info.json).
-
-    Raises:
-        DatasetError: ``info.json`` exists but cannot be parsed.
-        StorageError: The store cannot be read.
-    """
-    storage = open_output(output)
-    try:
-        raw = storage.get(INFO)
-    except ObjectNotFoundError:
-        return 0
-    try:
-        return int(json.loads(raw)["total_episodes"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise DatasetError(f"unreadable {INFO}: {err}", path=storage.url) from err
-
-
-def publish_episodes(
-    output: str | os.PathLike[str] | Storage,
-    staged: Sequence[StagedEpisode],
-    *,
-    fmt: DatasetFormat,
-    robot_type: str | None,
-    fps: int,
-    owner: str = "roboflow convert",
-    fencing: int = 0,
-    check: Callable[[], None] | None = None,
-    chunks_size: int | None = None,
-) -> Published:
-    """Merge staged episodes, in order, into the dataset at ``output`` (local or in a store).
-
-    A local dataset is merged in place; a dataset in a store is merged in a local working
-    directory and uploaded by :class:`RemoteDataset`, ``meta/info.json`` last. Either way the
-    dataset's writer lock (:class:`DatasetLock`, taken as ``owner`` with the fencing token
-    ``fencing``) is held meanwhile, and checked before every step of the merge and the upload.
-
-    Args:
-        check: Also called before every step; raises to stop the merge before it writes more
-            (the distributed finalizer checks that it still holds the dataset's lease).
-        chunks_size: Episodes (v2.1) or files (v3) per chunk directory of a new dataset
-            (``--episodes-per-chunk``); an existing dataset keeps its own.
-
-    Raises:
-        DatasetError: The episodes do not fit each other or the existing dataset, or another
-            writer holds the dataset's lock.
-        StorageError: An upload failed (the store still shows the dataset as it was).
-    """
-    storage = open_output(output)
-    with DatasetLock(storage, owner, fencing=fencing) as lock:
-
-        def still_ours() -> None:
-            lock.check()
-            if check is not None:
-                check()
-
-        if storage.is_local:
-            root = _local_root(storage)
-            result = merge_into_dataset(
-                root,
-                staged,
-                fmt=fmt,
-                robot_type=robot_type,
-                fps=fps,
-                chunks_size=chunks_size,
-                check=still_ours,
-            )
-            size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != LOCK_KEY)
-            return Published(result.total_episodes, size)
-        with RemoteDataset(storage) as publisher:
-            publisher.fetch_metadata()
-            result = merge_into_dataset(
-                publisher.root,
-                staged,
-                fmt=fmt,
-                robot_type=robot_type,
-                fps=fps,
-                chunks_size=chunks_size,
-                check=still_ours,
-            )
-            return Published(result.total_episodes, publisher.publish(still_ours))
