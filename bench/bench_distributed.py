@@ -34,7 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_convert import CONFIG, JPEG, RAW
+from bench_convert import CONFIG, JPEG, RAW, bench_env, warm_bytecode
 
 ROBOFLOW = str(Path(sys.executable).parent / "roboflow")
 # Short intervals: the figure should show the pipeline's overhead, not the default polling periods.
@@ -48,7 +48,7 @@ FAST_ENV = {
 
 def _env(work: Path) -> dict[str, str]:
     """The environment of one run: a fresh download buffer, so inputs in a store are downloaded."""
-    return {**os.environ, "ROBOFLOW_BUFFER_DIR": tempfile.mkdtemp(prefix="buffer-", dir=work)}
+    return {**bench_env(), "ROBOFLOW_BUFFER_DIR": tempfile.mkdtemp(prefix="buffer-", dir=work)}
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
@@ -120,7 +120,7 @@ def bench_batch(inputs: str, config: Path, out: Path, workers: int, work: Path, 
     if warm:
         _wait_pods(store, workers + 1)
     started = time.perf_counter()
-    batch = _run([ROBOFLOW, "submit", inputs, "-c", str(config), "-o", str(out), "--store", store])
+    batch = _run([ROBOFLOW, "submit", inputs, "-c", str(config), "-o", str(out), "--store", store], env)
     if not warm:
         procs = _spawn(workers, store, env, idle_exit=True)
     _wait_complete(store, batch)
@@ -153,6 +153,7 @@ def main() -> None:
 
     from roboflow_dataset.synth import write_recording
 
+    warm_bytecode()
     with tempfile.TemporaryDirectory(prefix="roboflow-bench-dist-") as tmp:
         work = Path(tmp)
         inputs = work / "in"
@@ -186,7 +187,11 @@ def main() -> None:
             + (", read from s3:// (moto on loopback)" if args.s3 else "")
         )
         floor = float(
-            _run([sys.executable, __file__, "--floor-child", *_floor_argv(args)], cwd=Path(__file__).parent)
+            _run(
+                [sys.executable, __file__, "--floor-child", *_floor_argv(args)],
+                env=bench_env(),
+                cwd=Path(__file__).parent,
+            )
         )
         print(f"encode-only floor: {floor:.2f} s ({floor / n:.3f} s per recording)")
         print("warm: pods already running (a cluster); cold: pods started with the batch (process start-up)")
