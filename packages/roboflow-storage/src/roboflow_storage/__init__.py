@@ -21,6 +21,7 @@ from roboflow_storage._inputs import (
     recording_bytes,
     resolve_inputs,
 )
+from roboflow_storage._pread import pread_stream
 from roboflow_storage._reader import ObjectReader
 from roboflow_storage._retry import RetryPolicy, retry_call
 from roboflow_storage._storage import MIN_PART_SIZE, Storage
@@ -48,6 +49,7 @@ __all__ = [
     "is_remote",
     "local_path",
     "open_remote",
+    "pread_stream",
     "prefetch_recording",
     "recording_bytes",
     "resolve_inputs",

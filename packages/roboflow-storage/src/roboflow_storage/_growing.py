@@ -2,14 +2,14 @@
 
 One daemon thread streams the object in order, with a single GET, into the partial file of a
 :class:`~roboflow_storage.LruCache` entry (a stream that breaks midway resumes where it stopped)
-and publishes how many bytes are there. Readers read with ``os.pread`` from a descriptor opened
+and publishes how many bytes are there. Readers (:func:`~roboflow_storage._pread.pread_stream`)
+read with ``os.preadv`` from a descriptor opened
 when the download started, which stays valid after the file is renamed into the cache and after
 it is evicted, and wait only for the bytes they read next.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from pathlib import Path
@@ -19,11 +19,10 @@ from typing import IO
 from roboflow_core import telemetry
 from roboflow_storage._cache import Reservation
 from roboflow_storage._download import Part, RangeStream, Stopped
+from roboflow_storage._pread import pread_stream
 from roboflow_storage.errors import StorageError
 
 __all__ = ["GrowingCopy"]
-
-_BUFFER = 64 << 10
 
 
 class _Progress:
@@ -71,55 +70,6 @@ class _Progress:
                 assert self.error is not None
                 raise self.error
             return self.path
-
-
-class _GrowingReader(io.RawIOBase):
-    """A raw, seekable reader over its own descriptor of the copy, waiting for bytes not yet there."""
-
-    def __init__(self, fd: int, progress: _Progress) -> None:
-        super().__init__()
-        self._fd = fd
-        self._progress = progress
-        self._pos = 0
-        self.name = progress.url
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._progress.size}[whence]
-        if base + offset < 0:
-            raise OSError(f"negative seek position {base + offset}")
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self.closed:
-            raise ValueError("read from a closed reader")
-        with memoryview(buffer) as raw, raw.cast("B") as view:
-            if self._pos >= self._progress.size or not len(view):
-                return 0
-            available = self._progress.wait_past(self._pos)
-            got = os.preadv(self._fd, [view[: available - self._pos]], self._pos)
-        if got <= 0:
-            raise StorageError(
-                f"the local copy ended at byte {self._pos}, before the {available} bytes written; "
-                "it was truncated on disk",
-                url=self._progress.url,
-            )
-        self._pos += got
-        return got
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
 
 
 class GrowingCopy:
@@ -242,7 +192,8 @@ class GrowingCopy:
             if self._fd < 0:
                 raise ValueError("the growing copy is closed")
             fd = os.dup(self._fd)
-        return io.BufferedReader(_GrowingReader(fd, self._progress), buffer_size=_BUFFER)
+        progress = self._progress
+        return pread_stream(fd, progress.size, name=progress.url, wait_past=progress.wait_past, owns_fd=True)
 
     def wait(self) -> Path:
         """Block until the download is complete; returns the cached file (a local object: itself).
