@@ -65,3 +65,29 @@ def test_queue_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="queue_size"):
         BackgroundEncoder(encoder, queue_size=0)
     encoder.abort()
+
+
+def test_finish_flushes_in_the_worker_so_cameras_finish_in_parallel(tmp_path: Path) -> None:
+    frames = make_frames(5)
+    cameras = [_open(tmp_path / f"cam{i}.mp4") for i in range(2)]
+    for frame in frames:
+        for camera in cameras:
+            camera.encode(frame)
+    for camera in cameras:
+        camera.finish()
+    with pytest.raises(MediaError, match="already closed"):
+        cameras[0].encode(frames[0])
+    results = [camera.close() for camera in cameras]
+    assert [r.frames for r in results] == [5, 5]
+    for result in results:
+        assert_frames_match(list(iter_video_frames(result.path)), frames)
+    with pytest.raises(MediaError, match="already closed"):
+        cameras[0].close()
+
+
+def test_no_frame_is_an_error_on_close(tmp_path: Path) -> None:
+    encoder = _open(tmp_path / "v.mp4")
+    encoder.finish()
+    with pytest.raises(MediaError, match="no frames were encoded"):
+        encoder.close()
+    assert not (tmp_path / "v.mp4").exists()

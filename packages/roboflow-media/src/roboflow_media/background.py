@@ -24,7 +24,9 @@ class BackgroundEncoder:
 
     ``encode`` blocks while ``queue_size`` frames are waiting (back-pressure). An error raised in
     the worker is raised again by the next ``encode`` or by ``close``; after it, the worker drops
-    the frames still queued and the encoder has removed its partial file.
+    the frames still queued and the encoder has removed its partial file. The worker also flushes
+    and closes the encoder, so several cameras finish in parallel: :meth:`finish` each, then
+    :meth:`close` each.
 
     Args:
         encoder: An open encoder, owned by this object from now on.
@@ -37,7 +39,9 @@ class BackgroundEncoder:
         self.encoder = encoder
         self._queue: queue.Queue[NDArray[Any] | None] = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
+        self._result: EncodedVideo | None = None
         self._aborting = False
+        self._ending = False  # no more frames: the worker flushes after the queued ones
         self._stopped = False
         self._thread = threading.Thread(
             target=telemetry.in_context(self._run), name=f"encode:{encoder.path.name}", daemon=True
@@ -58,12 +62,19 @@ class BackgroundEncoder:
         if self._error is not None:
             self._stop()
             self._raise_error()
-        if self._stopped:
+        if self._stopped or self._ending:
             raise MediaError("background encoder is already closed", path=str(self.encoder.path))
         self._queue.put(frame)
 
+    def finish(self) -> None:
+        """No more frames: the worker encodes the queued ones, then flushes and closes the encoder,
+        while the caller goes on (to finish another camera); :meth:`close` waits for it."""
+        if not self._ending and not self._stopped:
+            self._ending = True
+            self._queue.put(None)
+
     def close(self) -> EncodedVideo:
-        """Wait for the queued frames, then close the encoder.
+        """Wait for the queued frames and the encoder's flush (see :meth:`finish`).
 
         Raises:
             MediaError: A frame failed to encode, or finalising failed.
@@ -71,8 +82,10 @@ class BackgroundEncoder:
         self._stop()
         if self._error is not None:
             self._raise_error()
-        with telemetry.timed("encode"):
-            return self.encoder.close()
+        result, self._result = self._result, None
+        if result is None:
+            raise MediaError("background encoder is already closed", path=str(self.encoder.path))
+        return result
 
     def abort(self) -> None:
         """Drop queued frames, stop the worker and remove the partial file."""
@@ -100,11 +113,18 @@ class BackgroundEncoder:
                     self.encoder.encode(frame)
             except BaseException as err:  # surfaced in the caller's thread
                 self._error = err
+        if self._error is not None or self._aborting:
+            return
+        try:
+            with telemetry.timed("encode"):
+                self._result = self.encoder.close()
+        except BaseException as err:  # surfaced by close()
+            self._error = err
 
     def _stop(self) -> None:
         if not self._stopped:
+            self.finish()
             self._stopped = True
-            self._queue.put(None)
             self._thread.join()
 
     def _raise_error(self) -> NoReturn:

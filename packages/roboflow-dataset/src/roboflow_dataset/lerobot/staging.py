@@ -293,7 +293,7 @@ class EpisodeStager:
             if self._settings.segment_frames is None:
                 self._flush()
                 data_files = (self._close_writer(),)
-                videos = {camera: self._close_video(camera) for camera in self.cameras}
+                videos = self._close_videos()
                 part_lengths = (self._length,)
             else:
                 if self._length > self._segment_start:
@@ -436,6 +436,12 @@ class EpisodeStager:
         self._writer = None
         return self._part_file(None).relative_to(self._dir).as_posix()
 
+    def _close_videos(self) -> dict[str, StagedVideo]:
+        """Close every camera's encoder, their flushes in parallel (each in its own thread)."""
+        for camera in self.cameras:
+            self._encoders[camera].finish()
+        return {camera: self._close_video(camera) for camera in self.cameras}
+
     def _close_video(self, camera: str) -> StagedVideo:
         encoded = self._encoders.pop(camera).close()
         probe = probe_video(encoded.path)
@@ -463,7 +469,7 @@ class EpisodeStager:
         self._flush()
         index = len(self._segments)
         data = self._close_writer()
-        videos = {camera: self._close_video(camera) for camera in self.cameras}
+        videos = self._close_videos()
         state = f"{segment_dir(index)}/{_STATE_FILE}"
         save_state(self._dir / state, list(self._numeric_stats.values()), list(self._image_stats.values()))
         files = [data, *(v.files[0] for v in videos.values()), state]
