@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from roboflow_core import StorageError
-from roboflow_storage import LruCache
+from roboflow_storage import LruCache, StorageSettings
 
 
 def _fetcher(data: bytes, calls: list[str]):  # type: ignore[no-untyped-def]
@@ -87,6 +87,7 @@ def test_too_large_and_short_fetches_are_errors(tmp_path: Path) -> None:
 def test_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROBOFLOW_BUFFER_DIR", str(tmp_path / "buf"))
     monkeypatch.setenv("ROBOFLOW_BUFFER_MAX_BYTES", "1234")
-    cache = LruCache.from_env()
+    settings = StorageSettings.from_env()
+    cache = LruCache(settings.buffer_dir, max_bytes=settings.buffer_max_bytes)
     assert cache.directory.parent == tmp_path / "buf" and cache.max_bytes == 1234
     assert cache.directory.name.startswith("roboflow-spool-")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests._servers import FaultProxy, S3Bucket, Schedule, every_kth
 
-from roboflow_core import StorageError
+from roboflow_core import ConfigError, StorageError
 from roboflow_storage import LruCache, Storage
 from roboflow_storage._download import download, part_bounds
 
@@ -192,7 +192,7 @@ def test_download_settings_come_from_the_environment(monkeypatch: pytest.MonkeyP
     assert (store.download_part_size, store.download_concurrency) == (3 * MIB, 2)
     assert Storage.from_url("memory://x", download_concurrency=5).download_concurrency == 5
     monkeypatch.setenv("ROBOFLOW_DOWNLOAD_CONCURRENCY", "zero")
-    with pytest.raises(StorageError, match="ROBOFLOW_DOWNLOAD_CONCURRENCY"):
+    with pytest.raises(ConfigError, match="ROBOFLOW_DOWNLOAD_CONCURRENCY"):
         Storage.from_url("memory://x")
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from roboflow_core import ConfigError, CoordinationError
+from roboflow_core import CoordinationError
+from roboflow_core.env import env_float, env_int
 from roboflow_storage import RetryPolicy
 
 __all__ = ["STORE_RETRY", "Settings", "store_down"]
@@ -103,18 +103,9 @@ class Settings:
         Raises:
             ConfigError: A variable is not a positive number (names the variable).
         """
-        env = os.environ if env is None else env
+        defaults = cls()
         values: dict[str, float | int] = {}
         for field in fields(cls):
-            name = _ENV[field.name]
-            if name not in env:
-                continue
-            kind = int if field.type in ("int", int) else float
-            try:
-                value = kind(env[name])
-            except ValueError:
-                raise ConfigError(f"must be a number, got {env[name]!r}", key=name) from None
-            if value <= 0:
-                raise ConfigError(f"must be > 0, got {value}", key=name)
-            values[field.name] = value
+            read = env_int if field.type in ("int", int) else env_float
+            values[field.name] = read(_ENV[field.name], getattr(defaults, field.name), env=env)
         return cls(**values)  # type: ignore[arg-type]

@@ -34,7 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from roboflow_core import ConfigError, DatasetError, StorageError
+from roboflow_core import DatasetError, StorageError
+from roboflow_core.env import env_float
 from roboflow_storage import ObjectChangedError, ObjectExistsError, ObjectNotFoundError, Storage
 
 __all__ = ["LOCK_KEY", "LOCK_TTL_ENV", "DatasetLock", "LockInfo"]
@@ -74,19 +75,6 @@ def _expired(info: LockInfo) -> bool:
     return 0 < info.expires < time.time()
 
 
-def _ttl_from_env() -> float:
-    text = os.environ.get(LOCK_TTL_ENV, "").strip()
-    if not text:
-        return 120.0
-    try:
-        ttl = float(text)
-    except ValueError:
-        ttl = 0.0
-    if ttl <= 0:
-        raise ConfigError(f"must be a positive number of seconds, got {text!r}", key=LOCK_TTL_ENV)
-    return ttl
-
-
 def _encode(info: LockInfo) -> bytes:
     return json.dumps(asdict(info)).encode()
 
@@ -116,7 +104,7 @@ class DatasetLock:
         ttl: float | None = None,
     ) -> None:
         self.storage = storage
-        self.ttl = _ttl_from_env() if ttl is None else ttl
+        self.ttl = env_float(LOCK_TTL_ENV, 120.0) if ttl is None else ttl
         self.info = LockInfo(owner, socket.gethostname(), os.getpid(), time.time(), fencing=fencing)
         self._etag: str | None = None
         self._lost: str | None = None

@@ -24,6 +24,7 @@ from roboflow_storage._inputs import (
 from roboflow_storage._pread import pread_stream
 from roboflow_storage._reader import ObjectReader
 from roboflow_storage._retry import RetryPolicy, retry_call
+from roboflow_storage._settings import StorageSettings
 from roboflow_storage._storage import MIN_PART_SIZE, Storage
 from roboflow_storage._writer import ObjectWriter
 from roboflow_storage.errors import ObjectChangedError, ObjectExistsError, ObjectNotFoundError
@@ -43,6 +44,7 @@ __all__ = [
     "Reservation",
     "RetryPolicy",
     "Storage",
+    "StorageSettings",
     "check_inputs",
     "display_url",
     "download_tree",

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from roboflow_core.workdirs import PrivateDir
+from roboflow_storage._settings import DEFAULT_BUFFER_MAX_BYTES
 from roboflow_storage.errors import StorageError
 
-DEFAULT_MAX_BYTES = 16 << 30
 SPOOL_PREFIX = "roboflow-spool-"
 """Name prefix of a cache's private directory under its root."""
 _PARTIAL = ".partial"
@@ -36,7 +35,7 @@ class LruCache:
         max_bytes: Bound on the total size of the files.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, max_bytes: int = DEFAULT_BUFFER_MAX_BYTES) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         try:
@@ -48,15 +47,6 @@ class LruCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, int] = OrderedDict()
         self._inflight: dict[str, threading.Event] = {}
-
-    @classmethod
-    def from_env(cls) -> LruCache:
-        """A cache under ``ROBOFLOW_BUFFER_DIR`` (default: the temp directory).
-
-        ``ROBOFLOW_BUFFER_MAX_BYTES`` bounds its size (default 16 GiB).
-        """
-        root = os.environ.get("ROBOFLOW_BUFFER_DIR") or tempfile.gettempdir()
-        return cls(root, max_bytes=int(os.environ.get("ROBOFLOW_BUFFER_MAX_BYTES", DEFAULT_MAX_BYTES)))
 
     def close(self) -> None:
         """Remove the cache's directory and every file in it. Safe to call twice."""

@@ -7,7 +7,6 @@ a scanner retrying a listing), so there is one backoff rule, not one per loop.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from roboflow_core.errors import StorageError, is_transient
+from roboflow_core.errors import is_transient
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig
@@ -47,29 +46,6 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     base: float = 2.0
     retry_timeout_s: float = 180.0
     connect_timeout_s: float = 5.0
-
-    @classmethod
-    def from_env(cls) -> RetryPolicy:
-        """The default policy, with ``ROBOFLOW_STORAGE_MAX_RETRIES`` and
-        ``ROBOFLOW_STORAGE_RETRY_TIMEOUT_SECS`` where set (how long one request rides out an
-        outage before the operation fails as transient and its job is retried later).
-
-        Raises:
-            StorageError: A variable is not a non-negative number.
-        """
-        policy = cls()
-        try:
-            retries = int(os.environ.get("ROBOFLOW_STORAGE_MAX_RETRIES", policy.max_retries))
-            timeout = float(os.environ.get("ROBOFLOW_STORAGE_RETRY_TIMEOUT_SECS", policy.retry_timeout_s))
-        except ValueError:
-            retries = timeout = -1
-        if retries < 0 or timeout < 0:
-            raise StorageError(
-                "ROBOFLOW_STORAGE_MAX_RETRIES and ROBOFLOW_STORAGE_RETRY_TIMEOUT_SECS must be "
-                "non-negative numbers",
-                transient=False,
-            )
-        return msgspec.structs.replace(policy, max_retries=retries, retry_timeout_s=timeout)
 
     def retry_config(self) -> RetryConfig:
         """The obstore ``retry_config`` for this policy."""

@@ -21,6 +21,7 @@ from roboflow_storage._info import ObjectInfo
 from roboflow_storage._location import Location, parse_location
 from roboflow_storage._reader import ObjectReader
 from roboflow_storage._retry import RetryPolicy
+from roboflow_storage._settings import StorageSettings
 from roboflow_storage._translate import translate_errors
 from roboflow_storage._writer import ObjectWriter
 from roboflow_storage.errors import ObjectChangedError, ObjectExistsError, ObjectNotFoundError, StorageError
@@ -31,37 +32,19 @@ if TYPE_CHECKING:
 PutMode = Literal["overwrite", "create"]
 MIN_PART_SIZE = 5 << 20
 """S3's smallest multipart part (the last part may be smaller)."""
-DOWNLOAD_PART_SIZE = 64 << 20
-"""Default bytes per ranged GET of :meth:`Storage.local_copy` (``ROBOFLOW_DOWNLOAD_PART_BYTES``)."""
-DOWNLOAD_CONCURRENCY = 4
-"""Default ranged GETs in flight in :meth:`Storage.local_copy` (``ROBOFLOW_DOWNLOAD_CONCURRENCY``)."""
 _STREAM_CHUNK = 1 << 20
 
 
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise StorageError(
-            f"{name} must be a positive number of bytes or requests, not {text!r}", transient=False
-        )
-    return value
-
-
 @functools.cache
-def _cache_at(directory: str | None, max_bytes: str | None) -> LruCache:
+def _cache_at(directory: str, max_bytes: int) -> LruCache:
     """One cache per value of the variables (the arguments are the cache key)."""
-    return LruCache.from_env()
+    return LruCache(directory, max_bytes=max_bytes)
 
 
 def _default_cache() -> LruCache:
     """The process-wide cache for the current ``ROBOFLOW_BUFFER_DIR`` and ``ROBOFLOW_BUFFER_MAX_BYTES``."""
-    return _cache_at(os.environ.get("ROBOFLOW_BUFFER_DIR"), os.environ.get("ROBOFLOW_BUFFER_MAX_BYTES"))
+    settings = StorageSettings.from_env()
+    return _cache_at(settings.buffer_dir, settings.buffer_max_bytes)
 
 
 class Storage:
@@ -74,7 +57,7 @@ class Storage:
     Args:
         location: Where the root is (see :meth:`from_url`).
         retry: Retry policy for remote stores (obstore retries inside each request); default:
-            :meth:`RetryPolicy.from_env`.
+            the environment's (:class:`StorageSettings`, read once here, like the other defaults).
         cache: Local cache used by :meth:`local_copy`; default: the process-wide one from
             ``ROBOFLOW_BUFFER_DIR``.
         part_size: Multipart part size for uploads (at least 5 MiB).
@@ -99,13 +82,16 @@ class Storage:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part)")
         self.location = location
-        self.retry = retry or RetryPolicy.from_env()
+        settings = StorageSettings.from_env()
+        self.retry = retry or RetryPolicy(
+            max_retries=settings.max_retries, retry_timeout_s=settings.retry_timeout_s
+        )
         self.part_size = part_size
         self.max_concurrency = max_concurrency
         if download_part_size is None:
-            download_part_size = _env_int("ROBOFLOW_DOWNLOAD_PART_BYTES", DOWNLOAD_PART_SIZE)
+            download_part_size = settings.download_part_bytes
         if download_concurrency is None:
-            download_concurrency = _env_int("ROBOFLOW_DOWNLOAD_CONCURRENCY", DOWNLOAD_CONCURRENCY)
+            download_concurrency = settings.download_concurrency
         self.download_part_size = download_part_size
         self.download_concurrency = download_concurrency
         if self.download_part_size <= 0 or self.download_concurrency <= 0:

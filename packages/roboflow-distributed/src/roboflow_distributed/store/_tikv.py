@@ -27,7 +27,6 @@ rather than talk to the cluster in plaintext while the operator believes it is e
 from __future__ import annotations
 
 import atexit
-import os
 import re
 import struct
 import threading
@@ -37,6 +36,7 @@ from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from roboflow_core import CoordinationError
+from roboflow_core.env import env_float
 from roboflow_distributed.store._base import (
     ABSENT,
     Compare,
@@ -85,19 +85,6 @@ def decode_value(raw: bytes, *, key: str, url: str) -> tuple[int, bytes]:
     return version, bytes(raw[_VERSION.size :])
 
 
-def _env_seconds(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise CoordinationError(f"{name} must be a positive number of seconds, got {text!r}")
-    return value
-
-
 class TikvStore:
     """The coordination store on a TiKV cluster, reached through its PD endpoints.
 
@@ -130,8 +117,8 @@ class TikvStore:
                 "without these variables",
                 url=self.url,
             )
-        self.connect_timeout_s = connect_timeout_s or _env_seconds("TIKV_CONNECTION_TIMEOUT_SECS", 10.0)
-        self.timeout_s = timeout_s or _env_seconds("TIKV_OPERATION_TIMEOUT_SECS", 30.0)
+        self.connect_timeout_s = connect_timeout_s or env_float("TIKV_CONNECTION_TIMEOUT_SECS", 10.0)
+        self.timeout_s = timeout_s or env_float("TIKV_OPERATION_TIMEOUT_SECS", 30.0)
         _register_exit_hook()
         self._loop = LoopThread("roboflow-tikv")
         self._client: Any = None  # touched only on the loop's thread
