@@ -50,8 +50,10 @@ _PAGE = 500
 _CHANNEL_OPTIONS = {
     # a restarted server is found again within about a second, not after minutes of backoff
     "grpc.initial_reconnect_backoff_ms": 100,
-    "grpc.min_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 1000,
+    # gRPC also takes this as the time one connection attempt may take (TCP, TLS handshake, HTTP/2
+    # settings): a busy machine needs more than 100 ms for a TLS handshake
+    "grpc.min_reconnect_backoff_ms": 5000,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
 }
 _CONNECTION_CODES = frozenset({rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED})
