@@ -54,7 +54,7 @@ from roboflow_distributed.records import (
     scan,
 )
 from roboflow_distributed.settings import STORE_RETRY, Settings, store_down
-from roboflow_distributed.store import Compare, Entry, Store
+from roboflow_distributed.store import Compare, Store
 from roboflow_distributed.watchdog import Attempt, Released, watch
 from roboflow_pipeline import convert_recording, convert_skills
 from roboflow_storage import Storage, display_url, prefetch_recording, retry_call
@@ -116,24 +116,16 @@ class Worker:
         """Take one pending unit (or ``None`` when the queue is empty)."""
         entries = self.store.scan(keys.PENDING, limit=self.settings.scan_batch_size)
         random.shuffle(entries)  # spread competing workers over the head of the queue
-        backing_off: list[str] = []
-        try:
-            return self._claim_one(entries, backing_off)
-        finally:
-            self._queued.keep_only(backing_off)
-
-    def _claim_one(self, entries: list[Entry], backing_off: list[str]) -> Versioned[WorkUnit] | None:
-        for entry in entries:
-            batch, unit_id = keys.parse_pending(entry.key)
-            ukey = keys.unit(batch, unit_id)
+        queued = [keys.unit(*keys.parse_pending(entry.key)) for entry in entries]
+        self._queued.keep_only(queued)  # forget units no longer at the head of the queue
+        for entry, ukey in zip(entries, queued, strict=True):
             current = read(self.store, ukey, WorkUnit)
             if current is None or current.record.status is not UnitStatus.PENDING:
                 self.store.txn([Compare(entry.key, entry.version)], deletes=[entry.key])  # stale entry
                 continue
-            if current.record.retry_after:  # backing off after a transient failure, on our clock
-                backing_off.append(ukey)
-                if self._queued.age(ukey, current.version) < current.record.retry_after:
-                    continue
+            retry_after = current.record.retry_after  # backing off after a transient failure
+            if retry_after and self._queued.age(ukey, current.version) < retry_after:
+                continue
             new = msgspec.structs.replace(
                 current.record,
                 status=UnitStatus.PROCESSING,
