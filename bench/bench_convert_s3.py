@@ -5,7 +5,7 @@ several ways, best of ``--repeat`` rounds (the ways take turns within a round, s
 processes hits them alike): local -> local dir, s3:// -> local dir, s3:// -> s3:// (merge in a
 working directory, then upload with ``meta/info.json`` last) and, for MCAP, s3:// -> local dir
 with a buffer too small to hold the recording (streamed by ranged GETs). Also times the download
-alone (``Storage.local_copy``) and the first byte of a GET (``Storage.growing_copy``), and prints
+alone (``Spool.local_copy``) and the first byte of a GET (``Spool.growing_copy``), and prints
 the floors they imply: a single-file MCAP or ROS1 recording converts in one pass that reads the
 download as it arrives, so its floor is local time + first byte; a ``.db3`` needs the whole file
 before it can be read, so its floor is local time + download. Prints seconds, CPU seconds of this
@@ -41,7 +41,7 @@ from bench_storage import start_moto
 from roboflow_core import loads_config
 from roboflow_dataset.synth import ACTION_TOPIC, JOINT_TOPIC, SynthFormat, camera_topic, write_recording
 from roboflow_pipeline import convert
-from roboflow_storage import Storage
+from roboflow_storage import Storage, default_spool
 
 SUFFIX = {"mcap": ".mcap", "ros1": ".bag"}
 QUERY = "endpoint={e}&region=us-east-1"  # credentials: start_moto puts them in the environment
@@ -140,13 +140,14 @@ def _bench_format(
 
     def download(_: int) -> None:
         fresh_buffer()
+        spool = default_spool()
         for key, _size in objects:
-            store.local_copy(key)
+            spool.local_copy(store, key)
 
     def first_byte(_: int) -> None:
         fresh_buffer()
         key = max(objects, key=lambda o: o[1])[0]  # the storage file of a bag
-        with store.growing_copy(key) as copy, copy.open() as stream:
+        with default_spool().growing_copy(store, key) as copy, copy.open() as stream:
             stream.read(1)
 
     def s3_to_local(i: int) -> None:
@@ -184,7 +185,8 @@ def _bench_format(
         runs |= {"lbatch": local_batch, "sbatch": s3_batch}
     if fmt in ("mcap", "ros2-mcap"):
         runs["streamed"] = streamed
-    _report(fmt, _rounds(runs, args.repeat, server_pid), objects, store.download_part_size, args.batch)
+    part_size = default_spool().part_size
+    _report(fmt, _rounds(runs, args.repeat, server_pid), objects, part_size, args.batch)
 
 
 def _report(

@@ -2,7 +2,7 @@
 
 Reads one object (64 MiB by default) several ways and prints MB/s, best of ``--repeat`` runs:
 a local file read, ``Storage.get`` of the whole object, serial ranged GETs, ``open_reader`` with
-and without read-ahead, and ``local_copy`` (the spool download: parallel ranged GETs streamed into
+and without read-ahead, and ``Spool.local_copy`` (the spool download: parallel ranged GETs streamed into
 a file) with its default parts and with one GET; plus a streaming multipart upload. Also prints
 how long moto takes for a 1 KiB ranged GET of the object. Run with
 ``uv run python bench/bench_storage.py [--mib 64] [--block-mib 8] [--repeat 3]``.
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from roboflow_storage import LruCache, Storage
+from roboflow_storage import LruCache, Spool, Storage, default_spool
 
 MIB = 1 << 20
 BUCKET = "roboflow-bench"
@@ -95,16 +95,11 @@ def serial_ranges(storage: Storage, key: str, size: int, block: int) -> int:
     )
 
 
-def spool(storage: Storage, key: str, cache_dir: Path) -> int:
-    """Bytes downloaded by ``local_copy`` into an empty cache."""
+def spool(storage: Storage, key: str, cache_dir: Path, part: int, concurrency: int) -> int:
+    """Bytes downloaded by ``Spool.local_copy`` into an empty cache."""
     shutil.rmtree(cache_dir, ignore_errors=True)
-    spooled = Storage(
-        storage.location,
-        cache=LruCache(cache_dir),
-        download_part_size=storage.download_part_size,
-        download_concurrency=storage.download_concurrency,
-    )
-    return spooled.local_copy(key).stat().st_size
+    spooled = Spool(LruCache(cache_dir), part_size=part, concurrency=concurrency)
+    return spooled.local_copy(storage, key).stat().st_size
 
 
 def small_get_ms(storage: Storage, key: str, repeat: int) -> float:
@@ -141,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{BUCKET}", method="PUT")):
             pass
         query = f"endpoint={endpoint}&region=us-east-1"
-        s3 = Storage.from_url(f"s3://{BUCKET}/bench?{query}", cache=None)
+        s3 = Storage.from_url(f"s3://{BUCKET}/bench?{query}")
         local = Storage.from_url(workdir)
         (workdir / "obj.bin").write_bytes(data)
         s3.put("obj.bin", data)
@@ -164,18 +159,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ),
                 args.repeat,
             )
-        default = Storage.from_url(f"s3://{BUCKET}/bench?{query}")
-        parts = f"{default.download_part_size // MIB} MiB x{default.download_concurrency}"
+        default = default_spool()
+        parts = f"{default.part_size // MIB} MiB x{default.concurrency}"
         for label, part, concurrency in (
-            (f"default: {parts}", default.download_part_size, default.download_concurrency),
+            (f"default: {parts}", default.part_size, default.concurrency),
             (f"{args.block_mib} MiB x4", block, 4),
             ("one GET", size, 1),
         ):
-            ranged = Storage.from_url(
-                f"s3://{BUCKET}/bench?{query}", download_part_size=part, download_concurrency=concurrency
-            )
             rows[f"s3 local_copy, {label}"] = best_mbps(
-                lambda ranged=ranged: spool(ranged, "obj.bin", workdir / "cache"),  # type: ignore[misc]
+                lambda part=part, concurrency=concurrency: spool(  # type: ignore[misc]
+                    s3, "obj.bin", workdir / "cache", part, concurrency
+                ),
                 args.repeat,
             )
         small_ms = small_get_ms(s3, "obj.bin", args.repeat)

@@ -11,7 +11,7 @@ import pytest
 from tests._servers import FaultProxy, S3Bucket, Schedule, every_kth
 
 from roboflow_core import ConfigError, StorageError
-from roboflow_storage import LruCache, Storage
+from roboflow_storage import LruCache, Spool, Storage, default_spool
 from roboflow_storage._download import download, part_bounds
 
 from .conftest import FAST_RETRY
@@ -151,49 +151,42 @@ def test_local_copy_sends_one_get_per_part(
     Storage.from_url(s3_bucket.url("p")).put("run.bag", DATA)
     requests: list[tuple[str, str]] = []
     proxy = fault_proxy(_counting(requests))
-    store = Storage.from_url(
-        s3_bucket.url("p", endpoint=proxy.endpoint),
-        retry=FAST_RETRY,
-        cache=LruCache(tmp_path / "buffer"),
-        download_part_size=MIB,
-        download_concurrency=3,
-    )
-    copy = store.local_copy("run.bag")
+    store = Storage.from_url(s3_bucket.url("p", endpoint=proxy.endpoint), retry=FAST_RETRY)
+    spool = Spool(LruCache(tmp_path / "buffer"), part_size=MIB, concurrency=3)
+    copy = spool.local_copy(store, "run.bag")
     assert copy.read_bytes() == DATA
     assert [m for m, _ in requests].count("GET") == len(part_bounds(len(DATA), MIB)) == 3
     requests.clear()
-    assert store.local_copy("run.bag") == copy and [m for m, _ in requests] == ["HEAD"]  # cached
+    assert spool.local_copy(store, "run.bag") == copy and [m for m, _ in requests] == ["HEAD"]  # cached
 
 
 @pytest.mark.object_store
 def test_an_object_replaced_during_the_download_fails(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     writer = Storage.from_url(s3_bucket.url("p"))
     writer.put("run.bag", DATA)
-    store = Storage.from_url(
-        s3_bucket.url("p"), retry=FAST_RETRY, cache=LruCache(tmp_path / "buffer"), download_part_size=MIB
-    )
-    real = store._stream_range
+    store = Storage.from_url(s3_bucket.url("p"), retry=FAST_RETRY)
+    real = store.stream_range
 
     def replace_midway(key: str, etag: str | None, start: int, end: int) -> Iterator[bytes]:
         if start > 0:
             writer.put("run.bag", DATA[::-1])
         return real(key, etag, start, end)
 
-    store._stream_range = replace_midway  # type: ignore[method-assign]
+    store.stream_range = replace_midway  # type: ignore[method-assign]
     with pytest.raises(StorageError, match="changed while it was being read"):
-        store.local_copy("run.bag")
+        Spool(LruCache(tmp_path / "buffer"), part_size=MIB).local_copy(store, "run.bag")
     assert not any(p for spool in (tmp_path / "buffer").iterdir() for p in spool.iterdir())
 
 
 def test_download_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROBOFLOW_DOWNLOAD_PART_BYTES", str(3 * MIB))
     monkeypatch.setenv("ROBOFLOW_DOWNLOAD_CONCURRENCY", "2")
-    store = Storage.from_url("memory://test-download-env")
-    assert (store.download_part_size, store.download_concurrency) == (3 * MIB, 2)
-    assert Storage.from_url("memory://x", download_concurrency=5).download_concurrency == 5
+    spool = default_spool()
+    assert (spool.part_size, spool.concurrency) == (3 * MIB, 2)
+    assert Spool(spool.cache, concurrency=5).concurrency == 5
     monkeypatch.setenv("ROBOFLOW_DOWNLOAD_CONCURRENCY", "zero")
     with pytest.raises(ConfigError, match="ROBOFLOW_DOWNLOAD_CONCURRENCY"):
-        Storage.from_url("memory://x")
+        default_spool()
 
 
 @pytest.mark.object_store
@@ -203,12 +196,7 @@ def test_parallel_download_survives_transient_faults(
 ) -> None:
     Storage.from_url(s3_bucket.url("p")).put("run.bag", DATA)
     proxy = fault_proxy(every_kth(2, fault))  # type: ignore[arg-type]
-    store = Storage.from_url(
-        s3_bucket.url("p", endpoint=proxy.endpoint),
-        retry=FAST_RETRY,
-        cache=LruCache(tmp_path / "buffer"),
-        download_part_size=MIB,
-        download_concurrency=3,
-    )
-    assert store.local_copy("run.bag").read_bytes() == DATA
+    store = Storage.from_url(s3_bucket.url("p", endpoint=proxy.endpoint), retry=FAST_RETRY)
+    spool = Spool(LruCache(tmp_path / "buffer"), part_size=MIB, concurrency=3)
+    assert spool.local_copy(store, "run.bag").read_bytes() == DATA
     assert proxy.faults >= 2

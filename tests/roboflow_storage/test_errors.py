@@ -130,10 +130,8 @@ def test_errors_survive_pickle(cls: type[StorageError]) -> None:
 
 
 def test_storage_pickles_for_worker_processes(s3_bucket: S3Bucket) -> None:
-    storage = Storage.from_url(
-        s3_bucket.url("p"), retry=FAST_RETRY, download_part_size=3 << 20, download_concurrency=2
-    )
+    storage = Storage.from_url(s3_bucket.url("p"), retry=FAST_RETRY, part_size=6 << 20, max_concurrency=2)
     storage.put("k", b"v")
     again = pickle.loads(pickle.dumps(storage))
     assert again.url == storage.url and again.get("k") == b"v"
-    assert (again.download_part_size, again.download_concurrency) == (3 << 20, 2)
+    assert (again.retry, again.part_size, again.max_concurrency) == (FAST_RETRY, 6 << 20, 2)

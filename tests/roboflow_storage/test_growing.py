@@ -13,7 +13,7 @@ import pytest
 from tests._servers import TEST_SECRET, FaultProxy, S3Bucket, Schedule
 
 from roboflow_core import StorageError
-from roboflow_storage import GrowingCopy, LruCache, Reservation, Storage
+from roboflow_storage import GrowingCopy, LruCache, Reservation, Spool, Storage
 
 from .conftest import FAST_RETRY
 
@@ -24,7 +24,7 @@ DATA = random.Random(11).randbytes(3 * MIB + 4321)
 
 
 class _Stream:
-    """Stands in for ``Storage._stream_range``: the real GET, cut into ``PIECE`` chunks.
+    """Stands in for ``Storage.stream_range``: the real GET, cut into ``PIECE`` chunks.
 
     It can pause before the second chunk until :attr:`resume` is set, and break the ``n``-th
     stream (from 0) after ``breaks(n)`` chunks.
@@ -33,7 +33,7 @@ class _Stream:
     def __init__(
         self, store: Storage, *, pause: bool = False, breaks: Callable[[int], int | None] = lambda _n: None
     ) -> None:
-        self._real = store._stream_range
+        self._real = store.stream_range
         self._url_of = store.url_of
         self._pause = pause
         self._breaks = breaks
@@ -41,7 +41,7 @@ class _Stream:
         self.served = 0
         self.paused = threading.Event()
         self.resume = threading.Event()
-        store._stream_range = self  # type: ignore[method-assign]
+        store.stream_range = self  # type: ignore[method-assign]
 
     def __call__(self, key: str, etag: str | None, start: int, end: int) -> Iterator[bytes]:
         call = len(self.calls)
@@ -61,9 +61,9 @@ class _Stream:
                 yield chunk[pos : pos + PIECE]
 
 
-def _store(bucket: S3Bucket, tmp_path: Path, endpoint: str | None = None) -> Storage:
-    cache = LruCache(tmp_path / "buffer")
-    return Storage.from_url(bucket.url("p", endpoint=endpoint), retry=FAST_RETRY, cache=cache)
+def _store(bucket: S3Bucket, tmp_path: Path, endpoint: str | None = None) -> tuple[Storage, Spool]:
+    store = Storage.from_url(bucket.url("p", endpoint=endpoint), retry=FAST_RETRY)
+    return store, Spool(LruCache(tmp_path / "buffer"))
 
 
 def _put(bucket: S3Bucket, data: bytes = DATA) -> None:
@@ -99,9 +99,9 @@ def _leftovers(tmp_path: Path) -> list[str]:
 @pytest.mark.object_store
 def test_several_readers_read_the_object_with_random_seeks(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     _put(s3_bucket)
-    store = _store(s3_bucket, tmp_path)
+    store, spool = _store(s3_bucket, tmp_path)
     errors: list[str] = []
-    with store.growing_copy("run.bag") as copy:
+    with spool.growing_copy(store, "run.bag") as copy:
         assert copy.size == len(DATA)
         readers = [threading.Thread(target=_random_reads, args=(copy.open(), s, errors)) for s in range(4)]
         for reader in readers:
@@ -119,9 +119,9 @@ def test_several_readers_read_the_object_with_random_seeks(s3_bucket: S3Bucket, 
 @pytest.mark.object_store
 def test_readers_read_while_the_download_runs(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     _put(s3_bucket)
-    store = _store(s3_bucket, tmp_path)
+    store, spool = _store(s3_bucket, tmp_path)
     stream = _Stream(store, pause=True)
-    with store.growing_copy("run.bag") as copy:
+    with spool.growing_copy(store, "run.bag") as copy:
         assert stream.paused.wait(10)
         first = copy.available
         assert first == PIECE and not copy.done
@@ -141,12 +141,12 @@ def test_readers_read_while_the_download_runs(s3_bucket: S3Bucket, tmp_path: Pat
 @pytest.mark.object_store
 def test_a_second_copy_of_the_object_waits_for_the_first(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     _put(s3_bucket)
-    store = _store(s3_bucket, tmp_path)
+    store, spool = _store(s3_bucket, tmp_path)
     stream = _Stream(store, pause=True)
     info = store.head("run.bag")
-    with store.growing_copy("run.bag", info=info) as first:
+    with spool.growing_copy(store, "run.bag", info=info) as first:
         assert stream.paused.wait(10)
-        waiter, second = _in_thread(lambda: store.growing_copy("run.bag", info=info))
+        waiter, second = _in_thread(lambda: spool.growing_copy(store, "run.bag", info=info))
         time.sleep(0.3)
         assert waiter.is_alive()
         stream.resume.set()
@@ -161,9 +161,9 @@ def test_a_second_copy_of_the_object_waits_for_the_first(s3_bucket: S3Bucket, tm
 @pytest.mark.object_store
 def test_a_broken_stream_resumes_at_the_watermark(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     _put(s3_bucket)
-    store = _store(s3_bucket, tmp_path)
+    store, spool = _store(s3_bucket, tmp_path)
     stream = _Stream(store, breaks=lambda n: 1 if n == 0 else None)  # the first GET breaks after a chunk
-    with store.growing_copy("run.bag") as copy, copy.open() as file:
+    with spool.growing_copy(store, "run.bag") as copy, copy.open() as file:
         assert file.read() == DATA
         assert copy.wait().read_bytes() == DATA
     assert stream.calls == [(0, len(DATA)), (PIECE, len(DATA))]
@@ -180,14 +180,13 @@ def test_a_failed_download_raises_and_leaves_nothing(
 ) -> None:
     _put(s3_bucket)
     if failure == "refused":
-        store = _store(s3_bucket, tmp_path, fault_proxy(_refuse_gets).endpoint)
+        store, spool = _store(s3_bucket, tmp_path, fault_proxy(_refuse_gets).endpoint)
         readable = 0
     else:  # every GET breaks after one chunk: resumed max_retries times, then the error stays
-        store = _store(s3_bucket, tmp_path)
+        store, spool = _store(s3_bucket, tmp_path)
         _Stream(store, breaks=lambda _n: 1)
         readable = (FAST_RETRY.max_retries + 1) * PIECE
-    cache = store._cache_in_use()
-    with store.growing_copy("run.bag") as copy:
+    with spool.growing_copy(store, "run.bag") as copy:
         with pytest.raises(StorageError, match=r"s3://[^/]+/p/run\.bag") as raised:
             copy.wait()
         assert TEST_SECRET not in str(raised.value)
@@ -196,9 +195,9 @@ def test_a_failed_download_raises_and_leaves_nothing(
             assert file.read(readable) == DATA[:readable]  # bytes there before the failure
             with pytest.raises(StorageError):
                 file.read(1)
-    assert _leftovers(tmp_path) == [] and len(cache) == 0
-    healthy = Storage.from_url(s3_bucket.url("p"), retry=FAST_RETRY, cache=cache)
-    fetch, got = _in_thread(lambda: healthy.local_copy("run.bag").read_bytes())
+    assert _leftovers(tmp_path) == [] and len(spool.cache) == 0
+    healthy = Storage.from_url(s3_bucket.url("p"), retry=FAST_RETRY)
+    fetch, got = _in_thread(lambda: spool.local_copy(healthy, "run.bag").read_bytes())
     fetch.join(10)
     assert got == [DATA]  # the in-flight mark was cleared
 
@@ -206,9 +205,9 @@ def test_a_failed_download_raises_and_leaves_nothing(
 @pytest.mark.object_store
 def test_close_stops_the_download_and_leaves_nothing(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     _put(s3_bucket)
-    store = _store(s3_bucket, tmp_path)
+    store, spool = _store(s3_bucket, tmp_path)
     stream = _Stream(store, pause=True)
-    copy = store.growing_copy("run.bag")
+    copy = spool.growing_copy(store, "run.bag")
     assert stream.paused.wait(10)
     reader = copy.open()
     assert any(p.endswith(".partial") for p in _leftovers(tmp_path))
@@ -228,7 +227,7 @@ def test_close_stops_the_download_and_leaves_nothing(s3_bucket: S3Bucket, tmp_pa
     assert not copy._thread.is_alive()
     assert copy.available == PIECE and stream.served == 2  # the chunk after the close was dropped
     assert stream.calls == [(0, len(DATA))]
-    assert _leftovers(tmp_path) == [] and len(store._cache_in_use()) == 0
+    assert _leftovers(tmp_path) == [] and len(spool.cache) == 0
 
 
 def _count_requests(requests: list[str]) -> Schedule:
@@ -247,34 +246,34 @@ def test_a_completed_copy_is_served_from_the_cache(
 ) -> None:
     _put(s3_bucket)
     requests: list[str] = []
-    store = _store(s3_bucket, tmp_path, fault_proxy(_count_requests(requests)).endpoint)
-    with store.growing_copy("run.bag") as copy:
+    store, spool = _store(s3_bucket, tmp_path, fault_proxy(_count_requests(requests)).endpoint)
+    with spool.growing_copy(store, "run.bag") as copy:
         path = copy.wait()
     assert requests == ["HEAD", "GET"]
     requests.clear()
-    with store.growing_copy("run.bag") as again:
+    with spool.growing_copy(store, "run.bag") as again:
         assert again.done and again.available == len(DATA) and again.wait() == path
         with again.open() as file:
             assert file.read() == DATA
     assert requests == ["HEAD"]
-    assert store.local_copy("run.bag") == path and requests == ["HEAD", "HEAD"]
+    assert spool.local_copy(store, "run.bag") == path and requests == ["HEAD", "HEAD"]
 
 
 @pytest.mark.object_store
 def test_an_empty_object_is_complete_without_a_get(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     _put(s3_bucket, b"")
-    store = _store(s3_bucket, tmp_path)
+    store, spool = _store(s3_bucket, tmp_path)
     stream = _Stream(store)
-    with store.growing_copy("run.bag") as copy, copy.open() as file:
+    with spool.growing_copy(store, "run.bag") as copy, copy.open() as file:
         assert copy.wait().read_bytes() == b"" and file.read() == b""
-    assert stream.calls == [] and len(store._cache_in_use()) == 1
+    assert stream.calls == [] and len(spool.cache) == 1
 
 
 def test_a_local_store_gives_the_file_itself(tmp_path: Path) -> None:
     cache = LruCache(tmp_path / "buffer")
-    store = Storage.from_url(tmp_path / "root", cache=cache)
+    store = Storage.from_url(tmp_path / "root")
     store.put("a/run.bag", DATA)
-    with store.growing_copy("a/run.bag") as copy:
+    with Spool(cache).growing_copy(store, "a/run.bag") as copy:
         assert copy.done and copy.size == copy.available == len(DATA)
         assert copy.wait() == tmp_path / "root" / "a" / "run.bag"
         with copy.open() as file:

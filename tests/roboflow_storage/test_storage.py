@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from pathlib import Path
@@ -9,7 +10,15 @@ from pathlib import Path
 import pytest
 from tests._servers import S3Bucket
 
-from roboflow_storage import LruCache, ObjectExistsError, ObjectNotFoundError, RetryPolicy, Storage
+from roboflow_storage import (
+    LruCache,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    RetryPolicy,
+    Spool,
+    Storage,
+    default_spool,
+)
 
 MIB = 1 << 20
 
@@ -118,7 +127,8 @@ def test_copy_rename(storage: Storage) -> None:
 
 
 def test_missing_key_errors_name_the_url(storage: Storage) -> None:
-    for call in (storage.get, storage.head, storage.open_reader, storage.local_copy):
+    spool_copy = functools.partial(default_spool().local_copy, storage)
+    for call in (storage.get, storage.head, storage.open_reader, spool_copy):
         with pytest.raises(ObjectNotFoundError, match="no such object") as info:
             call("nope.mcap")
         assert info.value.url == storage.url_of("nope.mcap")
@@ -130,18 +140,18 @@ def test_local_copy_spools_into_the_cache_once(storage: Storage, tmp_path: Path)
     data = _payload(2 * MIB, seed=4)
     storage.put("bags/run.bag", data)
     cache = LruCache(tmp_path / "cache", max_bytes=8 * MIB)
-    spooled = Storage(storage.location, retry=storage.retry, cache=cache)
-    first = spooled.local_copy("bags/run.bag")
+    spool = Spool(cache)
+    first = spool.local_copy(storage, "bags/run.bag")
     assert first.read_bytes() == data and first.suffix == ".bag"
     if storage.is_local:
         assert len(cache) == 0 and first == Path(storage.url, "bags/run.bag")
         return
     assert first.parent == cache.directory and len(cache) == 1
     inode = first.stat().st_ino
-    assert spooled.local_copy("bags/run.bag") == first
+    assert spool.local_copy(storage, "bags/run.bag") == first
     assert first.stat().st_ino == inode  # not downloaded again
     storage.put("bags/run.bag", data[::-1])  # a new etag is a new entry
-    assert spooled.local_copy("bags/run.bag").read_bytes() == data[::-1]
+    assert spool.local_copy(storage, "bags/run.bag").read_bytes() == data[::-1]
 
 
 def test_storages_on_one_bucket_share_one_client(s3_bucket: S3Bucket) -> None:

@@ -1,7 +1,9 @@
 """Roboflow storage: where recordings are read from and datasets written to.
 
 :class:`Storage` is one API over local directories, ``memory://``, ``s3://`` (AWS or any
-S3-compatible endpoint) and ``oss://`` (Alibaba OSS), built on obstore. :func:`resolve_inputs`
+S3-compatible endpoint) and ``oss://`` (Alibaba OSS), built on obstore: object verbs only.
+:class:`Spool` keeps local copies of objects (bounded LRU cache, parallel downloads, copies
+readable while they download) for readers that need a real file. :func:`resolve_inputs`
 turns the inputs a user names into recordings.
 """
 
@@ -25,6 +27,7 @@ from roboflow_storage._pread import pread_stream
 from roboflow_storage._reader import ObjectReader
 from roboflow_storage._retry import RetryPolicy, retry_call
 from roboflow_storage._settings import StorageSettings
+from roboflow_storage._spool import Spool, default_spool
 from roboflow_storage._storage import MIN_PART_SIZE, Storage
 from roboflow_storage._writer import ObjectWriter
 from roboflow_storage.errors import ObjectChangedError, ObjectExistsError, ObjectNotFoundError
@@ -43,9 +46,11 @@ __all__ = [
     "Recording",
     "Reservation",
     "RetryPolicy",
+    "Spool",
     "Storage",
     "StorageSettings",
     "check_inputs",
+    "default_spool",
     "display_url",
     "download_tree",
     "is_remote",

@@ -75,7 +75,7 @@ class _Progress:
 class GrowingCopy:
     """A local copy of an object, readable while it is still downloading.
 
-    Get one from :meth:`Storage.growing_copy <roboflow_storage.Storage.growing_copy>`. Each
+    Get one from :meth:`Spool.growing_copy <roboflow_storage.Spool.growing_copy>`. Each
     :meth:`open` gives an independent seekable reader; a read blocks only until the bytes it
     starts at have arrived. :meth:`close` (or leaving the ``with`` block) stops an unfinished
     download and discards its partial file; readers opened before keep their own descriptor

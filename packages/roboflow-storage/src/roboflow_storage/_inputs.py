@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse, urlsplit
 from roboflow_core import StorageError
 from roboflow_storage._glob import compile_glob, has_wildcards, literal_prefix
 from roboflow_storage._location import Location, parse_location
+from roboflow_storage._spool import default_spool
 from roboflow_storage._storage import Storage
 
 _GLOB_CHARS = frozenset("*?[")
@@ -196,9 +197,10 @@ def prefetch_recording(recording: Recording | os.PathLike[str]) -> int:
         if is_prefix
         else [storage.head(key)]
     )
+    spool = default_spool()
     spooled = 0
     for info in objects:
-        if storage.fits_local_copy(info.size):
-            storage.local_copy(info.key, info=info)
+        if spool.fits(storage, info.size):
+            spool.local_copy(storage, info.key, info=info)
             spooled += info.size
     return spooled

@@ -6,17 +6,13 @@ import builtins
 import functools
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import obstore
 from obstore.exceptions import PreconditionError
 
 from roboflow_storage._backends import build_store
-from roboflow_storage._cache import LruCache, Reservation
-from roboflow_storage._download import download
 from roboflow_storage._glob import compile_glob, has_wildcards, literal_prefix
-from roboflow_storage._growing import GrowingCopy
 from roboflow_storage._info import ObjectInfo
 from roboflow_storage._location import Location, parse_location
 from roboflow_storage._reader import ObjectReader
@@ -35,18 +31,6 @@ MIN_PART_SIZE = 5 << 20
 _STREAM_CHUNK = 1 << 20
 
 
-@functools.cache
-def _cache_at(directory: str, max_bytes: int) -> LruCache:
-    """One cache per value of the variables (the arguments are the cache key)."""
-    return LruCache(directory, max_bytes=max_bytes)
-
-
-def _default_cache() -> LruCache:
-    """The process-wide cache for the current ``ROBOFLOW_BUFFER_DIR`` and ``ROBOFLOW_BUFFER_MAX_BYTES``."""
-    settings = StorageSettings.from_env()
-    return _cache_at(settings.buffer_dir, settings.buffer_max_bytes)
-
-
 class Storage:
     """Objects under one root: a local directory, ``memory://NAME``, ``s3://`` or ``oss://BUCKET/PREFIX``.
 
@@ -58,14 +42,8 @@ class Storage:
         location: Where the root is (see :meth:`from_url`).
         retry: Retry policy for remote stores (obstore retries inside each request); default:
             the environment's (:class:`StorageSettings`, read once here, like the other defaults).
-        cache: Local cache used by :meth:`local_copy`; default: the process-wide one from
-            ``ROBOFLOW_BUFFER_DIR``.
         part_size: Multipart part size for uploads (at least 5 MiB).
         max_concurrency: Parts uploaded at once per upload.
-        download_part_size: Bytes per ranged GET when :meth:`local_copy` downloads; default
-            ``ROBOFLOW_DOWNLOAD_PART_BYTES`` or 64 MiB.
-        download_concurrency: Ranged GETs in flight when :meth:`local_copy` downloads; default
-            ``ROBOFLOW_DOWNLOAD_CONCURRENCY`` or 4.
     """
 
     def __init__(
@@ -73,11 +51,8 @@ class Storage:
         location: Location,
         *,
         retry: RetryPolicy | None = None,
-        cache: LruCache | None = None,
         part_size: int = 16 << 20,
         max_concurrency: int = 8,
-        download_part_size: int | None = None,
-        download_concurrency: int | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part)")
@@ -88,15 +63,6 @@ class Storage:
         )
         self.part_size = part_size
         self.max_concurrency = max_concurrency
-        if download_part_size is None:
-            download_part_size = settings.download_part_bytes
-        if download_concurrency is None:
-            download_concurrency = settings.download_concurrency
-        self.download_part_size = download_part_size
-        self.download_concurrency = download_concurrency
-        if self.download_part_size <= 0 or self.download_concurrency <= 0:
-            raise ValueError("download_part_size and download_concurrency must be positive")
-        self._cache = cache
         self._store, self._secrets = build_store(location, self.retry)
         self._root = "" if location.scheme == "file" else location.prefix
 
@@ -110,7 +76,7 @@ class Storage:
                 ``endpoint``, ``region``, ``allow_http``, ``virtual_hosted``, ``anonymous``,
                 ``access_key_id``, ``secret_access_key``, ``session_token``; they win over the
                 environment (``AWS_*`` for s3, ``OSS_*`` for oss).
-            **kwargs: Passed to :class:`Storage` (``retry``, ``cache``, ``part_size``, ...).
+            **kwargs: Passed to :class:`Storage` (``retry``, ``part_size``, ``max_concurrency``).
 
         Raises:
             StorageError: Unknown scheme or parameter, or an invalid store configuration.
@@ -121,8 +87,7 @@ class Storage:
         return f"Storage({self.url!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        sizes = (self.part_size, self.max_concurrency, self.download_part_size, self.download_concurrency)
-        return (_restore, (self.location, self.retry, *sizes))
+        return (_restore, (self.location, self.retry, self.part_size, self.max_concurrency))
 
     @property
     def url(self) -> str:
@@ -131,7 +96,7 @@ class Storage:
 
     @property
     def is_local(self) -> bool:
-        """Whether objects are plain files (then :meth:`local_copy` never copies)."""
+        """Whether objects are plain files (then a :class:`~roboflow_storage.Spool` never copies)."""
         return self.location.scheme == "file"
 
     def url_of(self, key: str) -> str:
@@ -223,93 +188,13 @@ class Storage:
         found = (info for info in self.list(literal_prefix(pattern)) if regex.match(info.key))
         return sorted(found, key=lambda info: info.key)
 
-    def _cache_in_use(self) -> LruCache:
-        return self._cache if self._cache is not None else _default_cache()
-
-    def fits_local_copy(self, size: int) -> bool:
-        """Whether :meth:`local_copy` can hold an object of ``size`` bytes (always on a local store)."""
-        return self.is_local or size <= self._cache_in_use().max_bytes
-
-    def local_copy(self, key: str, *, info: ObjectInfo | None = None) -> Path:
-        """A local file with the content of ``key``, for readers that need a real file.
-
-        A local store returns the file itself. Remote objects are spooled into the bounded
-        :class:`LruCache` (``ROBOFLOW_BUFFER_DIR``), keyed by URL and etag, so a repeated read of
-        an unchanged object is not downloaded again. The download runs ``download_concurrency``
-        ranged GETs of ``download_part_size`` bytes at once, each streamed into its place in the
-        file (memory stays at a few MiB per GET), all conditional on the etag, so an object
-        replaced midway fails instead of mixing two versions.
-
-        Args:
-            key: The object.
-            info: Its :meth:`head` (or listing entry) when the caller has it: saves a request.
+    def stream_range(self, key: str, etag: str | None, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``[start, end)`` of ``key`` as a stream of chunks, only while its etag is ``etag``
+        (``None``: unconditional); what a :class:`~roboflow_storage.Spool` downloads with.
 
         Raises:
-            ObjectNotFoundError: No object at ``key``.
-            StorageError: The download failed, the object changed meanwhile, or it does not fit
-                the cache.
+            StorageError: The object changed (its etag differs), or the read failed after retries.
         """
-        if info is None:
-            info = self.head(key)
-        if self.is_local:
-            return Path(self.location.prefix, info.key)
-        url = self.url_of(key)
-
-        def fetch(target: Path) -> None:
-            download(
-                functools.partial(self._stream_range, key, info.etag),
-                info.size,
-                target,
-                part_size=self.download_part_size,
-                concurrency=self.download_concurrency,
-                resumes=self.retry.max_retries,
-                url=url,
-            )
-
-        return self._cache_in_use().get_or_fetch(url, info.etag, info.size, fetch)
-
-    def growing_copy(self, key: str, *, info: ObjectInfo | None = None) -> GrowingCopy:
-        """A local copy of ``key`` that can be read while it downloads (see :class:`GrowingCopy`).
-
-        A local store gives the file itself, complete. A remote object already in the
-        :class:`LruCache` (the same entries as :meth:`local_copy`) is complete at once; one that
-        another thread is fetching is waited for. Otherwise a daemon thread streams it in order
-        with a single GET, conditional on the etag, into the cache entry (a stream that breaks
-        midway resumes where it stopped, up to ``retry.max_retries`` times); readers of the copy
-        wait only for the bytes they read next. Close the copy when done: an unfinished download
-        is stopped and leaves nothing in the cache.
-
-        Args:
-            key: The object.
-            info: Its :meth:`head` (or listing entry) when the caller has it: saves a request.
-
-        Raises:
-            ObjectNotFoundError: No object at ``key``.
-            StorageError: The object does not fit the cache, or its file cannot be opened or
-                created. Download failures are raised by the copy's readers and ``wait()``.
-        """
-        if info is None:
-            info = self.head(key)
-        url = self.url_of(key)
-        if self.is_local:
-            path = Path(self.location.prefix, info.key)
-            try:
-                return GrowingCopy.of_file(path, url=url)
-            except OSError as err:
-                raise StorageError(f"cannot open {path}: {err.strerror}", url=url) from err
-        cache = self._cache_in_use()
-        while True:
-            found = cache.reserve(url, info.etag, info.size)
-            if isinstance(found, Reservation):
-                stream = functools.partial(self._stream_range, key, info.etag)
-                return GrowingCopy.download(found, stream, resumes=self.retry.max_retries)
-            try:
-                return GrowingCopy.of_file(found, url=url)
-            except FileNotFoundError:
-                continue  # evicted since: fetch it again
-
-    def _stream_range(self, key: str, etag: str | None, start: int, end: int) -> Iterator[bytes]:
-        """Bytes ``[start, end)`` of ``key`` as a stream of chunks, only while its etag is ``etag``."""
         url = self.url_of(key)
         options: GetOptions = {"range": (start, end)}
         if etag is not None:
@@ -410,13 +295,5 @@ class Storage:
             return
 
 
-def _restore(location: Location, retry: RetryPolicy, *sizes: int) -> Storage:
-    part_size, max_concurrency, download_part_size, download_concurrency = sizes
-    return Storage(
-        location,
-        retry=retry,
-        part_size=part_size,
-        max_concurrency=max_concurrency,
-        download_part_size=download_part_size,
-        download_concurrency=download_concurrency,
-    )
+def _restore(location: Location, retry: RetryPolicy, part_size: int, max_concurrency: int) -> Storage:
+    return Storage(location, retry=retry, part_size=part_size, max_concurrency=max_concurrency)

@@ -4,7 +4,7 @@ Remote recordings (``s3://``, ``oss://``, ``memory://``) are read once into the 
 they fit it, else streamed:
 
 * An object that fits the bounded LRU spool (``ROBOFLOW_BUFFER_MAX_BYTES``) is copied into it
-  (:meth:`roboflow_storage.Storage.local_copy`: parallel ranged GETs) and read there, whatever its
+  (:meth:`roboflow_storage.Spool.local_copy`: parallel ranged GETs) and read there, whatever its
   format: a conversion reads a recording twice (timestamps, then the chosen messages) and the
   MCAP reader also seeks through its indexes, so one download beats reading it over the network
   two or three times. The format is sniffed from the copy (no separate GET for the magic). A
@@ -34,7 +34,14 @@ from roboflow_dataset.sources._rrd import RRD_MAGICS, open_rrd
 from roboflow_dataset.sources._source import Source, SourceFormat
 from roboflow_dataset.sources._sqlite import SQLITE_MAGIC, Db3Storage
 from roboflow_dataset.sources._storage import Storage
-from roboflow_storage import ObjectInfo, ObjectNotFoundError, display_url, is_remote, open_remote
+from roboflow_storage import (
+    ObjectInfo,
+    ObjectNotFoundError,
+    default_spool,
+    display_url,
+    is_remote,
+    open_remote,
+)
 from roboflow_storage import Storage as ObjectStorage
 
 __all__ = ["open_source"]
@@ -100,13 +107,14 @@ def _open_object(store: ObjectStorage, info: ObjectInfo) -> tuple[SourceFormat, 
     """One remote storage file: through the local spool when it fits, else MCAP streamed by ranges."""
     key = info.key
     name = store.url_of(key)
-    if store.fits_local_copy(info.size):
-        return _open_spooled(store.local_copy(key, info=info), name)
+    spool = default_spool()
+    if spool.fits(store, info.size):
+        return _open_spooled(spool.local_copy(store, key, info=info), name)
     head = store.get_range(key, 0, _MAGIC_LEN)
     if head.startswith(MCAP_MAGIC):
         return "mcap", McapStorage(name, lambda: cast(IO[bytes], store.open_reader(key)))
     if head.startswith((ROS1_MAGIC, SQLITE_MAGIC, *RRD_MAGICS)):
-        store.local_copy(key)  # raises: it does not fit the buffer, and these need a real file
+        spool.local_copy(store, key)  # raises: it does not fit the buffer, and these need a real file
     raise UnknownFormatError(f"{_KNOWN} (starts with {head[:16]!r})", path=name)
 
 

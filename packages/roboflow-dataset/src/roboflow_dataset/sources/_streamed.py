@@ -31,7 +31,7 @@ from roboflow_dataset.sources._open import _ros2_files, _ros2_objects, local_rec
 from roboflow_dataset.sources._ros1 import ROS1_MAGIC
 from roboflow_dataset.sources._ros1_stream import iter_ros1_records
 from roboflow_dataset.sources._storage import Record, guarded
-from roboflow_storage import GrowingCopy, is_remote, recording_bytes
+from roboflow_storage import GrowingCopy, default_spool, is_remote, recording_bytes
 
 __all__ = ["SalvagedSource", "StreamedRecording", "open_streamed"]
 
@@ -224,10 +224,11 @@ def _open_local(path_or_url: str | os.PathLike[str], salvage: bool) -> StreamedR
 def _open_remote(url: str, salvage: bool) -> StreamedRecording | None:
     store, key, found = remote_recording(url)
     objects = [found] if found is not None else _ros2_objects(store, key)
-    if len(objects) != 1 or not store.fits_local_copy(objects[0].size):
+    spool = default_spool()
+    if len(objects) != 1 or not spool.fits(store, objects[0].size):
         return None
     info = objects[0]
-    copy = store.growing_copy(info.key, info=info)
+    copy = spool.growing_copy(store, info.key, info=info)
     try:
         nbytes = recording_bytes(url) if info.key != key else info.size  # while the GET starts
         is_mcap = _sniff(copy.open)
