@@ -200,8 +200,9 @@ def test_pods_run_existing_roles_and_commands() -> None:
     from roboflow_cli.distributed import run
     from roboflow_cli.main import cli
 
-    role = next(p for p in run.params if p.name == "roles")
-    choices = set(role.type.choices)  # type: ignore[attr-defined]
+    from roboflow_distributed.runner import ROLES
+
+    choices = set(ROLES)  # what `run --role` accepts (checked by its callback)
     worker = (TEMPLATES / "worker-deployment.yaml").read_text(encoding="utf-8")
     control = (TEMPLATES / "control-deployment.yaml").read_text(encoding="utf-8")
     roles = re.compile(r"- --role\s*\n\s*- (\w+)")
