@@ -199,7 +199,6 @@ def test_termination_grace_exceeds_the_shutdown_grace() -> None:
 def test_pods_run_existing_roles_and_commands() -> None:
     from roboflow_cli.distributed import run
     from roboflow_cli.main import cli
-
     from roboflow_distributed.runner import ROLES
 
     choices = set(ROLES)  # what `run --role` accepts (checked by its callback)
