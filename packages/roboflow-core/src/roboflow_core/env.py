@@ -17,14 +17,19 @@ __all__ = ["env_float", "env_int"]
 _N = TypeVar("_N", int, float)
 
 
-def _text(name: str, env: Mapping[str, str] | None) -> str:
-    return (os.environ if env is None else env).get(name, "").strip()
-
-
-def _checked(name: str, text: str, value: _N | None, allow_zero: bool, what: str) -> _N:
-    if value is None or value < 0 or (value == 0 and not allow_zero):
+def _read(name: str, default: _N, kind: type[_N], allow_zero: bool, env: Mapping[str, str] | None) -> _N:
+    text = (os.environ if env is None else env).get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value != value or value < 0 or (value == 0 and not allow_zero):  # NaN != NaN
         sign = "non-negative" if allow_zero else "positive"
-        raise ConfigError(f"must be a {sign} {what}, got {text!r}", key=name)
+        raise ConfigError(
+            f"must be a {sign} {'whole number' if kind is int else 'number'}, got {text!r}", key=name
+        )
     return value
 
 
@@ -36,14 +41,7 @@ def env_int(
     Raises:
         ConfigError: Not a whole number, or not positive (non-negative with ``allow_zero``).
     """
-    text = _text(name, env)
-    if not text:
-        return default
-    try:
-        value: int | None = int(text)
-    except ValueError:
-        value = None
-    return _checked(name, text, value, allow_zero, "whole number")
+    return _read(name, default, int, allow_zero, env)
 
 
 def env_float(
@@ -54,13 +52,4 @@ def env_float(
     Raises:
         ConfigError: Not a number, or not positive (non-negative with ``allow_zero``).
     """
-    text = _text(name, env)
-    if not text:
-        return default
-    try:
-        value: float | None = float(text)
-    except ValueError:
-        value = None
-    if value is not None and value != value:  # NaN
-        value = None
-    return _checked(name, text, value, allow_zero, "number")
+    return _read(name, default, float, allow_zero, env)

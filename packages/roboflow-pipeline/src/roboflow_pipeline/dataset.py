@@ -9,6 +9,7 @@ store, in a local working directory uploaded by ``_publish.RemoteDataset`` with 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -161,28 +162,21 @@ class Dataset:
                 if check is not None:
                     check()
 
+            merge = functools.partial(
+                merge_into_dataset,
+                staged=staged,
+                fmt=fmt,
+                robot_type=robot_type,
+                fps=fps,
+                chunks_size=chunks_size,
+                check=still_ours,
+            )
             if storage.is_local:
                 root = Path(storage.location.prefix)
-                result = merge_into_dataset(
-                    root,
-                    staged,
-                    fmt=fmt,
-                    robot_type=robot_type,
-                    fps=fps,
-                    chunks_size=chunks_size,
-                    check=still_ours,
-                )
+                result = merge(root)
                 size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != LOCK_KEY)
                 return Published(result.total_episodes, size)
             with RemoteDataset(storage) as publisher:
                 publisher.fetch_metadata()
-                result = merge_into_dataset(
-                    publisher.root,
-                    staged,
-                    fmt=fmt,
-                    robot_type=robot_type,
-                    fps=fps,
-                    chunks_size=chunks_size,
-                    check=still_ours,
-                )
+                result = merge(publisher.root)
                 return Published(result.total_episodes, publisher.publish(still_ours))
