@@ -105,26 +105,29 @@ def _record(fields: dict[str, bytes], data: bytes) -> bytes:
 
 
 def ros1_bz2_bomb(path: Path, declared: int) -> Path:
-    """An indexed ROS1 bag of one bz2 chunk (declaring ``declared`` bytes) that expands to 2 GiB."""
+    """An indexed ROS1 bag (joint states and actions) of one bz2 chunk, declaring ``declared``
+    bytes, that expands to 2 GiB."""
     magic = b"#ROSBAG V2.0\n"
     u32, u64 = _U32.pack, struct.Struct("<Q").pack
-    connection = _record(
-        {"op": b"\x07", "conn": u32(0), "topic": JOINT_TOPIC.encode()},
-        _fields(
-            {
-                "topic": JOINT_TOPIC.encode(),
-                "type": b"sensor_msgs/JointState",
-                "md5sum": b"3066dcd76a6cfaef579bd0f34173e9fd",
-                "message_definition": b"Header header\nstring[] name\nfloat64[] position\n",
-            }
-        ),
+    topics = {
+        JOINT_TOPIC: (b"sensor_msgs/JointState", b"Header header\nstring[] name\nfloat64[] position\n"),
+        ACTION_TOPIC: (b"std_msgs/Float32MultiArray", b"float32[] data\n"),
+    }
+    connections = b"".join(
+        _record(
+            {"op": b"\x07", "conn": u32(conn), "topic": topic.encode()},
+            _fields({"topic": topic.encode(), "type": kind, "md5sum": b"*", "message_definition": text}),
+        )
+        for conn, (topic, (kind, text)) in enumerate(topics.items())
     )
-    header_len = len(
-        _record({"op": b"\x03", "index_pos": u64(0), "conn_count": u32(1), "chunk_count": u32(1)}, b"")
-    )
+    counts = {"conn_count": u32(len(topics)), "chunk_count": u32(1)}
+    header_len = len(_record({"op": b"\x03", "index_pos": u64(0), **counts}, b""))
     chunk_pos = len(magic) + header_len + 4000
     chunk = _record({"op": b"\x05", "compression": b"bz2", "size": u32(declared)}, _BZ2_BOMB)
-    index = _record({"op": b"\x04", "ver": u32(1), "conn": u32(0), "count": u32(1)}, u32(1) + u32(0) + u32(0))
+    index = b"".join(
+        _record({"op": b"\x04", "ver": u32(1), "conn": u32(conn), "count": u32(1)}, u32(1) + u32(0) + u32(0))
+        for conn in range(len(topics))
+    )
     index_pos = chunk_pos + len(chunk) + len(index)
     info = _record(
         {
@@ -133,14 +136,12 @@ def ros1_bz2_bomb(path: Path, declared: int) -> Path:
             "chunk_pos": u64(chunk_pos),
             "start_time": u32(1) + u32(0),
             "end_time": u32(1) + u32(0),
-            "count": u32(1),
+            "count": u32(len(topics)),
         },
-        u32(0) + u32(1),
+        b"".join(u32(conn) + u32(1) for conn in range(len(topics))),
     )
-    bag_header = _record(
-        {"op": b"\x03", "index_pos": u64(index_pos), "conn_count": u32(1), "chunk_count": u32(1)}, b" " * 4000
-    )
-    path.write_bytes(magic + bag_header + chunk + index + connection + info)
+    bag_header = _record({"op": b"\x03", "index_pos": u64(index_pos), **counts}, b" " * 4000)
+    path.write_bytes(magic + bag_header + chunk + index + connections + info)
     return path
 
 
@@ -156,6 +157,8 @@ def _mcap_records(*records: object) -> bytes:
 
 _JOINT_SCHEMA = Schema(id=1, name="sensor_msgs/msg/JointState", encoding="ros2msg", data=b"")
 _JOINT_CHANNEL = Channel(id=1, schema_id=1, topic=JOINT_TOPIC, message_encoding="cdr", metadata={})
+_ACTION_SCHEMA = Schema(id=2, name="std_msgs/msg/Float32MultiArray", encoding="ros2msg", data=b"")
+_ACTION_CHANNEL = Channel(id=2, schema_id=2, topic=ACTION_TOPIC, message_encoding="cdr", metadata={})
 
 
 def mcap_zstd_bomb(path: Path, *, indexed: bool) -> Path:
@@ -191,7 +194,7 @@ def mcap_zstd_bomb(path: Path, *, indexed: bool) -> Path:
             message_start_time=1,
             uncompressed_size=1 << 40,
         )
-        summary = _mcap_records(_JOINT_SCHEMA, _JOINT_CHANNEL, index)
+        summary = _mcap_records(_JOINT_SCHEMA, _JOINT_CHANNEL, _ACTION_SCHEMA, _ACTION_CHANNEL, index)
     data_end = _mcap_records(DataEnd(data_section_crc=0))
     summary_start = len(head) + len(body) + len(data_end) if indexed else 0
     footer = _mcap_records(Footer(summary_start=summary_start, summary_offset_start=0, summary_crc=0))

@@ -68,6 +68,8 @@ FAULTS: dict[str, tuple[Callable[[Path], Path], str]] = {
         lambda p: corrupt(recordings(p.parent / "src", 1)[0].path, p),
         "CorruptRecordingError",
     ),
+    "bz2_bomb.bag": (lambda p: hostile.ros1_bz2_bomb(p, declared=1 << 20), "CorruptRecordingError"),
+    "zstd_bomb.mcap": (lambda p: hostile.mcap_zstd_bomb(p, indexed=True), "CorruptRecordingError"),
     "far_apart.mcap": (hostile.mcap_far_apart, "CorruptRecordingError"),
     "max_log_time.mcap": (hostile.mcap_max_log_time, "CorruptRecordingError"),
     "view_bag": (hostile.db3_recursive_view, "CorruptRecordingError"),
