@@ -14,7 +14,7 @@ uv: ## Install uv (with pip) when it is missing
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet uv
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (ffmpeg CLI, etcd server, libfaketime)
+system-deps: ## Install the Debian packages the tests use (ffmpeg CLI, etcd server, libfaketime, chromium)
 	@if ! command -v ffmpeg >/dev/null 2>&1; then \
 		echo "installing ffmpeg (apt-get)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
@@ -31,6 +31,12 @@ system-deps: ## Install the Debian packages the tests use (ffmpeg CLI, etcd serv
 		echo "installing libfaketime (apt-get)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime >/dev/null) \
 		|| echo "warning: could not install libfaketime; the clock skew test will be skipped"; \
+	fi
+	@# the console's browser tests drive Debian's chromium with Playwright (no browser download)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: could not install chromium; the browser tests will be skipped"; \
 	fi
 
 .PHONY: install

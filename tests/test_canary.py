@@ -115,7 +115,7 @@ def test_a_secret_in_the_pods_environment_is_never_shown_or_stored(
     assert '"pod"' in seen[f"{ports[0]}/health"]
 
     got = cli("batch-get-json", "batch", "get", batch, "--json")
-    assert '"phase": "complete"' in got and '"units_dead": 1' in got and '"episodes": 2' in got
+    assert '"phase": "complete"' in got and '"dead": 1' in got and '"episodes": 2' in got
     cli("batch-get", "batch", "get", batch)
     cli("batch-list", "batch", "list")
     cli("batch-list-json", "batch", "list", "--json")

@@ -97,6 +97,10 @@ def test_expected_templates_exist() -> None:
         "prometheusrule.yaml",
         "grafana-dashboard.yaml",
         "networkpolicy.yaml",
+        "ui-deployment.yaml",
+        "ui-service.yaml",
+        "ui-secret.yaml",
+        "ui-networkpolicy.yaml",
         "NOTES.txt",
     ):
         assert name in names
@@ -215,6 +219,28 @@ def test_pods_run_existing_roles_and_commands() -> None:
     health = next(p for p in run.params if p.name == "health_port")
     assert health.envvar == "HEALTH_PORT", "the chart sets HEALTH_PORT: `roboflow run` must read it"
     assert worker.count('include "roboflow.probes"') == control.count('include "roboflow.probes"') == 1
+
+
+def test_ui_deployment_runs_roboflow_ui_with_its_token_and_probes() -> None:
+    from roboflow_cli.console.app import healthz, livez
+    from roboflow_cli.console.security import TOKEN_ENV
+    from roboflow_cli.main import cli
+
+    ui = (TEMPLATES / "ui-deployment.yaml").read_text(encoding="utf-8")
+    service = (TEMPLATES / "ui-service.yaml").read_text(encoding="utf-8")
+    others = [(TEMPLATES / f"ui-{n}.yaml").read_text(encoding="utf-8") for n in ("secret", "networkpolicy")]
+    for text in (ui, service, *others):
+        assert text.startswith("{{- if ") and ".Values.ui.enabled" in text.splitlines()[0]
+    assert _values()["ui"]["enabled"] is False, "the console is off by default"
+    assert "ui" in cli.commands
+    options = {p.opts[0] for p in cli.commands["ui"].params}
+    assert re.search(r"args:\s*\n\s*- ui\s*\n\s*- --host\s*\n\s*- 0\.0\.0\.0\s*\n\s*- --port", ui)
+    assert {"--host", "--port"} <= options
+    assert f"- name: {TOKEN_ENV}\n" in ui and "secretKeyRef" in ui
+    assert "fail " in ui, "without a token the chart must refuse (the console refuses to start)"
+    assert f"path: {next(iter(healthz.paths))}" in ui and f"path: {next(iter(livez.paths))}" in ui
+    assert "readinessProbe" in ui and "livenessProbe" in ui
+    assert "targetPort: http" in service and "name: http" in ui
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------
@@ -517,6 +543,35 @@ def test_helm_template_store_security_and_metrics_access() -> None:
     store_rule = next(r for r in policy["egress"] if {"port": 2379, "protocol": "TCP"} in r["ports"])
     assert store_rule["to"] == [{"namespaceSelector": {"matchLabels": {"name": "etcd"}}}]
     assert ("NetworkPolicy", "rf-roboflow") not in _render(f"store={STORE}", "networkPolicy.enabled=false")
+
+
+@needs_helm
+def test_helm_template_ui() -> None:
+    docs = _render(f"store={STORE}", "ui.enabled=true", "ui.token.value=t0ken")
+    ui = docs["Deployment", "rf-roboflow-ui"]
+    box = _container(ui)
+    assert box["args"] == ["ui", "--host", "0.0.0.0", "--port", "8080"]
+    env = {e["name"]: e for e in box["env"]}
+    assert env["ROBOFLOW_UI_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rf-roboflow-ui-token",
+        "key": "token",
+    }
+    assert docs["Secret", "rf-roboflow-ui-token"]["stringData"] == {"token": "t0ken"}
+    assert box["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert box["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    service = docs["Service", "rf-roboflow-ui"]["spec"]
+    assert service["selector"] == ui["spec"]["selector"]["matchLabels"]
+    assert service["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    existing = _render(f"store={STORE}", "ui.enabled=true", "ui.token.existingSecret=mine")
+    assert ("Secret", "rf-roboflow-ui-token") not in existing
+    ref = {e["name"]: e for e in _container(existing["Deployment", "rf-roboflow-ui"])["env"]}
+    assert ref["ROBOFLOW_UI_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "mine"
+    policy = docs["NetworkPolicy", "rf-roboflow-ui"]["spec"]
+    assert policy["podSelector"] == ui["spec"]["selector"] and policy["ingress"] == [
+        {"ports": [{"port": 8080, "protocol": "TCP"}]}
+    ]
+    refused = _helm("template", "rf", str(CHART), "--set", f"store={STORE}", "--set", "ui.enabled=true")
+    assert refused.returncode != 0 and "ROBOFLOW_UI_TOKEN" in refused.stderr
 
 
 @needs_helm

@@ -48,24 +48,32 @@ def test_submit_run_and_inspect_a_batch(tmp_path: Path, env: str) -> None:
     assert submitted.exit_code == 0, submitted.output
     batch = submitted.output.strip()
     listed = _json(runner, ["batch", "list", "--json"])
-    assert [b["spec"]["id"] for b in listed] == [batch] and listed[0]["status"]["phase"] == "pending"
+    assert [b["id"] for b in listed] == [batch] and listed[0]["phase"] == "pending"
 
     ran = runner.invoke(cli, ["run", "--role", "all", "--pod-id", "p1", "--exit-when-idle"])
     assert ran.exit_code == 0, ran.output
     assert "pod p1: 2 job(s) converted" in ran.output  # the corrupt one is dead
 
     got = _json(runner, ["batch", "get", batch, "--json"])
-    assert got["status"]["phase"] == "complete" and got["status"]["units_dead"] == 1
+    assert got["batch"]["phase"] == "complete" and got["batch"]["jobs"]["dead"] == 1
+    assert got["dataset"]["total_episodes"] == 2 and got["frames_done"] == got["batch"]["frames"] > 0
     text = runner.invoke(cli, ["batch", "get", batch]).output
     assert "2 episodes" in text and "rec_zz_bad.mcap" in text
     assert "v3.0: 2 episodes" in text and "cameras: observation.images.cam_high" in text
     dead = _json(runner, ["jobs", "list", "--status", "dead", "--json"])
     assert [d["source"] for d in dead] == [str(bad)]
     job = _json(runner, ["jobs", "get", dead[0]["id"][:8], "--json"])
-    assert job["status"] == "dead" and "rec_zz_bad.mcap" in job["error"]
+    assert job["job"]["status"] == "dead" and "rec_zz_bad.mcap" in job["job"]["error"]
+    assert [a["error"] for a in job["attempts"]] == [job["job"]["error"]]
+    logs = runner.invoke(cli, ["jobs", "logs", dead[0]["ref"]])
+    assert logs.exit_code == 0 and "claim 1 on p1" in logs.output and "ERROR" in logs.output, logs.output
+    found = _json(runner, ["jobs", "list", "--search", "ZZ_BAD", "--json"])
+    assert [j["ref"] for j in found] == [dead[0]["ref"]]
     retried = runner.invoke(cli, ["jobs", "retry", f"{batch}/{dead[0]['id']}"])
     assert retried.exit_code == 1 and "its batch is complete" in retried.output
     verify_dataset(tmp_path / "ds", recs)
+    deleted = runner.invoke(cli, ["jobs", "delete", dead[0]["ref"]])
+    assert deleted.exit_code == 0 and _json(runner, ["jobs", "list", "--status", "dead", "--json"]) == []
 
     health = _json(runner, ["health", "--json"])
     assert health["healthy"] is True and health["batches"] == {"complete": 1}
@@ -111,6 +119,10 @@ def test_cancel_and_errors_name_what_is_wrong(tmp_path: Path, env: str) -> None:
     assert cancelled.exit_code == 0 and "cancelled" in cancelled.output
     again = runner.invoke(cli, ["batch", "cancel", batch_id])
     assert again.exit_code == 1 and "already cancelled" in again.output
+    running = runner.invoke(cli, ["batch", "delete", "nope"])
+    assert running.exit_code == 1 and "no such batch" in running.output
+    assert runner.invoke(cli, ["batch", "delete", batch_id]).exit_code == 0
+    assert _json(runner, ["batch", "list", "--json"]) == []
     missing = runner.invoke(cli, ["batch", "get", "nope"])
     assert missing.exit_code == 1 and "no such batch" in missing.output
     bad_store = runner.invoke(cli, ["batch", "list", "--store", "redis://x"])

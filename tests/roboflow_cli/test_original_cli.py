@@ -148,7 +148,7 @@ def test_worker_and_scanner_shorthands_and_episodes_per_chunk(tmp_path: Path, en
         assert pod.returncode == 0, output
     assert "pod w: 3 job(s) converted" in output
     got = json.loads(_ok(runner, ["batch", "get", batch, "--json"]))
-    assert got["status"]["phase"] == "complete" and got["spec"]["episodes_per_chunk"] == 2
+    assert got["batch"]["phase"] == "complete" and got["episodes_per_chunk"] == 2
     verify_dataset(out, recs)
     ds = read_dataset(out)
     assert ds.info["chunks_size"] == 2

@@ -27,6 +27,7 @@ from roboflow_core.redact import redact
 
 if TYPE_CHECKING:
     from roboflow_distributed.manifest import ManifestBatch
+    from roboflow_distributed.service import Operations
 
 __all__ = ["register"]
 
@@ -36,6 +37,10 @@ STORE_HELP = (
     "Coordination store: sqlite:///path/state.db (embedded, default .roboflow/state.db), "
     "etcd://host:2379 or tikv://pd1:2379,pd2:2379. Env: ROBOFLOW_STORE (TIKV_PD_ENDPOINTS also works)."
 )
+
+
+_PHASES = ["pending", "discovering", "running", "merging", "complete", "failed", "cancelled"]
+_STATUSES = ["pending", "processing", "complete", "failed", "dead", "cancelled"]
 
 
 def _store_option(fn: _F) -> _F:
@@ -65,6 +70,16 @@ def _store(url: str | None) -> Iterator[Any]:
         _fail(err)
     finally:
         store.close()
+
+
+@contextmanager
+def _ops(url: str | None) -> Iterator[Operations]:
+    """The operations service on the store at ``url`` (errors end the command with their reason)."""
+    from roboflow_distributed.service import Operations
+    from roboflow_distributed.settings import Settings
+
+    with _store(url) as store:
+        yield Operations(store, heartbeat_timeout=Settings.from_env().heartbeat_timeout)
 
 
 def _echo_json(value: object) -> None:
@@ -172,7 +187,7 @@ def submit(
     expands them. Prints the batch id (one per output with --manifest).
     """
     from roboflow_core import load_config
-    from roboflow_distributed.batches import shown, submit_batch
+    from roboflow_distributed.views import SubmitRequest
     from roboflow_storage import display_url, resolve_inputs
 
     try:
@@ -194,32 +209,32 @@ def submit(
         return
     if name is not None and len(groups) > 1:
         raise click.BadParameter("one name for several batches (the manifest names several outputs)")
-    with _store(store_url) as store:
-        specs = [
-            submit_batch(
-                store,
-                group.sources,
-                text,
-                group.output,
-                config_source=config_path,
-                fmt=fmt,
-                task=task,
-                tasks=group.tasks,
-                annotation=annotation,
-                max_attempts=group.max_attempts,
-                name=name,
-                staging=staging,
-                episodes_per_chunk=episodes_per_chunk,
-            )
-            for group in groups
-        ]
+    requests = [
+        SubmitRequest(
+            sources=group.sources,
+            config=text,
+            output=group.output,
+            format=cast(Any, fmt),
+            task=task,
+            tasks=group.tasks or None,
+            annotation=annotation,
+            max_attempts=group.max_attempts,
+            name=name,
+            staging=staging,
+            episodes_per_chunk=episodes_per_chunk,
+        )
+        for group in groups
+    ]
+    with _ops(store_url) as ops:
+        submitted = [ops.submit(request, config_source=config_path) for request in requests]
     if as_json:
-        _echo_json(shown(specs[0]) if manifest_path is None else [shown(spec) for spec in specs])
+        found = msgspec.to_builtins(submitted)
+        _echo_json(found[0] if manifest_path is None else found)
     elif as_csv:
-        rows = [[sp.id, sp.name, display_url(sp.output), str(len(sp.sources))] for sp in specs]
+        rows = [[d.batch.id, d.batch.name, d.batch.output, str(len(d.sources))] for d in submitted]
         _listing(rows, ["ID", "NAME", "OUTPUT", "SOURCES"], as_csv=True)
     else:
-        click.echo("\n".join(spec.id for spec in specs))
+        click.echo("\n".join(d.batch.id for d in submitted))
 
 
 def _submissions(
@@ -262,38 +277,51 @@ def _annotation_text(config_path: str) -> str | None:
 
 @click.group()
 def batch() -> None:
-    """List, show and cancel batches."""
+    """List, show, cancel and delete batches."""
 
 
 @batch.command("list")
+@click.option("--phase", type=click.Choice(_PHASES), default=None, help="Only batches in this phase.")
 @_store_option
 @_json_option
 @_csv_option
-def batch_list(store_url: str | None, as_json: bool, as_csv: bool) -> None:
-    """Every batch with its phase and progress."""
-    from roboflow_distributed.batches import list_batches
-    from roboflow_storage import display_url
+def batch_list(phase: str | None, store_url: str | None, as_json: bool, as_csv: bool) -> None:
+    """Every batch with its phase and progress, newest first."""
+    from roboflow_distributed.records import BatchPhase
+    from roboflow_distributed.service import MAX_PAGE
 
-    with _store(store_url) as store:
-        batches = list_batches(store)
-    if as_json:
-        _echo_json([b.to_builtins() for b in batches])
-        return
-    rows = []
-    for b in batches:
-        s = b.status.record
-        rows.append(
-            [
-                b.spec.id,
-                b.spec.name if b.spec.name != b.spec.id else "",
-                str(s.phase),
-                f"{s.units_complete}/{s.units_total}",
-                str(s.units_dead),
-                str(s.episodes),
-                display_url(b.spec.output),
-            ]
+    with _ops(store_url) as ops:
+        found = _all_pages(
+            lambda offset: ops.batches(
+                phase=BatchPhase(phase) if phase else None, offset=offset, limit=MAX_PAGE
+            )
         )
+    if as_json:
+        _echo_json(msgspec.to_builtins(found))
+        return
+    rows = [
+        [
+            b.id,
+            b.name if b.name != b.id else "",
+            str(b.phase),
+            f"{b.jobs.complete}/{b.jobs.total}",
+            str(b.jobs.dead),
+            str(b.episodes),
+            b.output,
+        ]
+        for b in found
+    ]
     _listing(rows, ["BATCH", "NAME", "PHASE", "DONE", "DEAD", "EPISODES", "OUTPUT"], as_csv=as_csv)
+
+
+def _all_pages(fetch: Callable[[int], Any]) -> list[Any]:
+    """Every item of a paginated listing."""
+    items: list[Any] = []
+    while True:
+        page = fetch(len(items))
+        items.extend(page.items)
+        if not page.items or len(items) >= page.total:
+            return items
 
 
 @batch.command("get")
@@ -301,59 +329,46 @@ def batch_list(store_url: str | None, as_json: bool, as_csv: bool) -> None:
 @_store_option
 @_json_option
 def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
-    """One batch: phase, unit counts, the dataset it produced, and its failed units."""
-    from roboflow_distributed.batches import get_batch, list_units, shown
-    from roboflow_storage import display_url
+    """One batch: phase, job counts, progress, the dataset it produced, and its failed jobs."""
+    from roboflow_distributed.records import UnitStatus
+    from roboflow_distributed.service import MAX_PAGE
 
-    with _store(store_url) as store:
-        found = get_batch(store, batch_id)
-        units = list_units(store, batch_id)
+    with _ops(store_url) as ops:
+        found = ops.batch(batch_id)
+        every = _all_pages(lambda offset: ops.jobs(batch=batch_id, offset=offset, limit=MAX_PAGE))
+    failed = [j for j in every if j.status in (UnitStatus.DEAD, UnitStatus.FAILED)]
     if as_json:
-        _echo_json({**found.to_builtins(), "units": [shown(u.record) for u in units]})
+        _echo_json(msgspec.to_builtins(found))
         return
-    spec, s = found.spec, found.status.record
-    by_status: dict[str, int] = {}
-    for u in units:
-        by_status[str(u.record.status)] = by_status.get(str(u.record.status), 0) + 1
-    click.echo(f"batch     {spec.id}  ({spec.name})")
-    click.echo(f"phase     {s.phase}  (updated {_ago(s.updated_at)})")
-    click.echo(f"output    {display_url(spec.output)}  ({spec.format})")
-    click.echo(f"sources   {', '.join(display_url(s) for s in spec.sources)}")
-    click.echo(f"config    sha256:{spec.config_hash[:16]}")
+    b = found.batch
+    counts = msgspec.structs.asdict(b.jobs)
+    total = counts.pop("total")
+    click.echo(f"batch     {b.id}  ({b.name})")
+    click.echo(f"phase     {b.phase}  (updated {_ago(b.updated_at)})")
+    click.echo(f"output    {b.output}  ({b.format})")
+    click.echo(f"sources   {', '.join(found.sources)}")
+    click.echo(f"config    sha256:{found.config_hash[:16]}")
     click.echo(
-        f"units     {len(units)}: "
-        + (", ".join(f"{n} {k}" for k, n in sorted(by_status.items())) or "none yet")
+        f"jobs      {total}: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if n) or "none yet")
     )
-    if s.phase == "complete":
+    click.echo(
+        f"frames    {found.frames_done}/{found.frames_total} converted ({found.frames_per_s} frames/s)"
+    )
+    if found.dataset is not None:
+        d = found.dataset
+        click.echo(f"dataset   {b.episodes} episodes, {b.frames} frames added")
         click.echo(
-            f"dataset   {s.episodes} episodes, {s.frames} frames added; "
-            f"{s.dataset_episodes} episodes in total"
+            f"          {d.codebase_version}: {d.total_episodes} episodes, {d.total_frames} frames at "
+            f"{d.fps} fps, {len(d.features)} features, cameras: {', '.join(d.cameras) or 'none'}"
         )
-        click.echo(_dataset_summary(spec.output))
-    if s.error:
-        click.echo(f"error     {s.error}")
-    if s.merge_failed:
-        click.echo(f"          staged episodes kept: `roboflow batch retry-merge {spec.id}` merges again")
-    for u in units:
-        if u.record.status in ("dead", "failed"):
-            click.echo(f"  {u.record.status}: {display_url(u.record.source)}: {u.record.error}")
-
-
-def _dataset_summary(output: str) -> str:
-    """One line about the dataset at ``output`` from its ``meta/info.json`` (or why there is none)."""
-    from roboflow_pipeline import Dataset
-
-    try:
-        found = Dataset(output).summary()
-    except RoboflowError as err:
-        return f"          (no readable meta/info.json: {err})"
-    if found is None:
-        return "          (no meta/info.json)"
-    return (
-        f"          {found.codebase_version}: {found.total_episodes} episodes, "
-        f"{found.total_frames} frames at {found.fps:g} fps, {len(found.features)} features, "
-        f"cameras: {', '.join(found.cameras) or 'none'}"
-    )
+    elif found.dataset_error:
+        click.echo(f"dataset   (no readable meta/info.json: {found.dataset_error})")
+    if b.error:
+        click.echo(f"error     {b.error}")
+    for j in failed:
+        click.echo(f"  {j.status}: {j.source}: {j.error}")
+    if b.merge_failed:
+        click.echo(f"          staged episodes kept: `roboflow batch retry-merge {b.id}` merges again")
 
 
 @batch.command("cancel")
@@ -361,11 +376,19 @@ def _dataset_summary(output: str) -> str:
 @_store_option
 def batch_cancel(batch_id: str, store_url: str | None) -> None:
     """Cancel a batch: its waiting recordings are not converted and nothing is merged."""
-    from roboflow_distributed.batches import cancel_batch
+    with _ops(store_url) as ops:
+        found = ops.cancel_batch(batch_id)
+    click.echo(f"{batch_id}: {found.phase}")
 
-    with _store(store_url) as store:
-        status = cancel_batch(store, batch_id)
-    click.echo(f"{batch_id}: {status.phase}")
+
+@batch.command("delete")
+@click.argument("batch_id")
+@_store_option
+def batch_delete(batch_id: str, store_url: str | None) -> None:
+    """Forget a finished batch: its jobs, checkpoints and logs (the dataset stays)."""
+    with _ops(store_url) as ops:
+        ops.delete_batch(batch_id)
+    click.echo(f"{batch_id}: deleted")
 
 
 @batch.command("retry-merge")
@@ -377,11 +400,9 @@ def batch_retry_merge(batch_id: str, store_url: str | None) -> None:
     Remove the cause first (see `batch get`); the merge resumes after the episodes it had
     already published, and a finalizer (`run --role finalizer`) carries it out.
     """
-    from roboflow_distributed.batches import retry_merge
-
-    with _store(store_url) as store:
-        status = retry_merge(store, batch_id)
-    click.echo(f"{batch_id}: {status.phase}")
+    with _ops(store_url) as ops:
+        found = ops.retry_merge(batch_id)
+    click.echo(f"{batch_id}: {found.phase}")
 
 
 # --- jobs --------------------------------------------------------------------------------------
@@ -389,46 +410,56 @@ def batch_retry_merge(batch_id: str, store_url: str | None) -> None:
 
 @click.group()
 def jobs() -> None:
-    """List, show, retry and cancel jobs (one job converts one recording of a batch)."""
-
-
-_STATUSES = ["pending", "processing", "complete", "failed", "dead", "cancelled"]
+    """List, show, retry, cancel and delete jobs and read their logs (one job converts one recording)."""
 
 
 @jobs.command("list")
 @click.option("--batch", "batch_id", default=None, help="Only this batch's jobs.")
 @click.option("--status", type=click.Choice(_STATUSES), default=None, help="Only jobs with this status.")
+@click.option("--search", "query", default=None, help="Only jobs whose source contains this text.")
 @_store_option
 @_json_option
 @_csv_option
 def jobs_list(
-    batch_id: str | None, status: str | None, store_url: str | None, as_json: bool, as_csv: bool
+    batch_id: str | None,
+    status: str | None,
+    query: str | None,
+    store_url: str | None,
+    as_json: bool,
+    as_csv: bool,
 ) -> None:
     """Jobs with their status, owner and last error.
 
     FAILED is conversions that ended in an error out of the attempts allowed; LOST is claims
     whose worker stopped heartbeating (re-queued by the reaper).
     """
-    from roboflow_distributed.batches import list_units, shown
     from roboflow_distributed.records import UnitStatus
-    from roboflow_storage import display_url
+    from roboflow_distributed.service import MAX_PAGE
 
-    with _store(store_url) as store:
-        units = list_units(store, batch_id, UnitStatus(status) if status else None)
+    with _ops(store_url) as ops:
+        found = _all_pages(
+            lambda offset: ops.jobs(
+                batch=batch_id,
+                status=UnitStatus(status) if status else None,
+                query=query,
+                offset=offset,
+                limit=MAX_PAGE,
+            )
+        )
     if as_json:
-        _echo_json([shown(u.record) for u in units])
+        _echo_json(msgspec.to_builtins(found))
         return
     rows = [
         [
-            f"{u.record.batch}/{u.record.id}",
-            str(u.record.status),
-            f"{u.record.attempts}/{u.record.max_attempts}",
-            str(u.record.lost),
-            u.record.owner or "-",
-            display_url(u.record.source),
-            (u.record.error or "") if as_csv else (u.record.error or "")[:80],
+            j.ref,
+            str(j.status),
+            f"{j.attempts}/{j.max_attempts}",
+            str(j.lost),
+            j.owner or "-",
+            j.source,
+            (j.error or "") if as_csv else (j.error or "")[:80],
         ]
-        for u in units
+        for j in found
     ]
     _listing(rows, ["JOB", "STATUS", "FAILED", "LOST", "OWNER", "SOURCE", "ERROR"], as_csv=as_csv)
 
@@ -438,21 +469,36 @@ def jobs_list(
 @_store_option
 @_json_option
 def jobs_get(job: str, store_url: str | None, as_json: bool) -> None:
-    """One job (BATCH/UNIT, or a unique unit id prefix)."""
-    from roboflow_distributed import keys
-    from roboflow_distributed.batches import find_unit, shown
-    from roboflow_distributed.records import Checkpoint, read
-
-    with _store(store_url) as store:
-        unit = find_unit(store, job).record
-        saved = read(store, keys.checkpoint(unit.batch, unit.id), Checkpoint)
-    data = shown(unit)
-    data["checkpoint"] = msgspec.to_builtins(saved.record) if saved else None
+    """One job (BATCH/UNIT, or a unique unit id prefix): progress, attempts and their errors."""
+    with _ops(store_url) as ops:
+        found = ops.job(job)
     if as_json:
-        _echo_json(data)
+        _echo_json(msgspec.to_builtins(found))
         return
-    for key, value in data.items():
+    for key, value in msgspec.structs.asdict(found.job).items():
         click.echo(f"{key:<13} {value if value is not None else '-'}")
+    click.echo(f"{'segments':<13} {found.segments}")
+    for a in found.attempts:
+        click.echo(f"claim {a.claim:<7} {a.pod}  {a.lines} log line(s)  {a.error or ''}".rstrip())
+
+
+@jobs.command("logs")
+@click.argument("job")
+@_store_option
+@_json_option
+def jobs_logs(job: str, store_url: str | None, as_json: bool) -> None:
+    """A job's log lines (its milestones, warnings and errors), one block per claim."""
+    with _ops(store_url) as ops:
+        found = ops.job_logs(job)
+    if as_json:
+        _echo_json(msgspec.to_builtins(found))
+        return
+    for claim in found.claims:
+        dropped = f", {claim.dropped} older line(s) dropped" if claim.dropped else ""
+        click.echo(f"--- claim {claim.claim} on {claim.pod}{dropped}")
+        for line in claim.lines:
+            at = time.strftime("%H:%M:%S", time.gmtime(line.at))
+            click.echo(f"{at} {line.level:<7} {line.message}")
 
 
 @jobs.command("retry")
@@ -460,11 +506,9 @@ def jobs_get(job: str, store_url: str | None, as_json: bool) -> None:
 @_store_option
 def jobs_retry(job: str, store_url: str | None) -> None:
     """Queue a dead, failed or cancelled job again (attempts reset)."""
-    from roboflow_distributed.batches import retry_unit
-
-    with _store(store_url) as store:
-        unit = retry_unit(store, job)
-    click.echo(f"{unit.batch}/{unit.id}: {unit.status}")
+    with _ops(store_url) as ops:
+        found = ops.retry_job(job)
+    click.echo(f"{found.ref}: {found.status}")
 
 
 @jobs.command("cancel")
@@ -472,11 +516,19 @@ def jobs_retry(job: str, store_url: str | None) -> None:
 @_store_option
 def jobs_cancel(job: str, store_url: str | None) -> None:
     """Cancel a job that has not finished."""
-    from roboflow_distributed.batches import cancel_unit
+    with _ops(store_url) as ops:
+        found = ops.cancel_job(job)
+    click.echo(f"{found.ref}: {found.status}")
 
-    with _store(store_url) as store:
-        unit = cancel_unit(store, job)
-    click.echo(f"{unit.batch}/{unit.id}: {unit.status}")
+
+@jobs.command("delete")
+@click.argument("job")
+@_store_option
+def jobs_delete(job: str, store_url: str | None) -> None:
+    """Forget a dead or cancelled job (or any job of a finished batch), with its logs."""
+    with _ops(store_url) as ops:
+        ops.delete_job(job)
+    click.echo(f"{job}: deleted")
 
 
 # --- run / health ------------------------------------------------------------------------------
@@ -614,50 +666,48 @@ def health(store_url: str | None, as_json: bool) -> None:
     A pod is alive when its heartbeat changes while this command watches it (one heartbeat
     interval and a second): no pod's clock is compared with this machine's.
     """
-    from roboflow_distributed import keys
-    from roboflow_distributed.batches import list_batches
-    from roboflow_distributed.records import Heartbeat, scan
-    from roboflow_distributed.settings import Settings
-    from roboflow_distributed.store import open_store
-
-    settings = Settings.from_env()
     report: dict[str, Any] = {"store": store_url, "healthy": False}
     try:
+        from roboflow_distributed.service import Operations
+        from roboflow_distributed.settings import Settings
+        from roboflow_distributed.store import open_store
+
         store = open_store(store_url)
         try:
             report["store"] = store.url
-            first = {v.record.pod: v.version for v in scan(store, keys.HEARTBEATS, Heartbeat)}
-            if first:  # watch the heartbeats change (or not)
-                time.sleep(min(settings.heartbeat_interval + 1.0, settings.heartbeat_timeout))
-            beats = scan(store, keys.HEARTBEATS, Heartbeat)
-            batches = list_batches(store)
+            settings = Settings.from_env()
+            ops = Operations(store, heartbeat_timeout=settings.heartbeat_timeout)
+            workers = ops.workers(watch=min(settings.heartbeat_interval + 1.0, settings.heartbeat_timeout))
+            phases = {k: n for k, n in ops.phases().items() if n}
         finally:
             store.close()
     except RoboflowError as err:
         report["error"] = str(err)
         _echo_json(report) if as_json else click.echo(f"unhealthy: {err}", err=True)
         sys.exit(1)
-    alive = {b.record.pod: first.get(b.record.pod) != b.version for b in beats}  # new or rewritten
     report["healthy"] = True
     report["pods"] = [
-        {"pod": b.pod, "roles": b.roles, "alive": alive[b.pod], "seen": b.at, "unit": b.unit}
-        for b in (v.record for v in beats)
+        {
+            "pod": w.pod,
+            "roles": w.roles,
+            "alive": w.alive,
+            "seen": time.time() - w.heartbeat_age_s,
+            "unit": w.current_job,
+        }
+        for w in workers
     ]
-    phases: dict[str, int] = {}
-    for b in batches:
-        phases[str(b.status.record.phase)] = phases.get(str(b.status.record.phase), 0) + 1
     report["batches"] = phases
     if as_json:
         _echo_json(report)
         return
     click.echo(f"store     {report['store']}: reachable")
-    live = sum(alive.values())
-    click.echo(f"pods      {live} alive, {len(beats) - live} stale")
-    for beat in (v.record for v in beats):
-        state = "alive" if alive[beat.pod] else "STALE"
+    alive = sum(w.alive for w in workers)
+    click.echo(f"pods      {alive} alive, {len(workers) - alive} stale")
+    for w in workers:
+        state = "alive" if w.alive else "STALE"
         click.echo(
-            f"  {beat.pod:<28} {state:<6} {','.join(beat.roles):<28} "
-            f"beat {_ago(beat.at)} by its clock  {beat.unit or ''}"
+            f"  {w.pod:<28} {state:<6} {','.join(w.roles):<28} "
+            f"beat {_ago(time.time() - w.heartbeat_age_s)} by its clock  {w.current_job or ''}"
         )
     click.echo("batches   " + (", ".join(f"{n} {k}" for k, n in sorted(phases.items())) or "none"))
 

@@ -12,6 +12,7 @@ import click
 import msgspec
 
 from roboflow_cli._options import episodes_per_chunk_option, log_format_option
+from roboflow_cli.console.command import ui
 from roboflow_cli.distributed import register
 from roboflow_core import ConfigError, RoboflowError, load_config
 from roboflow_core.annotation import read_annotation
@@ -298,3 +299,4 @@ def sample(
 
 
 register(cli)
+cli.add_command(ui)

@@ -14,12 +14,14 @@ from roboflow_core.config import (
 )
 from roboflow_core.errors import (
     ConfigError,
+    ConflictError,
     CoordinationError,
     CorruptRecordingError,
     DatasetError,
     DecodeError,
     MediaError,
     MissingTopicError,
+    NotFoundError,
     PipelineError,
     RoboflowError,
     SourceError,
@@ -32,6 +34,7 @@ from roboflow_core.errors import (
 __all__ = [
     "AlignmentConfig",
     "ConfigError",
+    "ConflictError",
     "CoordinationError",
     "CorruptRecordingError",
     "DatasetConfig",
@@ -42,6 +45,7 @@ __all__ = [
     "MappingType",
     "MediaError",
     "MissingTopicError",
+    "NotFoundError",
     "PipelineError",
     "RoboflowConfig",
     "RoboflowError",

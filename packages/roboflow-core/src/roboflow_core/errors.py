@@ -16,6 +16,8 @@ Every error a user can meet derives from :class:`RoboflowError` and names what f
     ├── PipelineError          a conversion failed as a whole (wraps the reasons above)
     ├── StalledError           a conversion made no progress or ran too long: abandoned, retried
     └── CoordinationError      the coordination store (SQLite/etcd/TiKV) is unreachable or refused
+        ├── NotFoundError          no batch, job or dataset of that name (an operator's request)
+        └── ConflictError          the request does not fit the record's state (retry a running job)
 
 Errors keep their context as attributes and survive a pickle round-trip, so worker
 processes can send them back to the parent unchanged.
@@ -33,12 +35,14 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "ConflictError",
     "CoordinationError",
     "CorruptRecordingError",
     "DatasetError",
     "DecodeError",
     "MediaError",
     "MissingTopicError",
+    "NotFoundError",
     "PipelineError",
     "RoboflowError",
     "SourceError",
@@ -153,3 +157,15 @@ class CoordinationError(RoboflowError):
     """The coordination store is unreachable, refused an operation, or holds an invalid record."""
 
     transient = True
+
+
+class NotFoundError(CoordinationError):
+    """A batch, job, episode or dataset that a request names does not exist."""
+
+    transient = False
+
+
+class ConflictError(CoordinationError):
+    """A request that does not fit the current state (retrying a running job, cancelling a finished batch)."""
+
+    transient = False

@@ -28,6 +28,7 @@ __all__ = [
     "JsonFormatter",
     "LogFormat",
     "configure_logging",
+    "current_log_fields",
     "log_fields",
 ]
 
@@ -47,6 +48,11 @@ def log_fields(**fields: str) -> Iterator[None]:
         yield
     finally:
         _FIELDS.reset(token)
+
+
+def current_log_fields() -> Mapping[str, str]:
+    """The fields :func:`log_fields` set for the code running now (``batch``, ``job``; empty outside)."""
+    return _FIELDS.get()
 
 
 def _trace_id() -> str | None:

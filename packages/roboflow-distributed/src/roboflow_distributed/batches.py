@@ -8,12 +8,11 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from roboflow_core import ConfigError, CoordinationError, RoboflowError
+from roboflow_core import ConfigError, ConflictError, CoordinationError, NotFoundError, RoboflowError
 from roboflow_core.annotation import parse_annotation
 from roboflow_distributed import keys
 from roboflow_distributed.configs import store_config
@@ -31,7 +30,7 @@ from roboflow_distributed.records import (
     scan,
 )
 from roboflow_distributed.store import ABSENT, Compare, Store
-from roboflow_storage import Storage, check_inputs, display_url, is_remote
+from roboflow_storage import Storage, check_inputs, is_remote
 
 __all__ = [
     "Batch",
@@ -39,6 +38,8 @@ __all__ = [
     "cancel_batch",
     "cancel_unit",
     "default_staging",
+    "delete_batch",
+    "delete_unit",
     "failure_reason",
     "find_unit",
     "get_batch",
@@ -47,7 +48,6 @@ __all__ = [
     "retry_merge",
     "retry_unit",
     "set_phase",
-    "shown",
     "submit_batch",
 ]
 
@@ -58,22 +58,6 @@ class Batch:
 
     spec: BatchSpec
     status: Versioned[BatchStatus]
-
-    def to_builtins(self) -> dict[str, object]:
-        """A JSON-ready view (for ``--json``), its URLs shown without their query."""
-        return {"spec": shown(self.spec), "status": shown(self.status.record)}
-
-
-def shown(record: msgspec.Struct) -> dict[str, Any]:
-    """A record as builtins for output, its URLs without their query (a record stored before
-    credentials in URLs were refused may still hold some)."""
-    data: dict[str, Any] = msgspec.to_builtins(record)
-    for key in ("source", "output", "staging"):
-        if isinstance(data.get(key), str):
-            data[key] = display_url(data[key])
-    if isinstance(data.get("sources"), list):
-        data["sources"] = [display_url(s) for s in data["sources"]]
-    return data
 
 
 def _new_batch_id() -> str:
@@ -127,21 +111,22 @@ def submit_batch(
         episodes_per_chunk: ``chunks_size`` of the dataset when the batch creates it.
 
     Raises:
-        ConfigError: The config or the annotation is invalid, or a task is given with an annotation.
+        ConfigError: The config or the annotation is invalid, a task is given with an annotation,
+            there are no sources, or ``max_attempts`` < 1.
         StorageError: ``output`` or ``staging`` is not a valid storage URL, a source URL is
             refused (credentials in it, an endpoint not allowed), or an input named explicitly
             (not a glob) does not exist.
-        CoordinationError: No sources, or the store is unreachable.
+        CoordinationError: The store is unreachable.
     """
     if not sources:
-        raise CoordinationError("a batch needs at least one input")
+        raise ConfigError("a batch needs at least one input", key="sources")
     if max_attempts < 1:
-        raise CoordinationError(f"max_attempts must be >= 1, got {max_attempts}")
+        raise ConfigError(f"must be >= 1, got {max_attempts}", key="max_attempts")
     if episodes_per_chunk is not None and episodes_per_chunk < 1:
-        raise CoordinationError(f"episodes_per_chunk must be >= 1, got {episodes_per_chunk}")
+        raise ConfigError(f"must be >= 1, got {episodes_per_chunk}", key="episodes_per_chunk")
     tasks = {_source(s): t for s, t in (tasks or {}).items()}
     if unknown := set(tasks) - {_source(s) for s in sources}:
-        raise CoordinationError(f"a task names a source that is not submitted: {min(unknown)}")
+        raise ConfigError(f"a task names a source that is not submitted: {min(unknown)}", key="tasks")
     digest, _ = store_config(store, config_text, source=config_source)
     if annotation is not None:
         parse_annotation(annotation, source=f"annotation of {config_source}")
@@ -220,12 +205,12 @@ def get_batch(store: Store, batch_id: str) -> Batch:
     """One batch.
 
     Raises:
-        CoordinationError: No such batch.
+        NotFoundError: No such batch.
     """
     spec = read(store, keys.batch_spec(batch_id), BatchSpec)
     status = read(store, keys.batch_status(batch_id), BatchStatus)
     if spec is None or status is None:
-        raise CoordinationError("no such batch", batch=batch_id)
+        raise NotFoundError("no such batch", batch=batch_id)
     return Batch(spec.record, status)
 
 
@@ -248,15 +233,16 @@ def cancel_batch(store: Store, batch_id: str) -> BatchStatus:
     """Cancel a batch: it stops (its pending units are cancelled) and nothing is merged.
 
     Raises:
-        CoordinationError: No such batch, or it is already merging or finished.
+        NotFoundError: No such batch.
+        ConflictError: It is already merging or finished.
     """
     while True:
         batch = get_batch(store, batch_id)
         phase = batch.status.record.phase
         if phase.terminal:
-            raise CoordinationError(f"batch is already {phase}", batch=batch_id)
+            raise ConflictError(f"batch is already {phase}", batch=batch_id)
         if phase is BatchPhase.MERGING:
-            raise CoordinationError(
+            raise ConflictError(
                 "batch is merging its episodes into the dataset; too late to cancel", batch=batch_id
             )
         done = set_phase(store, batch_id, batch.status, phase=BatchPhase.CANCELLED, finished_at=time.time())
@@ -284,7 +270,8 @@ def find_unit(store: Store, ref: str) -> Versioned[WorkUnit]:
     """A unit by ``BATCH/UNIT`` or by a unit id (prefix) that is unique across batches.
 
     Raises:
-        CoordinationError: None or several match.
+        NotFoundError: None matches.
+        ConflictError: Several match.
     """
     if "/" in ref:
         batch_id, unit_id = ref.split("/", 1)
@@ -293,9 +280,9 @@ def find_unit(store: Store, ref: str) -> Versioned[WorkUnit]:
     else:
         matches = [u for u in list_units(store) if u.record.id.startswith(ref)]
     if not matches:
-        raise CoordinationError("no such job", job=ref)
+        raise NotFoundError("no such job", job=ref)
     if len(matches) > 1:
-        raise CoordinationError(f"{len(matches)} jobs match; name it as BATCH/UNIT", job=ref)
+        raise ConflictError(f"{len(matches)} jobs match; name it as BATCH/UNIT", job=ref)
     return matches[0]
 
 
@@ -303,17 +290,18 @@ def retry_unit(store: Store, ref: str) -> WorkUnit:
     """Queue a Dead, Failed or Cancelled unit again with its attempts reset.
 
     Raises:
-        CoordinationError: No such unit, it is not finished, or its batch no longer runs.
+        NotFoundError: No such unit.
+        ConflictError: It is not finished, or its batch no longer runs.
     """
     unit = find_unit(store, ref)
     record = unit.record
     if record.status not in (UnitStatus.DEAD, UnitStatus.FAILED, UnitStatus.CANCELLED):
-        raise CoordinationError(
+        raise ConflictError(
             f"job is {record.status}; only dead, failed or cancelled jobs are retried", job=ref
         )
     batch = get_batch(store, record.batch)
     if batch.status.record.phase not in (BatchPhase.RUNNING, BatchPhase.DISCOVERING):
-        raise CoordinationError(
+        raise ConflictError(
             f"its batch is {batch.status.record.phase}; submit the recording in a new batch", job=ref
         )
     new = msgspec.structs.replace(
@@ -334,7 +322,7 @@ def retry_unit(store: Store, ref: str) -> WorkUnit:
     if not store.txn(
         [Compare(ukey, unit.version), Compare(skey, batch.status.version)], {ukey: encode(new), pkey: b""}
     ):
-        raise CoordinationError("job or its batch changed meanwhile; try again", job=ref)
+        raise ConflictError("job or its batch changed meanwhile; try again", job=ref)
     return new
 
 
@@ -345,12 +333,13 @@ def retry_merge(store: Store, batch_id: str) -> BatchStatus:
     afresh from the dataset as it is now (e.g. after the cause was removed).
 
     Raises:
-        CoordinationError: No such batch, or its merge did not fail.
+        NotFoundError: No such batch.
+        ConflictError: Its merge did not fail.
     """
     batch = get_batch(store, batch_id)
     status = batch.status.record
     if not status.merge_failed:
-        raise CoordinationError(
+        raise ConflictError(
             f"batch is {status.phase}; only a batch whose merge failed can merge again", batch=batch_id
         )
     new = msgspec.structs.replace(
@@ -367,7 +356,7 @@ def retry_merge(store: Store, batch_id: str) -> BatchStatus:
     if not store.txn(
         [Compare(skey, batch.status.version)], {skey: encode(new), keys.active(batch_id): b""}, restart
     ):
-        raise CoordinationError("batch changed meanwhile; try again", batch=batch_id)
+        raise ConflictError("batch changed meanwhile; try again", batch=batch_id)
     return new
 
 
@@ -375,13 +364,14 @@ def cancel_unit(store: Store, ref: str) -> WorkUnit:
     """Cancel a unit that has not finished (a running one's result is then discarded).
 
     Raises:
-        CoordinationError: No such unit, or it already finished.
+        NotFoundError: No such unit.
+        ConflictError: It already finished.
     """
     unit = find_unit(store, ref)
     if unit.record.status.terminal:
-        raise CoordinationError(f"job is already {unit.record.status}", job=ref)
+        raise ConflictError(f"job is already {unit.record.status}", job=ref)
     if not _cancel(store, unit):
-        raise CoordinationError("job changed meanwhile; try again", job=ref)
+        raise ConflictError("job changed meanwhile; try again", job=ref)
     return msgspec.structs.replace(unit.record, status=UnitStatus.CANCELLED)
 
 
@@ -390,6 +380,61 @@ def _cancel(store: Store, unit: Versioned[WorkUnit]) -> bool:
     new = msgspec.structs.replace(record, status=UnitStatus.CANCELLED, updated_at=time.time())
     ukey, pkey = keys.unit(record.batch, record.id), keys.pending(record.batch, record.id)
     return store.txn([Compare(ukey, unit.version)], {ukey: encode(new)}, [pkey])
+
+
+def delete_batch(store: Store, batch_id: str) -> None:
+    """Forget a finished batch: its spec, status, jobs, checkpoints, logs and merge record.
+
+    The dataset it produced is not touched. Spec and status go last, so an interrupted delete
+    leaves a batch that can be deleted again.
+
+    Raises:
+        NotFoundError: No such batch.
+        ConflictError: The batch has not finished (cancel it first).
+    """
+    batch = get_batch(store, batch_id)
+    if not batch.status.record.phase.terminal:
+        raise ConflictError(f"batch is {batch.status.record.phase}; cancel it first", batch=batch_id)
+    for prefix in (
+        keys.units_of(batch_id),
+        keys.pending_of(batch_id),
+        keys.checkpoints_of(batch_id),
+        keys.job_logs_of(batch_id),
+    ):
+        _delete_prefix(store, prefix)
+    store.txn(deletes=[keys.merge(batch_id), keys.active(batch_id)])
+    spec_key, status_key = keys.batch_spec(batch_id), keys.batch_status(batch_id)
+    if not store.txn([Compare(status_key, batch.status.version)], deletes=[spec_key, status_key]):
+        raise ConflictError("batch changed meanwhile; try again", batch=batch_id)
+
+
+def delete_unit(store: Store, ref: str) -> WorkUnit:
+    """Forget a dead or cancelled job (or any job of a finished batch), with its checkpoint and logs.
+
+    Raises:
+        NotFoundError: No such job.
+        ConflictError: The job may still be converted or merged.
+    """
+    unit = find_unit(store, ref)
+    record = unit.record
+    phase = get_batch(store, record.batch).status.record.phase
+    if not phase.terminal and record.status not in (UnitStatus.DEAD, UnitStatus.CANCELLED):
+        raise ConflictError(
+            f"job is {record.status} in a {phase} batch; only dead or cancelled jobs are deleted "
+            "before their batch finishes",
+            job=ref,
+        )
+    ukey = keys.unit(record.batch, record.id)
+    extra = [keys.pending(record.batch, record.id), keys.checkpoint(record.batch, record.id)]
+    if not store.txn([Compare(ukey, unit.version)], deletes=[ukey, *extra]):
+        raise ConflictError("job changed meanwhile; try again", job=ref)
+    _delete_prefix(store, keys.job_logs_of(record.batch, record.id))
+    return record
+
+
+def _delete_prefix(store: Store, prefix: str) -> None:
+    while found := [e.key for e in store.scan(prefix, limit=100)]:
+        store.txn(deletes=found)
 
 
 def failure_reason(err: BaseException) -> tuple[str, str]:

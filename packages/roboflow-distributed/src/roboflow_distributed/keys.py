@@ -14,6 +14,8 @@ key                                            record
 ``state/{batch}/{unit}``                       :class:`~roboflow_distributed.records.Checkpoint`
 ``configs/{sha256}``                           the TOML text of a config, by its content hash
 ``merge/{batch}``                              :class:`~roboflow_distributed.records.MergeState`
+``logs/{batch}/{unit}/{claim}``                :class:`~roboflow_distributed.joblog.JobLog` (one claim's
+                                               log lines, bounded)
 =============================================  =====================================================
 
 Each layout that code reads back from a scan has its parser here too (``batch_of_status``,
@@ -40,6 +42,8 @@ __all__ = [
     "checkpoints_of",
     "config",
     "heartbeat",
+    "job_log",
+    "job_logs_of",
     "lock",
     "merge",
     "parse_pending",
@@ -144,3 +148,13 @@ def parse_pending(key: str) -> tuple[str, str]:
     """The ``(batch, unit)`` of a :func:`pending` key."""
     batch, unit_id = _after(PENDING, key, 2)
     return batch, unit_id
+
+
+def job_logs_of(batch: str, unit_id: str | None = None) -> str:
+    """Prefix of the log records of a unit's claims (or of every unit of the batch)."""
+    return f"{PREFIX}logs/{batch}/" + (f"{unit_id}/" if unit_id is not None else "")
+
+
+def job_log(batch: str, unit_id: str, claim: int) -> str:
+    """The log lines of one claim of a unit (zero-padded, so they sort by claim)."""
+    return f"{job_logs_of(batch, unit_id)}{claim:06d}"

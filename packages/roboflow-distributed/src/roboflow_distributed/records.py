@@ -146,7 +146,8 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     observer's own clock (:mod:`roboflow_distributed.liveness`); ``at`` and ``started_at`` are the
     pod's own wall clock, for people only. ``progress`` grows while the pod's conversion of
     ``unit`` makes progress (frames staged, bytes moved), so a reaper can tell a busy pod from one
-    whose conversion is stuck.
+    whose conversion is stuck. A worker adds the jobs it completed and their frames since it
+    started (``jobs_done``, ``frames_done``), for the console.
     """
 
     pod: str
@@ -157,6 +158,8 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     progress: int = 0
     host: str = ""
     pid: int = 0
+    jobs_done: int = 0
+    frames_done: int = 0
 
 
 class Lock(msgspec.Struct, frozen=True, kw_only=True):

@@ -118,7 +118,7 @@ def run_pod(
         tickers["worker"] = (worker, settings.poll_interval)
     if install_signals:
         _install_signals(shutdown)
-    beat = _Heartbeat(guarded, pod, expanded, settings, worker.doing if worker else lambda: (None, 0))
+    beat = _Heartbeat(guarded, pod, expanded, settings, worker)
     _retry_store(beat.write, shutdown)
     if worker is not None:
         released = _retry_store(Reaper(guarded, pod, settings).release_own, shutdown)
@@ -251,23 +251,18 @@ def _exit_when_idle(store: Store, shutdown: Shutdown, settings: Settings) -> Non
 
 class _Heartbeat:
     def __init__(
-        self,
-        store: Store,
-        pod: str,
-        roles: list[Role],
-        settings: Settings,
-        doing: Callable[[], tuple[str | None, int]],
+        self, store: Store, pod: str, roles: list[Role], settings: Settings, worker: Worker | None
     ) -> None:
         self.store = store
         self.pod = pod
         self.roles = [str(r) for r in roles]
         self.settings = settings
-        self.doing = doing
+        self.worker = worker
         self.started_at = time.time()
         self.last_ok = 0.0
 
     def write(self) -> None:
-        unit, progress = self.doing()
+        unit, progress = self.worker.doing() if self.worker else (None, 0)
         beat = Heartbeat(
             pod=self.pod,
             roles=self.roles,
@@ -277,6 +272,8 @@ class _Heartbeat:
             progress=progress,
             host=socket.gethostname(),
             pid=os.getpid(),
+            jobs_done=self.worker.completed if self.worker else 0,
+            frames_done=self.worker.frames_done if self.worker else 0,
         )
         self.store.txn(puts={keys.heartbeat(self.pod): encode(beat)})
         self.last_ok = beat.at

@@ -39,6 +39,7 @@ from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_distributed import keys, metrics
 from roboflow_distributed.batches import failure_reason
 from roboflow_distributed.configs import fetch_config
+from roboflow_distributed.joblog import JobLogRecorder
 from roboflow_distributed.liveness import Clock, Staleness
 from roboflow_distributed.progress import ClaimLost, UnitProgress
 from roboflow_distributed.records import (
@@ -104,6 +105,8 @@ class Worker:
         self.shutdown = shutdown
         self.current: str | None = None
         self.completed = 0
+        self.frames_done = 0  # frames of the units this pod completed
+        self._log: JobLogRecorder | None = None  # the running claim's log lines
         self._next: Versioned[WorkUnit] | None = None  # claimed ahead, input downloading
         self._attempt: Attempt | None = None  # of the unit being converted
         self._abandoned: list[Attempt] = []  # given up, their threads maybe still running
@@ -210,12 +213,19 @@ class Worker:
 
     def process(self, unit: Versioned[WorkUnit]) -> None:
         """Convert a claimed unit and record the outcome (complete, retry, dead or released), in a
-        trace of its own, with the job's metrics."""
+        trace of its own, with the job's metrics; the claim's log lines are kept in the store
+        (:mod:`roboflow_distributed.joblog`)."""
         rec = unit.record
         attributes = {"roboflow.batch": rec.batch, "roboflow.job": rec.id, "roboflow.pod": self.pod}
         start = time.perf_counter()
-        with telemetry.job_trace("roboflow.job", {**attributes, "roboflow.attempt": rec.claims}) as job:
-            job.outcome = self._process(unit)
+        with (
+            telemetry.job_trace("roboflow.job", {**attributes, "roboflow.attempt": rec.claims}) as job,
+            JobLogRecorder(self.store, self.pod, rec) as self._log,
+        ):
+            try:
+                job.outcome = self._process(unit)
+            finally:
+                self._log = None
         metrics.JOBS.add(1, {"outcome": job.outcome})
         metrics.JOB_DURATION.record(time.perf_counter() - start, {"outcome": job.outcome})
 
@@ -266,6 +276,7 @@ class Worker:
         self.completed += 1
         metrics.FRAMES.add(frames)
         metrics.INPUT_BYTES.add(rec.size)
+        self.frames_done += frames
         log.info("done %s: %d frames", display_url(rec.source), frames)
         return "completed"
 
@@ -341,6 +352,8 @@ class Worker:
         rec = unit.record
         reason, kind = failure_reason(err)
         attempts = rec.attempts + 1
+        if self._log is not None:
+            self._log.failed(reason)
         transient = is_transient(err)  # a permanent fault (bad input) is dead at once
         if transient and attempts < rec.max_attempts:
             delay = self.settings.unit_retry().backoff(attempts - 1)
