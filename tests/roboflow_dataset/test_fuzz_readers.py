@@ -29,7 +29,7 @@ from tests.roboflow_dataset import _hostile as hostile
 
 from roboflow_core import RoboflowError
 from roboflow_dataset.extract import ImageExtractor, VectorExtractor
-from roboflow_dataset.sources import Message
+from roboflow_dataset.sources import Message, open_source
 from roboflow_dataset.sources._mcap import iter_mcap_records
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._ros1_stream import iter_ros1_records
@@ -204,3 +204,30 @@ def test_a_png_too_large_is_refused_from_its_header() -> None:
     # Pillow warns from 89 MP (an error under pytest's warning filter), our bound is 67 MP
     with pytest.raises(RoboflowError, match=r"12000x12000 pixels is larger than|144000000 pixels\) exceeds"):
         decode_compressed_image(hostile.huge_png(12000, 12000), "png")
+
+
+@pytest.mark.parametrize(
+    ("seed", "name"), [("bag", "fuzz.bag"), ("mcap", "fuzz.mcap"), ("mcap-bomb", "fuzz.mcap")]
+)
+def test_the_indexed_readers_raise_only_roboflow_errors(
+    seeds: dict[str, bytes], seed: str, name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The two-pass path: rosbags' indexed reader behind Ros1Storage, the summary and chunk-index
+    read of McapStorage (a mutated index, summary or footer)."""
+    work = tmp_path_factory.mktemp("indexed")
+    before = _peak_mb()
+
+    @given(data=mutated(seeds[seed]))
+    def check(data: bytes) -> None:
+        path = work / name
+        path.write_bytes(data)
+        try:
+            with open_source(path) as source:
+                source.topics()
+                for _ in source.messages():
+                    pass
+        except RoboflowError:
+            pass
+
+    check()
+    assert _peak_mb() - before < _GROWTH_MB
