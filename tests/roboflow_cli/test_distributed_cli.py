@@ -141,3 +141,40 @@ def test_help_explains_the_distributed_commands() -> None:
         assert command in result.output
     run_help = CliRunner().invoke(cli, ["run", "--help"]).output
     assert "SIGTERM" in run_help and "--role" in run_help and "ROBOFLOW_STORE" in run_help
+
+
+def test_batch_watch_follows_a_batch_to_its_end(tmp_path: Path, env: str) -> None:
+    from tests.roboflow_distributed._batch_helpers import PodThread
+
+    from roboflow_distributed.batches import cancel_batch, get_batch, submit_batch
+
+    recs = recordings(tmp_path / "in", 3, base=0.3)
+    bad = corrupt(recs[0].path, tmp_path / "in" / "rec_zz_bad.mcap")
+    store = open_store(env)
+    pod = None
+    try:
+        spec = submit_batch(store, [str(tmp_path / "in" / "*.mcap")], config_text(), str(tmp_path / "ds"))
+        pod = PodThread(store, ["all"], "p1", exit_when_idle=False).start()
+        watched = CliRunner().invoke(cli, ["batch", "watch", spec.id, "--interval", "0.1"])
+        assert watched.exit_code == 0, watched.output
+        lines = watched.output.splitlines()
+        progress = [line for line in lines if " jobs" in line and " fps ETA " in line]
+        assert progress and progress[-1].startswith("complete [" + "#" * 24 + "] 4/4 jobs (1 dead)")
+        assert any("4/4 jobs" not in line for line in progress[:-1]), "the watch saw the batch move"
+        dead = [line for line in lines if line.startswith("dead: ")]
+        assert len(dead) == 1 and str(bad) in dead[0], "the failure is reported once, with its source"
+        frames = get_batch(store, spec.id).status.record.frames
+        assert frames > 0 and lines[-1] == f"batch {spec.id} complete: 3 episodes, {frames} frames"
+
+        cancelled = submit_batch(store, [str(recs[1].path)], config_text(), str(tmp_path / "ds2"))
+        pod.stop()
+        pod = None
+        cancel_batch(store, cancelled.id)
+        watched = CliRunner().invoke(cli, ["batch", "watch", cancelled.id])
+        assert watched.exit_code == 1 and watched.output.splitlines()[-1].startswith(
+            f"batch {cancelled.id} cancelled"
+        )
+    finally:
+        if pod is not None:
+            pod.stop()
+        store.close()

@@ -277,7 +277,7 @@ def _annotation_text(config_path: str) -> str | None:
 
 @click.group()
 def batch() -> None:
-    """List, show, cancel and delete batches."""
+    """List, show, watch, cancel and delete batches."""
 
 
 @batch.command("list")
@@ -369,6 +369,53 @@ def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
         click.echo(f"  {j.status}: {j.source}: {j.error}")
     if b.merge_failed:
         click.echo(f"          staged episodes kept: `roboflow batch retry-merge {b.id}` merges again")
+
+
+@batch.command("watch")
+@click.argument("batch_id")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between looks at the store.",
+)
+@_store_option
+def batch_watch(batch_id: str, interval: float, store_url: str | None) -> None:
+    """Follow a batch until it finishes: jobs by status, frames/s, ETA, failures as they happen.
+
+    On a terminal a progress line is redrawn in place; otherwise a line is printed whenever it
+    changes. Exits 0 once the batch is complete, 1 when it failed or was cancelled.
+    """
+    from roboflow_cli._watch import BatchWatch
+    from roboflow_distributed.records import BatchPhase
+    from roboflow_distributed.service import MAX_PAGE
+
+    tty = sys.stdout.isatty()
+    watch, shown = BatchWatch(), None
+    with _ops(store_url) as ops:
+        while True:
+            detail = ops.batch(batch_id)
+            jobs = _all_pages(lambda offset: ops.jobs(batch=batch_id, offset=offset, limit=MAX_PAGE))
+            line = watch.line(detail)
+            for failure in watch.failures(jobs):
+                click.echo(("\r\x1b[2K" if tty else "") + failure)
+            state = (detail.batch.phase, detail.batch.jobs, detail.frames_done)
+            if tty:
+                click.echo("\r\x1b[2K" + line, nl=False)
+            elif state != shown:  # a log: a line when something moved
+                click.echo(line)
+            shown = state
+            if detail.batch.phase.terminal:
+                break
+            time.sleep(interval)
+    if tty:
+        click.echo()
+    b = detail.batch
+    error = f"; {b.error}" if b.error else ""
+    click.echo(f"batch {b.id} {b.phase}: {b.episodes} episodes, {b.frames} frames{error}")
+    if b.phase is not BatchPhase.COMPLETE:
+        sys.exit(1)
 
 
 @batch.command("cancel")
