@@ -40,7 +40,8 @@ for line in sys.stdin:
         convert_recording(recording, config, Path(stage))
         out = {"kind": None}
     except RoboflowError as err:
-        out = {"kind": type(err).__name__, "message": str(err), "transient": err.transient}
+        kinds = [c.__name__ for c in type(err).__mro__]
+        out = {"kind": type(err).__name__, "kinds": kinds, "message": str(err), "transient": err.transient}
     out["seconds"] = time.monotonic() - started
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps([name, out]), flush=True)
@@ -143,7 +144,7 @@ def test_a_hostile_recording_ends_in_a_clear_error_within_bounds(
 ) -> None:
     _, kind, reason = CASES[case]
     report = reports[case]
-    assert report["kind"] == kind, report
+    assert kind in report["kinds"], report  # that class or a subclass (RecordingLimitError)
     message = str(report["message"])
     assert str(report["file"]) in message, message
     assert re.search(reason, message), message

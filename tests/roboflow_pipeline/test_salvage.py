@@ -82,3 +82,22 @@ def test_two_passes_salvage_too(tmp_path: Path) -> None:
     part = convert_recording(cut, _salvaging(config), tmp_path / "part", segment_frames=8)
     assert whole.length // 2 - 3 <= part.length < whole.length
     assert part.stats["observation.state"]["count"] == [part.length]
+
+
+def test_a_recording_beyond_a_safety_limit_gets_no_salvage_hint(tmp_path: Path) -> None:
+    """Salvage cuts an interrupted recording; a hostile one (topics 10^9 s apart) is refused as it
+    is, and its error does not suggest a flag that cannot help."""
+    from tests.roboflow_dataset import _hostile as hostile
+
+    from roboflow_core import loads_config
+
+    # convert() reports each recording's failure (kind and reason) in one PipelineError
+    recording = hostile.mcap_far_apart(tmp_path / "far.mcap")
+    with pytest.raises(PipelineError, match="RecordingLimitError") as caught:
+        convert([recording], loads_config(hostile.HOSTILE_CONFIG), tmp_path / "ds")
+    assert "max_episode_seconds" in str(caught.value) and "--salvage" not in str(caught.value)
+    cut = tmp_path / "cut.mcap"
+    whole = write_recording(tmp_path / "whole.mcap", "mcap", duration_s=0.5).path.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(PipelineError, match=r"CorruptRecordingError.*--salvage"):
+        convert([cut], make_config(("cam_high",)), tmp_path / "ds2")

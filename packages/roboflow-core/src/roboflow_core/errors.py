@@ -116,6 +116,11 @@ class CorruptRecordingError(SourceError):
     """The recording is truncated or damaged."""
 
 
+class RecordingLimitError(CorruptRecordingError):
+    """The recording claims more than a safety limit allows (record or chunk size, log time, image
+    size, episode length): damaged or hostile, and not an interruption that salvage could cut."""
+
+
 class MissingTopicError(SourceError):
     """A topic named in the config is not in the recording."""
 

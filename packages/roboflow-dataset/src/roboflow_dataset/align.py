@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from roboflow_core import CorruptRecordingError, MissingTopicError, PipelineError
+from roboflow_core import MissingTopicError, PipelineError, RecordingLimitError
 
 __all__ = [
     "AlignmentPlan",
@@ -126,10 +126,10 @@ def check_episode_span(
     frame of it is allocated or encoded.
 
     Raises:
-        CorruptRecordingError: Naming the recording, the topic and both durations.
+        RecordingLimitError: Naming the recording, the topic and both durations.
     """
     if max_ns is not None and span_ns > max_ns:
-        raise CorruptRecordingError(
+        raise RecordingLimitError(
             f"the mapped topics span {span_ns / _NS:,.0f} s, more than [dataset] max_episode_seconds = "
             f"{max_ns / _NS:,.0f} s (a bogus timestamp? raise the limit for recordings that long)",
             path=path,

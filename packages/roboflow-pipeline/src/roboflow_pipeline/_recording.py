@@ -22,6 +22,7 @@ from roboflow_core import (
     DecodeError,
     MappingType,
     MissingTopicError,
+    RecordingLimitError,
     RoboflowConfig,
     RoboflowError,
     SourceError,
@@ -287,7 +288,7 @@ def salvage_hint(config: RoboflowConfig) -> Iterator[None]:
     try:
         yield
     except CorruptRecordingError as err:
-        if config.source.salvage:
+        if config.source.salvage or isinstance(err, RecordingLimitError):
             raise
         raise CorruptRecordingError(
             f"{err.reason}; --salvage (config: [source] salvage = true) converts an interrupted "

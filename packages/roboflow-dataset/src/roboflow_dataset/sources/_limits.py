@@ -17,7 +17,7 @@ from typing import cast
 import lz4.frame
 import zstandard
 
-from roboflow_core.errors import CorruptRecordingError
+from roboflow_core.errors import CorruptRecordingError, RecordingLimitError
 
 __all__ = [
     "MAX_LOG_TIME_NS",
@@ -40,7 +40,7 @@ _ZSTD_INPUT = 1 << 10  # input fed at a time to a zstd stream of unknown end (<=
 def check_size(size: int, what: str, *, path: Path | str, offset: int) -> None:
     """Refuse a declared size beyond :data:`MAX_RECORD_BYTES` before anything is allocated for it."""
     if size > MAX_RECORD_BYTES:
-        raise CorruptRecordingError(
+        raise RecordingLimitError(
             f"{what} at offset {offset} declares {size} bytes, more than the "
             f"{MAX_RECORD_BYTES >> 20} MiB a record may hold (a damaged or hostile file)",
             path=str(path),
@@ -51,7 +51,7 @@ def check_log_time(log_time: int, *, path: Path | str, topic: str, offset: int |
     """``log_time``, refused when it does not fit int64 nanoseconds."""
     if not 0 <= log_time <= MAX_LOG_TIME_NS:
         where = f" at offset {offset}" if offset is not None else ""
-        raise CorruptRecordingError(
+        raise RecordingLimitError(
             f"message{where} has log time {log_time} ns, outside 0..2^63-1 (a damaged or hostile file)",
             path=str(path),
             topic=topic,
@@ -107,7 +107,8 @@ def decompress(compression: str, data: bytes, size: int, *, path: Path | str, of
         ) from err
     if len(out) != size:
         got = f"more than {size}" if len(out) > size else str(len(out))
-        raise CorruptRecordingError(
+        error = RecordingLimitError if len(out) > size else CorruptRecordingError
+        raise error(
             f"the {compression or 'uncompressed'} chunk at offset {offset} holds {got} bytes, "
             f"its header says {size} (a damaged chunk, or a decompression bomb)",
             path=str(path),
