@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.roboflow_distributed._batch_helpers import FAST_ENV, config_text, recordings
+from tests.roboflow_distributed._batch_helpers import FAST, FAST_ENV, config_text, recordings
 from tests.roboflow_pipeline.test_convert import run_doctor, verify_dataset
 
 from roboflow_cli.main import cli
 from roboflow_dataset.lerobot import read_dataset
+from roboflow_distributed.scanner import Scanner
+from roboflow_distributed.store import open_store
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ def test_manifest_tasks_unified_role_from_env_and_csv(tmp_path: Path, env: dict[
 
     batches = list(csv.DictReader(io.StringIO(_ok(runner, ["batch", "list", "--csv"]))))
     assert [b["phase"] for b in batches] == ["complete"] * 3
-    assert set(batches[0]) == {"batch", "name", "phase", "done", "dead", "episodes", "output"}
+    assert set(batches[0]) == {"batch", "name", "phase", "done", "dead", "episodes", "priority", "output"}
     jobs = list(csv.DictReader(io.StringIO(_ok(runner, ["jobs", "list", "--csv"]))))
     assert len(jobs) == 4 and {j["status"] for j in jobs} == {"complete"}
     assert sorted(j["failed"] for j in jobs) == ["0/2", "0/3", "0/3", "0/3"]  # a job's own max_attempts
@@ -110,7 +112,7 @@ def test_manifest_errors_name_the_file_and_the_job(tmp_path: Path, env: dict[str
     assert result.exit_code != 0 and "INPUTS or a --manifest" in result.output
     result = runner.invoke(cli, ["run", "--role", "controller"])
     assert result.exit_code != 0 and "'controller' is not one of" in result.output
-    assert _ok(runner, ["batch", "list", "--csv"]) == "batch,name,phase,done,dead,episodes,output\n"
+    assert _ok(runner, ["batch", "list", "--csv"]) == "batch,name,phase,done,dead,episodes,priority,output\n"
 
 
 def _pod(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -172,3 +174,45 @@ def test_worker_and_scanner_shorthands_and_episodes_per_chunk(tmp_path: Path, en
         ["convert", str(more[0].path), "-c", str(config), "-o", str(fresh), "--episodes-per-chunk", "7"],
     )
     assert read_dataset(fresh).info["chunks_size"] == 7
+
+
+def test_lifecycle_commands_priority_labels_suspend_and_delete(tmp_path: Path, env: dict[str, str]) -> None:
+    runner = CliRunner()
+    recs = recordings(tmp_path / "in", 1, base=0.3)
+    config = tmp_path / "c.toml"
+    config.write_text(config_text())
+    args = ["submit", str(recs[0].path), "-c", str(config), "-o", str(tmp_path / "ds")]
+    batch = _ok(runner, [*args, "--priority", "3", "--label", "robot=so101", "--label", "site=b"]).strip()
+    other = _ok(runner, [*args, "--ttl-seconds", "60"]).strip()
+    listed = list(
+        csv.DictReader(io.StringIO(_ok(runner, ["batch", "list", "--csv", "--label", "robot=so101"])))
+    )
+    assert [(b["batch"], b["priority"]) for b in listed] == [(batch, "3")]
+    assert (
+        _ok(runner, ["batch", "list", "--csv", "--label", "robot=so101", "--label", "site=a"]).count("\n")
+        == 1
+    )
+    got = json.loads(_ok(runner, ["batch", "get", other, "--json"]))
+    assert got["spec"]["ttl_seconds"] == 60 and got["spec"]["labels"] == {}
+    assert "labels    robot=so101, site=b" in _ok(runner, ["batch", "get", batch])
+    bad = runner.invoke(cli, [*args, "--label", "robot"])
+    assert bad.exit_code == 2 and "'robot' is not key=value" in bad.output
+
+    pending = runner.invoke(cli, ["batch", "suspend", batch])
+    assert pending.exit_code == 1 and "only a running batch is suspended" in pending.output
+    early = runner.invoke(cli, ["batch", "delete", batch])
+    assert early.exit_code == 1 and "cancel it first" in early.output
+    store = open_store(env["ROBOFLOW_STORE"])
+    try:
+        Scanner(store, "s", FAST).tick()  # discovered: running
+    finally:
+        store.close()
+    assert "suspended (0 running job(s) released)" in _ok(runner, ["batch", "suspend", batch, "--release"])
+    assert "suspended" in _ok(runner, ["batch", "list"])
+    assert f"{batch}: running" in _ok(runner, ["batch", "resume", batch])
+    for b in (batch, other):
+        _ok(runner, ["batch", "cancel", b])
+    job = json.loads(_ok(runner, ["jobs", "list", "--batch", batch, "--json"]))[0]
+    assert "deleted" in _ok(runner, ["jobs", "delete", f"{batch}/{job['id']}"])
+    assert f"{batch}: deleted" in _ok(runner, ["batch", "delete", batch])
+    assert json.loads(_ok(runner, ["batch", "list", "--json"]))[0]["spec"]["id"] == other

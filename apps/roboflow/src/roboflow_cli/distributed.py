@@ -39,7 +39,7 @@ STORE_HELP = (
 )
 
 
-_PHASES = ["pending", "discovering", "running", "merging", "complete", "failed", "cancelled"]
+_PHASES = ["pending", "discovering", "running", "suspended", "merging", "complete", "failed", "cancelled"]
 _STATUSES = ["pending", "processing", "complete", "failed", "dead", "cancelled"]
 
 
@@ -120,6 +120,17 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
 # --- submit ------------------------------------------------------------------------------------
 
 
+def _labels(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    """``--label k=v`` values as a dict."""
+    labels: dict[str, str] = {}
+    for item in value:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not key=value", ctx, param)
+        labels[key] = val
+    return labels
+
+
 @click.command()
 @click.argument("inputs", nargs=-1)
 @click.option(
@@ -161,6 +172,22 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
     "--staging", default=None, help="Where workers stage episodes (default: <output>.roboflow-staging)."
 )
 @episodes_per_chunk_option
+@click.option(
+    "--priority",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Jobs of higher-priority batches are claimed first (every fourth claim ignores priority, "
+    "so none starves).",
+)
+@click.option("--label", "labels", multiple=True, callback=_labels, help="A key=value label (repeatable).")
+@click.option(
+    "--ttl-seconds",
+    type=click.IntRange(min=1),
+    default=86400,
+    show_default=True,
+    help="Keep the batch's records this long after it finished; then the control roles delete them.",
+)
 @click.option("--dry-run", is_flag=True, help="Resolve the inputs and print them; submit nothing.")
 @_store_option
 @_json_option
@@ -176,6 +203,9 @@ def submit(
     max_attempts: int,
     staging: str | None,
     episodes_per_chunk: int | None,
+    priority: int,
+    labels: dict[str, str],
+    ttl_seconds: int,
     dry_run: bool,
     store_url: str | None,
     as_json: bool,
@@ -222,6 +252,9 @@ def submit(
             name=name,
             staging=staging,
             episodes_per_chunk=episodes_per_chunk,
+            priority=priority,
+            labels=labels,
+            ttl_seconds=ttl_seconds,
         )
         for group in groups
     ]
@@ -277,23 +310,28 @@ def _annotation_text(config_path: str) -> str | None:
 
 @click.group()
 def batch() -> None:
-    """List, show, watch, cancel and delete batches."""
+    """List, show, follow (watch), cancel, suspend, resume and delete batches."""
 
 
 @batch.command("list")
 @click.option("--phase", type=click.Choice(_PHASES), default=None, help="Only batches in this phase.")
+@click.option(
+    "--label", "labels", multiple=True, callback=_labels, help="Only batches with this key=value label."
+)
 @_store_option
 @_json_option
 @_csv_option
-def batch_list(phase: str | None, store_url: str | None, as_json: bool, as_csv: bool) -> None:
-    """Every batch with its phase and progress, newest first."""
+def batch_list(
+    phase: str | None, labels: dict[str, str], store_url: str | None, as_json: bool, as_csv: bool
+) -> None:
+    """Every batch with its phase and progress, newest first (only those with every --label)."""
     from roboflow_distributed.records import BatchPhase
     from roboflow_distributed.service import MAX_PAGE
 
     with _ops(store_url) as ops:
         found = _all_pages(
             lambda offset: ops.batches(
-                phase=BatchPhase(phase) if phase else None, offset=offset, limit=MAX_PAGE
+                phase=BatchPhase(phase) if phase else None, labels=labels, offset=offset, limit=MAX_PAGE
             )
         )
     if as_json:
@@ -307,11 +345,13 @@ def batch_list(phase: str | None, store_url: str | None, as_json: bool, as_csv: 
             f"{b.jobs.complete}/{b.jobs.total}",
             str(b.jobs.dead),
             str(b.episodes),
+            str(b.priority),
             b.output,
         ]
         for b in found
     ]
-    _listing(rows, ["BATCH", "NAME", "PHASE", "DONE", "DEAD", "EPISODES", "OUTPUT"], as_csv=as_csv)
+    header = ["BATCH", "NAME", "PHASE", "DONE", "DEAD", "EPISODES", "PRIORITY", "OUTPUT"]
+    _listing(rows, header, as_csv=as_csv)
 
 
 def _all_pages(fetch: Callable[[int], Any]) -> list[Any]:
@@ -348,6 +388,9 @@ def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
     click.echo(f"output    {b.output}  ({b.format})")
     click.echo(f"sources   {', '.join(found.sources)}")
     click.echo(f"config    sha256:{found.config_hash[:16]}")
+    click.echo(f"priority  {b.priority}   ttl {b.ttl_seconds} s after it finished")
+    if b.labels:
+        click.echo(f"labels    {', '.join(f'{k}={v}' for k, v in sorted(b.labels.items()))}")
     click.echo(
         f"jobs      {total}: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if n) or "none yet")
     )
@@ -428,14 +471,38 @@ def batch_cancel(batch_id: str, store_url: str | None) -> None:
     click.echo(f"{batch_id}: {found.phase}")
 
 
-@batch.command("delete")
+@batch.command("suspend")
+@click.argument("batch_id")
+@click.option("--release", is_flag=True, help="Also give its running jobs back to the queue now.")
+@_store_option
+def batch_suspend(batch_id: str, release: bool, store_url: str | None) -> None:
+    """Stop workers claiming a running batch's jobs; running ones finish (or, with --release, go
+    back to the queue and resume after their uploaded segments once the batch is resumed)."""
+    with _ops(store_url) as ops:
+        found, released = ops.suspend_batch(batch_id, release=release)
+    click.echo(f"{batch_id}: {found.phase}" + (f" ({released} running job(s) released)" if release else ""))
+
+
+@batch.command("resume")
 @click.argument("batch_id")
 @_store_option
-def batch_delete(batch_id: str, store_url: str | None) -> None:
-    """Forget a finished batch: its jobs, checkpoints and logs (the dataset stays)."""
+def batch_resume(batch_id: str, store_url: str | None) -> None:
+    """Let workers claim a suspended batch's jobs again."""
     with _ops(store_url) as ops:
-        ops.delete_batch(batch_id)
-    click.echo(f"{batch_id}: deleted")
+        found = ops.resume_batch(batch_id)
+    click.echo(f"{batch_id}: {found.phase}")
+
+
+@batch.command("delete")
+@click.argument("batch_id")
+@click.option("--with-dataset", is_flag=True, help="Also delete the dataset at its output (all of it).")
+@_store_option
+def batch_delete(batch_id: str, with_dataset: bool, store_url: str | None) -> None:
+    """Delete a finished batch: its jobs, checkpoints, staged episodes and records (the dataset
+    stays unless --with-dataset). Finished batches are deleted anyway once their ttl ran out."""
+    with _ops(store_url) as ops:
+        ops.delete_batch(batch_id, with_dataset=with_dataset)
+    click.echo(f"{batch_id}: deleted" + (" with its dataset" if with_dataset else ""))
 
 
 @batch.command("retry-merge")
@@ -572,7 +639,7 @@ def jobs_cancel(job: str, store_url: str | None) -> None:
 @click.argument("job")
 @_store_option
 def jobs_delete(job: str, store_url: str | None) -> None:
-    """Forget a dead or cancelled job (or any job of a finished batch), with its logs."""
+    """Delete a dead or cancelled job (or any job of a finished batch), with its checkpoint and logs."""
     with _ops(store_url) as ops:
         ops.delete_job(job)
     click.echo(f"{job}: deleted")

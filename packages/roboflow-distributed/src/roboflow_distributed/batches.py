@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,8 @@ from roboflow_core.annotation import parse_annotation
 from roboflow_distributed import keys
 from roboflow_distributed.configs import store_config
 from roboflow_distributed.records import (
+    DEFAULT_TTL_SECONDS,
+    ActiveBatch,
     BatchPhase,
     BatchSpec,
     BatchStatus,
@@ -35,14 +38,17 @@ from roboflow_storage import Storage, check_inputs, is_remote
 __all__ = [
     "Batch",
     "active_batches",
+    "active_marker",
     "cancel_batch",
     "cancel_unit",
+    "check_labels",
     "default_staging",
-    "delete_batch",
-    "delete_unit",
+    "expiry_key",
     "failure_reason",
     "find_unit",
+    "finished_index",
     "get_batch",
+    "has_labels",
     "list_batches",
     "list_units",
     "retry_merge",
@@ -90,6 +96,9 @@ def submit_batch(
     staging: str | None = None,
     tasks: Mapping[str, str] | None = None,
     episodes_per_chunk: int | None = None,
+    priority: int = 0,
+    labels: Mapping[str, str] | None = None,
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
 ) -> BatchSpec:
     """Validate and store a batch; the scanner expands its sources into work units.
 
@@ -109,6 +118,10 @@ def submit_batch(
         tasks: A task per source (as given in ``sources``), over ``task``: every recording found
             under that source gets it (a manifest's per-input task).
         episodes_per_chunk: ``chunks_size`` of the dataset when the batch creates it.
+        priority: Jobs of batches with a higher priority are claimed first (see
+            :mod:`~roboflow_distributed.queue`).
+        labels: ``key=value`` labels to find the batch by.
+        ttl_seconds: How long after it finished the batch's records are kept.
 
     Raises:
         ConfigError: The config or the annotation is invalid, a task is given with an annotation,
@@ -122,8 +135,11 @@ def submit_batch(
         raise ConfigError("a batch needs at least one input", key="sources")
     if max_attempts < 1:
         raise ConfigError(f"must be >= 1, got {max_attempts}", key="max_attempts")
-    if episodes_per_chunk is not None and episodes_per_chunk < 1:
-        raise ConfigError(f"must be >= 1, got {episodes_per_chunk}", key="episodes_per_chunk")
+    for what, value in (("episodes_per_chunk", episodes_per_chunk or 1), ("ttl_seconds", ttl_seconds)):
+        if value < 1:
+            raise ConfigError(f"must be >= 1, got {value}", key=what)
+    labels = dict(labels or {})
+    check_labels(labels)
     tasks = {_source(s): t for s, t in (tasks or {}).items()}
     if unknown := set(tasks) - {_source(s) for s in sources}:
         raise ConfigError(f"a task names a source that is not submitted: {min(unknown)}", key="tasks")
@@ -154,6 +170,9 @@ def submit_batch(
         annotation=annotation,
         max_attempts=max_attempts,
         episodes_per_chunk=episodes_per_chunk,
+        priority=priority,
+        labels=labels,
+        ttl_seconds=ttl_seconds,
         submitted_at=time.time(),
         submitted_by=_user(),
     )
@@ -161,7 +180,7 @@ def submit_batch(
     spec_key, status_key = keys.batch_spec(batch_id), keys.batch_status(batch_id)
     if not store.txn(
         [Compare(spec_key, ABSENT), Compare(status_key, ABSENT)],
-        {spec_key: encode(spec), status_key: encode(status), keys.active(batch_id): b""},
+        {spec_key: encode(spec), status_key: encode(status), keys.active(batch_id): active_marker(spec)},
     ):
         raise CoordinationError("batch id already taken; submit again", batch=batch_id)
     return spec
@@ -170,6 +189,33 @@ def submit_batch(
 def _source(source: str) -> str:
     """A source as stored: a URL as given, a local path made absolute."""
     return source if is_remote(source) else os.path.abspath(source)
+
+
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?")
+
+
+def check_labels(labels: Mapping[str, str]) -> None:
+    """Refuse a label whose key is not a name (letters, digits, ``._/-``, up to 64) or whose value
+    is not one line of at most 256 characters.
+
+    Raises:
+        ConfigError: Naming the label.
+    """
+    for key, value in labels.items():
+        if not _LABEL.fullmatch(key):
+            raise ConfigError(f"bad label key {key!r}: letters, digits and ._/- (up to 64)", key="labels")
+        if len(value) > 256 or "\n" in value:
+            raise ConfigError("the value must be one line of at most 256 characters", key=f"labels.{key}")
+
+
+def has_labels(spec: BatchSpec, wanted: Mapping[str, str]) -> bool:
+    """Whether the batch carries every ``key=value`` of ``wanted``."""
+    return all(spec.labels.get(k) == v for k, v in wanted.items())
+
+
+def active_marker(spec: BatchSpec, *, suspended: bool = False) -> bytes:
+    """The value of the batch's active marker (what workers order their claims by)."""
+    return encode(ActiveBatch(priority=spec.priority, suspended=suspended))
 
 
 def _user() -> str:
@@ -219,14 +265,29 @@ def set_phase(
 ) -> Versioned[BatchStatus] | None:
     """Compare-and-swap the batch status; the new status, or ``None`` when someone else changed it.
 
-    A terminal phase also removes the batch from the active index, in the same transaction.
+    A terminal phase also moves the batch from the active index to the expiry index, in the same
+    transaction (see :func:`finished_index`).
     """
     new = msgspec.structs.replace(current.record, updated_at=time.time(), **changes)
     key = keys.batch_status(batch_id)
-    finished = [keys.active(batch_id)] if new.phase.terminal else []
-    if not store.txn([Compare(key, current.version)], {key: encode(new)}, finished):
+    puts, deletes = finished_index(store, batch_id, new) if new.phase.terminal else ({}, [])
+    if not store.txn([Compare(key, current.version)], {key: encode(new), **puts}, deletes):
         return None
     return read(store, key, BatchStatus)
+
+
+def finished_index(store: Store, batch_id: str, status: BatchStatus) -> tuple[dict[str, bytes], list[str]]:
+    """The index changes that go with a batch's terminal ``status``, in its transaction: its active
+    marker goes, and its expiry marker (when its records are to be deleted) comes."""
+    return {expiry_key(store, batch_id, status): b""}, [keys.active(batch_id)]
+
+
+def expiry_key(store: Store, batch_id: str, status: BatchStatus) -> str:
+    """The expiry marker of a batch finished with ``status``: ``ttl_seconds`` after it finished."""
+    spec = read(store, keys.batch_spec(batch_id), BatchSpec)
+    ttl = spec.record.ttl_seconds if spec is not None else DEFAULT_TTL_SECONDS
+    finished = status.finished_at if status.finished_at is not None else status.updated_at
+    return keys.expiry(batch_id, finished + ttl)
 
 
 def cancel_batch(store: Store, batch_id: str) -> BatchStatus:
@@ -300,7 +361,7 @@ def retry_unit(store: Store, ref: str) -> WorkUnit:
             f"job is {record.status}; only dead, failed or cancelled jobs are retried", job=ref
         )
     batch = get_batch(store, record.batch)
-    if batch.status.record.phase not in (BatchPhase.RUNNING, BatchPhase.DISCOVERING):
+    if batch.status.record.phase not in (BatchPhase.RUNNING, BatchPhase.DISCOVERING, BatchPhase.SUSPENDED):
         raise ConflictError(
             f"its batch is {batch.status.record.phase}; submit the recording in a new batch", job=ref
         )
@@ -353,8 +414,11 @@ def retry_merge(store: Store, batch_id: str) -> BatchStatus:
     skey, mkey = keys.batch_status(batch_id), keys.merge(batch_id)
     merge = read(store, mkey, MergeState)
     restart = [mkey] if merge is not None and merge.record.published == 0 else []
+    expiry = expiry_key(store, batch_id, status)
     if not store.txn(
-        [Compare(skey, batch.status.version)], {skey: encode(new), keys.active(batch_id): b""}, restart
+        [Compare(skey, batch.status.version)],
+        {skey: encode(new), keys.active(batch_id): active_marker(batch.spec)},
+        [*restart, expiry],
     ):
         raise ConflictError("batch changed meanwhile; try again", batch=batch_id)
     return new
@@ -380,61 +444,6 @@ def _cancel(store: Store, unit: Versioned[WorkUnit]) -> bool:
     new = msgspec.structs.replace(record, status=UnitStatus.CANCELLED, updated_at=time.time())
     ukey, pkey = keys.unit(record.batch, record.id), keys.pending(record.batch, record.id)
     return store.txn([Compare(ukey, unit.version)], {ukey: encode(new)}, [pkey])
-
-
-def delete_batch(store: Store, batch_id: str) -> None:
-    """Forget a finished batch: its spec, status, jobs, checkpoints, logs and merge record.
-
-    The dataset it produced is not touched. Spec and status go last, so an interrupted delete
-    leaves a batch that can be deleted again.
-
-    Raises:
-        NotFoundError: No such batch.
-        ConflictError: The batch has not finished (cancel it first).
-    """
-    batch = get_batch(store, batch_id)
-    if not batch.status.record.phase.terminal:
-        raise ConflictError(f"batch is {batch.status.record.phase}; cancel it first", batch=batch_id)
-    for prefix in (
-        keys.units_of(batch_id),
-        keys.pending_of(batch_id),
-        keys.checkpoints_of(batch_id),
-        keys.job_logs_of(batch_id),
-    ):
-        _delete_prefix(store, prefix)
-    store.txn(deletes=[keys.merge(batch_id), keys.active(batch_id)])
-    spec_key, status_key = keys.batch_spec(batch_id), keys.batch_status(batch_id)
-    if not store.txn([Compare(status_key, batch.status.version)], deletes=[spec_key, status_key]):
-        raise ConflictError("batch changed meanwhile; try again", batch=batch_id)
-
-
-def delete_unit(store: Store, ref: str) -> WorkUnit:
-    """Forget a dead or cancelled job (or any job of a finished batch), with its checkpoint and logs.
-
-    Raises:
-        NotFoundError: No such job.
-        ConflictError: The job may still be converted or merged.
-    """
-    unit = find_unit(store, ref)
-    record = unit.record
-    phase = get_batch(store, record.batch).status.record.phase
-    if not phase.terminal and record.status not in (UnitStatus.DEAD, UnitStatus.CANCELLED):
-        raise ConflictError(
-            f"job is {record.status} in a {phase} batch; only dead or cancelled jobs are deleted "
-            "before their batch finishes",
-            job=ref,
-        )
-    ukey = keys.unit(record.batch, record.id)
-    extra = [keys.pending(record.batch, record.id), keys.checkpoint(record.batch, record.id)]
-    if not store.txn([Compare(ukey, unit.version)], deletes=[ukey, *extra]):
-        raise ConflictError("job changed meanwhile; try again", job=ref)
-    _delete_prefix(store, keys.job_logs_of(record.batch, record.id))
-    return record
-
-
-def _delete_prefix(store: Store, prefix: str) -> None:
-    while found := [e.key for e in store.scan(prefix, limit=100)]:
-        store.txn(deletes=found)
 
 
 def failure_reason(err: BaseException) -> tuple[str, str]:

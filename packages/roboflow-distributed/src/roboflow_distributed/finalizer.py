@@ -25,8 +25,9 @@ import msgspec
 from roboflow_core import CoordinationError, DatasetError, RoboflowError, StorageError, telemetry
 from roboflow_core.workdirs import process_workdir
 from roboflow_distributed import keys, metrics
-from roboflow_distributed.batches import Batch, active_batches, list_units, set_phase
+from roboflow_distributed.batches import Batch, active_batches, finished_index, list_units, set_phase
 from roboflow_distributed.configs import fetch_config
+from roboflow_distributed.lifecycle import collect_expired
 from roboflow_distributed.liveness import Staleness
 from roboflow_distributed.locks import Lease
 from roboflow_distributed.records import (
@@ -61,7 +62,9 @@ class Finalizer:
         self._leases = Staleness()  # since when each dataset's lease stood still (a dead holder's)
 
     def tick(self) -> bool:
-        """One pass over the batches; whether a batch was merged or failed."""
+        """One pass over the batches (and the deletion of those whose ttl ran out); whether a
+        batch was merged or failed."""
+        collect_expired(self.store)
         acted = False
         for batch in active_batches(self.store):
             phase = batch.status.record.phase
@@ -245,10 +248,11 @@ class Finalizer:
         )
         status_key = keys.batch_status(bid)
         bookkeeping = [] if merge_failed else [keys.merge(bid)]
+        index_puts, index_deletes = finished_index(self.store, bid, new)
         if not self.store.txn(
             [Compare(status_key, current.version)],
-            {status_key: encode(new)},
-            [*bookkeeping, keys.active(bid)],
+            {status_key: encode(new), **index_puts},
+            [*bookkeeping, *index_deletes],
         ):
             raise CoordinationError("batch status changed during the merge", batch=bid)
         metrics.BATCHES.add(1, {"outcome": str(phase)})

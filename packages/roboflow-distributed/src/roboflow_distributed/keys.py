@@ -7,8 +7,11 @@ key                                            record
 ``batch/statuses/{batch}``                     :class:`~roboflow_distributed.records.BatchStatus`
 ``batch/workunits/{batch}/{unit}``             :class:`~roboflow_distributed.records.WorkUnit`
 ``batch/pending/{batch}/{unit}``               the queue: present while the unit waits for a worker
-``batch/active/{batch}``                       present (empty) until the batch is finished: the roles
-                                               scan these, not every batch ever submitted
+``batch/active/{batch}``                       :class:`~roboflow_distributed.records.ActiveBatch` until
+                                               the batch is finished: the roles scan these, not every
+                                               batch ever submitted
+``batch/expiry/{time}/{batch}``                present (empty) once the batch finished: its records
+                                               are deleted at ``time`` (seconds, zero-padded)
 ``heartbeat/{pod}``                            :class:`~roboflow_distributed.records.Heartbeat`
 ``locks/{resource}``                           :class:`~roboflow_distributed.records.Lock`
 ``state/{batch}/{unit}``                       :class:`~roboflow_distributed.records.Checkpoint`
@@ -30,6 +33,7 @@ __all__ = [
     "ACTIVE",
     "BATCH_SPECS",
     "BATCH_STATUSES",
+    "EXPIRY",
     "HEARTBEATS",
     "PENDING",
     "PREFIX",
@@ -41,11 +45,13 @@ __all__ = [
     "checkpoint",
     "checkpoints_of",
     "config",
+    "expiry",
     "heartbeat",
     "job_log",
     "job_logs_of",
     "lock",
     "merge",
+    "parse_expiry",
     "parse_pending",
     "pending",
     "pending_of",
@@ -58,6 +64,7 @@ BATCH_SPECS = f"{PREFIX}batch/specs/"
 BATCH_STATUSES = f"{PREFIX}batch/statuses/"
 PENDING = f"{PREFIX}batch/pending/"
 ACTIVE = f"{PREFIX}batch/active/"
+EXPIRY = f"{PREFIX}batch/expiry/"
 HEARTBEATS = f"{PREFIX}heartbeat/"
 
 
@@ -74,6 +81,11 @@ def batch_status(batch: str) -> str:
 def active(batch: str) -> str:
     """Marks a batch that has not finished (removed with its terminal status, in one txn)."""
     return f"{ACTIVE}{batch}"
+
+
+def expiry(batch: str, at: float) -> str:
+    """Marks a finished batch whose records are deleted at ``at`` (sorted by time)."""
+    return f"{EXPIRY}{int(at):012d}/{batch}"
 
 
 def units_of(batch: str) -> str:
@@ -158,3 +170,11 @@ def job_logs_of(batch: str, unit_id: str | None = None) -> str:
 def job_log(batch: str, unit_id: str, claim: int) -> str:
     """The log lines of one claim of a unit (zero-padded, so they sort by claim)."""
     return f"{job_logs_of(batch, unit_id)}{claim:06d}"
+
+
+def parse_expiry(key: str) -> tuple[int, str]:
+    """The ``(time, batch)`` of an :func:`expiry` key."""
+    due, batch = _after(EXPIRY, key, 2)
+    if not due.isdigit():
+        raise CoordinationError("an expiry key's time is not a number", key=key)
+    return int(due), batch

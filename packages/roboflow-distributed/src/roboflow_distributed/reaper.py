@@ -24,11 +24,11 @@ from roboflow_distributed.records import BatchPhase, Heartbeat, UnitStatus, Vers
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import Compare, Store
 
-__all__ = ["Reaper", "requeue_lost", "requeue_stalled"]
+__all__ = ["Reaper", "release_unit", "requeue_lost", "requeue_stalled"]
 
 log = logging.getLogger("roboflow.reaper")
 
-_RUNNING = (BatchPhase.DISCOVERING, BatchPhase.RUNNING)
+_RUNNING = (BatchPhase.DISCOVERING, BatchPhase.RUNNING, BatchPhase.SUSPENDED)
 _FORGET_AFTER = 10
 """Heartbeats standing still this many heartbeat timeouts are deleted (pods gone for long)."""
 
@@ -56,6 +56,13 @@ def requeue_lost(store: Store, unit: Versioned[WorkUnit], reason: str, max_lost:
     dead = lost >= max_lost
     error = f"{reason} ({lost} times)" if dead else reason
     return _requeue(store, unit, dead=dead, lost=lost, error=error, error_kind="WorkerLost")
+
+
+def release_unit(store: Store, unit: Versioned[WorkUnit], reason: str) -> bool:
+    """Give a Processing unit back to the queue by choice (``batch suspend --release``): its worker
+    drops the claim at its next checkpoint, and the next claim resumes after its staged segments.
+    Counts neither as an attempt nor as a loss."""
+    return _requeue(store, unit, dead=False, error=reason, error_kind="Released")
 
 
 def requeue_stalled(store: Store, unit: Versioned[WorkUnit], reason: str) -> bool:

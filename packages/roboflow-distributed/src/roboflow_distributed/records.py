@@ -17,6 +17,8 @@ from roboflow_distributed.store import Entry, Store
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_TTL_SECONDS",
+    "ActiveBatch",
     "BatchPhase",
     "BatchSpec",
     "BatchStatus",
@@ -34,14 +36,18 @@ __all__ = [
 ]
 
 API_VERSION = "roboflow/v1"
+DEFAULT_TTL_SECONDS = 86400
+"""How long a finished batch's records are kept (the original's ``ttl_seconds``)."""
 
 
 class BatchPhase(StrEnum):
-    """Where a batch is: Pending -> Discovering -> Running -> Merging -> Complete | Failed | Cancelled."""
+    """Where a batch is: Pending -> Discovering -> Running -> Merging -> Complete | Failed | Cancelled;
+    Running <-> Suspended (no job of it is claimed)."""
 
     PENDING = "pending"
     DISCOVERING = "discovering"
     RUNNING = "running"
+    SUSPENDED = "suspended"
     MERGING = "merging"
     COMPLETE = "complete"
     FAILED = "failed"
@@ -84,10 +90,21 @@ class BatchSpec(msgspec.Struct, frozen=True, kw_only=True):
     annotation: str | None = None  # the config's annotation_file (skill marks, JSON), read at submit
     max_attempts: int = 3
     episodes_per_chunk: int | None = None  # chunks_size of a new dataset (None: 1000)
+    priority: int = 0  # higher: its jobs are claimed first (see roboflow_distributed.queue)
+    labels: dict[str, str] = {}
+    ttl_seconds: int = DEFAULT_TTL_SECONDS  # its records are collected this long after it finished
     submitted_at: float
     submitted_by: str = ""
     api_version: str = API_VERSION
     kind: str = "BatchJob"
+
+
+class ActiveBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """The value of a batch's ``batch/active/{batch}`` marker: what a worker needs to order its
+    claims (an empty value, as older versions wrote, is the defaults)."""
+
+    priority: int = 0
+    suspended: bool = False
 
 
 class BatchStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,11 +8,11 @@ records of :mod:`roboflow_distributed.views`: URLs without their query, reasons 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from roboflow_core import RoboflowError
 from roboflow_core.redact import redact
-from roboflow_distributed import batches, keys
+from roboflow_distributed import batches, keys, lifecycle
 from roboflow_distributed.batches import Batch
 from roboflow_distributed.datasets import DatasetReader
 from roboflow_distributed.joblog import read_job_logs
@@ -89,15 +89,25 @@ class Operations:
             staging=request.staging,
             tasks=request.tasks,
             episodes_per_chunk=request.episodes_per_chunk,
+            priority=request.priority,
+            labels=request.labels,
+            ttl_seconds=request.ttl_seconds,
         )
         return self.batch(spec.id)
 
-    def batches(self, *, phase: BatchPhase | None = None, offset: int = 0, limit: int = 50) -> BatchPage:
-        """Batches, newest first, optionally only those in ``phase``."""
+    def batches(
+        self,
+        *,
+        phase: BatchPhase | None = None,
+        labels: Mapping[str, str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> BatchPage:
+        """Batches, newest first, optionally only those in ``phase`` and with every label of ``labels``."""
         found = [
             b
             for b in reversed(batches.list_batches(self.store))
-            if phase is None or b.status.record.phase == phase
+            if (phase is None or b.status.record.phase == phase) and batches.has_labels(b.spec, labels or {})
         ]
         limit = min(max(limit, 1), MAX_PAGE)
         page = found[offset : offset + limit]
@@ -154,9 +164,20 @@ class Operations:
         batches.retry_merge(self.store, batch_id)
         return self.batch(batch_id).batch
 
-    def delete_batch(self, batch_id: str) -> None:
-        """Forget a finished batch (its dataset stays)."""
-        batches.delete_batch(self.store, batch_id)
+    def delete_batch(self, batch_id: str, *, with_dataset: bool = False) -> None:
+        """Delete a finished batch's records and staging (its dataset too with ``with_dataset``)."""
+        lifecycle.delete_batch(self.store, batch_id, with_dataset=with_dataset)
+
+    def suspend_batch(self, batch_id: str, *, release: bool = False) -> tuple[BatchSummary, int]:
+        """Stop workers claiming a running batch's jobs (``release``: give its running ones back);
+        the batch and how many running jobs were released."""
+        _, released = lifecycle.suspend_batch(self.store, batch_id, release=release)
+        return self.batch(batch_id).batch, released
+
+    def resume_batch(self, batch_id: str) -> BatchSummary:
+        """Let workers claim a suspended batch's jobs again."""
+        lifecycle.resume_batch(self.store, batch_id)
+        return self.batch(batch_id).batch
 
     def dataset(self, batch_id: str) -> DatasetReader:
         """The output dataset of a batch, to look into."""
@@ -228,8 +249,8 @@ class Operations:
         return _job(batches.cancel_unit(self.store, ref), None)
 
     def delete_job(self, ref: str) -> None:
-        """Forget a dead or cancelled job (or any job of a finished batch)."""
-        batches.delete_unit(self.store, ref)
+        """Delete a dead or cancelled job (or any job of a finished batch)."""
+        lifecycle.delete_unit(self.store, ref)
 
     # --- workers and overview ---------------------------------------------------------------
 
@@ -325,6 +346,9 @@ class Operations:
             episodes=status.episodes,
             error=_reason(status.error),
             merge_failed=status.merge_failed,
+            priority=spec.priority,
+            labels=dict(spec.labels),
+            ttl_seconds=spec.ttl_seconds,
         )
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from roboflow_distributed.joblog import JobLog
-from roboflow_distributed.records import BatchPhase, UnitStatus
+from roboflow_distributed.records import DEFAULT_TTL_SECONDS, BatchPhase, UnitStatus
 
 __all__ = [
     "Attempt",
@@ -51,6 +51,9 @@ class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     staging: str | None = None
     tasks: dict[str, str] | None = None
     episodes_per_chunk: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    priority: int = 0
+    labels: dict[str, str] = {}
+    ttl_seconds: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_TTL_SECONDS
 
 
 class JobCounts(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +90,9 @@ class BatchSummary(msgspec.Struct, frozen=True, kw_only=True):
     episodes: int
     error: str | None
     merge_failed: bool
+    priority: int = 0
+    labels: dict[str, str] = {}
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
 
 
 class Point(msgspec.Struct, frozen=True, kw_only=True):

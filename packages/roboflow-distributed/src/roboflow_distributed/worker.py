@@ -42,6 +42,7 @@ from roboflow_distributed.configs import fetch_config
 from roboflow_distributed.joblog import JobLogRecorder
 from roboflow_distributed.liveness import Clock, Staleness
 from roboflow_distributed.progress import ClaimLost, UnitProgress
+from roboflow_distributed.queue import FAIR_EVERY, Queue, claim_order
 from roboflow_distributed.records import (
     BatchPhase,
     BatchSpec,
@@ -108,6 +109,7 @@ class Worker:
         self.frames_done = 0  # frames of the units this pod completed
         self._log: JobLogRecorder | None = None  # the running claim's log lines
         self._next: Versioned[WorkUnit] | None = None  # claimed ahead, input downloading
+        self._claims = 0  # claims tried: every FAIR_EVERY-th ignores priority
         self._attempt: Attempt | None = None  # of the unit being converted
         self._abandoned: list[Attempt] = []  # given up, their threads maybe still running
         self._beats = Staleness(clock)  # since when each pod's heartbeat stood still
@@ -116,8 +118,17 @@ class Worker:
     # --- claiming ---------------------------------------------------------------------------
 
     def claim(self) -> Versioned[WorkUnit] | None:
-        """Take one pending unit (or ``None`` when the queue is empty)."""
-        entries = self.store.scan(keys.PENDING, limit=self.settings.scan_batch_size)
+        """Take one pending unit (or ``None`` when the queue is empty), of the batch with the highest
+        priority that has one (see :mod:`~roboflow_distributed.queue`)."""
+        self._claims += 1
+        for queue in claim_order(self.store, fair=self._claims % FAIR_EVERY == 0):
+            won = self._claim_from(queue)
+            if won is not None:
+                return won
+        return None
+
+    def _claim_from(self, queue: Queue) -> Versioned[WorkUnit] | None:
+        entries = self.store.scan(keys.pending_of(queue.batch), limit=self.settings.scan_batch_size)
         random.shuffle(entries)  # spread competing workers over the head of the queue
         queued = [keys.unit(*keys.parse_pending(entry.key)) for entry in entries]
         self._queued.keep_only(queued)  # forget units no longer at the head of the queue
@@ -137,7 +148,11 @@ class Worker:
                 updated_at=time.time(),
                 retry_after=0.0,
             )
-            compares = [Compare(ukey, current.version), Compare(entry.key, entry.version)]
+            compares = [
+                Compare(ukey, current.version),
+                Compare(entry.key, entry.version),
+                Compare(keys.active(queue.batch), queue.marker_version),  # not suspended meanwhile
+            ]
             try:
                 won = self.store.txn(compares, {ukey: encode(new)}, [entry.key])
             except CoordinationError:
