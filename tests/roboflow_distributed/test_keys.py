@@ -14,6 +14,8 @@ def test_round_trips() -> None:
     assert keys.batch_of_status(keys.batch_status("b-20260101-abc")) == "b-20260101-abc"
     assert keys.batch_of_active(keys.active("b-1")) == "b-1"
     assert keys.parse_pending(keys.pending("b-1", "0123abcd")) == ("b-1", "0123abcd")
+    assert keys.parse_expiry(keys.expiry("b-1", 1796400969.7)) == (1796400969, "b-1")
+    assert keys.expiry("b-1", 9) < keys.expiry("a-1", 10), "sorted by time, not by batch"
     assert keys.checkpoint("b-1", "u").startswith(keys.checkpoints_of("b-1"))
     assert not keys.checkpoint("b-10", "u").startswith(keys.checkpoints_of("b-1"))
 
@@ -26,6 +28,7 @@ def test_round_trips() -> None:
         (keys.batch_of_active, keys.active("b-1") + "/extra"),
         (keys.parse_pending, keys.pending_of("b-1")),  # no unit
         (keys.parse_pending, keys.pending("b-1", "u") + "/x"),
+        (keys.parse_expiry, keys.EXPIRY + "soon/b-1"),  # no time
     ],
 )
 def test_a_key_of_another_layout_is_refused_naming_it(parse: Callable[[str], object], key: str) -> None:
