@@ -48,6 +48,10 @@ class Staleness:
     def keep_only(self, keys: Iterable[str]) -> None:
         """Forget every key but ``keys`` (those no longer in the store), bounding the memory."""
         wanted = set(keys)
+        self.forget(lambda key: key not in wanted)
+
+    def forget(self, gone: Callable[[str], bool]) -> None:
+        """Forget the keys for which ``gone`` is true."""
         with self._lock:
-            for key in [k for k in self._seen if k not in wanted]:
+            for key in [k for k in self._seen if gone(k)]:
                 del self._seen[key]

@@ -121,7 +121,10 @@ class Worker:
         """Take one pending unit (or ``None`` when the queue is empty), of the batch with the highest
         priority that has one (see :mod:`~roboflow_distributed.queue`)."""
         self._claims += 1
-        for queue in claim_order(self.store, fair=self._claims % FAIR_EVERY == 0):
+        queues = claim_order(self.store, fair=self._claims % FAIR_EVERY == 0)
+        live = tuple(keys.units_of(q.batch) for q in queues)
+        self._queued.forget(lambda key: not key.startswith(live))  # batches finished or suspended
+        for queue in queues:
             won = self._claim_from(queue)
             if won is not None:
                 return won
@@ -131,7 +134,9 @@ class Worker:
         entries = self.store.scan(keys.pending_of(queue.batch), limit=self.settings.scan_batch_size)
         random.shuffle(entries)  # spread competing workers over the head of the queue
         queued = [keys.unit(*keys.parse_pending(entry.key)) for entry in entries]
-        self._queued.keep_only(queued)  # forget units no longer at the head of the queue
+        head, of_batch = set(queued), keys.units_of(queue.batch)
+        # forget this batch's units no longer at the head of its queue (not other batches')
+        self._queued.forget(lambda key: key.startswith(of_batch) and key not in head)
         for entry, ukey in zip(entries, queued, strict=True):
             current = read(self.store, ukey, WorkUnit)
             if current is None or current.record.status is not UnitStatus.PENDING:
