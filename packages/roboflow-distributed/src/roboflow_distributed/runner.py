@@ -26,6 +26,7 @@ from roboflow_distributed import keys, metrics
 from roboflow_distributed.breaker import GuardedStore
 from roboflow_distributed.finalizer import Finalizer
 from roboflow_distributed.health import HealthServer, PodView
+from roboflow_distributed.pool import WorkerPool
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import Heartbeat, encode
 from roboflow_distributed.scanner import Scanner
@@ -105,22 +106,18 @@ def run_pod(
     expanded = _expand(roles)
     _enable_telemetry(pod, expanded, metrics_too=health is not None)
     report = PodReport(pod)
-    worker = Worker(guarded, pod, settings, shutdown) if "worker" in expanded else None
+    # WORKER_MAX_CONCURRENT_JOBS > 1: the worker role runs as that many processes (pool.py)
+    pooled = "worker" in expanded and settings.max_concurrent_jobs > 1
+    worker = Worker(guarded, pod, settings, shutdown) if "worker" in expanded and not pooled else None
+    pool = WorkerPool(store.url, pod, settings, settings.max_concurrent_jobs) if pooled else None
     scanner = Scanner(guarded, pod, settings) if "scanner" in expanded else None
-    tickers: dict[str, tuple[_Ticker, float]] = {}
-    if scanner is not None:
-        tickers["scanner"] = (scanner, settings.scan_interval)
-    if "reaper" in expanded:
-        tickers["reaper"] = (Reaper(guarded, pod, settings), settings.reaper_interval)
-    if "finalizer" in expanded:
-        tickers["finalizer"] = (Finalizer(guarded, pod, settings), settings.finalizer_interval)
-    if worker is not None:
-        tickers["worker"] = (worker, settings.poll_interval)
+    tickers = _tickers(guarded, pod, settings, expanded, scanner, worker)
     if install_signals:
         _install_signals(shutdown)
-    beat = _Heartbeat(guarded, pod, expanded, settings, worker)
+    beating = [r for r in expanded if not (pooled and r == "worker")]  # the slots beat as workers
+    beat = _Heartbeat(guarded, pod, beating, settings, worker)
     _retry_store(beat.write, shutdown)
-    if worker is not None:
+    if "worker" in expanded:
         released = _retry_store(Reaper(guarded, pod, settings).release_own, shutdown)
         if released:
             log.info("re-queued %d unit(s) this pod owned before a restart", released)
@@ -138,6 +135,8 @@ def run_pod(
     log.info("pod %s running %s on %s (work directory %s)", pod, ", ".join(expanded), store.url, workdir)
     for thread in threads:
         thread.start()
+    if pool is not None:
+        pool.start()
     stop_serving: Callable[[], None] | None = None
     if health is not None:
         view = PodView(
@@ -153,6 +152,7 @@ def run_pod(
         )
         stop_serving = _serve(view, health, beat, scanner)
     shutdown.event.wait()
+    pooled_completed = pool.stop() if pool is not None else 0
     for thread in threads:
         thread.join()
     if worker is not None:
@@ -161,9 +161,30 @@ def run_pod(
         stop_serving()
     beat.clear()
     telemetry.flush_traces()
-    report.units_completed = worker.completed if worker else 0
+    report.units_completed = worker.completed if worker else pooled_completed
     log.info("pod %s stopped", pod)
     return report
+
+
+def _tickers(
+    store: Store,
+    pod: str,
+    settings: Settings,
+    roles: list[Role],
+    scanner: Scanner | None,
+    worker: Worker | None,
+) -> dict[str, tuple[_Ticker, float]]:
+    """The pod's role loops with their pauses."""
+    tickers: dict[str, tuple[_Ticker, float]] = {}
+    if scanner is not None:
+        tickers["scanner"] = (scanner, settings.scan_interval)
+    if "reaper" in roles:
+        tickers["reaper"] = (Reaper(store, pod, settings), settings.reaper_interval)
+    if "finalizer" in roles:
+        tickers["finalizer"] = (Finalizer(store, pod, settings), settings.finalizer_interval)
+    if worker is not None:
+        tickers["worker"] = (worker, settings.poll_interval)
+    return tickers
 
 
 def _enable_telemetry(pod: str, roles: list[Role], *, metrics_too: bool) -> None:

@@ -42,6 +42,7 @@ _ENV = {
     "merge_group": "FINALIZER_MERGE_GROUP",
     "reaper_interval": "ROBOFLOW_REAPER_INTERVAL_SECS",
     "shutdown_grace": "ROBOFLOW_SHUTDOWN_GRACE_SECS",
+    "max_concurrent_jobs": "WORKER_MAX_CONCURRENT_JOBS",
     "retry_backoff": "WORKER_RETRY_BACKOFF_SECS",
 }
 
@@ -89,6 +90,9 @@ class Settings:
     retry_backoff: float = 5.0
     """A unit that failed transiently is not claimed again before a backoff drawn up to this, doubled
     per attempt (:meth:`unit_retry`)."""
+    max_concurrent_jobs: int = 1
+    """Jobs a pod's worker role converts at once; above 1 each in a process of its own
+    (:mod:`~roboflow_distributed.pool`)."""
 
     ENV = _ENV
 
