@@ -193,7 +193,7 @@ def test_lifecycle_commands_priority_labels_suspend_and_delete(tmp_path: Path, e
         == 1
     )
     got = json.loads(_ok(runner, ["batch", "get", other, "--json"]))
-    assert got["spec"]["ttl_seconds"] == 60 and got["spec"]["labels"] == {}
+    assert got["batch"]["ttl_seconds"] == 60 and got["batch"]["labels"] == {}
     assert "labels    robot=so101, site=b" in _ok(runner, ["batch", "get", batch])
     bad = runner.invoke(cli, [*args, "--label", "robot"])
     assert bad.exit_code == 2 and "'robot' is not key=value" in bad.output
@@ -215,4 +215,4 @@ def test_lifecycle_commands_priority_labels_suspend_and_delete(tmp_path: Path, e
     job = json.loads(_ok(runner, ["jobs", "list", "--batch", batch, "--json"]))[0]
     assert "deleted" in _ok(runner, ["jobs", "delete", f"{batch}/{job['id']}"])
     assert f"{batch}: deleted" in _ok(runner, ["batch", "delete", batch])
-    assert json.loads(_ok(runner, ["batch", "list", "--json"]))[0]["spec"]["id"] == other
+    assert [b["id"] for b in json.loads(_ok(runner, ["batch", "list", "--json"]))] == [other]
