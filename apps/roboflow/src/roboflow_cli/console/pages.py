@@ -18,7 +18,6 @@ from roboflow_core import NotFoundError, RoboflowError
 from roboflow_core.redact import redact
 from roboflow_distributed.records import BatchPhase, UnitStatus
 from roboflow_distributed.service import Operations
-from roboflow_distributed.views import JobStatusFilter
 
 __all__ = ["PAGE_HANDLERS", "template_filters"]
 
@@ -122,14 +121,14 @@ def jobs_fragment(
     q: Annotated[str | None, Parameter(max_length=500)] = None,
     offset: Offset = 0,
 ) -> Template:
-    chosen: JobStatusFilter | None = status if status in set(UnitStatus) else None  # type: ignore[assignment]
+    chosen = UnitStatus(status) if status in set(UnitStatus) else None
     return _guarded(
         "_jobs.html",
         request,
         lambda: {
             "page": ops.jobs(
                 batch=batch or None,
-                status=UnitStatus(chosen) if chosen else None,
+                status=chosen,
                 query=q,
                 offset=offset,
                 limit=_PAGE_SIZE,
