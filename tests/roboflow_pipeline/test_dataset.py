@@ -24,8 +24,7 @@ def test_a_converted_dataset_is_summarised_from_its_info(tmp_path: Path) -> None
     for dataset in (Dataset(tmp_path / "ds"), Dataset(Storage.from_url((tmp_path / "ds").as_uri()))):
         assert dataset.episodes() == 2
         assert dataset.info() == info
-        summary = dataset.summary()
-        assert summary is not None
+        summary = dataset.summarize(info)
         assert (summary.codebase_version, summary.total_episodes) == ("v3.0", 2)
         assert summary.total_frames == info["total_frames"] > 0 and summary.fps == info["fps"]
         assert summary.features == tuple(info["features"])
@@ -34,7 +33,7 @@ def test_a_converted_dataset_is_summarised_from_its_info(tmp_path: Path) -> None
 
 def test_no_dataset_yet(tmp_path: Path) -> None:
     dataset = Dataset(tmp_path / "none")
-    assert (dataset.info(), dataset.episodes(), dataset.summary()) == (None, 0, None)
+    assert (dataset.info(), dataset.episodes()) == (None, 0)
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"total_episodes": "many"}', "{}"])
@@ -50,5 +49,8 @@ def test_a_summary_needs_the_counts(tmp_path: Path) -> None:
     (tmp_path / "ds/meta").mkdir(parents=True)
     (tmp_path / "ds" / INFO).write_text(json.dumps({"total_episodes": 1, "fps": 30, "features": {}}))
     assert Dataset(tmp_path / "ds").episodes() == 1
+    dataset = Dataset(tmp_path / "ds")
+    info = dataset.info()
+    assert info is not None
     with pytest.raises(DatasetError, match="total_frames"):
-        Dataset(tmp_path / "ds").summary()
+        dataset.summarize(info)

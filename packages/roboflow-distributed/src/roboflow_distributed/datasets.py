@@ -59,8 +59,13 @@ class DatasetReader:
         return info
 
     def summary(self) -> DatasetView:
-        """Episodes, frames, features and cameras."""
+        """Episodes, frames, features and cameras (the counts from :meth:`Dataset.summarize`).
+
+        Raises:
+            DatasetError: A count or the features cannot be parsed.
+        """
         info = self.info()
+        headline = Dataset(self.storage).summarize(info)
         features = [
             FeatureView(
                 name=name,
@@ -72,11 +77,11 @@ class DatasetReader:
         ]
         return DatasetView(
             url=display_url(self.url),
-            codebase_version=str(info.get("codebase_version", "")),
+            codebase_version=headline.codebase_version,
             robot_type=info.get("robot_type"),
-            fps=int(info.get("fps", 0)),
-            total_episodes=int(info.get("total_episodes", 0)),
-            total_frames=int(info.get("total_frames", 0)),
+            fps=int(headline.fps),
+            total_episodes=headline.total_episodes,
+            total_frames=headline.total_frames,
             features=features,
             cameras=[f.name for f in features if f.dtype == "video"],
         )

@@ -1,7 +1,8 @@
 """The LeRobot dataset at a path or store URL: the one owner of reading and publishing it.
 
-:class:`Dataset` is what the local ``convert``, the distributed finalizer and the CLI call: its
-episode count (what a restarted merge compares against), a summary of ``meta/info.json``, and
+:class:`Dataset` is what the local ``convert``, the distributed finalizer and the operations
+service (CLI, REST API, console) call: its episode count (what a restarted merge compares
+against), ``meta/info.json`` and its summary, and
 :meth:`Dataset.publish`, which takes the writer lock (:class:`~roboflow_pipeline.DatasetLock`),
 merges staged episodes (:func:`roboflow_dataset.lerobot.merge_into_dataset`) in place or, for a
 store, in a local working directory uploaded by ``_publish.RemoteDataset`` with ``info.json`` last.
@@ -94,28 +95,22 @@ class Dataset:
         info = self.info()
         return 0 if info is None else int(self._field(info, "total_episodes", int))
 
-    def summary(self) -> DatasetSummary | None:
-        """Version, counts, features and cameras; ``None`` when there is no dataset yet.
+    def summarize(self, info: dict[str, Any]) -> DatasetSummary:
+        """The summary of this dataset's ``info`` (as :meth:`info` returned it).
 
         Raises:
-            DatasetError: ``info.json`` exists but cannot be parsed.
-            StorageError: The store cannot be read.
+            DatasetError: A count or the features cannot be parsed.
         """
-        info = self.info()
-        if info is None:
-            return None
         features = info.get("features", {})
         if not isinstance(features, dict):
             raise DatasetError(f"unreadable {INFO}: features is not an object", path=self.url)
         return DatasetSummary(
-            codebase_version=str(info.get("codebase_version")),
+            codebase_version=str(info.get("codebase_version", "")),
             total_episodes=int(self._field(info, "total_episodes", int)),
             total_frames=int(self._field(info, "total_frames", int)),
             fps=self._field(info, "fps", float),
             features=tuple(features),
-            cameras=tuple(
-                sorted(k for k, f in features.items() if isinstance(f, dict) and f.get("dtype") == "video")
-            ),
+            cameras=tuple(sorted(k for k, f in features.items() if _is_video(f))),
         )
 
     def _field(self, info: dict[str, Any], name: str, kind: type[int] | type[float]) -> float:

@@ -57,10 +57,7 @@ class Storage:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part)")
         self.location = location
-        settings = StorageSettings.from_env()
-        self.retry = retry or RetryPolicy(
-            max_retries=settings.max_retries, retry_timeout_s=settings.retry_timeout_s
-        )
+        self.retry = retry or StorageSettings.from_env().retry()
         self.part_size = part_size
         self.max_concurrency = max_concurrency
         self._store, self._secrets = build_store(location, self.retry)
