@@ -8,7 +8,9 @@ import sys
 
 import click
 
+from roboflow_cli._options import log_format_option
 from roboflow_core import RoboflowError
+from roboflow_core.logs import configure_logging
 
 __all__ = ["ui"]
 
@@ -28,7 +30,8 @@ __all__ = ["ui"]
     help="Address to bind; anything but loopback needs ROBOFLOW_UI_TOKEN.",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to bind.")
-def ui(store_url: str | None, host: str, port: int) -> None:
+@log_format_option
+def ui(store_url: str | None, host: str, port: int, log_format: str) -> None:
     """Serve the operations console: the web UI at / and the REST API at /api/v1 (OpenAPI at /openapi.json).
 
     Binds 127.0.0.1 unless told otherwise. Another address needs a token in ROBOFLOW_UI_TOKEN;
@@ -50,9 +53,7 @@ def ui(store_url: str | None, host: str, port: int) -> None:
     except RoboflowError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    configure_logging(log_format, level=logging.INFO, role="ui")  # redacted, text or JSON lines
     app = create_app(Operations(store, heartbeat_timeout=settings.heartbeat_timeout), token=token)
     click.echo(f"roboflow ui on http://{host}:{port}/ (store {store.url})", err=True)
     try:
