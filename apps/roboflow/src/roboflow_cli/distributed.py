@@ -188,6 +188,12 @@ def _labels(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
     show_default=True,
     help="Keep the batch's records this long after it finished; then the control roles delete them.",
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep the batch open: add each new recording under INPUTS (directories, prefixes, globs) once "
+    "it is stable and publish as they convert, until `roboflow batch close ID`.",
+)
 @click.option("--dry-run", is_flag=True, help="Resolve the inputs and print them; submit nothing.")
 @_store_option
 @_json_option
@@ -206,6 +212,7 @@ def submit(
     priority: int,
     labels: dict[str, str],
     ttl_seconds: int,
+    watch: bool,
     dry_run: bool,
     store_url: str | None,
     as_json: bool,
@@ -255,6 +262,7 @@ def submit(
             priority=priority,
             labels=labels,
             ttl_seconds=ttl_seconds,
+            watch=watch,
         )
         for group in groups
     ]
@@ -341,7 +349,7 @@ def batch_list(
         [
             b.id,
             b.name if b.name != b.id else "",
-            str(b.phase),
+            "watching" if b.watching else str(b.phase),
             f"{b.jobs.complete}/{b.jobs.total}",
             str(b.jobs.dead),
             str(b.episodes),
@@ -384,7 +392,8 @@ def batch_get(batch_id: str, store_url: str | None, as_json: bool) -> None:
     counts = msgspec.structs.asdict(b.jobs)
     total = counts.pop("total")
     click.echo(f"batch     {b.id}  ({b.name})")
-    click.echo(f"phase     {b.phase}  (updated {_ago(b.updated_at)})")
+    watching = "  (watching its sources: `roboflow batch close` ends it)" if b.watching else ""
+    click.echo(f"phase     {b.phase}{watching}  (updated {_ago(b.updated_at)})")
     click.echo(f"output    {b.output}  ({b.format})")
     click.echo(f"sources   {', '.join(found.sources)}")
     click.echo(f"config    sha256:{found.config_hash[:16]}")
@@ -481,6 +490,16 @@ def batch_suspend(batch_id: str, release: bool, store_url: str | None) -> None:
     with _ops(store_url) as ops:
         found, released = ops.suspend_batch(batch_id, release=release)
     click.echo(f"{batch_id}: {found.phase}" + (f" ({released} running job(s) released)" if release else ""))
+
+
+@batch.command("close")
+@click.argument("batch_id")
+@_store_option
+def batch_close(batch_id: str, store_url: str | None) -> None:
+    """Stop watching a batch's sources: what it added is converted and published, then it completes."""
+    with _ops(store_url) as ops:
+        found = ops.close_batch(batch_id)
+    click.echo(f"{batch_id}: {found.phase}, closed")
 
 
 @batch.command("resume")

@@ -33,7 +33,7 @@ from roboflow_distributed.records import (
     scan,
 )
 from roboflow_distributed.store import ABSENT, Compare, Store
-from roboflow_storage import Storage, check_inputs, is_remote
+from roboflow_storage import Storage, check_inputs, has_wildcards, is_remote
 
 __all__ = [
     "Batch",
@@ -99,6 +99,7 @@ def submit_batch(
     priority: int = 0,
     labels: Mapping[str, str] | None = None,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    watch: bool = False,
 ) -> BatchSpec:
     """Validate and store a batch; the scanner expands its sources into work units.
 
@@ -122,6 +123,8 @@ def submit_batch(
             :mod:`~roboflow_distributed.queue`).
         labels: ``key=value`` labels to find the batch by.
         ttl_seconds: How long after it finished the batch's records are kept.
+        watch: Keep the batch open: the scanner adds each new recording under its sources once
+            it is stable, the finalizer publishes as they convert, until :func:`close_batch`.
 
     Raises:
         ConfigError: The config or the annotation is invalid, a task is given with an annotation,
@@ -155,7 +158,10 @@ def submit_batch(
     staging = staging or default_staging(output)
     for url in (output, staging):
         Storage.from_url(url)  # validates the URL and endpoint now, not in a worker
-    check_inputs(sources)
+    if watch:
+        _check_watched(sources)
+    else:
+        check_inputs(sources)
     batch_id = _new_batch_id()
     spec = BatchSpec(
         id=batch_id,
@@ -173,10 +179,11 @@ def submit_batch(
         priority=priority,
         labels=labels,
         ttl_seconds=ttl_seconds,
+        watch=watch,
         submitted_at=time.time(),
         submitted_by=_user(),
     )
-    status = BatchStatus(phase=BatchPhase.PENDING, updated_at=time.time())
+    status = BatchStatus(phase=BatchPhase.PENDING, updated_at=time.time(), watching=watch)
     spec_key, status_key = keys.batch_spec(batch_id), keys.batch_status(batch_id)
     if not store.txn(
         [Compare(spec_key, ABSENT), Compare(status_key, ABSENT)],
@@ -184,6 +191,15 @@ def submit_batch(
     ):
         raise CoordinationError("batch id already taken; submit again", batch=batch_id)
     return spec
+
+
+def _check_watched(sources: Sequence[str]) -> None:
+    """A watched source is a directory or prefix (which may be empty yet) or a glob."""
+    for source in sources:
+        if is_remote(source):
+            Storage.from_url(source)  # the URL and its endpoint are valid
+        elif not (os.path.isdir(source) or has_wildcards(source)):
+            raise ConfigError(f"a watched source is a directory, a prefix or a glob: {source}", key="sources")
 
 
 def _source(source: str) -> str:

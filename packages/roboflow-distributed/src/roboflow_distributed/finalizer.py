@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -60,6 +61,7 @@ class Finalizer:
         self.pod = pod
         self.settings = settings
         self._leases = Staleness()  # since when each dataset's lease stood still (a dead holder's)
+        self._unpublished = Staleness()  # since when each watched batch has converted, unpublished units
 
     def tick(self) -> bool:
         """One pass over the batches (and the deletion of those whose ttl ran out); whether a
@@ -68,11 +70,60 @@ class Finalizer:
         acted = False
         for batch in active_batches(self.store):
             phase = batch.status.record.phase
+            if phase is BatchPhase.RUNNING and batch.status.record.watching:
+                if self._publish_due(batch):
+                    acted |= self._under_lease(batch, self.publish)
+                continue
             if phase is BatchPhase.RUNNING:
                 batch = self._close_running(batch) or batch
             if batch.status.record.phase is BatchPhase.MERGING:
-                acted |= self._merge_under_lease(batch)
+                acted |= self._under_lease(batch, self.merge)
         return acted
+
+    def _publish_due(self, batch: Batch) -> bool:
+        """Whether a watched batch's converted recordings are to be published now: as many as
+        ``publish_episodes`` wait, the first of them waited ``publish_interval`` (on this pod's
+        clock), or a publish was interrupted."""
+        bid = batch.spec.id
+        saved = read(self.store, keys.merge(bid), MergeState)
+        merged = set(saved.record.units) if saved is not None else set()
+        if saved is not None and saved.record.published < len(saved.record.units):
+            return True
+        waiting = [u for u in list_units(self.store, bid, UnitStatus.COMPLETE) if u.record.id not in merged]
+        if not waiting:
+            self._unpublished.forget(lambda key: key == bid)
+            return False
+        waited = self._unpublished.age(bid, "waiting")
+        return len(waiting) >= self.settings.publish_episodes or waited >= self.settings.publish_interval
+
+    def publish(self, batch: Batch, holding: Holding) -> str:
+        """Publish a watched batch's converted recordings into its dataset (a group of the merge
+        that completes it, on the same path: the merge record grows by these units, published
+        ``merge_group`` at a time), while ``holding`` the dataset's lease; the outcome."""
+        state = self._merge_state(batch)
+        units = {u.record.id: u.record for u in list_units(self.store, batch.spec.id)}
+        try:
+            self._merge_groups(batch, state, [units[uid] for uid in state.units], holding)
+        except RoboflowError as err:
+            if err.transient:
+                raise
+            holding.check()
+            log.error("publishing %s failed (staged episodes kept for retry-merge): %s", batch.spec.id, err)
+            status = read(self.store, keys.batch_status(batch.spec.id), BatchStatus)
+            if status is not None:
+                set_phase(
+                    self.store,
+                    batch.spec.id,
+                    status,
+                    phase=BatchPhase.FAILED,
+                    watching=False,
+                    merge_failed=True,
+                    error=f"merge failed: {err}",
+                    finished_at=time.time(),
+                )
+            return "failed"
+        self._unpublished.forget(lambda key: key == batch.spec.id)
+        return "published"
 
     def _close_running(self, batch: Batch) -> Batch | None:
         if self.store.scan(keys.pending_of(batch.spec.id), limit=1):
@@ -84,7 +135,8 @@ class Finalizer:
         moved = set_phase(self.store, batch.spec.id, batch.status, phase=BatchPhase.MERGING, **counts)
         return Batch(batch.spec, moved) if moved is not None else None
 
-    def _merge_under_lease(self, batch: Batch) -> bool:
+    def _under_lease(self, batch: Batch, action: Callable[[Batch, Holding], object]) -> bool:
+        """Run a merge or a publish of ``batch`` under its dataset's lease; whether it ran."""
         lease = self.dataset_lease(batch.spec.output)
         if not lease.acquire():
             return False
@@ -92,7 +144,7 @@ class Finalizer:
         try:
             attributes = {"roboflow.batch": batch.spec.id, "roboflow.pod": self.pod}
             with Holding(lease) as holding, telemetry.root_span("roboflow.merge", attributes) as span:
-                outcome = str(self.merge(batch, holding))
+                outcome = str(action(batch, holding))
                 span.set_attribute("roboflow.outcome", outcome)
         except (StorageError, CoordinationError) as err:
             log.warning("merge of %s interrupted, will retry: %s", batch.spec.id, err)
@@ -192,12 +244,20 @@ class Finalizer:
     def _merge_state(self, batch: Batch) -> MergeState:
         key = keys.merge(batch.spec.id)
         saved = read(self.store, key, MergeState)
-        if saved is not None:
-            return saved.record
         complete = list_units(self.store, batch.spec.id, UnitStatus.COMPLETE)
+        ordered = [u.record.id for u in sorted(complete, key=lambda u: (u.record.source, u.record.id))]
+        if saved is not None:  # a watched batch published some already: the rest go after them
+            known = set(saved.record.units)
+            more = [uid for uid in ordered if uid not in known]
+            if not more:
+                return saved.record
+            grown = msgspec.structs.replace(saved.record, units=[*saved.record.units, *more])
+            if not self.store.txn([Compare(key, saved.version)], {key: encode(grown)}):
+                raise CoordinationError("the merge record changed meanwhile", batch=batch.spec.id)
+            return grown
         state = MergeState(
             batch=batch.spec.id,
-            units=[u.record.id for u in sorted(complete, key=lambda u: (u.record.source, u.record.id))],
+            units=ordered,
             base_episodes=Dataset(batch.spec.output).episodes(),
             started_at=time.time(),
         )

@@ -10,6 +10,10 @@ key                                            record
 ``batch/active/{batch}``                       :class:`~roboflow_distributed.records.ActiveBatch` until
                                                the batch is finished: the roles scan these, not every
                                                batch ever submitted
+``batch/watched/{batch}/{sha}``                a watched batch's recording (by URL hash) that has its
+                                               unit: the same recording is never added twice
+``batch/sighted/{batch}/{sha}``                :class:`~roboflow_distributed.records.Sighting`: seen,
+                                               not yet stable
 ``batch/expiry/{time}/{batch}``                present (empty) once the batch finished: its records
                                                are deleted at ``time`` (seconds, zero-padded)
 ``heartbeat/{pod}``                            :class:`~roboflow_distributed.records.Heartbeat`
@@ -55,8 +59,12 @@ __all__ = [
     "parse_pending",
     "pending",
     "pending_of",
+    "sighted",
+    "sighted_of",
     "unit",
     "units_of",
+    "watched",
+    "watched_of",
 ]
 
 PREFIX = "/roboflow/v1/"
@@ -86,6 +94,26 @@ def active(batch: str) -> str:
 def expiry(batch: str, at: float) -> str:
     """Marks a finished batch whose records are deleted at ``at`` (sorted by time)."""
     return f"{EXPIRY}{int(at):012d}/{batch}"
+
+
+def watched_of(batch: str) -> str:
+    """Prefix of the recordings a watched batch has added."""
+    return f"{PREFIX}batch/watched/{batch}/"
+
+
+def watched(batch: str, url_hash: str) -> str:
+    """Present once a watched batch added the recording whose URL hashes to ``url_hash``."""
+    return f"{watched_of(batch)}{url_hash}"
+
+
+def sighted_of(batch: str) -> str:
+    """Prefix of the recordings a watched batch saw but has not added yet."""
+    return f"{PREFIX}batch/sighted/{batch}/"
+
+
+def sighted(batch: str, url_hash: str) -> str:
+    """A recording a watched batch saw (its size then), not yet stable."""
+    return f"{sighted_of(batch)}{url_hash}"
 
 
 def units_of(batch: str) -> str:

@@ -34,7 +34,7 @@ from roboflow_distributed.staging import remove_batch
 from roboflow_distributed.store import Compare, Store
 from roboflow_storage import Storage, display_url
 
-__all__ = ["collect_expired", "delete_batch", "delete_unit", "resume_batch", "suspend_batch"]
+__all__ = ["close_batch", "collect_expired", "delete_batch", "delete_unit", "resume_batch", "suspend_batch"]
 
 log = logging.getLogger("roboflow.lifecycle")
 
@@ -86,6 +86,27 @@ def _switch(store: Store, batch_id: str, before: BatchPhase, after: BatchPhase) 
     return new
 
 
+def close_batch(store: Store, batch_id: str) -> BatchStatus:
+    """Stop watching a batch's sources: what was added is converted and published, then it
+    completes (the finalizer merges the rest like any batch's).
+
+    Raises:
+        NotFoundError: No such batch.
+        ConflictError: It is not a watched batch still open.
+    """
+    batch = get_batch(store, batch_id)
+    status = batch.status.record
+    if not status.watching:
+        raise ConflictError(
+            f"batch is {status.phase} and not watching; only a watched batch is closed", batch=batch_id
+        )
+    new = msgspec.structs.replace(status, watching=False, updated_at=time.time())
+    skey = keys.batch_status(batch_id)
+    if not store.txn([Compare(skey, batch.status.version)], {skey: encode(new)}):
+        raise ConflictError("batch changed meanwhile; try again", batch=batch_id)
+    return new
+
+
 def delete_batch(store: Store, batch_id: str, *, with_dataset: bool = False) -> None:
     """Delete a finished batch: its jobs, checkpoints, job logs, merge record, staged episodes and
     index entries, then its spec and status; with ``with_dataset`` also the dataset at its output.
@@ -105,6 +126,8 @@ def delete_batch(store: Store, batch_id: str, *, with_dataset: bool = False) -> 
     if with_dataset:
         _delete_dataset(store, batch)
     for prefix in (
+        keys.watched_of(batch_id),
+        keys.sighted_of(batch_id),
         keys.units_of(batch_id),
         keys.pending_of(batch_id),
         keys.checkpoints_of(batch_id),

@@ -26,6 +26,7 @@ __all__ = [
     "Heartbeat",
     "Lock",
     "MergeState",
+    "Sighting",
     "UnitStatus",
     "Versioned",
     "WorkUnit",
@@ -93,6 +94,7 @@ class BatchSpec(msgspec.Struct, frozen=True, kw_only=True):
     priority: int = 0  # higher: its jobs are claimed first (see roboflow_distributed.queue)
     labels: dict[str, str] = {}
     ttl_seconds: int = DEFAULT_TTL_SECONDS  # its records are collected this long after it finished
+    watch: bool = False  # the scanner adds new recordings under its sources until it is closed
     submitted_at: float
     submitted_by: str = ""
     api_version: str = API_VERSION
@@ -120,6 +122,7 @@ class BatchStatus(msgspec.Struct, frozen=True, kw_only=True):
     dataset_episodes: int = 0
     error: str | None = None
     merge_failed: bool = False  # Failed in the merge: staged episodes kept for retry_merge
+    watching: bool = False  # a watched batch not yet closed: Running, publishing as it goes
     updated_at: float = 0.0
     finished_at: float | None = None
 
@@ -205,6 +208,14 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     segments: int = 0
     staged: str | None = None
     updated_at: float = 0.0
+
+
+class Sighting(msgspec.Struct, frozen=True, kw_only=True):
+    """A recording a watched batch's scanner saw but has not added: added once a later listing
+    shows it the same size (it is no longer being written)."""
+
+    url: str
+    size: int
 
 
 class MergeState(msgspec.Struct, frozen=True, kw_only=True):

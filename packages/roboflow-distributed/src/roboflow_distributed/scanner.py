@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -26,10 +28,18 @@ from roboflow_distributed import keys
 from roboflow_distributed.batches import Batch, active_batches, failure_reason, set_phase
 from roboflow_distributed.locks import Lease
 from roboflow_distributed.metrics import RECORDINGS_DISCOVERED
-from roboflow_distributed.records import BatchPhase, BatchSpec, UnitStatus, WorkUnit, encode
+from roboflow_distributed.records import BatchPhase, BatchSpec, Sighting, UnitStatus, WorkUnit, encode, read
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import ABSENT, Compare, Store
-from roboflow_storage import RetryPolicy, display_url, recording_bytes, resolve_inputs, retry_call
+from roboflow_storage import (
+    RetryPolicy,
+    display_url,
+    has_wildcards,
+    is_remote,
+    recording_bytes,
+    resolve_inputs,
+    retry_call,
+)
 
 __all__ = ["Scanner", "unit_id"]
 
@@ -60,22 +70,25 @@ class Scanner:
         self.lease = Lease(store, "scanner", pod, settings.lock_ttl)
 
     def tick(self) -> bool:
-        """Discover every waiting batch if this pod leads; whether a batch was discovered.
+        """Discover every waiting batch and list every watched one if this pod leads; whether a
+        batch was discovered.
 
         The lease is taken when a batch waits, and renewed on every tick once held.
         """
-        waiting = [
-            b
-            for b in active_batches(self.store)
-            if b.status.record.phase in (BatchPhase.PENDING, BatchPhase.DISCOVERING)
+        active = active_batches(self.store)
+        waiting = [b for b in active if b.status.record.phase in (BatchPhase.PENDING, BatchPhase.DISCOVERING)]
+        watched = [
+            b for b in active if b.status.record.phase is BatchPhase.RUNNING and b.status.record.watching
         ]
         # a leader keeps renewing its lease while idle, so leadership is stable (and observable)
-        leader = (bool(waiting) or self.lease.held) and self.lease.acquire()
-        if not waiting or not leader:
+        leader = (bool(waiting or watched) or self.lease.held) and self.lease.acquire()
+        if not leader:
             return False
         for batch in waiting:
             self.discover(batch)
-        return True
+        for batch in watched:  # once per tick: a listing every scan interval
+            self.watch(batch)
+        return bool(waiting)
 
     def discover(self, batch: Batch) -> None:
         """Create the units of one batch and start it."""
@@ -86,7 +99,7 @@ class Scanner:
                 return
             status = moved
         try:
-            units = self._units(spec)
+            units = [] if spec.watch else self._units(spec)  # a watched batch adds them as they settle
         except _Transient as err:
             log.warning("batch %s: discovery will be retried: %s", spec.id, err.__cause__)
             return
@@ -95,6 +108,73 @@ class Scanner:
         set_phase(self.store, spec.id, status, phase=BatchPhase.RUNNING, units_total=len(units))
         dead = sum(u.status is UnitStatus.DEAD for u in units)
         log.info("batch %s: %d units (%d dead at discovery)", spec.id, len(units), dead)
+
+    def watch(self, batch: Batch) -> int:
+        """List a watched batch's sources and add each recording that is stable: the same size as
+        in the previous listing (one still being written changes between listings). A recording
+        is added once (its URL is indexed in the same transaction as its unit), and never after
+        the batch was closed (the transaction compares the batch's status). How many were added.
+        """
+        spec, status = batch.spec, batch.status
+        try:
+            found = self._listing(spec)
+        except _Transient as err:
+            log.warning("batch %s: listing will be retried: %s", spec.id, err.__cause__)
+            return 0
+        added = 0
+        seq = len(self.store.scan(keys.watched_of(spec.id)))
+        for url, (size, task) in sorted(found.items()):
+            digest = _url_hash(url)
+            if self.store.get(keys.watched(spec.id, digest)) is not None:
+                continue
+            seen = read(self.store, keys.sighted(spec.id, digest), Sighting)
+            if seen is None or seen.record.size != size or size == 0:
+                self.store.txn(puts={keys.sighted(spec.id, digest): encode(Sighting(url=url, size=size))})
+                continue
+            unit = WorkUnit(
+                id=unit_id(url, size, spec.config_hash),
+                batch=spec.id,
+                source=url,
+                size=size,
+                config_hash=spec.config_hash,
+                seq=seq + added,
+                task=task,
+                max_attempts=spec.max_attempts,
+            )
+            ukey = keys.unit(spec.id, unit.id)
+            if not self.store.txn(
+                [
+                    Compare(keys.watched(spec.id, digest), ABSENT),
+                    Compare(ukey, ABSENT),
+                    Compare(keys.batch_status(spec.id), status.version),  # not closed meanwhile
+                ],
+                {ukey: encode(unit), keys.pending(spec.id, unit.id): b"", keys.watched(spec.id, digest): b""},
+                [keys.sighted(spec.id, digest)],
+            ):
+                break  # the batch changed (closed, suspended): the next tick reads it again
+            added += 1
+            log.info("batch %s: added %s", spec.id, display_url(url))
+        RECORDINGS_DISCOVERED.add(added)
+        return added
+
+    def _listing(self, spec: BatchSpec) -> dict[str, tuple[int, str | None]]:
+        """Every recording under a watched batch's sources: its size and task."""
+        found: dict[str, tuple[int, str | None]] = {}
+        for source in spec.sources:
+            try:
+                recordings = _discovered(functools.partial(resolve_inputs, [watch_pattern(source)]))
+            except RoboflowError as err:
+                log.info("batch %s: nothing under %s yet: %s", spec.id, display_url(source), err)
+                continue
+            for url in map(str, recordings):
+                if url not in found:
+                    try:
+                        size = _discovered(functools.partial(recording_bytes, url))
+                    except RoboflowError as err:  # gone meanwhile: the next listing tells
+                        log.info("batch %s: %s: %s", spec.id, display_url(url), err)
+                        continue
+                    found[url] = (size, spec.tasks.get(source))
+        return found
 
     def _units(self, spec: BatchSpec) -> list[WorkUnit]:
         """One unit per recording found, and a Dead one per source or recording that failed."""
@@ -150,6 +230,20 @@ class Scanner:
             if u.status is UnitStatus.PENDING:
                 puts[keys.pending(u.batch, u.id)] = b""
         return self.store.txn(compares, puts)
+
+
+def watch_pattern(source: str) -> str:
+    """What a watched source lists: a glob as given, else the recordings in the directory or prefix."""
+    if not is_remote(source):
+        return source if has_wildcards(source) else os.path.join(source, "*")
+    parts = urlsplit(source)  # the glob is in the path, before any query (endpoint=...)
+    if has_wildcards(parts.path):
+        return source
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/*"))
+
+
+def _url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:24]
 
 
 def _discovered(op: Callable[[], _T]) -> _T:

@@ -92,6 +92,7 @@ class Operations:
             priority=request.priority,
             labels=request.labels,
             ttl_seconds=request.ttl_seconds,
+            watch=request.watch,
         )
         return self.batch(spec.id)
 
@@ -173,6 +174,11 @@ class Operations:
         the batch and how many running jobs were released."""
         _, released = lifecycle.suspend_batch(self.store, batch_id, release=release)
         return self.batch(batch_id).batch, released
+
+    def close_batch(self, batch_id: str) -> BatchSummary:
+        """Stop watching a batch's sources: it converts and publishes what it has, then completes."""
+        lifecycle.close_batch(self.store, batch_id)
+        return self.batch(batch_id).batch
 
     def resume_batch(self, batch_id: str) -> BatchSummary:
         """Let workers claim a suspended batch's jobs again."""
@@ -349,6 +355,7 @@ class Operations:
             priority=spec.priority,
             labels=dict(spec.labels),
             ttl_seconds=spec.ttl_seconds,
+            watching=status.watching,
         )
 
 

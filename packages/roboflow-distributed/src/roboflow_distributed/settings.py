@@ -43,6 +43,8 @@ _ENV = {
     "reaper_interval": "ROBOFLOW_REAPER_INTERVAL_SECS",
     "shutdown_grace": "ROBOFLOW_SHUTDOWN_GRACE_SECS",
     "max_concurrent_jobs": "WORKER_MAX_CONCURRENT_JOBS",
+    "publish_episodes": "FINALIZER_PUBLISH_EPISODES",
+    "publish_interval": "FINALIZER_PUBLISH_INTERVAL_SECS",
     "retry_backoff": "WORKER_RETRY_BACKOFF_SECS",
 }
 
@@ -91,6 +93,10 @@ class Settings:
     """A unit that failed transiently is not claimed again before a backoff drawn up to this, doubled
     per attempt (:meth:`unit_retry`)."""
     max_concurrent_jobs: int = 1
+    publish_episodes: int = 100
+    """A watched batch publishes its converted recordings once this many wait ..."""
+    publish_interval: float = 300.0
+    """... or once the first of them waited this long."""
     """Jobs a pod's worker role converts at once; above 1 each in a process of its own
     (:mod:`~roboflow_distributed.pool`)."""
 

@@ -54,6 +54,7 @@ class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     priority: int = 0
     labels: dict[str, str] = {}
     ttl_seconds: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_TTL_SECONDS
+    watch: bool = False
 
 
 class JobCounts(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +94,7 @@ class BatchSummary(msgspec.Struct, frozen=True, kw_only=True):
     priority: int = 0
     labels: dict[str, str] = {}
     ttl_seconds: int = DEFAULT_TTL_SECONDS
+    watching: bool = False  # a watched batch not yet closed (phase running)
 
 
 class Point(msgspec.Struct, frozen=True, kw_only=True):

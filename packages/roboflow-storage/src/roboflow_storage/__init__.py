@@ -9,6 +9,7 @@ turns the inputs a user names into recordings.
 
 from roboflow_storage._cache import LruCache, Reservation
 from roboflow_storage._files import download_tree, upload_file
+from roboflow_storage._glob import has_wildcards
 from roboflow_storage._growing import GrowingCopy
 from roboflow_storage._info import ObjectInfo
 from roboflow_storage._inputs import (
@@ -53,6 +54,7 @@ __all__ = [
     "default_spool",
     "display_url",
     "download_tree",
+    "has_wildcards",
     "is_remote",
     "local_path",
     "open_remote",
