@@ -5,7 +5,11 @@ complete and loadable; ``batch close`` completes it (real pods, store, recording
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import pytest
 from tests._servers import S3Bucket, moto_server, s3_bucket
 from tests.roboflow_distributed._batch_helpers import (
     FAST,
+    FAST_ENV,
     PodThread,
     config_text,
     recordings,
@@ -24,12 +29,14 @@ from tests.roboflow_pipeline.test_convert import run_doctor, verify_dataset
 from roboflow_distributed import keys
 from roboflow_distributed.batches import get_batch, list_units, submit_batch
 from roboflow_distributed.lifecycle import close_batch
-from roboflow_distributed.records import BatchPhase
-from roboflow_distributed.store import SqliteStore, Store
+from roboflow_distributed.records import BatchPhase, MergeState, read
+from roboflow_distributed.store import SqliteStore, Store, open_store
 from roboflow_pipeline import Dataset
 from roboflow_storage import Storage
 
 __all__ = ["moto_server", "s3_bucket"]
+
+ROBOFLOW = [sys.executable, "-c", "import sys; from roboflow_cli.main import cli; sys.exit(cli())"]
 
 WATCHING = dataclasses.replace(FAST, scan_interval=1.0, publish_episodes=2, publish_interval=120.0)
 """Lists the sources every second and publishes every two converted recordings (the interval
@@ -109,3 +116,49 @@ def test_watched_source_grows_the_dataset_in_waves_and_close_completes_it(
     verify_dataset(out, recs)  # closing added nothing twice
     run_doctor(out)
     shutil.rmtree(tmp_path / "made")
+
+
+@pytest.mark.timeout(400)
+def test_a_pod_killed_during_a_publish_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    recs = recordings(tmp_path / "made", 6, base=0.3)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    out = tmp_path / "ds"
+    url = f"sqlite://{tmp_path / 'state.db'}"
+    env = {
+        **os.environ,
+        **FAST_ENV,
+        "ROBOFLOW_STORE": url,
+        "SCANNER_SCAN_INTERVAL_SECS": "0.3",
+        "FINALIZER_PUBLISH_EPISODES": "6",  # one publish of six groups of one episode
+        "FINALIZER_PUBLISH_INTERVAL_SECS": "600",
+        "FINALIZER_MERGE_GROUP": "1",
+    }
+    store = open_store(url)
+    pods: list[subprocess.Popen[bytes]] = []
+    try:
+        batch = submit_batch(store, [str(inbox)], config_text(), str(out), watch=True).id
+        pods.append(subprocess.Popen([*ROBOFLOW, "run", "--pod-id", "a"], env=env, stderr=subprocess.DEVNULL))
+        for rec in recs:
+            shutil.copy(rec.path, inbox / rec.path.name)
+
+        def mid_publish() -> bool:
+            merge = read(store, keys.merge(batch), MergeState)
+            return merge is not None and 0 < merge.record.published < len(recs)
+
+        wait_for(mid_publish, 200, "a publish half done")
+        pods[0].send_signal(signal.SIGKILL)
+        pods[0].wait(30)
+        pods.append(subprocess.Popen([*ROBOFLOW, "run", "--pod-id", "b"], env=env, stderr=subprocess.DEVNULL))
+        wait_for(lambda: Dataset(str(out)).episodes() == len(recs), 200, "every episode published")
+        close_batch(store, batch)
+        status = wait_finished(store, batch)
+    finally:
+        for pod in pods:
+            if pod.poll() is None:
+                pod.send_signal(signal.SIGTERM)
+                pod.wait(60)
+        store.close()
+    assert status.phase is BatchPhase.COMPLETE and status.episodes == len(recs)
+    verify_dataset(out, recs)  # each recording exactly once, in order, frame-exact
+    run_doctor(out)
