@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -482,3 +483,44 @@ def test_dataset_without_cameras(tmp_path: Path) -> None:
     assert not (root / "videos").exists()
     assert result.files == (root / "data/chunk-000/file-000.parquet",)
     assert contents.episodes["dataset_to_index"].tolist() == [4, 8]
+
+
+def test_a_merge_redone_while_the_first_still_writes_adds_no_rows_twice(
+    tmp_path: Path, staged: list[StagedEpisode]
+) -> None:
+    """A writer that lost the dataset (stopped past its lease) may still write its files while the
+    writer that took over redoes the same episodes: the takeover removes orphans, then the first
+    one writes everything but info.json, then the second writes its own files. Both must land on
+    the same files, so the dataset never holds an episode's rows twice."""
+
+    class Stopped(Exception):
+        pass
+
+    root = tmp_path / "ds"
+    merge_into_dataset(root, staged[:1], robot_type="synthetic", fps=FPS)
+    counted: list[int] = []  # the checks of one merge of these episodes, on a copy
+    shutil.copytree(root, tmp_path / "copy")
+    merge_into_dataset(
+        tmp_path / "copy", staged[1:], robot_type=None, fps=FPS, check=lambda: counted.append(1)
+    )
+    first_checks: list[int] = []
+    second_checks: list[int] = []
+
+    def first() -> None:  # runs up to its last check, the one before info.json, and stops there
+        first_checks.append(1)
+        if len(first_checks) == len(counted):
+            raise Stopped
+
+    def second() -> None:  # right after removing orphans, the first writer runs
+        second_checks.append(1)
+        if len(second_checks) == 2:
+            with pytest.raises(Stopped):
+                merge_into_dataset(root, staged[1:], robot_type=None, fps=FPS, check=first)
+
+    result = merge_into_dataset(root, staged[1:], robot_type=None, fps=FPS, check=second)
+    assert len(first_checks) == len(counted), "the first writer ran up to its info.json"
+    ds = read_dataset(root)
+    assert ds.info["total_episodes"] == result.total_episodes == len(staged)
+    assert len(ds.episodes) == len(staged), "episodes metadata rows written twice"
+    assert ds.episodes["episode_index"].tolist() == list(range(len(staged)))
+    assert len(ds.data) == ds.info["total_frames"]

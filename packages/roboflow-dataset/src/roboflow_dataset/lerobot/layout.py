@@ -66,9 +66,13 @@ class Layout(ABC):
 
     @abstractmethod
     def write_episodes(
-        self, plans: Sequence[EpisodePlan], stats_features: Sequence[FeatureSpec], tasks: Sequence[str]
+        self,
+        existing: pd.DataFrame,
+        plans: Sequence[EpisodePlan],
+        stats_features: Sequence[FeatureSpec],
+        tasks: Sequence[str],
     ) -> None:
-        """Write the new episodes' metadata (after the existing ones) and the whole task list."""
+        """Write the new episodes' metadata (after the ``existing`` ones) and the whole task list."""
 
     @abstractmethod
     def size_fields(
@@ -92,7 +96,9 @@ class V3Layout(Layout):
 
     def referenced(self, episodes: pd.DataFrame, video_keys: Sequence[str]) -> set[Path]:
         files = {self.data_file(pos) for pos in _positions(episodes, "data")}
-        if "meta/episodes/chunk_index" in episodes:
+        if episodes.empty:  # a new dataset: every episodes file is a leftover
+            pass
+        elif "meta/episodes/chunk_index" in episodes:
             files |= {
                 self.root / _META_EPISODES.format(chunk_index=c, file_index=f)
                 for c, f in _positions(episodes, "meta/episodes")
@@ -104,10 +110,19 @@ class V3Layout(Layout):
         return files
 
     def write_episodes(
-        self, plans: Sequence[EpisodePlan], stats_features: Sequence[FeatureSpec], tasks: Sequence[str]
+        self,
+        existing: pd.DataFrame,
+        plans: Sequence[EpisodePlan],
+        stats_features: Sequence[FeatureSpec],
+        tasks: Sequence[str],
     ) -> None:
-        on_disk = [_META_RE.search(p.as_posix()) for p in self.root.glob("meta/episodes/*/*.parquet")]
-        last = max((FilePos(int(m[1]), int(m[2])) for m in on_disk if m), default=None)
+        # the file after the ones the dataset's episodes point to, like data and videos: a merge of
+        # the same episodes redone after an interrupted one (or by a writer that lost the dataset
+        # meanwhile) writes the same file, so rows can never be there twice
+        last = _last_pos(existing, "meta/episodes")
+        if not existing.empty and "meta/episodes/chunk_index" not in existing:  # written without pointers
+            on_disk = [_META_RE.search(p.as_posix()) for p in self.root.glob("meta/episodes/*/*.parquet")]
+            last = max((FilePos(int(m[1]), int(m[2])) for m in on_disk if m), default=None)
         pos = FilePos(0, 0) if last is None else last.next(self.chunks_size)
         table = _episodes_table(plans, stats_features, pos)
         path = self.root / _META_EPISODES.format(chunk_index=pos.chunk, file_index=pos.file)
@@ -148,7 +163,11 @@ class V21Layout(Layout):
         return files
 
     def write_episodes(
-        self, plans: Sequence[EpisodePlan], stats_features: Sequence[FeatureSpec], tasks: Sequence[str]
+        self,
+        existing: pd.DataFrame,
+        plans: Sequence[EpisodePlan],
+        stats_features: Sequence[FeatureSpec],
+        tasks: Sequence[str],
     ) -> None:
         meta = self.root / "meta"
         first = plans[0].episode_index  # rows from an interrupted merge are dropped

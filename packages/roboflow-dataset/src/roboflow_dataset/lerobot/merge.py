@@ -162,7 +162,7 @@ def merge_into_dataset(
     files = _write_data(layout, plans, [f for f in features if not f.is_video], check)
     files += _write_videos(layout, plans, video_keys, fps, check)
     check()
-    layout.write_episodes(plans, features, tasks)
+    layout.write_episodes(existing.episodes, plans, features, tasks)
     old_stats = episode_stats(existing.episodes)
     check()
     atomic_write_json(root / STATS, aggregate([*old_stats, *(p.stats for p in plans)]))
