@@ -216,3 +216,17 @@ def test_a_bad_lock_ttl_in_the_environment_is_a_clear_error(
             DatasetLock(storage, "x")
     monkeypatch.setenv("ROBOFLOW_DATASET_LOCK_TTL_SECS", "45")
     assert DatasetLock(storage, "x").ttl == 45.0
+
+
+def test_a_local_writer_notices_at_its_next_check_that_its_lock_was_taken(tmp_path: Path) -> None:
+    storage = Storage.from_url(str(tmp_path / "ds"))
+    first = DatasetLock(storage, "roboflow finalizer pod-1", fencing=1).__enter__()
+    first.check()  # still its own
+    # a later holder of the dataset's lease takes the lock over
+    with (
+        DatasetLock(storage, "roboflow finalizer pod-2", fencing=2),
+        pytest.raises(DatasetError, match="pod-2"),
+    ):
+        first.check()
+    with pytest.raises(DatasetError, match="lost the dataset's writer lock"):
+        first.check()

@@ -154,6 +154,10 @@ class DatasetLock:
         """
         if self._lost is None and 0 < self._expires < time.time():
             self._lost = f"it could not be renewed for {self.ttl:g} s and may have been taken over"
+        if self._lost is None and not self.storage.can_replace:  # a local lock has no renewal to notice
+            held, _ = self._read()
+            if held is None or held != self.info:
+                self._lost = f"it is now {held.owner if held else 'gone'}'s"
         if self._lost is not None:
             raise DatasetError(
                 f"lost the dataset's writer lock ({self._lost}); nothing more is written",
