@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+import pytest
 
 from roboflow_dataset.synth import ACTION_TOPIC, JOINT_TOPIC, RecordingInfo, camera_topic, write_recording
 from roboflow_distributed.batches import get_batch, list_units
 from roboflow_distributed.records import BatchStatus, UnitStatus, Versioned, WorkUnit
 from roboflow_distributed.runner import PodReport, Role, run_pod
 from roboflow_distributed.settings import Settings
-from roboflow_distributed.store import Store
+from roboflow_distributed.store import EtcdStore, SqliteStore, Store
 from roboflow_distributed.worker import Shutdown, Worker
 
 FAST = Settings(
@@ -152,3 +154,14 @@ def convert_units(store: Store, batch_id: str, done: Callable[[list[UnitStatus]]
         wait_for(lambda: done([u.record.status for u in list_units(store, batch_id)]), 120, "units")
     finally:
         pod.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty SQLite or etcd store (the batch tests run on both); closed after the test."""
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "state" / "state.db")
+    else:
+        s = EtcdStore(request.getfixturevalue("etcd_clean").endpoint)
+    yield s
+    s.close()

@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -22,6 +21,7 @@ from tests.roboflow_distributed._batch_helpers import (
     convert_units,
     corrupt,
     recordings,
+    store,
     wait_finished,
 )
 from tests.roboflow_pipeline.test_convert import run_doctor, verify_dataset
@@ -43,19 +43,10 @@ from roboflow_distributed.progress import UnitProgress
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import BatchPhase, Checkpoint, Heartbeat, UnitStatus, encode, read
 from roboflow_distributed.scanner import Scanner
-from roboflow_distributed.store import EtcdStore, SqliteStore, Store
+from roboflow_distributed.store import Store
 from roboflow_distributed.worker import Shutdown, Worker
 
-
-@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "state" / "state.db")
-    else:
-        server = request.getfixturevalue("etcd_clean")
-        s = EtcdStore(server.endpoint)
-    yield s
-    s.close()
+__all__ = ["store"]
 
 
 def test_batch_converts_every_recording_once_and_a_corrupt_one_ends_dead(

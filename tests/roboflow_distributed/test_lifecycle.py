@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from tests.roboflow_distributed._batch_helpers import (
     PodThread,
     config_text,
     recordings,
+    store,
     wait_finished,
 )
 from tests.roboflow_pipeline.test_convert import verify_dataset
@@ -35,18 +36,10 @@ from roboflow_distributed.queue import FAIR_EVERY
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import BatchPhase, UnitStatus, WorkUnit, encode
 from roboflow_distributed.scanner import Scanner
-from roboflow_distributed.store import Compare, Entry, EtcdStore, SqliteStore, Store
+from roboflow_distributed.store import Compare, Entry, Store
 from roboflow_distributed.worker import Shutdown, Worker
 
-
-@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "state" / "state.db")
-    else:
-        s = EtcdStore(request.getfixturevalue("etcd_clean").endpoint)
-    yield s
-    s.close()
+__all__ = ["store"]
 
 
 def _submit(store: Store, tmp_path: Path, sources: Sequence[str], out: str, **kw: object) -> str:

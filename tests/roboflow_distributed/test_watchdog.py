@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from tests.roboflow_distributed._batch_helpers import (
     claim_when_due,
     config_text,
     recordings,
+    store,
     wait_finished,
     wait_for,
 )
@@ -31,18 +31,10 @@ from roboflow_distributed.batches import list_units, submit_batch
 from roboflow_distributed.finalizer import Finalizer
 from roboflow_distributed.records import BatchPhase, Checkpoint, UnitStatus, WorkUnit, read
 from roboflow_distributed.scanner import Scanner
-from roboflow_distributed.store import EtcdStore, SqliteStore, Store
+from roboflow_distributed.store import Store
 from roboflow_distributed.worker import Shutdown, Worker
 
-
-@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "state" / "state.db")
-    else:
-        s = EtcdStore(request.getfixturevalue("etcd_clean").endpoint)
-    yield s
-    s.close()
+__all__ = ["store"]
 
 
 @pytest.mark.timeout(180)
