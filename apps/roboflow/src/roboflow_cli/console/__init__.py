@@ -1,5 +1,4 @@
-"""``roboflow ui``: the REST API and web console over the coordination store (see :mod:`.app`)."""
+"""``roboflow ui``: the REST API and web console over the coordination store (see :mod:`.app`).
 
-from roboflow_cli.console.app import create_app
-
-__all__ = ["create_app"]
+Nothing is imported here, so that the other commands start without the web framework.
+"""
