@@ -11,12 +11,12 @@ from tests._servers import S3Bucket, moto_server, s3_bucket
 from tests.roboflow_pipeline.test_convert import make_config, verify_dataset
 from tests.roboflow_pipeline.test_convert_s3 import SUFFIX, assert_same_dataset, upload
 
-import roboflow_pipeline._recording as recording
+import roboflow_dataset.convert._recording as recording
+from roboflow_dataset.convert import convert_recording
 from roboflow_dataset.sources import StreamedRecording
 from roboflow_dataset.sources._mcap import McapStorage
 from roboflow_dataset.synth import JOINT_TOPIC, SynthFormat, write_recording
 from roboflow_pipeline import convert
-from roboflow_pipeline._recording import convert_recording
 from roboflow_storage import Storage
 
 __all__ = ["moto_server", "s3_bucket"]

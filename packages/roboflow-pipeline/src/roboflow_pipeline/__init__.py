@@ -1,10 +1,9 @@
 """Roboflow pipeline: convert recordings into LeRobot datasets, locally and in parallel."""
 
+from roboflow_dataset.convert import RecordingPlan, convert_recording, convert_skills, load_staged
 from roboflow_dataset.lerobot import ClosedSegment
 from roboflow_pipeline._convert import ConvertSummary, DatasetFormat, Failure, OnError, convert
 from roboflow_pipeline._lock import DatasetLock, LockInfo
-from roboflow_pipeline._recording import RecordingPlan, convert_recording
-from roboflow_pipeline._skills import convert_skills, load_staged
 from roboflow_pipeline.dataset import Dataset, DatasetSummary, Published
 
 __all__ = [

@@ -22,10 +22,9 @@ from typing import Any, Literal
 from roboflow_core import ConfigError, PipelineError, RoboflowConfig, RoboflowError
 from roboflow_core.annotation import Annotation
 from roboflow_core.workdirs import process_workdir
+from roboflow_dataset.convert import RecordingPlan, convert_recording, convert_skills
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
-from roboflow_pipeline._recording import RecordingPlan, convert_recording
-from roboflow_pipeline._skills import convert_skills
 from roboflow_pipeline.dataset import Dataset
 from roboflow_storage import Storage, display_url, prefetch_recording, resolve_inputs
 

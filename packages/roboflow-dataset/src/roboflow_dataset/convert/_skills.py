@@ -18,10 +18,7 @@ from typing import Any
 from roboflow_core import DatasetError, RoboflowConfig
 from roboflow_core.annotation import Annotation
 from roboflow_dataset.align import iter_aligned
-from roboflow_dataset.lerobot import StagedEpisode
-from roboflow_dataset.lerobot._atomic import atomic_write_json
-from roboflow_dataset.lerobot.staging import MANIFEST
-from roboflow_pipeline._recording import (
+from roboflow_dataset.convert._recording import (
     RecordingPlan,
     _drain,
     _Extractors,
@@ -31,6 +28,9 @@ from roboflow_pipeline._recording import (
     open_two_pass,
     salvage_hint,
 )
+from roboflow_dataset.lerobot import StagedEpisode
+from roboflow_dataset.lerobot._atomic import atomic_write_json
+from roboflow_dataset.lerobot.staging import MANIFEST
 
 __all__ = ["convert_skills", "load_staged"]
 
