@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,10 +27,11 @@ from tests.roboflow_pipeline.test_convert import make_config, verify_dataset
 from roboflow_cli.main import cli
 from roboflow_core import StorageError
 from roboflow_dataset.lerobot import read_dataset
+from roboflow_dataset.sources import open_source
 from roboflow_dataset.synth import SynthFormat, write_recording
 from roboflow_media import probe_video
 from roboflow_pipeline import convert
-from roboflow_storage import RetryPolicy, Storage
+from roboflow_storage import LruCache, RetryPolicy, Spool, Storage, prefetch_recording
 
 __all__ = ["fault_proxy", "moto_server", "s3_bucket"]
 
@@ -209,3 +211,42 @@ def test_oss_urls_with_credentials_from_the_oss_environment(
     assert summary.episodes == 1 and TEST_SECRET not in summary.render()
     local = download(Storage.from_url(f"{base}/datasets/ds?virtual_hosted=false"), tmp_path / "ds")
     verify_dataset(local, [rec])
+
+
+def test_a_callers_spool_gets_the_downloads_and_the_default_one_none(
+    tmp_path: Path, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``spool=`` reaches every reader that downloads: the one pass (growing copy), two passes
+    (``open_source``), the prefetch of the next recording, and worker processes (``jobs=2``)."""
+    default_root = tmp_path / "default-spool"
+    monkeypatch.setenv("ROBOFLOW_BUFFER_DIR", str(default_root))
+    one = write_recording(tmp_path / "one.mcap", "mcap", duration_s=0.8, seed=6)
+    two = write_recording(tmp_path / "two.bag", "ros1", duration_s=0.8, seed=7)
+    store = Storage.from_url(s3_bucket.url())
+    upload(Path(one.path), store, "in")
+    upload(Path(two.path), store, "in")
+    urls = [s3_bucket.url("in/one.mcap"), s3_bucket.url("in/two.bag")]
+    sizes = {store.head("in/one.mcap").size, store.head("in/two.bag").size}
+    own = Spool(LruCache(tmp_path / "own-spool", max_bytes=64 << 20))
+
+    summary = convert(urls, make_config(one.cameras), tmp_path / "ds", spool=own)
+
+    assert summary.episodes == 2
+    verify_dataset(tmp_path / "ds", [one, two])
+    assert own.cache.directory.parent == tmp_path / "own-spool"
+    assert sorted(p.stat().st_size for p in own.cache.directory.iterdir()) == sorted(sizes)
+    assert own.cache.size == sum(sizes)
+    with open_source(urls[1], spool=own) as source:  # already spooled: read from the same entry
+        assert source.format == "ros1" and len(own.cache) == 2
+    assert prefetch_recording(urls[0], spool=own) == store.head("in/one.mcap").size
+    assert len(own.cache) == 2
+
+    again = convert(urls, make_config(one.cameras), tmp_path / "ds2", spool=own, jobs=2)
+    assert again.episodes == 2
+    verify_dataset(tmp_path / "ds2", [one, two])
+    assert not default_root.exists()  # no reader fell back to the environment's spool
+    sent = pickle.loads(pickle.dumps(own))  # what a worker process gets: its own spool there
+    assert sent.cache.directory.parent == own.cache.directory.parent != sent.cache.directory
+    assert (sent.cache.max_bytes, sent.part_size, sent.concurrency) == (own.cache.max_bytes, 64 << 20, 4)
+    sent.cache.close()
+    own.cache.close()

@@ -17,7 +17,7 @@ from roboflow_dataset.sources import StreamedRecording
 from roboflow_dataset.sources._mcap import McapStorage
 from roboflow_dataset.synth import JOINT_TOPIC, SynthFormat, write_recording
 from roboflow_pipeline import convert
-from roboflow_storage import Storage
+from roboflow_storage import Spool, Storage
 
 __all__ = ["moto_server", "s3_bucket"]
 
@@ -30,8 +30,10 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[StreamedRecording | None]:
     seen: list[StreamedRecording | None] = []
     real = recording.open_streamed
 
-    def spy(path: str | Path, *, salvage: bool = False) -> StreamedRecording | None:
-        seen.append(real(path, salvage=salvage))
+    def spy(
+        path: str | Path, *, salvage: bool = False, spool: Spool | None = None
+    ) -> StreamedRecording | None:
+        seen.append(real(path, salvage=salvage, spool=spool))
         return seen[-1]
 
     monkeypatch.setattr(recording, "open_streamed", spy)

@@ -26,7 +26,7 @@ from roboflow_dataset.convert import RecordingPlan, convert_recording, convert_s
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
 from roboflow_pipeline.dataset import Dataset
-from roboflow_storage import Storage, display_url, prefetch_recording, resolve_inputs
+from roboflow_storage import Spool, Storage, display_url, prefetch_recording, resolve_inputs
 
 __all__ = ["ConvertSummary", "Failure", "convert"]
 
@@ -92,7 +92,12 @@ def _init_worker(events: Any) -> None:
 
 
 def _stage(
-    path: str, config: RoboflowConfig, staging: Path, task: str | None, annotation: Annotation | None
+    path: str,
+    config: RoboflowConfig,
+    staging: Path,
+    task: str | None,
+    annotation: Annotation | None,
+    spool: Spool | None,
 ) -> list[StagedEpisode]:
     """Convert one recording (one episode, or one per skill mark); runs in a worker process (or
     in-process for one job)."""
@@ -105,8 +110,12 @@ def _stage(
         events.put(("frames", n, 0))
 
     if annotation is not None:
-        return convert_skills(path, config, staging, annotation, on_planned=planned, on_frames=frames)
-    return [convert_recording(path, config, staging, task=task, on_planned=planned, on_frames=frames)]
+        return convert_skills(
+            path, config, staging, annotation, on_planned=planned, on_frames=frames, spool=spool
+        )
+    return [
+        convert_recording(path, config, staging, task=task, on_planned=planned, on_frames=frames, spool=spool)
+    ]
 
 
 # --- parent side -------------------------------------------------------------------------------
@@ -179,6 +188,7 @@ def convert(
     annotation: Annotation | None = None,
     progress: Progress | None = None,
     chunks_size: int | None = None,
+    spool: Spool | None = None,
 ) -> ConvertSummary:
     """Convert recordings into one LeRobot dataset at ``output`` (appending if it exists).
 
@@ -203,6 +213,9 @@ def convert(
         progress: Progress display; a silent one is used when ``None``.
         chunks_size: Episodes (v2.1) or files (v3) per chunk directory of a new dataset (default
             1000); an existing dataset keeps its own.
+        spool: Where remote recordings are downloaded to be read (default: each process's
+            :func:`~roboflow_storage.default_spool` of the environment). With ``jobs > 1`` each
+            worker process makes its own spool under the same root directory with the same bounds.
 
     Returns:
         The summary; ``failures`` is non-empty when recordings were skipped.
@@ -235,6 +248,7 @@ def convert(
             tasks,
             annotation,
             chunks_size=chunks_size,
+            spool=spool,
         )
     summary.seconds = time.monotonic() - started
     return summary
@@ -271,6 +285,7 @@ def _convert_into(
     annotation: Annotation | None,
     *,
     chunks_size: int | None,
+    spool: Spool | None,
 ) -> None:
     tasks = tasks or {}
     ctx = multiprocessing.get_context("spawn")
@@ -283,13 +298,13 @@ def _convert_into(
                 staged, failures = _run_jobs(
                     paths,
                     lambda i, p: pool.submit(
-                        _stage, p, config, staging_root / f"{i:06d}", tasks.get(p), annotation
+                        _stage, p, config, staging_root / f"{i:06d}", tasks.get(p), annotation, spool
                     ),
                     on_error,
                 )
         else:
             _init_worker(events)
-            staged, failures = _run_inline(paths, config, staging_root, tasks, annotation, on_error)
+            staged, failures = _run_inline(paths, config, staging_root, tasks, annotation, on_error, spool)
     progress.finish()
     summary.failures = failures
     if failures and on_error == "fail":
@@ -322,6 +337,7 @@ def _run_inline(
     tasks: dict[str, str],
     annotation: Annotation | None,
     on_error: OnError,
+    spool: Spool | None,
 ) -> tuple[dict[int, list[StagedEpisode]], list[Failure]]:
     """Convert one recording after another, spooling the next remote one while this one converts."""
     staged: dict[int, list[StagedEpisode]] = {}
@@ -329,9 +345,10 @@ def _run_inline(
     with ThreadPoolExecutor(1, thread_name_prefix="roboflow-prefetch") as ahead:
         for i, path in enumerate(paths):
             if i + 1 < len(paths):
-                ahead.submit(_prefetch_quietly, paths[i + 1])
+                ahead.submit(_prefetch_quietly, paths[i + 1], spool)
             try:
-                staged[i] = _stage(path, config, staging_root / f"{i:06d}", tasks.get(path), annotation)
+                stage = staging_root / f"{i:06d}"
+                staged[i] = _stage(path, config, stage, tasks.get(path), annotation, spool)
             except Exception as err:
                 failures.append(_failure(path, err))
                 if on_error == "fail":
@@ -339,9 +356,9 @@ def _run_inline(
     return staged, failures
 
 
-def _prefetch_quietly(path: str) -> None:
+def _prefetch_quietly(path: str, spool: Spool | None) -> None:
     with contextlib.suppress(RoboflowError):  # only a head start: the conversion reports real errors
-        prefetch_recording(path)
+        prefetch_recording(path, spool=spool)
 
 
 def _remove_if_empty(path: Path) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse, urlsplit
 from roboflow_core import StorageError
 from roboflow_storage._glob import compile_glob, has_wildcards, literal_prefix
 from roboflow_storage._location import Location, parse_location
-from roboflow_storage._spool import default_spool
+from roboflow_storage._spool import Spool, default_spool
 from roboflow_storage._storage import Storage
 
 _GLOB_CHARS = frozenset("*?[")
@@ -179,12 +179,13 @@ def recording_bytes(recording: Recording | os.PathLike[str]) -> int:
     return path.stat().st_size
 
 
-def prefetch_recording(recording: Recording | os.PathLike[str]) -> int:
+def prefetch_recording(recording: Recording | os.PathLike[str], *, spool: Spool | None = None) -> int:
     """Copy a remote recording's storage files into the local spool ahead of its conversion.
 
     Objects that fit the spool are downloaded as :func:`open_source` would (same cache entry),
-    so opening the recording later reads local files; a concurrent open waits for the copy
-    instead of downloading twice. A local recording needs nothing. Returns the bytes spooled.
+    so opening the recording later (with the same spool) reads local files; a concurrent open
+    waits for the copy instead of downloading twice. A local recording needs nothing. Returns
+    the bytes spooled. ``spool`` defaults to :func:`~roboflow_storage.default_spool`.
 
     Raises:
         StorageError: Listing or a download failed.
@@ -197,7 +198,7 @@ def prefetch_recording(recording: Recording | os.PathLike[str]) -> int:
         if is_prefix
         else [storage.head(key)]
     )
-    spool = default_spool()
+    spool = spool or default_spool()
     spooled = 0
     for info in objects:
         if spool.fits(storage, info.size):

@@ -5,12 +5,14 @@ whole-object download by parallel ranged GETs (:meth:`Spool.local_copy`) and a c
 while one GET streams it in (:meth:`Spool.growing_copy`). It only uses a
 :class:`~roboflow_storage.Storage`'s object verbs (``head``, ``stream_range``), so a store knows
 nothing of local files. :func:`default_spool` is the process-wide one of the environment
-(``ROBOFLOW_BUFFER_*``, ``ROBOFLOW_DOWNLOAD_*``).
+(``ROBOFLOW_BUFFER_*``, ``ROBOFLOW_DOWNLOAD_*``); the readers that spool (``open_source``,
+``open_streamed``, ``prefetch_recording``, the conversions) take a caller's own as ``spool=``.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from roboflow_storage._cache import LruCache, Reservation
@@ -21,7 +23,7 @@ from roboflow_storage._settings import DOWNLOAD_CONCURRENCY, DOWNLOAD_PART_SIZE,
 from roboflow_storage._storage import Storage
 from roboflow_storage.errors import StorageError
 
-__all__ = ["Spool", "default_spool"]
+__all__ = ["Spool", "default_spool", "spool_at"]
 
 
 class Spool:
@@ -41,6 +43,13 @@ class Spool:
         self.cache = cache
         self.part_size = part_size
         self.concurrency = concurrency
+
+    def __reduce__(self) -> tuple[Callable[[str, int, int, int], Spool], tuple[str, int, int, int]]:
+        """Sent to another process (a conversion's worker), a spool becomes that process's spool
+        over the same root directory with the same bounds: its own private directory there, one
+        per process and settings, as :func:`default_spool` is."""
+        root = str(self.cache.directory.parent)
+        return spool_at, (root, self.cache.max_bytes, self.part_size, self.concurrency)
 
     def fits(self, storage: Storage, size: int) -> bool:
         """Whether a copy of a ``size``-byte object of ``storage`` fits (a local store's always does)."""
@@ -126,6 +135,15 @@ def _cache_at(directory: str, max_bytes: int) -> LruCache:
     return LruCache(directory, max_bytes=max_bytes)
 
 
+def spool_at(root: str, max_bytes: int, part_size: int, concurrency: int) -> Spool:
+    """This process's spool under ``root`` with these bounds (one per process and arguments).
+
+    Raises:
+        StorageError: The cache's directory cannot be created.
+    """
+    return Spool(_cache_at(root, max_bytes), part_size=part_size, concurrency=concurrency)
+
+
 def default_spool() -> Spool:
     """The process-wide spool of the current environment: its cache under ``ROBOFLOW_BUFFER_DIR``
     bounded by ``ROBOFLOW_BUFFER_MAX_BYTES`` (one per value of those), downloads by
@@ -136,8 +154,9 @@ def default_spool() -> Spool:
         StorageError: The cache's directory cannot be created.
     """
     settings = StorageSettings.from_env()
-    return Spool(
-        _cache_at(settings.buffer_dir, settings.buffer_max_bytes),
-        part_size=settings.download_part_bytes,
-        concurrency=settings.download_concurrency,
+    return spool_at(
+        settings.buffer_dir,
+        settings.buffer_max_bytes,
+        settings.download_part_bytes,
+        settings.download_concurrency,
     )

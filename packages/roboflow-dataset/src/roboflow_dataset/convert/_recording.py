@@ -42,7 +42,7 @@ from roboflow_dataset.sources import (
     open_streamed,
 )
 from roboflow_executor import Prefetcher
-from roboflow_storage import display_url, is_remote, recording_bytes
+from roboflow_storage import Spool, display_url, is_remote, recording_bytes
 
 __all__ = ["RecordingPlan", "convert_recording"]
 
@@ -236,6 +236,7 @@ def convert_recording(
     on_segment: Callable[[ClosedSegment], None] | None = None,
     resume: bool = False,
     on_read: Callable[[int], None] | None = None,
+    spool: Spool | None = None,
 ) -> StagedEpisode:
     """Convert one recording into a staged episode under ``staging_dir``.
 
@@ -267,13 +268,15 @@ def convert_recording(
             A resumed stage keeps the segment size it was started with.
         on_read: Called now and then while pass 1 reads timestamps, with the number of messages
             read since the last call: progress before any frame exists (a watchdog's).
+        spool: Where a remote recording is downloaded to be read (default: the process-wide
+            :func:`~roboflow_storage.default_spool` of the environment).
 
     Raises:
         RoboflowError: Naming file, topic and reason (missing topic, corrupt file, bad message).
         DatasetError: With ``resume``, ``staging_dir`` holds a stage of another recording, config
             or task.
     """
-    job = _Job.make(path, config, staging_dir, task, on_planned, on_frames, on_read)
+    job = _Job.make(path, config, staging_dir, task, on_planned, on_frames, on_read, spool)
     with salvage_hint(config):
         if segment_frames is None and not resume:
             staged = _convert_one_pass(job)
@@ -303,12 +306,15 @@ def open_two_pass(job: _Job) -> Source | SalvagedSource:
     alignment = job.config.alignment
     try:
         return open_source(
-            job.recording, timeline=alignment.timeline, timeline_rate_hz=alignment.timeline_rate_hz
+            job.recording,
+            timeline=alignment.timeline,
+            timeline_rate_hz=alignment.timeline_rate_hz,
+            spool=job.spool,
         )
     except CorruptRecordingError:
         if not job.config.source.salvage:
             raise
-        streamed = open_streamed(job.recording, salvage=True)
+        streamed = open_streamed(job.recording, salvage=True, spool=job.spool)
         if streamed is None:
             raise
         return SalvagedSource(streamed)
@@ -401,6 +407,7 @@ class _Job:
     on_planned: Callable[[RecordingPlan], None] | None
     on_frames: Callable[[int], None] | None
     on_read: Callable[[int], None] | None = None
+    spool: Spool | None = None
 
     @classmethod
     def make(
@@ -412,12 +419,12 @@ class _Job:
         on_planned: Callable[[RecordingPlan], None] | None,
         on_frames: Callable[[int], None] | None,
         on_read: Callable[[int], None] | None = None,
+        spool: Spool | None = None,
     ) -> _Job:
         recording: str | Path = path if isinstance(path, str) and is_remote(path) else Path(path)
         task = task if task is not None else config.dataset.task
-        return cls(
-            recording, display_url(recording), config, staging_dir, task, on_planned, on_frames, on_read
-        )
+        name = display_url(recording)
+        return cls(recording, name, config, staging_dir, task, on_planned, on_frames, on_read, spool)
 
     @property
     def thread_name(self) -> str:
@@ -468,7 +475,7 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
 
     Unsegmented conversions only: a segmented stage's fingerprint needs the grid up front.
     """
-    streamed = open_streamed(job.recording, salvage=job.config.source.salvage)
+    streamed = open_streamed(job.recording, salvage=job.config.source.salvage, spool=job.spool)
     if streamed is None:
         return None
     config = job.config

@@ -31,6 +31,7 @@ from roboflow_dataset.convert._recording import (
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_dataset.lerobot._atomic import atomic_write_json
 from roboflow_dataset.lerobot.staging import MANIFEST
+from roboflow_storage import Spool
 
 __all__ = ["convert_skills", "load_staged"]
 
@@ -46,6 +47,7 @@ def convert_skills(
     on_planned: Callable[[RecordingPlan], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
     on_read: Callable[[int], None] | None = None,
+    spool: Spool | None = None,
 ) -> list[StagedEpisode]:
     """Convert one recording into one staged episode per mark of ``annotation``, in time order.
 
@@ -60,12 +62,13 @@ def convert_skills(
         on_planned: Called once with the grid.
         on_frames: Called with the number of frames read since the last call (marked or not).
         on_read: As for :func:`convert_recording` (messages read by pass 1).
+        spool: As for :func:`convert_recording`.
 
     Raises:
         DatasetError: A mark covers no frame of the grid (naming the mark).
         RoboflowError: As :func:`convert_recording`.
     """
-    job = _Job.make(path, config, staging_dir, None, on_planned, on_frames, on_read)
+    job = _Job.make(path, config, staging_dir, None, on_planned, on_frames, on_read, spool)
     with salvage_hint(config), open_two_pass(job) as source:
         plan, log_times = _plan_pass(source, job)
         del log_times

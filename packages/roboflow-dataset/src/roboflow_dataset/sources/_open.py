@@ -37,6 +37,7 @@ from roboflow_dataset.sources._storage import Storage
 from roboflow_storage import (
     ObjectInfo,
     ObjectNotFoundError,
+    Spool,
     default_spool,
     display_url,
     is_remote,
@@ -103,11 +104,12 @@ def _open_spooled(path: Path, name: str) -> tuple[SourceFormat, Storage | _RrdFi
     raise UnknownFormatError(f"{_KNOWN} (starts with {head[:16]!r})", path=name)
 
 
-def _open_object(store: ObjectStorage, info: ObjectInfo) -> tuple[SourceFormat, Storage | _RrdFile]:
+def _open_object(
+    store: ObjectStorage, info: ObjectInfo, spool: Spool
+) -> tuple[SourceFormat, Storage | _RrdFile]:
     """One remote storage file: through the local spool when it fits, else MCAP streamed by ranges."""
     key = info.key
     name = store.url_of(key)
-    spool = default_spool()
     if spool.fits(store, info.size):
         return _open_spooled(spool.local_copy(store, key, info=info), name)
     head = store.get_range(key, 0, _MAGIC_LEN)
@@ -127,11 +129,11 @@ def _bag_file(opened: Storage | _RrdFile, name: str) -> Storage:
     return opened
 
 
-def _open_all_remote(store: ObjectStorage, objects: list[ObjectInfo]) -> list[Storage]:
+def _open_all_remote(store: ObjectStorage, objects: list[ObjectInfo], spool: Spool) -> list[Storage]:
     storages: list[Storage] = []
     try:
         for info in objects:
-            storages.append(_bag_file(_open_object(store, info)[1], store.url_of(info.key)))
+            storages.append(_bag_file(_open_object(store, info, spool)[1], store.url_of(info.key)))
     except BaseException:
         for storage in storages:
             storage.close()
@@ -211,11 +213,11 @@ def _source(path: Path | str, fmt: SourceFormat, opened: Storage | _RrdFile, vie
     return Source(path, fmt, [opened])
 
 
-def _open_remote(url: str, view: _View) -> Source:
+def _open_remote(url: str, view: _View, spool: Spool) -> Source:
     store, key, info = remote_recording(url)
     if info is None:
-        return Source(store.url_of(key), "ros2", _open_all_remote(store, _ros2_objects(store, key)))
-    fmt, opened = _open_object(store, info)
+        return Source(store.url_of(key), "ros2", _open_all_remote(store, _ros2_objects(store, key), spool))
+    fmt, opened = _open_object(store, info, spool)
     return _source(store.url_of(key), fmt, opened, view)
 
 
@@ -279,6 +281,7 @@ def open_source(
     *,
     timeline: str | None = None,
     timeline_rate_hz: float | None = None,
+    spool: Spool | None = None,
 ) -> Source:
     """Open a recording, detecting its format from its content.
 
@@ -291,6 +294,8 @@ def open_source(
         timeline: For a ``.rrd`` recording, the timeline its messages are timed on (default:
             ``log_time``, else its only temporal timeline); other formats ignore it.
         timeline_rate_hz: The rate of a ``.rrd`` sequence timeline (needed to align on one).
+        spool: Where a remote recording is copied to be read (default: the process-wide
+            :func:`~roboflow_storage.default_spool` of the environment).
 
     Returns:
         The open source (a context manager).
@@ -303,7 +308,7 @@ def open_source(
     """
     view = _View(timeline, timeline_rate_hz)
     if is_remote(path_or_url):
-        return _open_remote(os.fspath(path_or_url), view)
+        return _open_remote(os.fspath(path_or_url), view, spool or default_spool())
     path = local_recording(path_or_url)
     if not path.exists():
         raise SourceError("no such file or directory", path=str(path))

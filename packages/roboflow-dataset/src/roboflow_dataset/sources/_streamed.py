@@ -31,7 +31,7 @@ from roboflow_dataset.sources._open import _ros2_files, _ros2_objects, local_rec
 from roboflow_dataset.sources._ros1 import ROS1_MAGIC
 from roboflow_dataset.sources._ros1_stream import iter_ros1_records
 from roboflow_dataset.sources._storage import Record, guarded
-from roboflow_storage import GrowingCopy, default_spool, is_remote, recording_bytes
+from roboflow_storage import GrowingCopy, Spool, default_spool, is_remote, recording_bytes
 
 __all__ = ["SalvagedSource", "StreamedRecording", "open_streamed"]
 
@@ -221,10 +221,9 @@ def _open_local(path_or_url: str | os.PathLike[str], salvage: bool) -> StreamedR
     )
 
 
-def _open_remote(url: str, salvage: bool) -> StreamedRecording | None:
+def _open_remote(url: str, salvage: bool, spool: Spool) -> StreamedRecording | None:
     store, key, found = remote_recording(url)
     objects = [found] if found is not None else _ros2_objects(store, key)
-    spool = default_spool()
     if len(objects) != 1 or not spool.fits(store, objects[0].size):
         return None
     info = objects[0]
@@ -249,7 +248,9 @@ def _open_remote(url: str, salvage: bool) -> StreamedRecording | None:
     )
 
 
-def open_streamed(path_or_url: str | os.PathLike[str], *, salvage: bool = False) -> StreamedRecording | None:
+def open_streamed(
+    path_or_url: str | os.PathLike[str], *, salvage: bool = False, spool: Spool | None = None
+) -> StreamedRecording | None:
     """Open a recording for one front-to-back read, or ``None`` where it has none.
 
     Anything unusual (a missing file, an unreadable bag directory, a ``.db3``, several storage
@@ -259,10 +260,12 @@ def open_streamed(path_or_url: str | os.PathLike[str], *, salvage: bool = False)
     Args:
         path_or_url: As for :func:`~roboflow_dataset.sources.open_source`.
         salvage: Read up to damage instead of failing there (see the module docstring).
+        spool: Where a remote recording is downloaded while it is read (default: the
+            process-wide :func:`~roboflow_storage.default_spool` of the environment).
     """
     try:
         if is_remote(path_or_url):
-            return _open_remote(os.fspath(path_or_url), salvage)
+            return _open_remote(os.fspath(path_or_url), salvage, spool or default_spool())
         return _open_local(path_or_url, salvage)
     except (RoboflowError, OSError):
         return None
