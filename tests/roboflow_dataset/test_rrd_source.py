@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import rerun as rr
 
-from roboflow_core import CorruptRecordingError, SourceError
+from roboflow_core import ConfigError, CorruptRecordingError, SourceError
 from roboflow_dataset import inspect_source
 from roboflow_dataset.extract import VectorExtractor
 from roboflow_dataset.sources import open_source
@@ -240,6 +240,20 @@ def test_truncated_and_foreign_files_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(CorruptRecordingError, match=r"cannot open the \.rrd file") as caught:
         open_source(foreign)
     assert caught.value.context["path"] == str(foreign)
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5", "1.5"])
+def test_a_bad_max_held_bytes_is_a_config_error_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    path = _synth(tmp_path).path
+    monkeypatch.setenv("ROBOFLOW_RRD_MAX_HELD_BYTES", value)
+    with pytest.raises(ConfigError, match="ROBOFLOW_RRD_MAX_HELD_BYTES") as caught:
+        open_source(path, timeline="capture")
+    assert caught.value.context["key"] == "ROBOFLOW_RRD_MAX_HELD_BYTES" and repr(value) in str(caught.value)
+    monkeypatch.setenv("ROBOFLOW_RRD_MAX_HELD_BYTES", str(1 << 20))
+    with open_source(path, timeline="capture") as source:
+        assert next(iter(source.messages())).topic
 
 
 def test_without_rerun_sdk_the_error_says_how_to_install_it(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +130,35 @@ def test_bad_encoder_option_is_a_media_error(tmp_path: Path, backend: str) -> No
             encoder.encode(frame)
         encoder.close()
     assert not (tmp_path / "v.mp4").exists()
+
+
+_SVT_SCRIPT = """
+import os, sys, tempfile
+import os
+import subprocess
+import sys
+from pathlib import Path
+import roboflow_media, roboflow_media._pyav_backend
+from roboflow_core.config import VideoConfig
+print(os.environ.get("SVT_LOG"))
+encoder = roboflow_media.open_encoder(
+    Path(tempfile.mkdtemp()) / "v.mp4", width=128, height=96, fps=10, config=VideoConfig(codec=sys.argv[1])
+)
+print(os.environ.get("SVT_LOG"))
+encoder.abort()
+"""
+
+
+@pytest.mark.parametrize(
+    ("codec", "preset", "after"),
+    [("libsvtav1", None, "1"), ("libsvtav1", "3", "3"), ("libx264", None, "None")],
+)
+def test_svt_log_is_set_when_an_svt_encoder_opens_not_at_import(
+    tmp_path: Path, codec: str, preset: str | None, after: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"} | ({"SVT_LOG": preset} if preset else {})
+    done = subprocess.run(
+        [sys.executable, "-c", _SVT_SCRIPT, codec], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(preset), after]

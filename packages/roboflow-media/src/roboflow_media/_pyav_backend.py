@@ -14,7 +14,17 @@ from numpy.typing import NDArray
 from roboflow_media._base import VideoEncoder
 from roboflow_media._settings import EncodeSettings
 
-__all__ = ["PyAVEncoder"]
+__all__ = ["PyAVEncoder", "quiet_svt_av1"]
+
+
+def quiet_svt_av1() -> None:
+    """Keep SVT-AV1 from printing a banner to stderr for every encoder: ``SVT_LOG=1`` (errors only).
+
+    The library inside PyAV reads only the process environment, when an encoder opens, so this is
+    the one place Roboflow sets a variable of its own process: when an SVT-AV1 encoder opens (not
+    at import), never over a value already set. The ffmpeg backend passes it to its child only.
+    """
+    os.environ.setdefault("SVT_LOG", "1")
 
 
 class PyAVEncoder(VideoEncoder):
@@ -26,9 +36,7 @@ class PyAVEncoder(VideoEncoder):
         super().__init__(path, settings, width=width, height=height, fps=fps)
         self._time_base = Fraction(1, fps)
         if "svt" in settings.codec:
-            # SVT-AV1 prints a banner to stderr for every encoder unless SVT_LOG says otherwise
-            # (1 = errors); it reads the variable when an encoder opens, not at import
-            os.environ.setdefault("SVT_LOG", "1")
+            quiet_svt_av1()
         self._container = av.open(str(path), "w")
         try:
             stream = self._container.add_stream(settings.codec, rate=fps, options=settings.options)

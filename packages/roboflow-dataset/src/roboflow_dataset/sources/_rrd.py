@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +33,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from roboflow_core.errors import ConfigError, CorruptRecordingError, DecodeError, MediaError, SourceError
+from roboflow_core.env import env_int
+from roboflow_core.errors import CorruptRecordingError, DecodeError, MediaError, SourceError
 from roboflow_dataset.sources._model import Channel, Message, TopicInfo
 from roboflow_dataset.sources._rrd_values import (
     DEPTH_IMAGE,
@@ -64,16 +64,9 @@ def _max_held_bytes() -> int:
     """How many decompressed chunk bytes one forward read may hold (``ROBOFLOW_RRD_MAX_HELD_BYTES``).
 
     Raises:
-        ConfigError: The variable is not a positive integer.
+        ConfigError: The variable is not a positive whole number (names it).
     """
-    text = os.environ.get(MAX_HELD_ENV)
-    if not text:
-        return _MAX_HELD_BYTES
-    if not text.isdigit() or int(text) <= 0:
-        raise ConfigError(
-            f"{MAX_HELD_ENV} must be a positive number of bytes, not {text!r}", key=MAX_HELD_ENV
-        )
-    return int(text)
+    return env_int(MAX_HELD_ENV, _MAX_HELD_BYTES)
 
 
 class _Span(NamedTuple):
@@ -351,6 +344,7 @@ class RrdSource(Source):
     ) -> None:
         super().__init__(path, "rrd", [])
         self._release = release
+        self._max_held = _max_held_bytes()  # read once, when opened: a bad value fails here
         name = str(path)
         try:
             from rerun.chunk import RrdReader
@@ -430,7 +424,7 @@ class RrdSource(Source):
         from rerun.chunk import RrdReader
 
         spans = [span for ch in channels.values() for span in ch.chunks]
-        if len(channels) > 1 and held_peak(spans) > _max_held_bytes():
+        if len(channels) > 1 and held_peak(spans) > self._max_held:
             streams = [self._rows({topic: ch}, start_ns) for topic, ch in channels.items()]
             yield from heapq.merge(*streams, key=_log_time)
             return
