@@ -22,8 +22,8 @@ from tests.roboflow_distributed._batch_helpers import (
 from tests.roboflow_pipeline.test_convert import verify_dataset
 
 from roboflow_core import CoordinationError
-from roboflow_distributed import keys
-from roboflow_distributed.batches import get_batch, list_batches, list_units, set_phase, submit_batch
+from roboflow_distributed import keys, transitions
+from roboflow_distributed.batches import get_batch, list_batches, list_units, submit_batch, write_status
 from roboflow_distributed.finalizer import Finalizer
 from roboflow_distributed.lifecycle import (
     collect_expired,
@@ -53,7 +53,11 @@ def _queue(store: Store, batch: str, n: int) -> None:
         ukey = keys.unit(batch, unit.id)
         assert store.txn([Compare(ukey, 0)], {ukey: encode(unit), keys.pending(batch, unit.id): b""})
     status = get_batch(store, batch).status
-    assert set_phase(store, batch, status, phase=BatchPhase.RUNNING, units_total=n) is not None
+    found = transitions.discover(status.record, batch=batch, now=time.time())
+    discovering = write_status(store, batch, status, found)
+    assert discovering is not None
+    running = transitions.run(discovering.record, batch=batch, units_total=n, now=time.time())
+    assert write_status(store, batch, discovering, running) is not None
 
 
 def test_higher_priority_is_claimed_first_and_lower_ones_do_not_starve(store: Store, tmp_path: Path) -> None:

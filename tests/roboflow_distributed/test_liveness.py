@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import msgspec
 import pytest
 from tests.roboflow_distributed._batch_helpers import (
     FAST,
@@ -27,8 +26,8 @@ from tests.roboflow_distributed._batch_helpers import (
 from tests.roboflow_pipeline.test_convert import run_doctor, verify_dataset
 
 from roboflow_core import StalledError
-from roboflow_distributed import keys
-from roboflow_distributed.batches import get_batch, list_units, submit_batch
+from roboflow_distributed import keys, transitions
+from roboflow_distributed.batches import get_batch, list_units, submit_batch, unit_puts
 from roboflow_distributed.reaper import Reaper
 from roboflow_distributed.records import BatchPhase, Heartbeat, UnitStatus, WorkUnit, encode, scan
 from roboflow_distributed.scanner import Scanner
@@ -129,17 +128,16 @@ def test_a_retry_backoff_is_waited_out_on_the_claiming_workers_own_clock(
     # w1's attempt failed transiently: back in the queue for 5 s of backoff (w1's clock is a day ahead)
     ukey = keys.unit(unit.batch, unit.id)
     (current,) = list_units(store, unit.batch)
-    failed = msgspec.structs.replace(
+    failed = transitions.fail(
         unit,
-        status=UnitStatus.PENDING,
-        owner=None,
-        attempts=1,
+        error="store down",
+        kind="StorageError",
+        transient=True,
         retry_after=5.0,
-        updated_at=time.time() + 86400,
+        now=time.time() + 86400,
     )
-    assert store.txn(
-        [Compare(ukey, current.version)], {ukey: encode(failed), keys.pending(unit.batch, unit.id): b""}
-    )
+    assert (failed.status, failed.owner, failed.attempts) == (UnitStatus.PENDING, None, 1)
+    assert store.txn([Compare(ukey, current.version)], unit_puts(failed))
     clock = ManualClock(0.0)
     worker = Worker(store, "w2", FAST, Shutdown(1.0), clock=clock)
     assert worker.claim() is None, "the backoff starts when this worker first sees the unit queued"

@@ -11,11 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-import msgspec
-
 from roboflow_core import ConfigError, ConflictError, CoordinationError, NotFoundError, RoboflowError
 from roboflow_core.annotation import parse_annotation
-from roboflow_distributed import keys
+from roboflow_distributed import keys, transitions
 from roboflow_distributed.configs import store_config
 from roboflow_distributed.records import (
     DEFAULT_TTL_SECONDS,
@@ -53,8 +51,9 @@ __all__ = [
     "list_units",
     "retry_merge",
     "retry_unit",
-    "set_phase",
     "submit_batch",
+    "unit_puts",
+    "write_status",
 ]
 
 
@@ -276,20 +275,29 @@ def get_batch(store: Store, batch_id: str) -> Batch:
     return Batch(spec.record, status)
 
 
-def set_phase(
-    store: Store, batch_id: str, current: Versioned[BatchStatus], **changes: object
+def write_status(
+    store: Store, batch_id: str, current: Versioned[BatchStatus], new: BatchStatus
 ) -> Versioned[BatchStatus] | None:
-    """Compare-and-swap the batch status; the new status, or ``None`` when someone else changed it.
+    """Compare-and-swap the batch status from ``current`` to ``new`` (from
+    :mod:`~roboflow_distributed.transitions`); the new status, or ``None`` when someone else
+    changed it.
 
     A terminal phase also moves the batch from the active index to the expiry index, in the same
     transaction (see :func:`finished_index`).
     """
-    new = msgspec.structs.replace(current.record, updated_at=time.time(), **changes)
     key = keys.batch_status(batch_id)
     puts, deletes = finished_index(store, batch_id, new) if new.phase.terminal else ({}, [])
     if not store.txn([Compare(key, current.version)], {key: encode(new), **puts}, deletes):
         return None
     return read(store, key, BatchStatus)
+
+
+def unit_puts(new: WorkUnit) -> dict[str, bytes]:
+    """The puts that write a unit's record: the record, and its queue entry when it is Pending."""
+    ukey = keys.unit(new.batch, new.id)
+    if new.status is UnitStatus.PENDING:
+        return {ukey: encode(new), keys.pending(new.batch, new.id): b""}
+    return {ukey: encode(new)}
 
 
 def finished_index(store: Store, batch_id: str, status: BatchStatus) -> tuple[dict[str, bytes], list[str]]:
@@ -315,14 +323,8 @@ def cancel_batch(store: Store, batch_id: str) -> BatchStatus:
     """
     while True:
         batch = get_batch(store, batch_id)
-        phase = batch.status.record.phase
-        if phase.terminal:
-            raise ConflictError(f"batch is already {phase}", batch=batch_id)
-        if phase is BatchPhase.MERGING:
-            raise ConflictError(
-                "batch is merging its episodes into the dataset; too late to cancel", batch=batch_id
-            )
-        done = set_phase(store, batch_id, batch.status, phase=BatchPhase.CANCELLED, finished_at=time.time())
+        new = transitions.cancel_batch(batch.status.record, batch=batch_id, now=time.time())
+        done = write_status(store, batch_id, batch.status, new)
         if done is not None:
             break
     for unit in list_units(store, batch_id):
@@ -372,33 +374,17 @@ def retry_unit(store: Store, ref: str) -> WorkUnit:
     """
     unit = find_unit(store, ref)
     record = unit.record
-    if record.status not in (UnitStatus.DEAD, UnitStatus.FAILED, UnitStatus.CANCELLED):
-        raise ConflictError(
-            f"job is {record.status}; only dead, failed or cancelled jobs are retried", job=ref
-        )
+    new = transitions.retry(record, now=time.time())
     batch = get_batch(store, record.batch)
     if batch.status.record.phase not in (BatchPhase.RUNNING, BatchPhase.DISCOVERING, BatchPhase.SUSPENDED):
         raise ConflictError(
             f"its batch is {batch.status.record.phase}; submit the recording in a new batch", job=ref
         )
-    new = msgspec.structs.replace(
-        record,
-        status=UnitStatus.PENDING,
-        attempts=0,
-        lost=0,
-        owner=None,
-        error=None,
-        error_kind=None,
-        updated_at=time.time(),
-        retry_after=0.0,
-    )
-    ukey, pkey = keys.unit(record.batch, record.id), keys.pending(record.batch, record.id)
+    ukey = keys.unit(record.batch, record.id)
     # the batch must still be the one read: a finalizer that moved it to Merging meanwhile would
     # never merge a unit queued now
     skey = keys.batch_status(record.batch)
-    if not store.txn(
-        [Compare(ukey, unit.version), Compare(skey, batch.status.version)], {ukey: encode(new), pkey: b""}
-    ):
+    if not store.txn([Compare(ukey, unit.version), Compare(skey, batch.status.version)], unit_puts(new)):
         raise ConflictError("job or its batch changed meanwhile; try again", job=ref)
     return new
 
@@ -415,18 +401,7 @@ def retry_merge(store: Store, batch_id: str) -> BatchStatus:
     """
     batch = get_batch(store, batch_id)
     status = batch.status.record
-    if not status.merge_failed:
-        raise ConflictError(
-            f"batch is {status.phase}; only a batch whose merge failed can merge again", batch=batch_id
-        )
-    new = msgspec.structs.replace(
-        status,
-        phase=BatchPhase.MERGING,
-        merge_failed=False,
-        error=None,
-        finished_at=None,
-        updated_at=time.time(),
-    )
+    new = transitions.retry_merge(status, batch=batch_id, now=time.time())
     skey, mkey = keys.batch_status(batch_id), keys.merge(batch_id)
     merge = read(store, mkey, MergeState)
     restart = [mkey] if merge is not None and merge.record.published == 0 else []
@@ -448,18 +423,22 @@ def cancel_unit(store: Store, ref: str) -> WorkUnit:
         ConflictError: It already finished.
     """
     unit = find_unit(store, ref)
-    if unit.record.status.terminal:
-        raise ConflictError(f"job is already {unit.record.status}", job=ref)
-    if not _cancel(store, unit):
+    cancelled = _cancel(store, unit)
+    if cancelled is None:
         raise ConflictError("job changed meanwhile; try again", job=ref)
-    return msgspec.structs.replace(unit.record, status=UnitStatus.CANCELLED)
+    return cancelled
 
 
-def _cancel(store: Store, unit: Versioned[WorkUnit]) -> bool:
-    record = unit.record
-    new = msgspec.structs.replace(record, status=UnitStatus.CANCELLED, updated_at=time.time())
-    ukey, pkey = keys.unit(record.batch, record.id), keys.pending(record.batch, record.id)
-    return store.txn([Compare(ukey, unit.version)], {ukey: encode(new)}, [pkey])
+def _cancel(store: Store, unit: Versioned[WorkUnit]) -> WorkUnit | None:
+    """Cancel the unit read at ``unit`` and drop its queue entry; its new record, or ``None`` when
+    it changed meanwhile.
+
+    Raises:
+        ConflictError: It already finished.
+    """
+    new = transitions.cancel(unit.record, now=time.time())
+    ukey, pkey = keys.unit(new.batch, new.id), keys.pending(new.batch, new.id)
+    return new if store.txn([Compare(ukey, unit.version)], {ukey: encode(new)}, [pkey]) else None
 
 
 def failure_reason(err: BaseException) -> tuple[str, str]:

@@ -21,12 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
-
 from roboflow_core import CoordinationError, DatasetError, RoboflowError, StorageError, telemetry
 from roboflow_core.workdirs import process_workdir
-from roboflow_distributed import keys, metrics
-from roboflow_distributed.batches import Batch, active_batches, finished_index, list_units, set_phase
+from roboflow_distributed import keys, metrics, transitions
+from roboflow_distributed.batches import Batch, active_batches, finished_index, list_units, write_status
 from roboflow_distributed.configs import fetch_config
 from roboflow_distributed.lifecycle import collect_expired
 from roboflow_distributed.liveness import Staleness
@@ -111,16 +109,10 @@ class Finalizer:
             log.error("publishing %s failed (staged episodes kept for retry-merge): %s", batch.spec.id, err)
             status = read(self.store, keys.batch_status(batch.spec.id), BatchStatus)
             if status is not None:
-                set_phase(
-                    self.store,
-                    batch.spec.id,
-                    status,
-                    phase=BatchPhase.FAILED,
-                    watching=False,
-                    merge_failed=True,
-                    error=f"merge failed: {err}",
-                    finished_at=time.time(),
+                failed = transitions.fail_publish(
+                    status.record, error=f"merge failed: {err}", now=time.time()
                 )
+                write_status(self.store, batch.spec.id, status, failed)
             return "failed"
         self._unpublished.forget(lambda key: key == batch.spec.id)
         return "published"
@@ -131,8 +123,10 @@ class Finalizer:
         units = list_units(self.store, batch.spec.id)
         if any(not u.record.status.terminal for u in units):
             return None
-        counts = _counts(units)
-        moved = set_phase(self.store, batch.spec.id, batch.status, phase=BatchPhase.MERGING, **counts)
+        merging = transitions.start_merge(
+            batch.status.record, batch=batch.spec.id, units=[u.record for u in units], now=time.time()
+        )
+        moved = write_status(self.store, batch.spec.id, batch.status, merging)
         return Batch(batch.spec, moved) if moved is not None else None
 
     def _under_lease(self, batch: Batch, action: Callable[[Batch, Holding], object]) -> bool:
@@ -175,7 +169,13 @@ class Finalizer:
         done = [units[uid] for uid in state.units]
         if not done:
             reasons = sorted({u.error or str(u.status) for u in units.values()})[:3]
-            self._end(batch, BatchPhase.FAILED, error=f"no recording was converted: {'; '.join(reasons)}")
+            error = f"no recording was converted: {'; '.join(reasons)}"
+            self._end(
+                batch,
+                lambda s: transitions.fail_merge(
+                    s, batch=spec.id, error=error, retryable=False, now=time.time()
+                ),
+            )
             return BatchPhase.FAILED
         expected = state.base_episodes + sum(u.episodes for u in done)
         try:
@@ -185,14 +185,24 @@ class Finalizer:
                 raise  # the next tick retries where this one stopped
             holding.check()  # a failure caused by losing the dataset to another writer is not final
             log.error("merge of %s failed (staged episodes kept for retry-merge): %s", spec.id, err)
-            self._end(batch, BatchPhase.FAILED, error=f"merge failed: {err}", merge_failed=True)
+            error = f"merge failed: {err}"
+            self._end(
+                batch,
+                lambda s: transitions.fail_merge(
+                    s, batch=spec.id, error=error, retryable=True, now=time.time()
+                ),
+            )
             return BatchPhase.FAILED
         self._end(
             batch,
-            BatchPhase.COMPLETE,
-            episodes=expected - state.base_episodes,
-            frames=sum(u.frames for u in done),
-            dataset_episodes=expected,
+            lambda s: transitions.finish_merge(
+                s,
+                batch=spec.id,
+                episodes=expected - state.base_episodes,
+                frames=sum(u.frames for u in done),
+                dataset_episodes=expected,
+                now=time.time(),
+            ),
         )
         log.info(
             "batch %s complete: %d episodes into %s",
@@ -236,7 +246,7 @@ class Finalizer:
         saved = read(self.store, key, MergeState)
         if saved is None:
             raise CoordinationError("the merge record vanished", batch=batch_id)
-        state = msgspec.structs.replace(saved.record, published=published)
+        state = transitions.record_published(saved.record, published=published)
         if not self.store.txn([Compare(key, saved.version)], {key: encode(state)}):
             raise CoordinationError("the merge record changed meanwhile", batch=batch_id)
         return state
@@ -251,7 +261,7 @@ class Finalizer:
             more = [uid for uid in ordered if uid not in known]
             if not more:
                 return saved.record
-            grown = msgspec.structs.replace(saved.record, units=[*saved.record.units, *more])
+            grown = transitions.extend_merge(saved.record, units=more)
             if not self.store.txn([Compare(key, saved.version)], {key: encode(grown)}):
                 raise CoordinationError("the merge record changed meanwhile", batch=batch.spec.id)
             return grown
@@ -291,23 +301,17 @@ class Finalizer:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _end(self, batch: Batch, phase: BatchPhase, *, merge_failed: bool = False, **changes: object) -> None:
-        """Finish the batch (CAS from its Merging status) and clean its staging and bookkeeping;
-        a failed merge keeps them, so that ``retry_merge`` can merge again."""
+    def _end(self, batch: Batch, finish: Callable[[BatchStatus], BatchStatus]) -> None:
+        """Finish the batch: CAS from its Merging status to ``finish`` of it (a transition to
+        Complete or Failed), and clean its staging and bookkeeping; a failed merge that can be
+        retried keeps them, so that ``retry_merge`` can merge again."""
         bid = batch.spec.id
         current: Versioned[BatchStatus] | None = read(self.store, keys.batch_status(bid), BatchStatus)
         if current is None or current.record.phase is not BatchPhase.MERGING:
             return
-        new = msgspec.structs.replace(
-            current.record,
-            phase=phase,
-            finished_at=time.time(),
-            updated_at=time.time(),
-            merge_failed=merge_failed,
-            **changes,
-        )
+        new = finish(current.record)
         status_key = keys.batch_status(bid)
-        bookkeeping = [] if merge_failed else [keys.merge(bid)]
+        bookkeeping = [] if new.merge_failed else [keys.merge(bid)]
         index_puts, index_deletes = finished_index(self.store, bid, new)
         if not self.store.txn(
             [Compare(status_key, current.version)],
@@ -315,22 +319,12 @@ class Finalizer:
             [*bookkeeping, *index_deletes],
         ):
             raise CoordinationError("batch status changed during the merge", batch=bid)
-        metrics.BATCHES.add(1, {"outcome": str(phase)})
-        if merge_failed:
+        metrics.BATCHES.add(1, {"outcome": str(new.phase)})
+        if new.merge_failed:
             return
         remove_batch(Storage.from_url(batch.spec.staging), bid)
         for entry in self.store.scan(keys.checkpoints_of(bid)):
             self.store.txn(deletes=[entry.key])
-
-
-def _counts(units: list[Versioned[WorkUnit]]) -> dict[str, object]:
-    statuses = [u.record.status for u in units]
-    return {
-        "units_total": len(units),
-        "units_complete": statuses.count(UnitStatus.COMPLETE),
-        "units_dead": statuses.count(UnitStatus.DEAD),
-        "units_cancelled": statuses.count(UnitStatus.CANCELLED),
-    }
 
 
 class Holding:

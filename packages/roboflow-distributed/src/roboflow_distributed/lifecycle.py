@@ -15,10 +15,8 @@ import logging
 import shutil
 import time
 
-import msgspec
-
 from roboflow_core import ConflictError, RoboflowError
-from roboflow_distributed import keys
+from roboflow_distributed import keys, transitions
 from roboflow_distributed.batches import (
     Batch,
     active_batches,
@@ -29,7 +27,7 @@ from roboflow_distributed.batches import (
     list_units,
 )
 from roboflow_distributed.reaper import release_unit
-from roboflow_distributed.records import BatchPhase, BatchStatus, UnitStatus, WorkUnit, encode
+from roboflow_distributed.records import BatchStatus, UnitStatus, WorkUnit, encode
 from roboflow_distributed.staging import remove_batch
 from roboflow_distributed.store import Compare, Store
 from roboflow_storage import Storage, display_url
@@ -52,7 +50,7 @@ def suspend_batch(store: Store, batch_id: str, *, release: bool = False) -> tupl
         NotFoundError: No such batch.
         ConflictError: It is not Running.
     """
-    status = _switch(store, batch_id, BatchPhase.RUNNING, BatchPhase.SUSPENDED)
+    status = _switch(store, batch_id, suspended=True)
     released = 0
     if release:
         for unit in list_units(store, batch_id, UnitStatus.PROCESSING):
@@ -67,18 +65,15 @@ def resume_batch(store: Store, batch_id: str) -> BatchStatus:
         NotFoundError: No such batch.
         ConflictError: It is not Suspended.
     """
-    return _switch(store, batch_id, BatchPhase.SUSPENDED, BatchPhase.RUNNING)
+    return _switch(store, batch_id, suspended=False)
 
 
-def _switch(store: Store, batch_id: str, before: BatchPhase, after: BatchPhase) -> BatchStatus:
+def _switch(store: Store, batch_id: str, suspended: bool) -> BatchStatus:
     batch = get_batch(store, batch_id)
-    status = batch.status.record
-    if status.phase is not before:
-        verb = "suspended" if after is BatchPhase.SUSPENDED else "resumed"
-        raise ConflictError(f"batch is {status.phase}; only a {before} batch is {verb}", batch=batch_id)
-    new = msgspec.structs.replace(status, phase=after, updated_at=time.time())
+    change = transitions.suspend if suspended else transitions.resume
+    new = change(batch.status.record, batch=batch_id, now=time.time())
     skey = keys.batch_status(batch_id)
-    marker = active_marker(batch.spec, suspended=after is BatchPhase.SUSPENDED)
+    marker = active_marker(batch.spec, suspended=suspended)
     if not store.txn(
         [Compare(skey, batch.status.version)], {skey: encode(new), keys.active(batch_id): marker}
     ):
@@ -95,12 +90,7 @@ def close_batch(store: Store, batch_id: str) -> BatchStatus:
         ConflictError: It is not a watched batch still open.
     """
     batch = get_batch(store, batch_id)
-    status = batch.status.record
-    if not status.watching:
-        raise ConflictError(
-            f"batch is {status.phase} and not watching; only a watched batch is closed", batch=batch_id
-        )
-    new = msgspec.structs.replace(status, watching=False, updated_at=time.time())
+    new = transitions.close_watch(batch.status.record, batch=batch_id, now=time.time())
     skey = keys.batch_status(batch_id)
     if not store.txn([Compare(skey, batch.status.version)], {skey: encode(new)}):
         raise ConflictError("batch changed meanwhile; try again", batch=batch_id)

@@ -14,13 +14,10 @@ from __future__ import annotations
 import logging
 import time
 
-import msgspec
-
-from roboflow_core import StalledError
-from roboflow_distributed import keys, metrics
-from roboflow_distributed.batches import active_batches, list_units
+from roboflow_distributed import keys, metrics, transitions
+from roboflow_distributed.batches import active_batches, list_units, unit_puts
 from roboflow_distributed.liveness import Clock, Staleness
-from roboflow_distributed.records import BatchPhase, Heartbeat, UnitStatus, Versioned, WorkUnit, encode, scan
+from roboflow_distributed.records import BatchPhase, Heartbeat, UnitStatus, Versioned, WorkUnit, scan
 from roboflow_distributed.settings import Settings
 from roboflow_distributed.store import Compare, Store
 
@@ -33,44 +30,36 @@ _FORGET_AFTER = 10
 """Heartbeats standing still this many heartbeat timeouts are deleted (pods gone for long)."""
 
 
-def _requeue(store: Store, unit: Versioned[WorkUnit], *, dead: bool, **changes: object) -> bool:
-    """Move a Processing unit back to Pending (queued again), or to Dead; whether it was still there."""
-    rec = unit.record
-    ukey = keys.unit(rec.batch, rec.id)
-    status = UnitStatus.DEAD if dead else UnitStatus.PENDING
-    new = msgspec.structs.replace(rec, status=status, owner=None, updated_at=time.time(), **changes)
-    puts = {ukey: encode(new)}
-    if not dead:
-        puts[keys.pending(rec.batch, rec.id)] = b""
-    done = store.txn([Compare(ukey, unit.version)], puts)
+def _write(store: Store, unit: Versioned[WorkUnit], new: WorkUnit) -> bool:
+    """Write a Processing unit's new record (Pending: queued again, or Dead) if it is still the one
+    read; whether it was."""
+    done = store.txn([Compare(keys.unit(new.batch, new.id), unit.version)], unit_puts(new))
+    requeued = new.status is UnitStatus.PENDING
     if done:
-        if not dead:
+        if requeued:
             metrics.REQUEUED.add(1)
-        metrics.JOBS.add(1, {"outcome": "dead" if dead else "requeued"})
+        metrics.JOBS.add(1, {"outcome": "requeued" if requeued else "dead"})
     return done
 
 
 def requeue_lost(store: Store, unit: Versioned[WorkUnit], reason: str, max_lost: int) -> bool:
     """Put a unit whose worker is gone back in the queue (or Dead after ``max_lost`` losses)."""
-    lost = unit.record.lost + 1
-    dead = lost >= max_lost
-    error = f"{reason} ({lost} times)" if dead else reason
-    return _requeue(store, unit, dead=dead, lost=lost, error=error, error_kind="WorkerLost")
+    return _write(
+        store, unit, transitions.lose(unit.record, reason=reason, max_lost=max_lost, now=time.time())
+    )
 
 
 def release_unit(store: Store, unit: Versioned[WorkUnit], reason: str) -> bool:
     """Give a Processing unit back to the queue by choice (``batch suspend --release``): its worker
     drops the claim at its next checkpoint, and the next claim resumes after its staged segments.
     Counts neither as an attempt nor as a loss."""
-    return _requeue(store, unit, dead=False, error=reason, error_kind="Released")
+    return _write(store, unit, transitions.release(unit.record, reason=reason, now=time.time()))
 
 
 def requeue_stalled(store: Store, unit: Versioned[WorkUnit], reason: str) -> bool:
     """Put a unit whose conversion stopped making progress back in the queue: a failed attempt
     (Dead once its attempts are used up)."""
-    attempts = unit.record.attempts + 1
-    dead = attempts >= unit.record.max_attempts
-    return _requeue(store, unit, dead=dead, attempts=attempts, error=reason, error_kind=StalledError.__name__)
+    return _write(store, unit, transitions.stall(unit.record, reason=reason, now=time.time()))
 
 
 class Reaper:

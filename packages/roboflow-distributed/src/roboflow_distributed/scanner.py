@@ -17,15 +17,14 @@ import functools
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import msgspec
-
 from roboflow_core import RoboflowError
-from roboflow_distributed import keys
-from roboflow_distributed.batches import Batch, active_batches, failure_reason, set_phase
+from roboflow_distributed import keys, transitions
+from roboflow_distributed.batches import Batch, active_batches, failure_reason, unit_puts, write_status
 from roboflow_distributed.locks import Lease
 from roboflow_distributed.metrics import RECORDINGS_DISCOVERED
 from roboflow_distributed.records import BatchPhase, BatchSpec, Sighting, UnitStatus, WorkUnit, encode, read
@@ -94,7 +93,8 @@ class Scanner:
         """Create the units of one batch and start it."""
         spec, status = batch.spec, batch.status
         if status.record.phase is BatchPhase.PENDING:
-            moved = set_phase(self.store, spec.id, status, phase=BatchPhase.DISCOVERING)
+            discovering = transitions.discover(status.record, batch=spec.id, now=time.time())
+            moved = write_status(self.store, spec.id, status, discovering)
             if moved is None:
                 return
             status = moved
@@ -105,7 +105,8 @@ class Scanner:
             return
         self._create(units)
         RECORDINGS_DISCOVERED.add(len(units))
-        set_phase(self.store, spec.id, status, phase=BatchPhase.RUNNING, units_total=len(units))
+        running = transitions.run(status.record, batch=spec.id, units_total=len(units), now=time.time())
+        write_status(self.store, spec.id, status, running)
         dead = sum(u.status is UnitStatus.DEAD for u in units)
         log.info("batch %s: %d units (%d dead at discovery)", spec.id, len(units), dead)
 
@@ -148,7 +149,7 @@ class Scanner:
                     Compare(ukey, ABSENT),
                     Compare(keys.batch_status(spec.id), status.version),  # not closed meanwhile
                 ],
-                {ukey: encode(unit), keys.pending(spec.id, unit.id): b"", keys.watched(spec.id, digest): b""},
+                {**unit_puts(unit), keys.watched(spec.id, digest): b""},
                 [keys.sighted(spec.id, digest)],
             ):
                 break  # the batch changed (closed, suspended): the next tick reads it again
@@ -197,20 +198,22 @@ class Scanner:
                         found[url] = err
         units = []
         for seq, (url, size) in enumerate(sorted(found.items())):
-            unit = WorkUnit(
-                id=unit_id(url, size if isinstance(size, int) else 0, spec.config_hash),
-                batch=spec.id,
-                source=url,
-                size=size if isinstance(size, int) else 0,
-                config_hash=spec.config_hash,
-                seq=seq,
-                task=tasks.get(url),
-                max_attempts=spec.max_attempts,
+            reason, kind = failure_reason(size) if isinstance(size, RoboflowError) else (None, None)
+            units.append(
+                WorkUnit(
+                    id=unit_id(url, size if isinstance(size, int) else 0, spec.config_hash),
+                    batch=spec.id,
+                    source=url,
+                    size=size if isinstance(size, int) else 0,
+                    config_hash=spec.config_hash,
+                    seq=seq,
+                    task=tasks.get(url),
+                    max_attempts=spec.max_attempts,
+                    status=UnitStatus.PENDING if reason is None else UnitStatus.DEAD,  # failed at discovery
+                    error=reason,
+                    error_kind=kind,
+                )
             )
-            if isinstance(size, RoboflowError):
-                reason, kind = failure_reason(size)
-                unit = msgspec.structs.replace(unit, status=UnitStatus.DEAD, error=reason, error_kind=kind)
-            units.append(unit)
         return units
 
     def _create(self, units: list[WorkUnit]) -> None:
@@ -224,11 +227,7 @@ class Scanner:
 
     def _put(self, units: list[WorkUnit]) -> bool:
         compares = [Compare(keys.unit(u.batch, u.id), ABSENT) for u in units]
-        puts: dict[str, bytes] = {}
-        for u in units:
-            puts[keys.unit(u.batch, u.id)] = encode(u)
-            if u.status is UnitStatus.PENDING:
-                puts[keys.pending(u.batch, u.id)] = b""
+        puts = {key: value for u in units for key, value in unit_puts(u).items()}
         return self.store.txn(compares, puts)
 
 

@@ -30,14 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import msgspec
-
 from roboflow_core import CoordinationError, DatasetError, RoboflowError, is_transient, telemetry
 from roboflow_core.annotation import parse_annotation
 from roboflow_core.workdirs import process_workdir
 from roboflow_dataset.lerobot import StagedEpisode
-from roboflow_distributed import keys, metrics
-from roboflow_distributed.batches import failure_reason
+from roboflow_distributed import keys, metrics, transitions
+from roboflow_distributed.batches import failure_reason, unit_puts
 from roboflow_distributed.configs import fetch_config
 from roboflow_distributed.joblog import JobLogRecorder
 from roboflow_distributed.liveness import Clock, Staleness
@@ -145,14 +143,7 @@ class Worker:
             retry_after = current.record.retry_after  # backing off after a transient failure
             if retry_after and self._queued.age(ukey, current.version) < retry_after:
                 continue
-            new = msgspec.structs.replace(
-                current.record,
-                status=UnitStatus.PROCESSING,
-                owner=self.pod,
-                claims=current.record.claims + 1,
-                updated_at=time.time(),
-                retry_after=0.0,
-            )
+            new = transitions.claim(current.record, owner=self.pod, now=time.time())
             compares = [
                 Compare(ukey, current.version),
                 Compare(entry.key, entry.version),
@@ -201,7 +192,7 @@ class Worker:
     def release_reserved(self) -> None:
         """Give the unit claimed ahead back to the queue (on shutdown)."""
         unit, self._next = self._next, None
-        if unit is not None and self._finish(unit, status=UnitStatus.PENDING, owner=None, requeue=True):
+        if unit is not None and self._finish(unit, transitions.release(unit.record, now=time.time())):
             log.info("released %s, claimed ahead", unit.record.id)
 
     def _claim_ahead(self) -> None:
@@ -258,7 +249,7 @@ class Worker:
         try:
             spec, status = self._batch(rec)
             if status.phase is BatchPhase.CANCELLED:
-                self._finish(unit, status=UnitStatus.CANCELLED)
+                self._finish(unit, transitions.cancel(rec, now=time.time()))
                 return "cancelled"
             staging = Storage.from_url(spec.staging)
             prefix, frames = watch(
@@ -270,7 +261,7 @@ class Worker:
             episodes = 1 if annotation is None else len(annotation.marks)
         except Released:
             log.info("releasing %s: shutting down", rec.id)
-            self._finish(unit, status=UnitStatus.PENDING, owner=None, requeue=True)
+            self._finish(unit, transitions.release(rec, now=time.time()))
             return "requeued"
         except ClaimLost:
             log.warning("unit %s was taken over by another worker; dropping this claim", rec.id)
@@ -282,15 +273,8 @@ class Worker:
             if attempt.reason is not None:
                 log.warning("abandoned the conversion of %s: %s", rec.id, attempt.reason)
                 self._abandoned.append(attempt)
-        if not self._finish(
-            unit,
-            status=UnitStatus.COMPLETE,
-            staged=prefix,
-            frames=frames,
-            episodes=episodes,
-            error=None,
-            error_kind=None,
-        ):
+        done = transitions.complete(rec, staged=prefix, frames=frames, episodes=episodes, now=time.time())
+        if not self._finish(unit, done):
             return "lost"
         self.store_retry(lambda: self.store.txn(deletes=[keys.checkpoint(rec.batch, rec.id)]))
         self.completed += 1
@@ -371,45 +355,34 @@ class Worker:
         """Retry the unit or make it dead; the outcome."""
         rec = unit.record
         reason, kind = failure_reason(err)
-        attempts = rec.attempts + 1
         if self._log is not None:
             self._log.failed(reason)
         transient = is_transient(err)  # a permanent fault (bad input) is dead at once
-        if transient and attempts < rec.max_attempts:
-            delay = self.settings.unit_retry().backoff(attempts - 1)
+        delay = self.settings.unit_retry().backoff(rec.attempts)
+        new = transitions.fail(
+            rec, error=reason, kind=kind, transient=transient, retry_after=delay, now=time.time()
+        )
+        if new.status is UnitStatus.PENDING:
             log.warning(
                 "attempt %d/%d of %s failed, will retry in %.1f s: %s",
-                attempts,
+                new.attempts,
                 rec.max_attempts,
                 rec.id,
                 delay,
                 reason,
             )
-            self._finish(
-                unit,
-                status=UnitStatus.PENDING,
-                owner=None,
-                attempts=attempts,
-                error=reason,
-                error_kind=kind,
-                retry_after=delay,
-                requeue=True,
-            )
-            return "failed"
-        why = "attempts used up" if transient else "bad input, not retried"
-        log.error("%s is dead (%s): %s", display_url(rec.source), why, reason)
-        self._finish(unit, status=UnitStatus.DEAD, attempts=attempts, error=reason, error_kind=kind)
-        return "dead"
+        else:
+            why = "attempts used up" if transient else "bad input, not retried"
+            log.error("%s is dead (%s): %s", display_url(rec.source), why, reason)
+        self._finish(unit, new)
+        return "failed" if new.status is UnitStatus.PENDING else "dead"
 
-    def _finish(self, unit: Versioned[WorkUnit], *, requeue: bool = False, **changes: object) -> bool:
-        """Write the unit's outcome if it is still ours; whether it was."""
+    def _finish(self, unit: Versioned[WorkUnit], new: WorkUnit) -> bool:
+        """Write the unit's new record (from :mod:`~roboflow_distributed.transitions`) if the unit
+        is still ours, queueing it again when it is Pending; whether it was still ours."""
         rec = unit.record
-        new = msgspec.structs.replace(rec, updated_at=time.time(), **changes)
         ukey = keys.unit(rec.batch, rec.id)
-        puts = {ukey: encode(new)}
-        if requeue:
-            puts[keys.pending(rec.batch, rec.id)] = b""
-        won = self.store_retry(lambda: self.store.txn([Compare(ukey, unit.version)], puts))
+        won = self.store_retry(lambda: self.store.txn([Compare(ukey, unit.version)], unit_puts(new)))
         if not won:
             log.warning("unit %s was taken over meanwhile; dropping this claim's result", rec.id)
         return bool(won)
