@@ -22,7 +22,7 @@ from typing import Any, Literal
 from roboflow_core import ConfigError, PipelineError, RoboflowConfig, RoboflowError
 from roboflow_core.annotation import Annotation
 from roboflow_core.workdirs import process_workdir
-from roboflow_dataset.convert import RecordingPlan, convert_recording, convert_skills
+from roboflow_dataset.convert import RecordingPlan, stage_recording
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
 from roboflow_pipeline.dataset import Dataset
@@ -109,13 +109,16 @@ def _stage(
     def frames(n: int) -> None:
         events.put(("frames", n, 0))
 
-    if annotation is not None:
-        return convert_skills(
-            path, config, staging, annotation, on_planned=planned, on_frames=frames, spool=spool
-        )
-    return [
-        convert_recording(path, config, staging, task=task, on_planned=planned, on_frames=frames, spool=spool)
-    ]
+    return stage_recording(
+        path,
+        config,
+        staging,
+        task=task,
+        annotation=annotation,
+        on_planned=planned,
+        on_frames=frames,
+        spool=spool,
+    )
 
 
 # --- parent side -------------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def convert(
         tasks: Per-recording task strings (by resolved recording: ``str`` of its path or URL),
             overriding the config's task.
         annotation: Skill marks (the config's ``annotation_file``): each recording becomes one
-            episode per mark, with the mark's task (see :func:`convert_skills`).
+            episode per mark, with the mark's task (see :func:`roboflow_dataset.convert.convert_skills`).
         progress: Progress display; a silent one is used when ``None``.
         chunks_size: Episodes (v2.1) or files (v3) per chunk directory of a new dataset (default
             1000); an existing dataset keeps its own.
