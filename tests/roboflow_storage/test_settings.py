@@ -42,6 +42,15 @@ def test_defaults_and_values() -> None:
     assert (retry.max_retries, retry.retry_timeout_s) == (0, 2.5)
 
 
+def test_allowed_endpoints_are_read_normalized() -> None:
+    env = {"ROBOFLOW_ALLOWED_ENDPOINTS": "HTTP://127.0.0.1:80, minio.internal:443,,https://S3.example:9000"}
+    assert StorageSettings.from_env(env).allowed_endpoints == {
+        "http://127.0.0.1",
+        "https://minio.internal",
+        "https://s3.example:9000",
+    }
+
+
 @pytest.mark.parametrize("name", NUMBERS)
 @pytest.mark.parametrize("text", ["lots", "-1", "1e400x", "nan"])
 def test_a_bad_number_names_its_variable(name: str, text: str) -> None:

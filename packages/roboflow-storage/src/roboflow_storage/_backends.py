@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 
 from obstore.store import LocalStore, MemoryStore, S3Store
 
-from roboflow_storage._location import Location
+from roboflow_storage._location import Location, normalize_endpoint
 from roboflow_storage._retry import RetryPolicy
+from roboflow_storage._settings import StorageSettings
 from roboflow_storage._translate import translate_errors
 from roboflow_storage.errors import StorageError
 
@@ -54,28 +55,9 @@ def _env(*names: str) -> str | None:
     return next((os.environ[name] for name in names if os.environ.get(name)), None)
 
 
-def normalize_endpoint(endpoint: str) -> str:
-    """``scheme://host[:port]`` of an endpoint, lower case, https assumed, default port dropped."""
-    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    default = {"http": 80, "https": 443}.get(scheme)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host if port in (None, default) else f"{host}:{port}"
-    return f"{scheme}://{netloc}"
-
-
-def allowed_endpoints() -> frozenset[str]:
-    """The endpoints listed in ``ROBOFLOW_ALLOWED_ENDPOINTS``, normalized."""
-    text = os.environ.get("ROBOFLOW_ALLOWED_ENDPOINTS", "")
-    return frozenset(normalize_endpoint(e) for e in text.replace(" ", ",").split(",") if e)
-
-
 def _check_endpoint(loc: Location, endpoint: str | None, configured: str | None, variable: str) -> None:
     """Refuse a URL endpoint the credentials were not configured for, and unlisted plain HTTP."""
-    allowed = allowed_endpoints()
+    allowed = StorageSettings.from_env().allowed_endpoints
     given = normalize_endpoint(loc.options["endpoint"]) if loc.options.get("endpoint") else None
     if given and given not in allowed and (configured is None or given != normalize_endpoint(configured)):
         where = f"{variable}={configured}" if configured else f"no {variable}"

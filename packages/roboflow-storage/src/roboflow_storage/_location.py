@@ -120,3 +120,16 @@ def parse_location(url: str | os.PathLike[str]) -> Location:
         )
     prefix = "/".join(segments)
     return Location(scheme=scheme, bucket=parts.netloc, prefix=prefix, options=options)
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    """``scheme://host[:port]`` of an endpoint, lower case, https assumed, default port dropped."""
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    default = {"http": 80, "https": 443}.get(scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    return f"{scheme}://{netloc}"

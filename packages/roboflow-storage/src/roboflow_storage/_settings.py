@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from roboflow_core.env import env_float, env_int
+from roboflow_storage._location import normalize_endpoint
 from roboflow_storage._retry import RetryPolicy
 
 __all__ = ["DEFAULT_BUFFER_MAX_BYTES", "DOWNLOAD_CONCURRENCY", "DOWNLOAD_PART_SIZE", "StorageSettings"]
@@ -34,6 +35,9 @@ class StorageSettings:
         max_retries: ``ROBOFLOW_STORAGE_MAX_RETRIES``: retries of one request (0: none).
         retry_timeout_s: ``ROBOFLOW_STORAGE_RETRY_TIMEOUT_SECS``: how long one request rides out
             an outage before the operation fails as transient.
+        allowed_endpoints: ``ROBOFLOW_ALLOWED_ENDPOINTS`` (comma or space separated), normalized:
+            endpoints a URL may name besides the one the credentials are for, and the plain
+            ``http://`` ones allowed.
     """
 
     buffer_dir: str
@@ -42,6 +46,7 @@ class StorageSettings:
     download_concurrency: int = DOWNLOAD_CONCURRENCY
     max_retries: int = _RETRY.max_retries
     retry_timeout_s: float = _RETRY.retry_timeout_s
+    allowed_endpoints: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StorageSettings:
@@ -59,6 +64,11 @@ class StorageSettings:
             max_retries=env_int("ROBOFLOW_STORAGE_MAX_RETRIES", _RETRY.max_retries, allow_zero=True, env=env),
             retry_timeout_s=env_float(
                 "ROBOFLOW_STORAGE_RETRY_TIMEOUT_SECS", _RETRY.retry_timeout_s, allow_zero=True, env=env
+            ),
+            allowed_endpoints=frozenset(
+                normalize_endpoint(e)
+                for e in env.get("ROBOFLOW_ALLOWED_ENDPOINTS", "").replace(" ", ",").split(",")
+                if e
             ),
         )
 
