@@ -51,11 +51,20 @@ class PyAVEncoder(VideoEncoder):
             raise
 
     def _write(self, frame: NDArray[Any]) -> None:
-        pixels = frame if self.settings.channels == 3 else frame[..., 0]
-        video_frame = av.VideoFrame.from_ndarray(pixels, format=self.settings.input_format)
+        video_frame = self._frame(frame)
         video_frame.pts = self.frames
         video_frame.time_base = self._time_base
         self._container.mux(self._stream.encode(video_frame))
+
+    def _frame(self, frame: NDArray[Any]) -> av.VideoFrame:
+        """The frame for PyAV: RGB rows that are already contiguous are wrapped, not copied (the
+        encoder converts them to its pixel format into a frame of its own before ``encode``
+        returns); anything else is copied."""
+        settings = self.settings
+        if settings.channels == 3 and settings.pix_fmt != settings.input_format and frame.strides[1:] == (3, 1):
+            return av.VideoFrame.from_numpy_buffer(frame, format=settings.input_format)
+        pixels = frame if settings.channels == 3 else frame[..., 0]
+        return av.VideoFrame.from_ndarray(pixels, format=settings.input_format)
 
     def _finish(self) -> None:
         self._container.mux(self._stream.encode(None))
