@@ -42,6 +42,40 @@ def test_prefetch_reraises_in_consumer_at_the_failing_position() -> None:
     assert got == [1, 2]
 
 
+@pytest.mark.parametrize("count", [0, 1, 7, 8, 9, 50])
+def test_batched_prefetch_keeps_order_and_a_short_last_batch(count: int) -> None:
+    assert list(Prefetcher(range(count), depth=8, batch=4)) == list(range(count))
+
+
+def test_batched_prefetch_is_bounded_by_depth_plus_two_batches() -> None:
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    pre = Prefetcher(source(), depth=8, batch=4)
+    it = iter(pre)
+    assert next(it) == 0
+    time.sleep(0.2)
+    # the batch being consumed, `depth` items (2 batches) waiting, one batch blocked in put
+    assert 8 < len(produced) <= 4 + 8 + 4 + 1
+    pre.close()
+
+
+def test_batched_prefetch_reraises_after_the_items_before_the_failure() -> None:
+    def source() -> Iterator[int]:
+        yield from range(6)
+        raise ValueError("bad message at 6")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="bad message at 6"):
+        for item in Prefetcher(source(), depth=8, batch=4):
+            got.append(item)
+    assert got == list(range(6))
+
+
 def test_closing_early_stops_the_producer() -> None:
     def endless() -> Iterator[int]:
         i = 0

@@ -34,6 +34,19 @@ def test_two_cameras_encode_in_parallel(tmp_path: Path, backend: str) -> None:
         assert_frames_match(list(iter_video_frames(result.path)), frames)
 
 
+@pytest.mark.parametrize(("count", "batch"), [(1, 4), (5, 4), (8, 4), (3, 1)])
+def test_every_frame_is_encoded_whatever_the_batch(tmp_path: Path, count: int, batch: int) -> None:
+    config = VideoConfig(codec="libx264")
+    inner = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    frames = make_frames(count)
+    with BackgroundEncoder(inner, queue_size=8, batch=batch) as encoder:
+        for frame in frames:
+            encoder.encode(frame)
+        result = encoder.close()
+    assert result.frames == count
+    assert_frames_match(list(iter_video_frames(result.path)), frames)
+
+
 def test_error_in_the_thread_surfaces_on_next_encode(tmp_path: Path) -> None:
     encoder = _open(tmp_path / "v.mp4")
     encoder.encode(np.zeros((4, 4, 3), np.uint8))  # accepted by the queue, rejected by the worker

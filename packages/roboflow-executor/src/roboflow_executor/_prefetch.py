@@ -25,23 +25,33 @@ class Prefetcher(Generic[T]):
     """Iterate ``source`` in a background thread, at most ``depth`` items ahead.
 
     The producer blocks when the queue is full (back-pressure), so memory stays bounded by
-    ``depth`` items. An exception raised by the source is re-raised in the consumer at the
-    position where it happened. Closing the prefetcher early stops the producer.
+    ``depth`` items (plus a batch being filled and one being consumed). Items cross the queue in
+    batches of ``batch``, so that the threads wake each other once per batch rather than per item.
+    An exception raised by the source is re-raised in the consumer at the position where it
+    happened. Closing the prefetcher early stops the producer.
 
     Args:
         source: The iterable to run ahead.
         depth: How many items may wait in the queue.
+        batch: How many items cross the queue together (the last batch may be short).
         name: Thread name, for debugging.
         stage: The telemetry stage the source's work counts as (see
             :func:`roboflow_core.telemetry.timed`); the thread runs in the creator's context.
     """
 
     def __init__(
-        self, source: Iterable[T], *, depth: int = 8, name: str = "prefetch", stage: str | None = None
+        self,
+        source: Iterable[T],
+        *,
+        depth: int = 8,
+        batch: int = 1,
+        name: str = "prefetch",
+        stage: str | None = None,
     ) -> None:
-        if depth < 1:
-            raise ValueError("depth must be >= 1")
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        if depth < 1 or batch < 1:
+            raise ValueError("depth and batch must be >= 1")
+        self._batch = min(batch, depth)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, depth // self._batch))
         self._stop = threading.Event()
         self._source = source
         self._stage = stage
@@ -58,14 +68,20 @@ class Prefetcher(Generic[T]):
         return False
 
     def _run(self) -> None:
+        items: list[T] = []
         try:
             for item in self._items():
-                if not self._put(item):
-                    return
-        except BaseException as err:  # re-raised in the consumer
-            self._put(_Failure(err))
+                items.append(item)
+                if len(items) == self._batch:
+                    if not self._put(items):
+                        return
+                    items = []
+        except BaseException as err:  # re-raised in the consumer, after the items before it
+            if not items or self._put(items):
+                self._put(_Failure(err))
             return
-        self._put(_DONE)
+        if not items or self._put(items):
+            self._put(_DONE)
 
     def _items(self) -> Iterator[T]:
         """The source's items, its time per item counted as the stage's (not the waits to put)."""
@@ -88,7 +104,7 @@ class Prefetcher(Generic[T]):
                     return
                 if isinstance(item, _Failure):
                     raise item.error
-                yield item  # type: ignore[misc]
+                yield from item  # type: ignore[misc]
         finally:
             self.close()
 

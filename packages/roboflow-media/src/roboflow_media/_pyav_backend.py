@@ -61,7 +61,11 @@ class PyAVEncoder(VideoEncoder):
         encoder converts them to its pixel format into a frame of its own before ``encode``
         returns); anything else is copied."""
         settings = self.settings
-        if settings.channels == 3 and settings.pix_fmt != settings.input_format and frame.strides[1:] == (3, 1):
+        if (
+            settings.channels == 3
+            and settings.pix_fmt != settings.input_format
+            and frame.strides[1:] == (3, 1)
+        ):
             return av.VideoFrame.from_numpy_buffer(frame, format=settings.input_format)
         pixels = frame if settings.channels == 3 else frame[..., 0]
         return av.VideoFrame.from_ndarray(pixels, format=settings.input_format)

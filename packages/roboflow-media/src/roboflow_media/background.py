@@ -1,12 +1,15 @@
 """``BackgroundEncoder``: one encoder in its own thread behind a bounded queue.
 
 Several cameras then encode in parallel: PyAV and the ffmpeg pipe release the GIL while they work.
+The worker is woken once per few frames, not once per frame: every wake-up of a thread is a chance
+for the scheduler to preempt the producer (often while it holds the GIL), and with the encoders'
+threads keeping every core busy, each such preemption costs the producer a scheduling slice.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -31,13 +34,17 @@ class BackgroundEncoder:
     Args:
         encoder: An open encoder, owned by this object from now on.
         queue_size: Frames that may wait before ``encode`` blocks.
+        batch: The worker wakes when this many frames wait (or at the end).
     """
 
-    def __init__(self, encoder: VideoEncoder, queue_size: int = 8) -> None:
+    def __init__(self, encoder: VideoEncoder, queue_size: int = 8, batch: int = 4) -> None:
         if queue_size < 1:
             raise MediaError(f"queue_size must be >= 1, got {queue_size}")
         self.encoder = encoder
-        self._queue: queue.Queue[NDArray[Any] | None] = queue.Queue(maxsize=queue_size)
+        self._frames: deque[NDArray[Any]] = deque()
+        self._queue_size = queue_size
+        self._batch = max(1, min(batch, queue_size))
+        self._changed = threading.Condition()
         self._error: BaseException | None = None
         self._result: EncodedVideo | None = None
         self._aborting = False
@@ -64,14 +71,19 @@ class BackgroundEncoder:
             self._raise_error()
         if self._stopped or self._ending:
             raise MediaError("background encoder is already closed", path=str(self.encoder.path))
-        self._queue.put(frame)
+        with self._changed:
+            while len(self._frames) >= self._queue_size and self._error is None:
+                self._changed.wait()
+            self._frames.append(frame)
+            if len(self._frames) >= self._batch:
+                self._changed.notify_all()
 
     def finish(self) -> None:
         """No more frames: the worker encodes the queued ones, then flushes and closes the encoder,
         while the caller goes on (to finish another camera); :meth:`close` waits for it."""
-        if not self._ending and not self._stopped:
+        with self._changed:
             self._ending = True
-            self._queue.put(None)
+            self._changed.notify_all()
 
     def close(self) -> EncodedVideo:
         """Wait for the queued frames and the encoder's flush (see :meth:`finish`).
@@ -105,14 +117,15 @@ class BackgroundEncoder:
             self.close()
 
     def _run(self) -> None:
-        while (frame := self._queue.get()) is not None:
-            if self._error is not None or self._aborting:
-                continue  # drain, so that a producer blocked on a full queue wakes up
-            try:
-                with telemetry.timed("encode"):
-                    self.encoder.encode(frame)
-            except BaseException as err:  # surfaced in the caller's thread
-                self._error = err
+        while frames := self._take():
+            for frame in frames:
+                if self._error is not None or self._aborting:
+                    break  # the rest are dropped
+                try:
+                    with telemetry.timed("encode"):
+                        self.encoder.encode(frame)
+                except BaseException as err:  # surfaced in the caller's thread
+                    self._error = err
         if self._error is not None or self._aborting:
             return
         try:
@@ -120,6 +133,16 @@ class BackgroundEncoder:
                 self._result = self.encoder.close()
         except BaseException as err:  # surfaced by close()
             self._error = err
+
+    def _take(self) -> list[NDArray[Any]]:
+        """Wait for a batch of frames (fewer at the end); none once ended and drained."""
+        with self._changed:
+            while len(self._frames) < self._batch and not self._ending:
+                self._changed.wait()
+            frames = list(self._frames)
+            self._frames.clear()
+            self._changed.notify_all()  # a producer waiting for room
+            return frames
 
     def _stop(self) -> None:
         if not self._stopped:

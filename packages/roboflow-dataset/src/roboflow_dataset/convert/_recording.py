@@ -47,6 +47,8 @@ from roboflow_storage import Spool, display_url, is_remote, recording_bytes
 __all__ = ["RecordingPlan", "convert_recording"]
 
 _MS = 1_000_000
+_BATCH = 4
+"""Decoded frames handed from the decoding thread to the encoding one together (fewer wake-ups)."""
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
 log = logging.getLogger("roboflow.convert")
@@ -384,7 +386,9 @@ class _Sink(Protocol[_T_co]):
 
 def _drain(frames: Iterator[dict[str, Any]], sink: _Sink[_T], job: _Job) -> _T:
     """Pass 2: decode ahead in a thread, feed the frames to ``sink``; abort it on any error."""
-    ahead = Prefetcher(frames, depth=job.config.flushing.queue_frames, name=job.thread_name, stage="decode")
+    ahead = Prefetcher(
+        frames, depth=job.config.flushing.queue_frames, batch=_BATCH, name=job.thread_name, stage="decode"
+    )
     try:
         with ahead:
             for index, values in enumerate(ahead, start=sink.skip):
@@ -508,7 +512,11 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
     with streamed:
         try:
             with Prefetcher(
-                frames(), depth=config.flushing.queue_frames, name=job.thread_name, stage="decode"
+                frames(),
+                depth=config.flushing.queue_frames,
+                batch=_BATCH,
+                name=job.thread_name,
+                stage="decode",
             ) as ahead:
                 for index, values in enumerate(ahead):
                     if stage is None:
