@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from roboflow_core.config import VideoConfig
-from roboflow_core.errors import MediaError
+from roboflow_core.errors import ConfigError, MediaError
 from roboflow_media import BackgroundEncoder, iter_video_frames, open_encoder
 
 from .conftest import FPS, HEIGHT, WIDTH, assert_frames_match, make_frames
@@ -45,6 +46,35 @@ def test_every_frame_is_encoded_whatever_the_batch(tmp_path: Path, count: int, b
         result = encoder.close()
     assert result.frames == count
     assert_frames_match(list(iter_video_frames(result.path)), frames)
+
+
+def test_prepare_runs_in_the_worker_on_every_frame_and_its_error_surfaces(tmp_path: Path) -> None:
+    config = VideoConfig(codec="libx264")
+    inner = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    frames = make_frames(6)
+    seen: list[str] = []
+
+    def prepare(frame: np.ndarray) -> np.ndarray:
+        seen.append(threading.current_thread().name)
+        if len(seen) == 5:
+            raise ConfigError("bad frame 4")
+        return 255 - frame
+
+    encoder = BackgroundEncoder(inner, queue_size=8, batch=2, prepare=prepare)
+    with pytest.raises(ConfigError, match="bad frame 4"):
+        for frame in frames:
+            encoder.encode(frame)
+        encoder.close()
+    encoder.abort()
+    assert seen == ["encode:v.mp4"] * 5
+    assert not (tmp_path / "v.mp4").exists()
+
+    inner = open_encoder(tmp_path / "w.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    with BackgroundEncoder(inner, prepare=lambda frame: 255 - frame) as encoder:
+        for frame in frames:
+            encoder.encode(frame)
+        result = encoder.close()
+    assert_frames_match(list(iter_video_frames(result.path)), [255 - f for f in frames])
 
 
 def test_error_in_the_thread_surfaces_on_next_encode(tmp_path: Path) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, NoReturn
 
 from numpy.typing import NDArray
 
 from roboflow_core import telemetry
-from roboflow_core.errors import MediaError
+from roboflow_core.errors import MediaError, RoboflowError
 from roboflow_media._base import EncodedVideo, VideoEncoder
 
 __all__ = ["BackgroundEncoder"]
@@ -35,15 +36,25 @@ class BackgroundEncoder:
         encoder: An open encoder, owned by this object from now on.
         queue_size: Frames that may wait before ``encode`` blocks.
         batch: The worker wakes when this many frames wait (or at the end).
+        prepare: Run by the worker on each queued frame; what it returns is encoded (per-frame
+            work such as statistics, off the producer's thread). Its errors surface like the
+            encoder's.
     """
 
-    def __init__(self, encoder: VideoEncoder, queue_size: int = 8, batch: int = 4) -> None:
+    def __init__(
+        self,
+        encoder: VideoEncoder,
+        queue_size: int = 8,
+        batch: int = 4,
+        prepare: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+    ) -> None:
         if queue_size < 1:
             raise MediaError(f"queue_size must be >= 1, got {queue_size}")
         self.encoder = encoder
         self._frames: deque[NDArray[Any]] = deque()
         self._queue_size = queue_size
         self._batch = max(1, min(batch, queue_size))
+        self._prepare = prepare
         self._changed = threading.Condition()
         self._error: BaseException | None = None
         self._result: EncodedVideo | None = None
@@ -123,7 +134,7 @@ class BackgroundEncoder:
                     break  # the rest are dropped
                 try:
                     with telemetry.timed("encode"):
-                        self.encoder.encode(frame)
+                        self.encoder.encode(frame if self._prepare is None else self._prepare(frame))
                 except BaseException as err:  # surfaced in the caller's thread
                     self._error = err
         if self._error is not None or self._aborting:
@@ -152,6 +163,6 @@ class BackgroundEncoder:
 
     def _raise_error(self) -> NoReturn:
         error = self._error
-        if isinstance(error, MediaError):
+        if isinstance(error, RoboflowError):  # a MediaError, or prepare's own
             raise error
         raise MediaError(f"encoding failed: {error}", path=str(self.encoder.path)) from error

@@ -45,7 +45,7 @@ from roboflow_dataset.lerobot._segments import (
     segment_dir,
 )
 from roboflow_dataset.lerobot._staged import DATA_FILE, MANIFEST, StagedEpisode, StagedVideo
-from roboflow_dataset.lerobot.depth import depth_unit_of, quantize_depth
+from roboflow_dataset.lerobot.depth import DepthUnit, depth_unit_of, quantize_depth
 from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arrow_schema
 from roboflow_dataset.stats import ImageStats, VectorStats
 from roboflow_media import BackgroundEncoder, open_encoder, probe_video
@@ -211,6 +211,7 @@ class EpisodeStager:
         self._image_stats = {camera: ImageStats() for camera in settings.cameras}
         self._encoders: dict[str, BackgroundEncoder] = {}
         self._frame_shapes: dict[str, tuple[int, ...]] = {}
+        self._units: dict[str, DepthUnit | None] = {}
         self._done = False
         self._finished = False
 
@@ -363,7 +364,6 @@ class EpisodeStager:
 
     def _encode(self, camera: str, frame: npt.NDArray[Any]) -> None:
         source = self._settings.source
-        stats = self._image_stats[camera]
         first = self._frame_shapes.get(camera)
         unit = depth_unit_of(frame.dtype)
         if first is None:
@@ -376,34 +376,47 @@ class EpisodeStager:
             if frame.ndim != 3 or frame.shape[2] not in ((1, 3) if unit is None else (1,)):
                 raise DatasetError(f"{camera}: expected an (H, W, 3) frame, got {frame.shape}", path=source)
             first = self._frame_shapes[camera] = frame.shape
-        elif frame.shape != first or unit != stats.depth_unit:
-            was = f"depth in {stats.depth_unit}" if stats.depth_unit else "uint8"
-            raise DatasetError(
-                f"{camera}: frame {self._length} is {frame.shape} {frame.dtype}, the first was {first} {was}",
-                path=source,
-            )
+            self._units[camera] = unit
+        else:
+            # a resumed stager's first unit is its restored statistics' (no encoder runs yet)
+            was_unit = self._units.setdefault(camera, self._image_stats[camera].depth_unit)
+            if frame.shape != first or unit != was_unit:
+                was = f"{first} depth in {was_unit}" if was_unit else f"{first} uint8"
+                raise DatasetError(
+                    f"{camera}: frame {self._length} is {frame.shape} {frame.dtype}, the first was {was}",
+                    path=source,
+                )
         if unit == "m" and not np.isfinite(frame).all():  # NaN/inf: no measurement, stored as 0
             frame = np.where(np.isfinite(frame), frame, np.float32(0))
-        try:
-            stats.update(frame, depth_unit=unit)
-        except ValueError as err:
-            raise DatasetError(f"{camera}: {err}", path=source) from err
-        encoder = self._encoders.get(camera)
-        if encoder is None:
-            height, width, channels = frame.shape
-            path = self._part_file(camera)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            inner = open_encoder(
-                path,
-                width=width,
-                height=height,
-                fps=self._settings.fps,
-                config=self._pinned.get(camera, self._settings.video),
-                channels=channels,
-                depth=unit is not None,
-            )
-            encoder = self._encoders[camera] = BackgroundEncoder(inner)
-        encoder.encode(frame if unit is None else quantize_depth(frame, unit, self._settings.video.depth))
+        encoder = self._encoders.get(camera) or self._open_video(camera, frame.shape, unit)
+        encoder.encode(frame)
+
+    def _open_video(self, camera: str, shape: tuple[int, ...], unit: DepthUnit | None) -> BackgroundEncoder:
+        """The camera's encoder, whose worker thread also counts each frame's statistics (off the
+        thread that stages the frames) and quantizes depth before encoding it."""
+        height, width, channels = shape
+        path = self._part_file(camera)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        inner = open_encoder(
+            path,
+            width=width,
+            height=height,
+            fps=self._settings.fps,
+            config=self._pinned.get(camera, self._settings.video),
+            channels=channels,
+            depth=unit is not None,
+        )
+        stats, depth = self._image_stats[camera], self._settings.video.depth
+
+        def prepare(frame: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            try:
+                stats.update(frame, depth_unit=unit)
+            except ValueError as err:
+                raise DatasetError(f"{camera}: {err}", path=self._settings.source) from err
+            return frame if unit is None else quantize_depth(frame, unit, depth)
+
+        encoder = self._encoders[camera] = BackgroundEncoder(inner, prepare=prepare)
+        return encoder
 
     def _flush(self) -> None:
         start, end = self._flushed, self._length
