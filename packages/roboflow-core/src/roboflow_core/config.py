@@ -200,7 +200,7 @@ class FlushingConfig(_Struct, frozen=True):
     max_frames_per_chunk: int = 1000
     max_memory_bytes: int = 2 * 1024**3
     incremental_video_encoding: bool = True
-    queue_frames: int = 32
+    queue_frames: int = 8
 
 
 UPLOAD_PART_SIZE = 16 * 1024**2  # the multipart part size of every upload (roboflow_storage's default)

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from roboflow_media._base import VideoEncoder
 from roboflow_media._settings import EncodeSettings
+from roboflow_media._threads import yielding_threads
 
 __all__ = ["PyAVEncoder", "quiet_svt_av1"]
 
@@ -54,7 +55,12 @@ class PyAVEncoder(VideoEncoder):
         video_frame = self._frame(frame)
         video_frame.pts = self.frames
         video_frame.time_base = self._time_base
-        self._container.mux(self._stream.encode(video_frame))
+        if self.frames == 0:  # the first frame opens the codec, which starts its threads
+            with yielding_threads():
+                packets = self._stream.encode(video_frame)
+        else:
+            packets = self._stream.encode(video_frame)
+        self._container.mux(packets)
 
     def _frame(self, frame: NDArray[Any]) -> av.VideoFrame:
         """The frame for PyAV: RGB rows that are already contiguous are wrapped, not copied (the

@@ -150,8 +150,7 @@ class BackgroundEncoder:
         with self._changed:
             while len(self._frames) < self._batch and not self._ending:
                 self._changed.wait()
-            frames = list(self._frames)
-            self._frames.clear()
+            frames = [self._frames.popleft() for _ in range(min(self._batch, len(self._frames)))]
             self._changed.notify_all()  # a producer waiting for room
             return frames
 
