@@ -57,7 +57,7 @@ from roboflow_distributed.settings import STORE_RETRY, Settings, store_down
 from roboflow_distributed.store import Compare, Store
 from roboflow_distributed.watchdog import Attempt, Released, watch
 from roboflow_pipeline import convert_recording, convert_skills
-from roboflow_storage import Storage, display_url, prefetch_recording, retry_call
+from roboflow_storage import Spool, Storage, display_url, prefetch_recording, retry_call
 
 __all__ = ["Shutdown", "Worker"]
 
@@ -93,12 +93,22 @@ class Worker:
         pod: This pod's id (the owner written into claimed units).
         settings: Intervals and limits.
         shutdown: The pod's stop signal.
+        spool: Where remote recordings are downloaded to (``None``: the environment's spool,
+            :func:`roboflow_storage.default_spool`, resolved when first needed).
     """
 
     def __init__(
-        self, store: Store, pod: str, settings: Settings, shutdown: Shutdown, *, clock: Clock = time.monotonic
+        self,
+        store: Store,
+        pod: str,
+        settings: Settings,
+        shutdown: Shutdown,
+        *,
+        clock: Clock = time.monotonic,
+        spool: Spool | None = None,
     ) -> None:
         self.store = store
+        self.spool = spool
         self.pod = pod
         self.settings = settings
         self.shutdown = shutdown
@@ -208,7 +218,7 @@ class Worker:
             return
         if self._next is not None:
             threading.Thread(
-                target=_prefetch, args=(self._next.record.source,), name="prefetch", daemon=True
+                target=_prefetch, args=(self._next.record.source, self.spool), name="prefetch", daemon=True
             ).start()
 
     def _reserve(self) -> Versioned[WorkUnit] | None:
@@ -315,6 +325,7 @@ class Worker:
                     on_planned=progress.planned,
                     on_frames=progress.frames,
                     on_read=progress.read,
+                    spool=self.spool,
                 )
                 frames = sum(episode.length for episode in skills)
                 return progress.finish(episode_dir, frames), frames
@@ -333,6 +344,7 @@ class Worker:
                 on_segment=lambda segment: progress.segment(segment, episode_dir),
                 resume=resume,
                 on_read=progress.read,
+                spool=self.spool,
             )
 
         try:
@@ -407,8 +419,8 @@ def _store_retry_logged(err: BaseException, delay: float) -> None:
     log.warning("store unavailable, retrying in %.1f s: %s", delay, err)
 
 
-def _prefetch(source: str) -> None:
+def _prefetch(source: str, spool: Spool | None) -> None:
     try:
-        prefetch_recording(source)
+        prefetch_recording(source, spool=spool)
     except RoboflowError as err:  # only a head start: the unit's own open reports real errors
         log.info("prefetch of %s failed: %s", display_url(source), err)
