@@ -130,7 +130,9 @@ def test_console_follows_a_batch_and_acts_on_its_jobs(page: Any, tmp_path: Path)
             text = row.locator(".progress-text").inner_text()
             if not seen or seen[-1] != text:
                 seen.append(text)
-            return len(seen) >= 3
+            # a worker converts a 1 s recording in ~0.2 s: the ten may all end between two of the
+            # page's 2 s refreshes, so one change of the count (in place) is what can be asked
+            return len(seen) >= 2
 
         wait_for(progress, 180, "the dashboard's progress to move")
         assert all(t.endswith("/11 jobs") for t in seen), seen  # updated in place, no reload
