@@ -12,7 +12,6 @@ import atexit
 import contextlib
 import io
 import os
-import resource
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -85,7 +84,17 @@ def mutated(draw: st.DrawFn, seed: bytes) -> bytes:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS (VmHWM)."""
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def _fresh_peak_mb() -> float:
+    """Reset the peak RSS to the current RSS (``clear_refs`` 5) and return it: growth is then
+    measured from here, not hidden under whatever an earlier test in this process peaked at."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    return _peak_mb()
 
 
 def _only_roboflow_errors(read: Callable[[], Iterator[Any]]) -> None:
@@ -98,7 +107,7 @@ def _only_roboflow_errors(read: Callable[[], Iterator[Any]]) -> None:
 
 @pytest.mark.parametrize("seed", ["bag", "bag-bomb"])
 def test_iter_ros1_records_raises_only_roboflow_errors(seeds: dict[str, bytes], seed: str) -> None:
-    before = _peak_mb()
+    before = _fresh_peak_mb()
 
     @given(data=mutated(seeds[seed]))
     def check(data: bytes) -> None:
@@ -110,7 +119,7 @@ def test_iter_ros1_records_raises_only_roboflow_errors(seeds: dict[str, bytes], 
 
 @pytest.mark.parametrize("seed", ["mcap", "mcap-bomb"])
 def test_iter_mcap_records_raises_only_roboflow_errors(seeds: dict[str, bytes], seed: str) -> None:
-    before = _peak_mb()
+    before = _fresh_peak_mb()
 
     @given(data=mutated(seeds[seed]))
     def check(data: bytes) -> None:
@@ -158,7 +167,7 @@ def _decode_all(channel: Channel, data: bytes) -> None:
 
 def test_message_decoders_raise_only_roboflow_errors(payloads: list[tuple[Channel, bytes]]) -> None:
     assert {c.encoding for c, _ in payloads} == {"ros1", "cdr"} and len(payloads) >= 6
-    before = _peak_mb()
+    before = _fresh_peak_mb()
 
     @given(pick=st.integers(0, len(payloads) - 1), data=st.data())
     def check(pick: int, data: st.DataObject) -> None:
@@ -215,7 +224,7 @@ def test_the_indexed_readers_raise_only_roboflow_errors(
     """The two-pass path: rosbags' indexed reader behind Ros1Storage, the summary and chunk-index
     read of McapStorage (a mutated index, summary or footer)."""
     work = tmp_path_factory.mktemp("indexed")
-    before = _peak_mb()
+    before = _fresh_peak_mb()
 
     @given(data=mutated(seeds[seed]))
     def check(data: bytes) -> None:

@@ -33,6 +33,9 @@ from pathlib import Path
 from roboflow_core import RoboflowError, loads_config
 from roboflow_pipeline import convert_recording
 config = loads_config(Path(sys.argv[2]).read_text())
+def peak_kb():
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
 for line in sys.stdin:
     name, recording, stage = json.loads(line)
     started = time.monotonic()
@@ -43,7 +46,8 @@ for line in sys.stdin:
         kinds = [c.__name__ for c in type(err).__mro__]
         out = {"kind": type(err).__name__, "kinds": kinds, "message": str(err), "transient": err.transient}
     out["seconds"] = time.monotonic() - started
-    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: after a vfork+exec, ru_maxrss starts from the parent's (pytest's) peak
+    out["rss_mb"] = peak_kb() / 1024
     print(json.dumps([name, out]), flush=True)
 """
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from roboflow_core.config import VideoConfig
 from roboflow_media import open_encoder
-from roboflow_media._threads import ENCODER_NICE
+from roboflow_media._threads import ENCODER_NICE, yielding_threads
 
 from .conftest import FPS, HEIGHT, WIDTH, make_frames
 
@@ -45,3 +46,20 @@ def test_svt_av1_threads_are_normal_and_lower_than_the_caller(tmp_path: Path) ->
     assert all(during[tid] == value for tid, value in before.items() if tid in during), (
         "the caller's threads keep their policy and priority (SVT-AV1 makes its caller real-time as root)"
     )
+
+
+def test_a_python_thread_started_meanwhile_keeps_its_priority() -> None:
+    """Only a codec's threads are lowered: another camera's feeding thread may start while an
+    encoder opens, and it must stay as high as the rest of the process."""
+    stop = threading.Event()
+    with yielding_threads():
+        thread = threading.Thread(target=stop.wait)
+        thread.start()
+    try:
+        assert thread.native_id is not None
+        main_nice = os.getpriority(os.PRIO_PROCESS, os.getpid())
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == main_nice
+        assert os.sched_getscheduler(thread.native_id) == os.SCHED_OTHER
+    finally:
+        stop.set()
+        thread.join()

@@ -35,10 +35,11 @@ def _threads() -> set[int]:
 
 @contextlib.contextmanager
 def yielding_threads() -> Iterator[None]:
-    """Threads started inside the block (an encoder opening) run at the normal policy, ``nice``
-    :data:`ENCODER_NICE` more than the process's main thread; so does any other real-time thread
-    of the process (Roboflow never asks for one, so it is a codec's). The calling thread, which
-    SVT-AV1 also makes real-time, gets back the policy and ``nice`` it had."""
+    """Threads a codec starts inside the block (an encoder opening) run at the normal policy,
+    ``nice`` :data:`ENCODER_NICE` more than the process's main thread; so does any other
+    real-time thread the process did not start from Python (Roboflow never asks for one, so it is
+    a codec's). Python's own threads are left alone, except the calling one, which SVT-AV1 also
+    makes real-time: it gets back the policy and ``nice`` it had."""
     me = threading.get_native_id()
     before = _threads()
     policy, param, my_nice = (
@@ -51,8 +52,10 @@ def yielding_threads() -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError):
             os.sched_setscheduler(me, policy, param)
+        with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, me, my_nice)
-        _lower(_threads() - {me}, before)
+        python = {t.native_id for t in threading.enumerate()}
+        _lower(_threads() - python, before)
 
 
 def _lower(threads: set[int], before: set[int]) -> None:

@@ -191,6 +191,7 @@ class EpisodeStager:
         stager._numeric_stats = dict(zip(stager._numeric_stats, vectors, strict=True))
         stager._image_stats = dict(zip(stager._image_stats, images, strict=True))
         stager._frame_shapes = dict(last.frame_shapes)
+        stager._units = {camera: stager._image_stats[camera].depth_unit for camera in stager._frame_shapes}
         return stager
 
     def _setup(self, directory: Path, settings: StagerSettings, on_segment: OnSegment | None) -> None:
@@ -378,8 +379,7 @@ class EpisodeStager:
             first = self._frame_shapes[camera] = frame.shape
             self._units[camera] = unit
         else:
-            # a resumed stager's first unit is its restored statistics' (no encoder runs yet)
-            was_unit = self._units.setdefault(camera, self._image_stats[camera].depth_unit)
+            was_unit = self._units[camera]
             if frame.shape != first or unit != was_unit:
                 was = f"{first} depth in {was_unit}" if was_unit else f"{first} uint8"
                 raise DatasetError(
