@@ -24,6 +24,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from roboflow_media import ImageFrame, YuvFrame
+
 __all__ = [
     "QUANTILES",
     "STAT_NAMES",
@@ -251,11 +253,12 @@ class ImageStats:
             return "mm"
         return "m" if self._unit == "m" else None
 
-    def update(self, frame: npt.NDArray[Any], *, depth_unit: Literal["mm", "m"] | None = None) -> None:
+    def update(self, frame: ImageFrame, *, depth_unit: Literal["mm", "m"] | None = None) -> None:
         """Count the next frame of the episode.
 
         Args:
-            frame: ``(H, W, 3)`` or ``(H, W, 1)`` uint8; for depth ``(H, W, 1)`` ``uint16``
+            frame: ``(H, W, 3)`` or ``(H, W, 1)`` uint8 (or a colour ``YuvFrame``, whose sampled
+                pixels are converted to RGB); for depth ``(H, W, 1)`` ``uint16``
                 (``depth_unit="mm"``) or ``float32`` (``depth_unit="m"``, finite values).
             depth_unit: ``None`` for colour, else the depth unit.
 
@@ -274,7 +277,7 @@ class ImageStats:
         elif unit != self._unit:
             raise ValueError(f"frame {self._frames} is {unit!r}, the first was {self._unit!r}")
         stride = max(1, max(frame.shape[:2]) // _TARGET_PIXELS)
-        pixels = frame[::stride, ::stride]
+        pixels = frame.sample_rgb(stride) if isinstance(frame, YuvFrame) else frame[::stride, ::stride]
         if unit == "rgb":
             self._add_levels(pixels)
         else:
@@ -291,9 +294,9 @@ class ImageStats:
         if len(counts) != len(self._hist):  # gray into a colour camera: the level of every channel
             counts = np.repeat(counts, len(self._hist), axis=0)
         self._hist += counts
-        levels = np.arange(bins, dtype=np.float64)
-        self._sum += counts @ levels
-        self._sum_sq += counts @ (levels * levels)
+        levels = np.arange(bins, dtype=np.float64)  # multiplied and summed, not ``@``: BLAS would
+        self._sum += (counts * levels).sum(axis=1)  # wake its threads, which then spin for a while
+        self._sum_sq += (counts * (levels * levels)).sum(axis=1)
         seen = counts > 0
         self._min = np.minimum(self._min, seen.argmax(axis=1))
         self._max = np.maximum(self._max, bins - 1 - seen[:, ::-1].argmax(axis=1))

@@ -6,14 +6,13 @@ import contextlib
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
-from numpy.typing import NDArray
 
 from roboflow_media._base import VideoEncoder
 from roboflow_media._settings import EncodeSettings
 from roboflow_media._threads import yielding_threads
+from roboflow_media.yuv_frame import ImageFrame, YuvFrame
 
 __all__ = ["PyAVEncoder", "quiet_svt_av1"]
 
@@ -32,6 +31,7 @@ class PyAVEncoder(VideoEncoder):
     """Encodes with the FFmpeg libraries bundled in PyAV's wheels."""
 
     backend = "pyav"
+    takes_yuv = True
 
     def __init__(self, path: Path, settings: EncodeSettings, *, width: int, height: int, fps: int) -> None:
         super().__init__(path, settings, width=width, height=height, fps=fps)
@@ -51,7 +51,7 @@ class PyAVEncoder(VideoEncoder):
             self._container.close()
             raise
 
-    def _write(self, frame: NDArray[Any]) -> None:
+    def _write(self, frame: ImageFrame) -> None:
         video_frame = self._frame(frame)
         video_frame.pts = self.frames
         video_frame.time_base = self._time_base
@@ -62,19 +62,22 @@ class PyAVEncoder(VideoEncoder):
             packets = self._stream.encode(video_frame)
         self._container.mux(packets)
 
-    def _frame(self, frame: NDArray[Any]) -> av.VideoFrame:
-        """The frame for PyAV: RGB rows that are already contiguous are wrapped, not copied (the
-        encoder converts them to its pixel format into a frame of its own before ``encode``
-        returns); anything else is copied."""
+    def _frame(self, frame: ImageFrame) -> av.VideoFrame:
+        """The frame in the encoder's pixel format, converted here in the calling thread: PyAV's own
+        conversion inside ``encode`` lets swscale start threads of its own, which on busy cores
+        cost half as much CPU again as the conversion (bit-identical output either way). RGB
+        rows that are already contiguous are wrapped, not copied, when a conversion follows (the
+        encoder may keep its input frame after ``encode`` returns; the array may not live on)."""
         settings = self.settings
-        if (
-            settings.channels == 3
-            and settings.pix_fmt != settings.input_format
-            and frame.strides[1:] == (3, 1)
-        ):
-            return av.VideoFrame.from_numpy_buffer(frame, format=settings.input_format)
-        pixels = frame if settings.channels == 3 else frame[..., 0]
-        return av.VideoFrame.from_ndarray(pixels, format=settings.input_format)
+        if isinstance(frame, YuvFrame):
+            return frame.to_format(settings.pix_fmt)
+        converts = settings.pix_fmt != settings.input_format
+        if converts and settings.channels == 3 and frame.strides[1:] == (3, 1):
+            video_frame = av.VideoFrame.from_numpy_buffer(frame, format=settings.input_format)
+        else:
+            pixels = frame if settings.channels == 3 else frame[..., 0]
+            video_frame = av.VideoFrame.from_ndarray(pixels, format=settings.input_format)
+        return video_frame.reformat(format=settings.pix_fmt, threads=1) if converts else video_frame
 
     def _finish(self) -> None:
         self._container.mux(self._stream.encode(None))

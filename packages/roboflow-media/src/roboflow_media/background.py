@@ -12,13 +12,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, NoReturn
-
-from numpy.typing import NDArray
+from typing import NoReturn
 
 from roboflow_core import telemetry
 from roboflow_core.errors import MediaError, RoboflowError
 from roboflow_media._base import EncodedVideo, VideoEncoder
+from roboflow_media.yuv_frame import ImageFrame
 
 __all__ = ["BackgroundEncoder"]
 
@@ -46,12 +45,12 @@ class BackgroundEncoder:
         encoder: VideoEncoder,
         queue_size: int = 8,
         batch: int = 4,
-        prepare: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+        prepare: Callable[[ImageFrame], ImageFrame] | None = None,
     ) -> None:
         if queue_size < 1:
             raise MediaError(f"queue_size must be >= 1, got {queue_size}")
         self.encoder = encoder
-        self._frames: deque[NDArray[Any]] = deque()
+        self._frames: deque[ImageFrame] = deque()
         self._queue_size = queue_size
         self._batch = max(1, min(batch, queue_size))
         self._prepare = prepare
@@ -71,7 +70,7 @@ class BackgroundEncoder:
         """The wrapped encoder's backend."""
         return self.encoder.backend
 
-    def encode(self, frame: NDArray[Any]) -> None:
+    def encode(self, frame: ImageFrame) -> None:
         """Queue one frame (the array must not be modified afterwards).
 
         Raises:
@@ -145,7 +144,7 @@ class BackgroundEncoder:
         except BaseException as err:  # surfaced by close()
             self._error = err
 
-    def _take(self) -> list[NDArray[Any]]:
+    def _take(self) -> list[ImageFrame]:
         """Wait for a batch of frames (fewer at the end); none once ended and drained."""
         with self._changed:
             while len(self._frames) < self._batch and not self._ending:

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from roboflow_core.errors import MediaError
 
-__all__ = ["YUV_LAYOUTS", "YuvLayout", "decode_yuv_image"]
+__all__ = ["YUV_LAYOUTS", "YuvLayout", "decode_yuv_image", "yuv_to_rgb"]
 
 YuvLayout = Literal["nv12", "yuy2", "i420", "i422", "i444", "y8"]
 YUV_LAYOUTS: tuple[YuvLayout, ...] = ("nv12", "yuy2", "i420", "i422", "i444", "y8")
@@ -85,9 +85,28 @@ def decode_yuv_image(
             return grey
         return _to_u8((grey.astype(np.float32) - 16) * (255 / 219))
     y, u, v = _planes(buffer, layout, height, width)
+    return yuv_to_rgb(
+        y,
+        u.repeat(rows, axis=0).repeat(cols, axis=1),
+        v.repeat(rows, axis=0).repeat(cols, axis=1),
+        full_range,
+    )
+
+
+def yuv_to_rgb(
+    y: NDArray[np.uint8], u: NDArray[np.uint8], v: NDArray[np.uint8], full_range: bool
+) -> NDArray[np.uint8]:
+    """BT.601 YUV samples (all three at the same positions, any shape) to RGB (shape + ``(3,)``).
+
+    Args:
+        y: Luma.
+        u: Cb at the same positions.
+        v: Cr at the same positions.
+        full_range: Components use 0..255 (JPEG's YCbCr) instead of the limited video range.
+    """
     luma = y.astype(np.float32)
-    u_full = u.repeat(rows, axis=0).repeat(cols, axis=1).astype(np.float32) - 128
-    v_full = v.repeat(rows, axis=0).repeat(cols, axis=1).astype(np.float32) - 128
+    u_full = u.astype(np.float32) - 128
+    v_full = v.astype(np.float32) - 128
     if not full_range:
         luma = (luma - 16) * (255 / 219)
         u_full *= 255 / 224

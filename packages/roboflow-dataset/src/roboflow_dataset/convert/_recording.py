@@ -42,6 +42,7 @@ from roboflow_dataset.sources import (
     open_streamed,
 )
 from roboflow_executor import Prefetcher
+from roboflow_media import ImageFrame
 from roboflow_storage import Spool, display_url, is_remote, recording_bytes
 
 __all__ = ["RecordingPlan", "convert_recording"]
@@ -96,7 +97,7 @@ class _Extractors:
                 self.dtypes.setdefault(m.feature, "float32")
             self.vectors.setdefault(m.feature, []).append(m.topic)
 
-    def decode(self, msg: Message) -> np.ndarray:
+    def decode(self, msg: Message) -> ImageFrame:
         try:
             return self.by_topic[msg.topic].from_message(msg)
         except DecodeError as err:
@@ -117,7 +118,7 @@ class _Extractors:
             )
         return specs
 
-    def frame(self, values: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def frame(self, values: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, ImageFrame]]:
         numeric = {
             feature: values[topics[0]] if len(topics) == 1 else np.concatenate([values[t] for t in topics])
             for feature, topics in self.vectors.items()
@@ -485,7 +486,7 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
     config = job.config
     made: list[_Extractors] = []
 
-    def decode(message: Message) -> np.ndarray:
+    def decode(message: Message) -> ImageFrame:
         if not made:
             made.append(_Extractors(streamed, [m for m in config.mappings if m.topic in aligner.topics]))
         return made[0].decode(message)
@@ -501,7 +502,7 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
     )
     plans: list[AlignmentPlan] = []
 
-    def frames() -> Iterator[dict[str, np.ndarray]]:
+    def frames() -> Iterator[dict[str, ImageFrame]]:
         for message in streamed.messages({m.topic for m in config.mappings}):
             yield from aligner.add(message)
         plan, rest = aligner.finish()
