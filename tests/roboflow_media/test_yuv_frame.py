@@ -73,7 +73,7 @@ def test_the_encoder_input_differs_from_the_rgb_route_by_rounding_only() -> None
         assert np.abs(ours - theirs).mean() < 0.8
     # tagged as a frame converted from RGB: encoders must not see a key-frame request or a range
     assert (direct.format.name, direct.color_range, direct.colorspace) == ("yuv420p", 0, 2)
-    assert (direct.pict_type, direct.key_frame) == (0, False)
+    assert direct.pict_type == 0  # what encoders read (libsvtav1, libx264: I forces a key frame)
 
 
 @pytest.mark.parametrize("stride", [1, 3, 4])

@@ -56,7 +56,7 @@ class YuvFrame:
 
     def to_format(self, pix_fmt: str) -> av.VideoFrame:
         """The frame in an encoder's pixel format (limited range for YUV formats), one conversion,
-        tagged as a frame converted from RGB is: range and matrix unspecified, and not a key frame
+        tagged as a frame converted from RGB is: range and matrix unspecified, no picture type
         (a decoded JPEG is an intra picture, which encoders take as a request for a key frame:
         SVT-AV1's output grew by half)."""
         converted = self.frame.reformat(
@@ -65,7 +65,6 @@ class YuvFrame:
         converted.color_range = ColorRange.UNSPECIFIED
         converted.colorspace = _UNSPECIFIED_MATRIX
         converted.pict_type = PictureType.NONE
-        converted.key_frame = False
         return converted
 
     def to_rgb(self) -> NDArray[np.uint8]:
