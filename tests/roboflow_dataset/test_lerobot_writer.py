@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 import av
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -22,12 +24,14 @@ import pytest
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import DatasetError
 from roboflow_dataset.lerobot import (
+    DatasetFormat,
     EpisodeStager,
     FeatureSpec,
     StagedEpisode,
     merge_into_dataset,
     read_dataset,
 )
+from roboflow_dataset.lerobot._arrow import from_values
 from roboflow_dataset.stats import STAT_NAMES
 
 FPS = 10
@@ -184,7 +188,11 @@ def test_v3_info_and_data(v3_dataset: Path) -> None:
     expected_ts = (data["frame_index"].to_numpy() / FPS).astype(np.float32)
     np.testing.assert_array_equal(data["timestamp"].to_numpy(), expected_ts)
     assert contents.tasks == ["pick", "place"]
-    assert pq.read_table(v3_dataset / "meta/tasks.parquet").to_pandas().index.name == "task"
+    # lerobot reads the tasks with pandas: the strings are the index, named "task"
+    tasks = pd.read_parquet(v3_dataset / "meta/tasks.parquet")
+    expected = pd.DataFrame({"task_index": [0, 1]}, index=pd.Index(["pick", "place"], name="task"))
+    pd.testing.assert_frame_equal(tasks, expected)
+    assert tasks["task_index"].dtype == np.int64 and tasks.loc["place", "task_index"] == 1
 
 
 def test_v3_episodes_metadata_and_stats(v3_dataset: Path) -> None:
@@ -524,3 +532,88 @@ def test_a_merge_redone_while_the_first_still_writes_adds_no_rows_twice(
     assert len(ds.episodes) == len(staged), "episodes metadata rows written twice"
     assert ds.episodes["episode_index"].tolist() == list(range(len(staged)))
     assert len(ds.data) == ds.info["total_frames"]
+
+
+MERGE_IN_A_FRESH_PROCESS = """
+import pickle, sys
+from roboflow_dataset.lerobot import merge_into_dataset
+root, fmt, fps, staged = pickle.loads(sys.stdin.buffer.read())
+merge_into_dataset(root, staged, fmt=fmt, robot_type="synthetic", fps=fps)
+print(sorted(name for name in sys.modules if name.split(".")[0] == "pandas"))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["lerobot-v3", "lerobot-v2.1"])
+def test_merges_never_import_pandas(tmp_path: Path, staged: list[StagedEpisode], fmt: DatasetFormat) -> None:
+    """A merge into a new dataset, and an append, each in a process of its own, import no pandas
+    (~0.3 s a process); the dataset reads back as the same merges done in this process give it."""
+    root = tmp_path / "dataset"
+    for part in (staged[:2], staged[2:]):
+        run = subprocess.run(
+            [sys.executable, "-c", MERGE_IN_A_FRESH_PROCESS],
+            input=pickle.dumps((root, fmt, FPS, part)),
+            capture_output=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr.decode()
+        assert run.stdout.decode().strip() == "[]", "pandas was imported"
+    for part in (staged[:2], staged[2:]):
+        merge_into_dataset(tmp_path / "here", part, fmt=fmt, robot_type="synthetic", fps=FPS)
+
+    contents, expected = read_dataset(root), read_dataset(tmp_path / "here")
+    assert contents.tasks == expected.tasks == ["pick", "place"]
+    assert contents.episodes["episode_index"].tolist() == [0, 1, 2]
+    assert contents.episodes["length"].tolist() == [5, 9, 3]
+    assert contents.episodes.equals(expected.episodes)
+    assert contents.data.equals(expected.data) and contents.stats == expected.stats
+
+
+def test_append_to_tasks_and_episodes_written_by_pandas(tmp_path: Path, staged: list[StagedEpisode]) -> None:
+    """A v3 dataset whose tasks.parquet pandas wrote (as lerobot does: large strings) and whose episodes
+    have no meta/episodes/* columns: the tasks continue, and every old episodes file is kept."""
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged[:2], robot_type="synthetic", fps=FPS)
+    frame = pd.DataFrame({"task_index": [0, 1]}, index=pd.Index(["pick", "place"], name="task"))
+    frame.to_parquet(root / "meta/tasks.parquet")
+    old_episodes = root / "meta/episodes/chunk-000/file-000.parquet"
+    pointers = ["meta/episodes/chunk_index", "meta/episodes/file_index"]
+    pq.write_table(pq.read_table(old_episodes).drop_columns(pointers), old_episodes)
+
+    third = stage(tmp_path / "third", 2, 4, task="wipe")
+    merge_into_dataset(root, [staged[2], third], robot_type=None, fps=FPS)
+    contents = read_dataset(root)
+    assert contents.tasks == ["pick", "place", "wipe"]
+    assert contents.episodes["episode_index"].tolist() == [0, 1, 2, 3]
+    assert contents.data["task_index"].tolist() == [0] * 5 + [1] * 9 + [0] * 3 + [2] * 4
+    assert sorted(p.name for p in (root / "meta/episodes/chunk-000").iterdir()) == [
+        "file-000.parquet",
+        "file-001.parquet",
+    ]
+    assert contents.stats["index"]["count"] == [21] and contents.stats["task_index"]["max"] == [2]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "bool"])
+@pytest.mark.parametrize("shape", [(1,), (3,)])
+def test_feature_columns_are_what_pa_array_builds(dtype: str, shape: tuple[int, ...]) -> None:
+    """Columns built from numpy buffers (booleans packed in bits) hold what ``pa.array`` would."""
+    values = np.random.default_rng(3).normal(size=(11, *shape)) * 5
+    feature = FeatureSpec(name="f", dtype=dtype, shape=shape)
+    column = feature.column(values)
+    column.validate(full=True)
+    typed = values.astype(dtype).reshape(11, -1)
+    expected = pa.array(typed[:, 0] if shape == (1,) else list(typed), type=feature.arrow_type())
+    assert column.equals(expected)
+
+
+def test_metadata_columns_are_what_pa_array_builds() -> None:
+    columns = [
+        ([["pick"], [], ["place", "wipé"]], pa.list_(pa.string())),
+        ([[[[0.5]], [[1.0]]], [[[2.0]], [[-3.25]]]], pa.list_(pa.list_(pa.list_(pa.float64())))),
+        ([[1], [2, 3]], pa.list_(pa.int64())),
+        (["", "a"], pa.string()),
+        ([], pa.list_(pa.int64())),
+    ]
+    for values, kind in columns:
+        built = from_values(values, kind)
+        built.validate(full=True)
+        assert built.equals(pa.array(values, type=kind)), kind

@@ -16,7 +16,7 @@ from tests.roboflow_pipeline.test_resume import Killed, kill_after
 from roboflow_core import DatasetError, loads_config
 from roboflow_dataset.lerobot import merge_into_dataset, read_dataset
 from roboflow_dataset.lerobot.depth import DEPTH_QMAX, dequantize_depth
-from roboflow_dataset.lerobot.reader import episode_stats
+from roboflow_dataset.lerobot.reader import episode_stats, read_episodes
 from roboflow_dataset.synth import (
     JOINT_TOPIC,
     DepthEncoding,
@@ -66,7 +66,7 @@ def test_camera_stats_describe_every_frame_of_drifting_content(tmp_path: Path) -
     convert([r.path for r in recs], loads_config(_config(recs[0])), tmp_path / "ds")
     ds = read_dataset(tmp_path / "ds")
     all_frames: list[np.ndarray] = []
-    per_episode = episode_stats(ds.episodes)
+    per_episode = episode_stats(read_episodes(tmp_path / "ds", ds.info))
     for index, episode in ds.episodes.iterrows():
         path, from_ts = _video_file(tmp_path / "ds", ds.info, episode.to_dict(), CAMERA)
         first = round(from_ts * FPS)

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from roboflow_core.config import DepthConfig
 from roboflow_core.errors import DatasetError
+from roboflow_dataset.lerobot._arrow import from_numpy
 from roboflow_dataset.lerobot.depth import DepthUnit, depth_info
 
 __all__ = [
@@ -81,12 +82,8 @@ class FeatureSpec(msgspec.Struct, frozen=True, kw_only=True):
             DatasetError: As :meth:`arrow_type`.
         """
         arrow_type = self.arrow_type()
-        flat = np.ascontiguousarray(np.asarray(values, dtype=self.dtype).reshape(-1))
         scalar = arrow_type if self.shape == (1,) else arrow_type.value_type
-        if self.dtype == "bool":  # arrow packs booleans in bits
-            column = pa.array(flat, type=scalar)
-        else:  # the numpy buffer as it is: pa.array would import pandas to inspect it (~0.3 s a process)
-            column = pa.Array.from_buffers(scalar, len(flat), [None, pa.py_buffer(flat)])
+        column = from_numpy(np.asarray(values, dtype=self.dtype), scalar)
         return column if self.shape == (1,) else pa.FixedSizeListArray.from_arrays(column, self.shape[0])
 
     def hf_type(self) -> dict[str, Any]:

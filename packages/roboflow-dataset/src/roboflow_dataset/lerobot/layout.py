@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from roboflow_dataset.lerobot._arrow import from_values
 from roboflow_dataset.lerobot._atomic import TMP_SUFFIX, atomic_write, atomic_write_jsonl
 from roboflow_dataset.lerobot._plan import MB, EpisodePlan, FilePos, FileRoller, PerEpisodeFiles, Placer
 from roboflow_dataset.lerobot.features import FeatureSpec
-from roboflow_dataset.lerobot.reader import read_jsonl
+from roboflow_dataset.lerobot.reader import EpisodeRow, read_jsonl
 from roboflow_dataset.stats import STAT_NAMES
-
-if TYPE_CHECKING:  # pandas is imported where a merge needs it: a conversion's workers never do
-    import pandas as pd
 
 __all__ = ["LAYOUTS", "DatasetFormat", "Layout", "layout_for", "remove_orphans"]
 
@@ -27,6 +26,47 @@ DatasetFormat = Literal["lerobot-v3", "lerobot-v2.1"]
 
 _META_EPISODES = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 _META_RE = re.compile(r"meta/episodes/chunk-(\d+)/file-(\d+)\.parquet$")
+_META_POINTER = "meta/episodes/chunk_index"
+
+_TASKS_SCHEMA = pa.schema(
+    [("task_index", pa.int64()), ("task", pa.string())],
+    metadata={
+        "pandas": json.dumps(
+            {
+                "index_columns": ["task"],
+                "column_indexes": [
+                    {
+                        "name": None,
+                        "field_name": None,
+                        "pandas_type": "unicode",
+                        "numpy_type": "object",
+                        "metadata": {"encoding": "UTF-8"},
+                    }
+                ],
+                "columns": [
+                    {
+                        "name": "task_index",
+                        "field_name": "task_index",
+                        "pandas_type": "int64",
+                        "numpy_type": "int64",
+                        "metadata": None,
+                    },
+                    {
+                        "name": "task",
+                        "field_name": "task",
+                        "pandas_type": "unicode",
+                        "numpy_type": "object",
+                        "metadata": None,
+                    },
+                ],
+                "attributes": {},
+                "creator": {"library": "pyarrow", "version": pa.__version__},
+            }
+        )
+    },
+)
+"""``meta/tasks.parquet``: what ``DataFrame.to_parquet`` writes for a frame of ``task_index`` indexed by
+``task`` (lerobot reads it with ``pd.read_parquet``), written without importing pandas."""
 
 
 class Layout(ABC):
@@ -57,17 +97,17 @@ class Layout(ABC):
         )
 
     @abstractmethod
-    def placer(self, prefix: str, episodes: pd.DataFrame, limit_mb: int) -> Placer:
+    def placer(self, prefix: str, episodes: Sequence[EpisodeRow], limit_mb: int) -> Placer:
         """Placement of new episodes' files (``prefix``: ``data`` or ``videos/<key>``) after ``episodes``."""
 
     @abstractmethod
-    def referenced(self, episodes: pd.DataFrame, video_keys: Sequence[str]) -> set[Path]:
+    def referenced(self, episodes: Sequence[EpisodeRow], video_keys: Sequence[str]) -> set[Path]:
         """Data, video and episodes-metadata files the existing ``episodes`` point to."""
 
     @abstractmethod
     def write_episodes(
         self,
-        existing: pd.DataFrame,
+        existing: Sequence[EpisodeRow],
         plans: Sequence[EpisodePlan],
         stats_features: Sequence[FeatureSpec],
         tasks: Sequence[str],
@@ -89,29 +129,27 @@ class V3Layout(Layout):
     video_path = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
     _pos_keys = ("chunk_index", "file_index")
 
-    def placer(self, prefix: str, episodes: pd.DataFrame, limit_mb: int) -> Placer:
+    def placer(self, prefix: str, episodes: Sequence[EpisodeRow], limit_mb: int) -> Placer:
         last = _last_pos(episodes, prefix)
         start = FilePos(0, 0) if last is None else last.next(self.chunks_size)
         return FileRoller(start, limit_bytes=limit_mb * MB, chunks_size=self.chunks_size)
 
-    def referenced(self, episodes: pd.DataFrame, video_keys: Sequence[str]) -> set[Path]:
+    def referenced(self, episodes: Sequence[EpisodeRow], video_keys: Sequence[str]) -> set[Path]:
         files = {self.data_file(pos) for pos in _positions(episodes, "data")}
-        if episodes.empty:  # a new dataset: every episodes file is a leftover
-            pass
-        elif "meta/episodes/chunk_index" in episodes:
+        if _without_pointers(episodes):  # which file holds which episode is unknown: keep them all
+            files |= set(self.root.glob("meta/episodes/*/*.parquet"))
+        else:  # the ones pointed to (none for a new dataset: every episodes file is a leftover)
             files |= {
                 self.root / _META_EPISODES.format(chunk_index=c, file_index=f)
                 for c, f in _positions(episodes, "meta/episodes")
             }
-        else:  # written without the pointer columns: keep every episodes file
-            files |= set(self.root.glob("meta/episodes/*/*.parquet"))
         for key in video_keys:
             files |= {self.video_file(key, pos) for pos in _positions(episodes, f"videos/{key}")}
         return files
 
     def write_episodes(
         self,
-        existing: pd.DataFrame,
+        existing: Sequence[EpisodeRow],
         plans: Sequence[EpisodePlan],
         stats_features: Sequence[FeatureSpec],
         tasks: Sequence[str],
@@ -120,17 +158,16 @@ class V3Layout(Layout):
         # the same episodes redone after an interrupted one (or by a writer that lost the dataset
         # meanwhile) writes the same file, so rows can never be there twice
         last = _last_pos(existing, "meta/episodes")
-        if not existing.empty and "meta/episodes/chunk_index" not in existing:  # written without pointers
+        if _without_pointers(existing):
             on_disk = [_META_RE.search(p.as_posix()) for p in self.root.glob("meta/episodes/*/*.parquet")]
             last = max((FilePos(int(m[1]), int(m[2])) for m in on_disk if m), default=None)
         pos = FilePos(0, 0) if last is None else last.next(self.chunks_size)
         table = _episodes_table(plans, stats_features, pos)
         path = self.root / _META_EPISODES.format(chunk_index=pos.chunk, file_index=pos.file)
         atomic_write(path, lambda temp: pq.write_table(table, temp))
-        import pandas as pd
-
-        frame = pd.DataFrame({"task_index": range(len(tasks))}, index=pd.Index(list(tasks), name="task"))
-        atomic_write(self.root / "meta/tasks.parquet", frame.to_parquet)
+        columns = [from_values(range(len(tasks)), pa.int64()), from_values(tasks, pa.string())]
+        tasks_table = pa.Table.from_arrays(columns, schema=_TASKS_SCHEMA)
+        atomic_write(self.root / "meta/tasks.parquet", lambda temp: pq.write_table(tasks_table, temp))
 
     def size_fields(
         self, *, total_episodes: int, cameras: int, data_mb: int, video_mb: int
@@ -150,10 +187,10 @@ class V21Layout(Layout):
     video_path = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
     _pos_keys = ("episode_chunk", "episode_index")
 
-    def placer(self, prefix: str, episodes: pd.DataFrame, limit_mb: int) -> Placer:
+    def placer(self, prefix: str, episodes: Sequence[EpisodeRow], limit_mb: int) -> Placer:
         return PerEpisodeFiles(self.chunks_size)
 
-    def referenced(self, episodes: pd.DataFrame, video_keys: Sequence[str]) -> set[Path]:
+    def referenced(self, episodes: Sequence[EpisodeRow], video_keys: Sequence[str]) -> set[Path]:
         placer = PerEpisodeFiles(self.chunks_size)
         files: set[Path] = set()
         for index in range(len(episodes)):
@@ -164,7 +201,7 @@ class V21Layout(Layout):
 
     def write_episodes(
         self,
-        existing: pd.DataFrame,
+        existing: Sequence[EpisodeRow],
         plans: Sequence[EpisodePlan],
         stats_features: Sequence[FeatureSpec],
         tasks: Sequence[str],
@@ -220,17 +257,19 @@ def _read_optional(path: Path) -> list[dict[str, Any]]:
     return read_jsonl(path) if path.exists() else []
 
 
-def _positions(episodes: pd.DataFrame, prefix: str) -> list[FilePos]:
+def _positions(episodes: Sequence[EpisodeRow], prefix: str) -> list[FilePos]:
     chunk, file = f"{prefix}/chunk_index", f"{prefix}/file_index"
-    if episodes.empty or chunk not in episodes:
-        return []
-    pairs = zip(episodes[chunk].astype(int), episodes[file].astype(int), strict=True)
-    return sorted({FilePos(c, f) for c, f in pairs})
+    return sorted({FilePos(int(e[chunk]), int(e[file])) for e in episodes if e.get(chunk) is not None})
 
 
-def _last_pos(episodes: pd.DataFrame, prefix: str) -> FilePos | None:
+def _last_pos(episodes: Sequence[EpisodeRow], prefix: str) -> FilePos | None:
     positions = _positions(episodes, prefix)
     return positions[-1] if positions else None
+
+
+def _without_pointers(episodes: Sequence[EpisodeRow]) -> bool:
+    """Whether some episodes were written without the ``meta/episodes/*`` columns naming their file."""
+    return any(e.get(_META_POINTER) is None for e in episodes)
 
 
 def _stat_type(feature: FeatureSpec, stat: str) -> pa.DataType:
@@ -250,7 +289,7 @@ def _episodes_table(
     columns: dict[str, pa.Array] = {}
 
     def add(name: str, values: list[Any], kind: pa.DataType) -> None:
-        columns[name] = pa.array(values, type=kind)
+        columns[name] = from_values(values, kind)
 
     add("episode_index", [p.episode_index for p in plans], pa.int64())
     add("tasks", [[p.staged.task] for p in plans], pa.list_(pa.string()))
@@ -271,6 +310,6 @@ def _episodes_table(
                 [p.stats[feature.name][stat] for p in plans],
                 _stat_type(feature, stat),
             )
-    add("meta/episodes/chunk_index", [pos.chunk] * len(plans), pa.int64())
+    add(_META_POINTER, [pos.chunk] * len(plans), pa.int64())
     add("meta/episodes/file_index", [pos.file] * len(plans), pa.int64())
     return pa.table(columns)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -26,17 +26,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from roboflow_core.errors import DatasetError, MediaError
+from roboflow_dataset.lerobot._arrow import from_numpy
 from roboflow_dataset.lerobot._atomic import atomic_write_json, make_durable
 from roboflow_dataset.lerobot._plan import EpisodePlan, group_by_file, place_videos
 from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arrow_schema, camera_feature
 from roboflow_dataset.lerobot.layout import LAYOUTS, DatasetFormat, Layout, layout_for, remove_orphans
-from roboflow_dataset.lerobot.reader import INFO, STATS, episode_stats, read_episodes, read_info, read_tasks
+from roboflow_dataset.lerobot.reader import (
+    INFO,
+    STATS,
+    EpisodeRow,
+    episode_stats,
+    read_episodes,
+    read_info,
+    read_parquet,
+    read_tasks,
+)
 from roboflow_dataset.lerobot.staging import StagedEpisode
 from roboflow_dataset.stats import QUANTILES, FeatureStats, aggregate
 from roboflow_media import concat_videos, probe_video
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["DEFAULT_CHUNKS_SIZE", "MergeResult", "merge_into_dataset"]
 
@@ -66,18 +73,12 @@ class MergeResult(msgspec.Struct, frozen=True, kw_only=True):
     files: tuple[Path, ...]
 
 
-def _empty_frame() -> pd.DataFrame:
-    import pandas as pd  # imported by a merge, not by every process that stages episodes
-
-    return pd.DataFrame()
-
-
 @dataclass
 class _Existing:
     """The dataset before the merge (empty for a new one)."""
 
     info: dict[str, Any] | None = None
-    episodes: pd.DataFrame = field(default_factory=_empty_frame)
+    episodes: list[EpisodeRow] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
 
     @property
@@ -248,11 +249,10 @@ def _load_existing(root: Path) -> _Existing:
     if not (root / INFO).is_file():
         return _Existing()
     info = read_info(root)
-    episodes = read_episodes(root, info)
-    if not episodes.empty:  # rows of an interrupted merge are not part of the dataset
-        episodes = episodes[episodes["episode_index"] < int(info["total_episodes"])]
+    total = int(info["total_episodes"])  # rows of an interrupted merge are not part of the dataset
+    episodes = [row for row in read_episodes(root, info) if int(row["episode_index"]) < total]
     tasks = read_tasks(root, info)[: int(info["total_tasks"])]
-    return _Existing(info=info, episodes=episodes.reset_index(drop=True), tasks=tasks)
+    return _Existing(info=info, episodes=episodes, tasks=tasks)
 
 
 def _check_compatible(
@@ -387,16 +387,16 @@ def _write_data(
 def _episode_rows(plan: EpisodePlan, schema: pa.Schema) -> pa.Table:
     parts = []
     for path, length in zip(plan.staged.data_paths, plan.staged.part_lengths, strict=True):
-        part = pq.read_table(path)
+        part = read_parquet(path)
         if part.num_rows != length:
             raise DatasetError(f"staged data has {part.num_rows} rows, expected {length}", path=str(path))
         parts.append(part)
     staged = pa.concat_tables(parts).combine_chunks()
     n = plan.staged.length
     assigned = {
-        "episode_index": pa.array(np.full(n, plan.episode_index, dtype=np.int64)),
-        "index": pa.array(np.arange(plan.from_index, plan.to_index, dtype=np.int64)),
-        "task_index": pa.array(np.full(n, plan.task_index, dtype=np.int64)),
+        "episode_index": from_numpy(np.full(n, plan.episode_index, dtype=np.int64), pa.int64()),
+        "index": from_numpy(np.arange(plan.from_index, plan.to_index, dtype=np.int64), pa.int64()),
+        "task_index": from_numpy(np.full(n, plan.task_index, dtype=np.int64), pa.int64()),
     }
     arrays = [assigned[name] if name in assigned else staged.column(name) for name in schema.names]
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from roboflow_core.errors import DatasetError
 from roboflow_dataset.stats import FeatureStats
 
-if TYPE_CHECKING:  # pandas is imported where it is used: a conversion's workers never need it
+if TYPE_CHECKING:  # pandas is imported by read_dataset only: conversions and merges never need it
     import pandas as pd
 
 __all__ = [
     "DatasetContents",
+    "EpisodeRow",
     "episode_stats",
     "is_v3",
     "read_dataset",
@@ -26,11 +27,16 @@ __all__ = [
     "read_info",
     "read_json",
     "read_jsonl",
+    "read_parquet",
     "read_tasks",
 ]
 
 INFO = "meta/info.json"
 STATS = "meta/stats.json"
+
+EpisodeRow = dict[str, Any]
+"""One episode's metadata as :func:`read_episodes` gives it (v3: every ``meta/episodes`` column,
+lists as lists; v2.1: the ``episodes.jsonl`` fields plus ``stats``)."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +84,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         raise DatasetError(f"cannot read JSON lines: {err}", path=str(path)) from err
 
 
+def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """One parquet file (``pq.read_table`` would import ``pyarrow.dataset``, and so pandas: ~0.3 s)."""
+    with pq.ParquetFile(path) as file:
+        return file.read(columns=columns)
+
+
 def _read_parquets(paths: list[Path]) -> pa.Table | None:
     try:
-        tables = [pq.read_table(path) for path in paths]
+        tables = [read_parquet(path) for path in paths]
     except (OSError, pa.ArrowException) as err:
         raise DatasetError(f"cannot read parquet: {err}", path=str(paths[0].parent)) from err
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
@@ -101,23 +113,24 @@ def is_v3(info: dict[str, Any]) -> bool:
     return str(info.get("codebase_version", "")).startswith("v3")
 
 
-def read_episodes(root: Path, info: dict[str, Any]) -> pd.DataFrame:
+def read_episodes(root: Path, info: dict[str, Any]) -> list[EpisodeRow]:
     """Episode metadata in episode order.
 
     Raises:
         DatasetError: A metadata file is unreadable.
     """
-    import pandas as pd
-
     if is_v3(info):
-        table = _read_parquets(sorted(root.glob("meta/episodes/*/*.parquet")))
-        frame = table.to_pandas() if table is not None else pd.DataFrame({"episode_index": []})
+        table = _episodes_table(root)
+        rows = table.to_pylist() if table is not None else []
     else:
-        frame = pd.DataFrame(read_jsonl(root / "meta/episodes.jsonl"))
         stats = {row["episode_index"]: row["stats"] for row in read_jsonl(root / "meta/episodes_stats.jsonl")}
-        if not frame.empty:
-            frame["stats"] = [stats.get(i) for i in frame["episode_index"]]
-    return frame.sort_values("episode_index", ignore_index=True) if not frame.empty else frame
+        episodes = read_jsonl(root / "meta/episodes.jsonl")
+        rows = [row | {"stats": stats.get(row["episode_index"])} for row in episodes]
+    return sorted(rows, key=lambda row: int(row["episode_index"]))
+
+
+def _episodes_table(root: Path) -> pa.Table | None:
+    return _read_parquets(sorted(root.glob("meta/episodes/*/*.parquet")))
 
 
 def read_tasks(root: Path, info: dict[str, Any]) -> list[str]:
@@ -126,17 +139,16 @@ def read_tasks(root: Path, info: dict[str, Any]) -> list[str]:
     Raises:
         DatasetError: The tasks file is unreadable.
     """
-    if is_v3(info):
-        import pandas as pd
-
+    if is_v3(info):  # the task strings are the pandas index of tasks.parquet, stored as column "task"
         path = root / "meta/tasks.parquet"
         try:
-            frame = pd.read_parquet(path)
+            table = read_parquet(path, columns=["task", "task_index"])
         except (OSError, pa.ArrowException) as err:
             raise DatasetError(f"cannot read tasks: {err}", path=str(path)) from err
-        return [str(task) for task in frame.sort_values("task_index").index]
-    rows = sorted(read_jsonl(root / "meta/tasks.jsonl"), key=lambda row: int(row["task_index"]))
-    return [str(row["task"]) for row in rows]
+        rows = table.to_pylist()
+    else:
+        rows = read_jsonl(root / "meta/tasks.jsonl")
+    return [str(row["task"]) for row in sorted(rows, key=lambda row: int(row["task_index"]))]
 
 
 def read_dataset(root: str | Path) -> DatasetContents:
@@ -151,34 +163,32 @@ def read_dataset(root: str | Path) -> DatasetContents:
     info = read_info(root)
     pattern = "data/*/*.parquet" if is_v3(info) else "data/chunk-*/episode_*.parquet"
     data = _read_parquets(sorted(root.glob(pattern)))
+    if is_v3(info):  # list columns as numpy arrays, as lerobot's reader gives them
+        table = _episodes_table(root)
+        episodes = table.to_pandas() if table is not None else pd.DataFrame({"episode_index": []})
+    else:
+        episodes = pd.DataFrame(read_episodes(root, info))
     return DatasetContents(
         info=info,
-        episodes=read_episodes(root, info),
+        episodes=episodes.sort_values("episode_index", ignore_index=True) if not episodes.empty else episodes,
         data=data.to_pandas() if data is not None else pd.DataFrame(),
         tasks=read_tasks(root, info),
         stats=read_json(root / STATS),
     )
 
 
-def episode_stats(episodes: pd.DataFrame) -> list[dict[str, FeatureStats]]:
-    """Per-episode statistics from :func:`read_episodes` rows (v3 ``stats/*`` columns or v2.1 ``stats``)."""
-    if episodes.empty:
-        return []
-    if "stats" in episodes:
-        return [dict(stats) for stats in episodes["stats"]]
-    columns = [c.split("/") for c in episodes.columns if c.startswith("stats/")]
+def episode_stats(episodes: Sequence[Mapping[str, Any]]) -> list[dict[str, FeatureStats]]:
+    """Per-episode statistics of :func:`read_episodes` rows (v3 ``stats/<feature>/<stat>`` columns or
+    v2.1 ``stats``)."""
     result: list[dict[str, FeatureStats]] = []
-    for _, row in episodes.iterrows():
+    for row in episodes:
+        if "stats" in row:
+            result.append(dict(row["stats"]))
+            continue
         stats: dict[str, FeatureStats] = {}
-        for _, *feature, stat in columns:
-            name = "/".join(feature)
-            stats.setdefault(name, {})[stat] = _to_list(row[f"stats/{name}/{stat}"])
+        for column, value in row.items():
+            if column.startswith("stats/"):
+                name, stat = column.removeprefix("stats/").rsplit("/", 1)
+                stats.setdefault(name, {})[stat] = value
         result.append(stats)
     return result
-
-
-def _to_list(value: Any) -> Any:
-    """Nested lists from what pandas makes of arrow lists (object arrays of arrays)."""
-    if isinstance(value, np.ndarray):
-        return [_to_list(v) for v in value] if value.dtype == object else value.tolist()
-    return value
