@@ -65,9 +65,7 @@ def bench_env() -> dict[str, str]:
 
 def warm_bytecode() -> None:
     """Import what the runs import once, so that the bytecode cache exists before any is timed."""
-    modules = (
-        "roboflow_pipeline, roboflow_cli.main, roboflow_cli.distributed, roboflow_distributed.runner, pandas"
-    )
+    modules = "roboflow_pipeline, roboflow_cli.main, roboflow_cli.distributed, roboflow_distributed.runner"
     subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, env=bench_env())
 
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import av
 import numpy as np
 from av.video.frame import PictureType
-from av.video.reformatter import ColorRange
+from av.video.reformatter import ColorRange, VideoReformatter
 from numpy.typing import NDArray
 
 from roboflow_core.errors import MediaError
@@ -54,13 +54,13 @@ class YuvFrame:
     def nbytes(self) -> int:
         return sum(plane.buffer_size for plane in self.frame.planes)
 
-    def to_format(self, pix_fmt: str) -> av.VideoFrame:
+    def to_format(self, pix_fmt: str, reformatter: VideoReformatter | None = None) -> av.VideoFrame:
         """The frame in an encoder's pixel format (limited range for YUV formats), one conversion,
         tagged as a frame converted from RGB is: range and matrix unspecified, no picture type
         (a decoded JPEG is an intra picture, which encoders take as a request for a key frame:
-        SVT-AV1's output grew by half)."""
-        converted = self.frame.reformat(
-            format=pix_fmt, src_color_range="JPEG", dst_color_range="MPEG", threads=1
+        SVT-AV1's output grew by half). ``reformatter``: one kept by the caller (else a new one)."""
+        converted = (reformatter or VideoReformatter()).reformat(
+            self.frame, format=pix_fmt, src_color_range="JPEG", dst_color_range="MPEG", threads=1
         )
         converted.color_range = ColorRange.UNSPECIFIED
         converted.colorspace = _UNSPECIFIED_MATRIX
