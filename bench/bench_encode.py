@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from roboflow_core.config import VideoConfig
-from roboflow_media import BackgroundEncoder, open_encoder
+from roboflow_media import BackgroundEncoder, cores_per_encoder, open_encoder
 
 FPS = 30
 
@@ -53,6 +53,7 @@ def encode_floor(cameras: Sequence[Sequence[NDArray[np.uint8]]], config: VideoCo
                     height=frames[0].shape[0],
                     fps=FPS,
                     config=config,
+                    cores=cores_per_encoder(len(cameras)),  # as a conversion's cameras share the CPUs
                 )
             )
             for i, frames in enumerate(cameras)

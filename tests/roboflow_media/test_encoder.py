@@ -12,7 +12,7 @@ import pytest
 
 from roboflow_core.config import DepthConfig, VideoConfig
 from roboflow_core.errors import MediaError
-from roboflow_media import iter_gray16_frames, iter_video_frames, open_encoder, probe_video
+from roboflow_media import cores_per_encoder, iter_gray16_frames, iter_video_frames, open_encoder, probe_video
 
 from .conftest import BACKEND_CODECS, FPS, HEIGHT, WIDTH, assert_frames_match, make_frames, mean_abs_error
 
@@ -162,3 +162,35 @@ def test_svt_log_is_set_when_an_svt_encoder_opens_not_at_import(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(preset), after]
+
+
+def test_cores_per_encoder_shares_this_process_cpus() -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert cores_per_encoder(1) == cpus
+    assert cores_per_encoder(2) == max(1, cpus // 2)
+    assert cores_per_encoder(10 * cpus) == 1  # never none
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_svt_av1_aiming_at_fewer_cores_writes_the_same_video(tmp_path: Path, backend: str) -> None:
+    """An SVT-AV1 encoder sized for one core starts fewer threads; its bytes are the same."""
+    frames = make_frames(8)
+    config = VideoConfig(codec="libsvtav1", backend=backend)  # type: ignore[arg-type]
+    threads = {}
+    for name, cores in (("all", None), ("one", 1)):
+        encoder = open_encoder(
+            tmp_path / f"{name}.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config, cores=cores
+        )
+        encoder.encode(frames[0])
+        threads[name] = len(os.listdir("/proc/self/task"))
+        for frame in frames[1:]:
+            encoder.encode(frame)
+        encoder.close()
+    assert (tmp_path / "all.mp4").read_bytes() == (tmp_path / "one.mp4").read_bytes()
+    if backend == "pyav" and len(os.sched_getaffinity(0)) > 1:
+        assert threads["one"] < threads["all"]
+
+
+def test_an_encoder_needs_a_core(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="at least 1 core"):
+        open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=VideoConfig(), cores=0)

@@ -6,7 +6,7 @@ from roboflow_media._settings import DEPTH_PIX_FMT, depth_extra_options
 from roboflow_media.background import BackgroundEncoder
 from roboflow_media.compressed_image import decode_compressed_frame, decode_compressed_image
 from roboflow_media.concat import concat_videos
-from roboflow_media.encoder import open_encoder
+from roboflow_media.encoder import cores_per_encoder, open_encoder
 from roboflow_media.probe import VideoProbe, iter_gray16_frames, iter_video_frames, probe_video
 from roboflow_media.raw_image import RAW_ENCODINGS, decode_raw_image
 from roboflow_media.yuv_frame import ImageFrame, YuvFrame
@@ -26,6 +26,7 @@ __all__ = [
     "YuvFrame",
     "YuvLayout",
     "concat_videos",
+    "cores_per_encoder",
     "decode_compressed_frame",
     "decode_compressed_image",
     "decode_raw_image",

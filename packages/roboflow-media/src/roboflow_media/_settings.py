@@ -37,7 +37,7 @@ class EncodeSettings(NamedTuple):
 
 
 def resolve_settings(
-    config: VideoConfig, *, width: int, height: int, channels: int, depth: bool
+    config: VideoConfig, *, width: int, height: int, channels: int, depth: bool, cores: int | None = None
 ) -> EncodeSettings:
     """Check the frame geometry against the codec and build the backend-neutral settings.
 
@@ -47,6 +47,7 @@ def resolve_settings(
         height: Frame height.
         channels: 3 for RGB input, 1 for grayscale input (depth implies 1).
         depth: Encode ``uint16`` 12-bit depth codes with ``config.depth`` as ``gray12le``.
+        cores: CPU cores an SVT-AV1 encoder aims to use (its ``lp``); ``None``: all.
 
     Raises:
         MediaError: Unknown codec, bad channel count, or odd sizes with a 4:2:0 pixel format.
@@ -87,6 +88,10 @@ def resolve_settings(
         options |= {"preset": preset, "crf": str(config.crf), "bf": "0"}
     elif codec == "libsvtav1":
         options |= {"preset": str(config.preset), "crf": str(config.crf)}
+        if cores is not None:
+            if cores < 1:
+                raise MediaError(f"an encoder needs at least 1 core, got {cores}")
+            options["svtav1-params"] = f"lp={cores}"
     dtype: np.dtype[np.generic]
     if depth:
         input_format, dtype = DEPTH_PIX_FMT, np.dtype(np.uint16)

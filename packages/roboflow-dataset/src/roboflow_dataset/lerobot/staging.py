@@ -48,7 +48,14 @@ from roboflow_dataset.lerobot._staged import DATA_FILE, MANIFEST, StagedEpisode,
 from roboflow_dataset.lerobot.depth import DepthUnit, depth_unit_of, quantize_depth
 from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arrow_schema
 from roboflow_dataset.stats import ImageStats, VectorStats
-from roboflow_media import BackgroundEncoder, ImageFrame, YuvFrame, open_encoder, probe_video
+from roboflow_media import (
+    BackgroundEncoder,
+    ImageFrame,
+    YuvFrame,
+    cores_per_encoder,
+    open_encoder,
+    probe_video,
+)
 
 __all__ = ["MANIFEST", "ClosedSegment", "EpisodeStager", "StagedEpisode", "StagedVideo", "closed_segments"]
 
@@ -406,6 +413,7 @@ class EpisodeStager:
             config=self._pinned.get(camera, self._settings.video),
             channels=channels,
             depth=unit is not None,
+            cores=cores_per_encoder(len(self.cameras)),  # the cameras encode at once
         )
         stats, depth = self._image_stats[camera], self._settings.video.depth
 
