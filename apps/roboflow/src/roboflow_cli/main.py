@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import sys
@@ -203,6 +204,7 @@ def convert(
     from roboflow_pipeline import DatasetFormat, OnError
     from roboflow_pipeline import convert as run_convert
 
+    gc.freeze()  # what the imports made lives on: no collection walks it again, the exit's included (~0.1 s)
     configure_logging(log_format)
     try:
         config = load_config(config_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import multiprocessing
 import os
@@ -89,6 +90,7 @@ _EVENTS: Any = None
 def _init_worker(events: Any) -> None:
     global _EVENTS
     _EVENTS = events
+    gc.freeze()  # the imported modules live on: no collection walks them again, the exit's included
 
 
 def _stage(
