@@ -232,7 +232,7 @@ class ImageExtractor:
         anything else is deserialized first.
         """
         if self.decoded:
-            pixels: np.ndarray = message.decode()
+            pixels: ImageFrame = message.decode()
             return pixels
         if not self.compressed:
             try:
