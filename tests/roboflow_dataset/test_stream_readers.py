@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, cast
 
@@ -15,7 +15,7 @@ from rosbags.rosbag1 import Writer as RosbagsWriter
 from roboflow_core.errors import CorruptRecordingError, UnknownFormatError
 from roboflow_dataset import _synth_writers
 from roboflow_dataset.sources._mcap import McapStorage, iter_mcap_records
-from roboflow_dataset.sources._model import Channel
+from roboflow_dataset.sources._model import Channel, Payload
 from roboflow_dataset.sources._ros1 import Ros1Storage
 from roboflow_dataset.sources._ros1_stream import iter_ros1_records
 from roboflow_dataset.sources._storage import Record
@@ -44,7 +44,7 @@ MCAP_SAMPLES = [
     "rosbag2/mcap/cdr_test/cdr_test_0.mcap",
 ]
 
-Row = tuple[int, tuple[object, ...], bytes]
+Row = tuple[int, tuple[object, ...], Payload]
 
 
 class ForwardOnly:
@@ -76,6 +76,15 @@ class ForwardOnly:
 
     def tell(self) -> int:
         raise AssertionError("the reader asked for its position")
+
+
+class ForwardInto(ForwardOnly):
+    """:class:`ForwardOnly` with ``readinto`` (as files have), filling in the same short pieces."""
+
+    def readinto(self, buffer: memoryview) -> int:
+        piece = self.read(len(buffer))
+        buffer[: len(piece)] = piece
+        return len(piece)
 
 
 def _forward(data: bytes) -> IO[bytes]:
@@ -355,11 +364,14 @@ def synth_mcap(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("reader", [ForwardOnly, ForwardInto])
 @pytest.mark.parametrize("name", MCAP_CASES)
-def test_mcap_stream_matches_storage(synth_mcap: Path, name: str | None) -> None:
+def test_mcap_stream_matches_storage(
+    synth_mcap: Path, name: str | None, reader: Callable[[bytes], ForwardOnly]
+) -> None:
     path = synth_mcap if name is None else SAMPLES / name
     data = path.read_bytes()
-    stream = ForwardOnly(data + b"trailing bytes past the closing magic")
+    stream = reader(data + b"trailing bytes past the closing magic")
     channels: dict[int, Channel] = {}
     got = _by_topic(iter_mcap_records(cast(IO[bytes], stream), path, channels))
     expected, expected_channels = _mcap_records(path)
@@ -369,11 +381,12 @@ def test_mcap_stream_matches_storage(synth_mcap: Path, name: str | None) -> None
     assert stream.consumed == len(data)  # stopped at the footer
 
 
-def test_mcap_truncated_stream_is_corrupt(synth_mcap: Path) -> None:
+@pytest.mark.parametrize("reader", [ForwardOnly, ForwardInto])
+def test_mcap_truncated_stream_is_corrupt(synth_mcap: Path, reader: Callable[[bytes], ForwardOnly]) -> None:
     data = synth_mcap.read_bytes()
     for cut in (len(data) // 2, len(data) - 20, 20):
         with pytest.raises(CorruptRecordingError) as info:
-            list(iter_mcap_records(_forward(data[:cut]), synth_mcap, {}))
+            list(iter_mcap_records(cast(IO[bytes], reader(data[:cut])), synth_mcap, {}))
         assert info.value.path == str(synth_mcap)
 
 
@@ -393,25 +406,62 @@ def test_ros1_chunk_cut_short_gives_its_whole_messages(tmp_path: Path, compressi
     assert got == full[: len(got)]
 
 
-@pytest.mark.parametrize("compression", ["NONE", "ZSTD", "LZ4"])
-def test_mcap_chunk_cut_short_gives_its_whole_messages(tmp_path: Path, compression: str) -> None:
+def _write_mcap(path: Path, compression: str, payloads: list[bytes], chunk_size: int) -> Path:
     from mcap.writer import CompressionType
     from mcap.writer import Writer as McapWriter
 
-    path = tmp_path / "c.mcap"
-    payloads = [bytes([i]) * 20_000 + i.to_bytes(4, "little") * 1000 for i in range(100)]
     with path.open("wb") as f:
-        writer = McapWriter(f, compression=CompressionType[compression], chunk_size=8 << 20)
+        writer = McapWriter(f, compression=CompressionType[compression], chunk_size=chunk_size)
         writer.start()
         channel = writer.register_channel(topic="/x", message_encoding="raw", schema_id=0)
         for i, payload in enumerate(payloads):
             writer.add_message(channel, log_time=i, data=payload, publish_time=i)
         writer.finish()  # type: ignore[no-untyped-call]
+    return path
+
+
+@pytest.mark.parametrize("compression", ["NONE", "ZSTD", "LZ4"])
+def test_mcap_chunk_cut_short_gives_its_whole_messages(tmp_path: Path, compression: str) -> None:
+    payloads = [bytes([i]) * 20_000 + i.to_bytes(4, "little") * 1000 for i in range(100)]
+    path = _write_mcap(tmp_path / "c.mcap", compression, payloads, chunk_size=8 << 20)
     data = path.read_bytes()  # one chunk: every message is in the part cut short
-    got: list[bytes] = []
+    got: list[Payload] = []
     with pytest.raises(CorruptRecordingError, match="truncated"):
         got.extend(
             payload for _, _, payload in iter_mcap_records(_forward(data[: len(data) * 6 // 10]), path, {})
         )
     assert 30 < len(got) < 100
     assert got == payloads[: len(got)]
+
+
+@pytest.mark.parametrize("compression", ["NONE", "ZSTD"])
+def test_mcap_large_payloads_are_views_that_pin_little(tmp_path: Path, compression: str) -> None:
+    """Payloads of at least a quarter of the buffer they were read in are read-only views of it (no
+    copy); smaller ones are copied, so a held message keeps at most 4x its size alive."""
+    images = [bytes([i]) * 300_000 for i in range(6)]
+    small = [i.to_bytes(4, "little") * 25 for i in range(40)]
+    payloads = [p for i, image in enumerate(images) for p in (image, *small[i * 6 : i * 6 + 6])]
+    path = _write_mcap(tmp_path / "v.mcap", compression, payloads, chunk_size=700_000)
+    with path.open("rb") as file:
+        streams = [cast(IO[bytes], file), cast(IO[bytes], ForwardInto(path.read_bytes()))]
+        for stream in streams:
+            got = [data for _, _, data in iter_mcap_records(stream, path, {})]
+            assert got == payloads
+            views = [data for data in got if isinstance(data, memoryview)]
+            assert len(views) == len(images)  # each image, never a small payload
+            for view in views:
+                assert view.readonly
+                assert memoryview(view.obj).nbytes <= 4 * len(view)  # the buffer it keeps alive
+            assert all(isinstance(data, bytes) for data in got if len(data) < 1000)
+
+
+def test_mcap_chunk_records_past_its_record_are_corrupt(tmp_path: Path) -> None:
+    path = _write_mcap(tmp_path / "c.mcap", "NONE", [b"x" * 1000] * 3, chunk_size=1 << 20)
+    data = bytearray(path.read_bytes())
+    at = 8 + 9 + int.from_bytes(data[9:17], "little")  # the record after the header: the chunk
+    assert data[at] == 0x06
+    length_at = at + 9 + 8 + 8 + 8 + 4 + 4  # after the times, size, crc and empty compression
+    length = int.from_bytes(data[length_at : length_at + 8], "little")
+    data[length_at : length_at + 8] = (length + 1).to_bytes(8, "little")
+    with pytest.raises(CorruptRecordingError, match=r"declares \d+ bytes of records"):
+        list(iter_mcap_records(cast(IO[bytes], ForwardInto(bytes(data))), path, {}))

@@ -37,16 +37,16 @@ class Codec:
     """
 
     decode: Callable[[bytes], Any]
-    stamp: Callable[[bytes], int] | None
+    stamp: Callable[[bytes | memoryview], int] | None
 
 
-def _cdr_stamp(data: bytes) -> int:
+def _cdr_stamp(data: bytes | memoryview) -> int:
     # CDR: 4-byte encapsulation header (byte 1 = 1 for little endian), then int32 sec, uint32 nanosec.
     sec, nanosec = (_CDR_LE if data[1] else _CDR_BE).unpack_from(data, 4)
     return int(sec) * 1_000_000_000 + int(nanosec)
 
 
-def _ros1_stamp(data: bytes) -> int:
+def _ros1_stamp(data: bytes | memoryview) -> int:
     # ROS1 Header: uint32 seq, then uint32 secs, uint32 nsecs (little endian).
     sec, nanosec = _ROS1.unpack_from(data, 4)
     return int(sec) * 1_000_000_000 + int(nanosec)

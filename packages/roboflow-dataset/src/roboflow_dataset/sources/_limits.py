@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import bz2
 from pathlib import Path
-from typing import cast
+from typing import cast, overload
 
 import lz4.frame
 import zstandard
 
 from roboflow_core.errors import CorruptRecordingError, RecordingLimitError
+from roboflow_dataset.sources._model import Payload
 
 __all__ = [
     "MAX_LOG_TIME_NS",
@@ -59,7 +60,7 @@ def check_log_time(log_time: int, *, path: Path | str, topic: str, offset: int |
     return log_time
 
 
-def _zstd(data: bytes, limit: int) -> bytes:
+def _zstd(data: Payload, limit: int) -> bytes:
     parts: list[bytes] = []
     got = 0
     with zstandard.ZstdDecompressor().stream_reader(data) as reader:
@@ -69,8 +70,13 @@ def _zstd(data: bytes, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def decompress(compression: str, data: bytes, size: int, *, path: Path | str, offset: int) -> bytes:
-    """Decompress one chunk, producing at most ``size + 1`` bytes whatever the data claims.
+@overload
+def decompress(compression: str, data: bytes, size: int, *, path: Path | str, offset: int) -> bytes: ...
+@overload
+def decompress(compression: str, data: Payload, size: int, *, path: Path | str, offset: int) -> Payload: ...
+def decompress(compression: str, data: Payload, size: int, *, path: Path | str, offset: int) -> Payload:
+    """Decompress one chunk, producing at most ``size + 1`` bytes whatever the data claims
+    (uncompressed data is returned as is, a view stays a view).
 
     Args:
         compression: ``""``/``"none"``, ``"bz2"``, ``"lz4"`` (frame) or ``"zstd"``.
@@ -116,7 +122,11 @@ def decompress(compression: str, data: bytes, size: int, *, path: Path | str, of
     return out
 
 
-def decompress_prefix(compression: str, data: bytes, size: int) -> bytes:
+@overload
+def decompress_prefix(compression: str, data: bytes, size: int) -> bytes: ...
+@overload
+def decompress_prefix(compression: str, data: Payload, size: int) -> Payload: ...
+def decompress_prefix(compression: str, data: Payload, size: int) -> Payload:
     """What decompresses of the start of a chunk cut short (salvage), at most ``size`` bytes (and
     :data:`MAX_RECORD_BYTES`); empty when nothing does.
 

@@ -14,23 +14,23 @@ from pathlib import Path
 from typing import IO, cast
 
 from mcap.data_stream import ReadDataStream
-from mcap.exceptions import EndOfFile
 from mcap.opcode import Opcode
 from mcap.reader import SeekingReader
 from mcap.records import Channel as McapChannel
-from mcap.records import Chunk, MessageIndex, Schema
+from mcap.records import MessageIndex, Schema
 from mcap.summary import Summary
 from rosbags.typesys.msg import normalize_msgtype
 
 from roboflow_core.errors import CorruptRecordingError
 from roboflow_dataset.sources._limits import (
+    MAX_LOG_TIME_NS,
     MAX_RECORD_BYTES,
     check_log_time,
     check_size,
     decompress,
     decompress_prefix,
 )
-from roboflow_dataset.sources._mcap_chunks import BoundedReader, indexed_records
+from roboflow_dataset.sources._mcap_chunks import BoundedReader, indexed_records, read_chunk
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import ChannelStats, Record, count_records, reading
 
@@ -40,6 +40,13 @@ MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD_PREFIX = 1 + 8  # opcode + record length
 _PREFIX = struct.Struct("<BQ")
 _MESSAGE_HEAD = struct.Struct("<HIQQ")
+_MESSAGE, _CHUNK, _SCHEMA, _CHANNEL, _FOOTER = (
+    int(op) for op in (Opcode.MESSAGE, Opcode.CHUNK, Opcode.SCHEMA, Opcode.CHANNEL, Opcode.FOOTER)
+)
+_READ = frozenset((_MESSAGE, _CHUNK, _SCHEMA, _CHANNEL, _FOOTER))
+"""Records the forward read parses; the others are skipped."""
+_PIN_SHARE = 4
+"""A payload stays a view of its buffer when it is at least 1/_PIN_SHARE of it (else it is copied)."""
 
 
 def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None) -> Channel:
@@ -51,62 +58,74 @@ def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None)
     return Channel(path, channel.topic, name, channel.message_encoding, schema.encoding, schema.data)
 
 
-def _records(data: bytes) -> Iterator[tuple[int, memoryview]]:
+def _records(data: memoryview) -> Iterator[tuple[int, memoryview]]:
     """``(opcode, body)`` of the records in ``data``, up to the first one it does not hold whole."""
-    view = memoryview(data)
     pos, end = 0, len(data)
+    unpack = _PREFIX.unpack_from
     while pos + _RECORD_PREFIX <= end:
-        opcode, length = _PREFIX.unpack_from(data, pos)
+        opcode, length = unpack(data, pos)
         body_end = pos + _RECORD_PREFIX + length
         if body_end > end:
             return
-        yield opcode, view[pos + _RECORD_PREFIX : body_end]
+        yield opcode, data[pos + _RECORD_PREFIX : body_end]
         pos = body_end
 
 
-def _chunk_prefix(body: bytes) -> bytes:
+def _chunk_prefix(body: bytes, path: Path | str, offset: int) -> memoryview:
     """What decompresses of a chunk record's written part (empty when not even its header is)."""
     try:
-        chunk = Chunk.read(ReadDataStream(io.BytesIO(body)))
-    except (EndOfFile, ValueError, struct.error):
-        return b""
-    start = len(body) - len(chunk.data)  # the partial read kept what there was of the data
-    return decompress_prefix(chunk.compression, body[start:], chunk.uncompressed_size)
+        chunk = read_chunk(memoryview(body), path=path, offset=offset, partial=True)
+    except (ValueError, struct.error):
+        return memoryview(b"")
+    return memoryview(decompress_prefix(chunk.compression, chunk.data, chunk.uncompressed_size))
 
 
 class _McapForward:
-    """The records of one forward read, turned into messages (channels and schemas registered)."""
+    """The records of one forward read, turned into messages (channels and schemas registered).
+
+    Payloads are not copied out of the buffer they were read into (the record as read from the
+    file, or a chunk's decompressed records) when they are at least a quarter of it
+    (:data:`_PIN_SHARE`): they are read-only views of it, and a raw camera image goes from the
+    file to the encoder with no copy. A smaller payload (joint states, a JPEG next to raw images,
+    an IMU sample) is copied, so that a message held while other topics catch up (the one-pass
+    aligner's ``max_held_bytes`` counts ``len(message.data)``) keeps at most four times its own
+    size alive, never a whole chunk for a few bytes.
+    """
 
     def __init__(self, path: Path | str, channels: dict[int, Channel]) -> None:
         self.path = path
         self.channels = channels
         self.schemas: dict[int, Schema] = {}
 
-    def messages(self, records: Iterable[tuple[int, bytes | memoryview]], offset: int) -> Iterator[Record]:
-        """The messages of ``records`` (those of chunks included), read at ``offset`` (for errors)."""
+    def messages(
+        self, records: Iterable[tuple[int, memoryview]], buffer: int, offset: int
+    ) -> Iterator[Record]:
+        """The messages of ``records`` (those of chunks included), read at ``offset`` (for errors),
+        from a buffer of ``buffer`` bytes."""
+        channels, path, unpack = self.channels, self.path, _MESSAGE_HEAD.unpack_from
         for opcode, body in records:
-            if opcode == Opcode.MESSAGE:  # channel id, sequence, log time, publish time, data
-                channel_id, _, log_time, _ = _MESSAGE_HEAD.unpack_from(body)
-                channel = self.channels[channel_id]
-                check_log_time(log_time, path=self.path, topic=channel.topic, offset=offset)
-                yield log_time, channel, bytes(body[_MESSAGE_HEAD.size :])
-                continue
-            stream = ReadDataStream(io.BytesIO(body))
-            if opcode == Opcode.SCHEMA:
-                schema = Schema.read(stream)
-                self.schemas[schema.id] = schema
-            elif opcode == Opcode.CHANNEL:
-                channel = McapChannel.read(stream)
-                if channel.id not in self.channels:
-                    self.channels[channel.id] = _make_channel(
-                        self.path, channel, self.schemas.get(channel.schema_id)
-                    )
-            elif opcode == Opcode.CHUNK:
-                chunk = Chunk.read(stream)
+            if opcode == _MESSAGE:  # channel id, sequence, log time, publish time, data
+                channel_id, _, log_time, _ = unpack(body)
+                channel = channels[channel_id]
+                if not 0 <= log_time <= MAX_LOG_TIME_NS:
+                    check_log_time(log_time, path=path, topic=channel.topic, offset=offset)
+                payload = body[_MESSAGE_HEAD.size :]
+                yield log_time, channel, payload if len(payload) * _PIN_SHARE >= buffer else bytes(payload)
+            elif opcode == _CHUNK:
+                chunk = read_chunk(body, path=path, offset=offset)
                 data = decompress(
-                    chunk.compression, chunk.data, chunk.uncompressed_size, path=self.path, offset=offset
+                    chunk.compression, chunk.data, chunk.uncompressed_size, path=path, offset=offset
                 )
-                yield from self.messages(_records(data), offset)
+                pinned = buffer if data is chunk.data else len(data)
+                yield from self.messages(_records(memoryview(data)), pinned, offset)
+            elif opcode == _SCHEMA:
+                schema = Schema.read(ReadDataStream(io.BytesIO(body)))
+                self.schemas[schema.id] = schema
+            elif opcode == _CHANNEL:
+                channel_record = McapChannel.read(ReadDataStream(io.BytesIO(body)))
+                if channel_record.id not in channels:
+                    schema = self.schemas.get(channel_record.schema_id)
+                    channels[channel_record.id] = _make_channel(path, channel_record, schema)
 
 
 def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, Channel]) -> Iterator[Record]:
@@ -117,10 +136,12 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
     :class:`CorruptRecordingError` after the messages it holds whole, those of a chunk cut short
     included (what decompresses of it: every byte uncompressed, whole zstd/lz4 blocks), so a
     salvaging reader keeps every complete message. Records, chunks and log times are bounded
-    (:mod:`~roboflow_dataset.sources._limits`).
+    (:mod:`~roboflow_dataset.sources._limits`). Large payloads are views of the record or chunk
+    they were read in (see :class:`_McapForward`).
 
     Args:
-        stream: The file from its first byte; only ``read`` is called.
+        stream: The file from its first byte; only ``read`` (and ``readinto`` where it has one)
+            is called.
         path: Names the file in channels and errors.
         channels: Channels by id; channels met on the way are added.
 
@@ -140,17 +161,21 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
             head = exact.read(_RECORD_PREFIX)
             opcode, length = head[0], int.from_bytes(head[1:], "little")
             check_size(length, "a record", path=path, offset=offset)
+            if opcode not in _READ:  # indexes, statistics, attachments: read past
+                exact.read(length)
+                continue
             try:
-                body = exact.read(length)
+                body = exact.read_view(length)
             except CorruptRecordingError:
-                if opcode == Opcode.CHUNK:
-                    yield from forward.messages(_records(_chunk_prefix(exact.cut_short)), offset)
+                if opcode == _CHUNK:
+                    prefix = _chunk_prefix(exact.cut_short, path, offset)
+                    yield from forward.messages(_records(prefix), len(prefix), offset)
                 raise
-            if opcode == Opcode.FOOTER:
+            if opcode == _FOOTER:
                 if exact.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
                     raise CorruptRecordingError("the closing magic after the footer is wrong", path=str(path))
                 return
-            yield from forward.messages([(opcode, body)], offset)
+            yield from forward.messages(((opcode, body),), length, offset)
 
 
 def _check_complete(path: Path | str, stream: IO[bytes]) -> None:

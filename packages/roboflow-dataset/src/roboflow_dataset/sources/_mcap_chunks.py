@@ -14,8 +14,9 @@ import io
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
+import numpy as np
 from mcap.data_stream import ReadDataStream
 from mcap.opcode import Opcode
 from mcap.records import Chunk, ChunkIndex, McapRecord
@@ -28,9 +29,11 @@ from roboflow_dataset.sources._limits import check_log_time, check_size, decompr
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import Record, reading
 
-__all__ = ["BoundedReader", "chunk_records", "indexed_records", "message_record"]
+__all__ = ["BoundedReader", "ChunkView", "chunk_records", "indexed_records", "message_record", "read_chunk"]
 
 _PREFIX = struct.Struct("<BQ")  # opcode, record length
+_CHUNK_HEAD = struct.Struct("<QQQII")  # start time, end time, uncompressed size, crc, compression length
+_U64 = struct.Struct("<Q")
 
 
 class BoundedReader:
@@ -62,15 +65,35 @@ class BoundedReader:
             piece = self._read(size - got)
             if not piece:
                 self.cut_short = b"".join(parts)
-                raise CorruptRecordingError(
-                    f"truncated MCAP file: a record at offset {self.offset} needs {size} bytes, "
-                    f"the file ends after {got} (was the download or recording interrupted?)",
-                    path=str(self._path),
-                )
+                raise self._truncated(size, got)
             parts.append(piece)
             got += len(piece)
         self.offset += size
         return b"".join(parts)
+
+    def read_view(self, size: int) -> memoryview:
+        """``size`` bytes as a read-only view of a buffer of their own, read in place (the only
+        copy is the kernel's; a stream without ``readinto`` is read with :meth:`read`).
+
+        Unlike :meth:`read`, nothing read is damage too: the record it was to hold is missing.
+        """
+        check_size(size, "a record field", path=self._path, offset=self.offset)
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is None:
+            data = self.read(size)
+            if len(data) < size:
+                raise self._truncated(size, 0)
+            return memoryview(data)
+        buffer = np.empty(size, np.uint8).data  # not zeroed first, unlike a bytearray
+        got = 0
+        while got < size:
+            count = readinto(buffer[got:])
+            if not count:
+                self.cut_short = bytes(buffer[:got])
+                raise self._truncated(size, got)
+            got += count
+        self.offset += size
+        return buffer.toreadonly()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self.offset = self._stream.seek(offset, whence)
@@ -78,6 +101,49 @@ class BoundedReader:
 
     def tell(self) -> int:
         return self.offset
+
+    def _truncated(self, size: int, got: int) -> CorruptRecordingError:
+        return CorruptRecordingError(
+            f"truncated MCAP file: a record at offset {self.offset} needs {size} bytes, "
+            f"the file ends after {got} (was the download or recording interrupted?)",
+            path=str(self._path),
+        )
+
+
+class ChunkView(NamedTuple):
+    """A chunk record's fields that reading its messages needs; ``data`` is a view of the body."""
+
+    compression: str
+    uncompressed_size: int
+    data: memoryview
+
+
+def read_chunk(body: memoryview, *, path: Path | str, offset: int, partial: bool = False) -> ChunkView:
+    """Parse the chunk record ``body`` (at file ``offset``) without copying its data.
+
+    Args:
+        body: The record's body.
+        path: Names the file in errors.
+        offset: The record's offset, for errors.
+        partial: ``body`` is what was written of a chunk cut short: its data is what there is.
+
+    Raises:
+        CorruptRecordingError: The data runs past the body (unless ``partial``).
+        struct.error, UnicodeDecodeError: The header is cut short or its compression name is not
+            UTF-8 (callers read under :func:`~roboflow_dataset.sources._storage.reading`).
+    """
+    _, _, size, _, name_length = _CHUNK_HEAD.unpack_from(body)
+    start = _CHUNK_HEAD.size + name_length
+    compression = str(body[_CHUNK_HEAD.size : start], "utf-8")
+    (length,) = _U64.unpack_from(body, start)
+    start += _U64.size
+    if start + length > len(body) and not partial:
+        raise CorruptRecordingError(
+            f"the chunk at offset {offset} declares {length} bytes of records, its record holds "
+            f"{max(len(body) - start, 0)}",
+            path=str(path),
+        )
+    return ChunkView(compression, size, body[start : start + length])
 
 
 def chunk_records(chunk: Chunk, path: Path | str, offset: int) -> list[McapRecord]:

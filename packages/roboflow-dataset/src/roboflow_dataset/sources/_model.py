@@ -12,7 +12,10 @@ import msgspec
 from roboflow_core.errors import DecodeError, RoboflowError
 from roboflow_dataset.sources._codecs import Codec, codec_for
 
-__all__ = ["Channel", "Message", "TopicInfo"]
+__all__ = ["Channel", "Message", "Payload", "TopicInfo"]
+
+Payload = bytes | memoryview
+"""A raw message payload: its own bytes, or a read-only view of the buffer it was read in."""
 
 
 class TopicInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,20 +85,20 @@ class Channel:
                 topic=self.topic,
             ) from err
 
-    def decode(self, data: bytes, log_time_ns: int) -> Any:
-        """Decode one payload of this channel.
+    def decode(self, data: Payload, log_time_ns: int) -> Any:
+        """Decode one payload of this channel (a view is copied first: the decoders take bytes).
 
         Raises:
             DecodeError: The payload does not deserialize.
         """
         try:
-            return self.codec.decode(data)
+            return self.codec.decode(bytes(data))
         except RoboflowError:
             raise
         except Exception as err:
             raise self._error(f"cannot deserialize {self.msgtype!r}: {err}", log_time_ns) from err
 
-    def header_stamp(self, data: bytes, log_time_ns: int) -> int | None:
+    def header_stamp(self, data: Payload, log_time_ns: int) -> int | None:
         """Read the header stamp of one payload without decoding it (``None`` without a header).
 
         Raises:
@@ -122,12 +125,13 @@ class Message:
     Args:
         channel: The channel the message belongs to.
         log_time_ns: Log (receive) time in ns.
-        data: Raw serialized payload.
+        data: Raw serialized payload (a read-only view of a larger buffer for large payloads of
+            some readers, see :class:`~roboflow_dataset.sources._mcap._McapForward`).
     """
 
     __slots__ = ("_channel", "_value", "data", "log_time_ns")
 
-    def __init__(self, channel: Channel, log_time_ns: int, data: bytes) -> None:
+    def __init__(self, channel: Channel, log_time_ns: int, data: Payload) -> None:
         self._channel = channel
         self._value = _UNSET
         self.log_time_ns = log_time_ns

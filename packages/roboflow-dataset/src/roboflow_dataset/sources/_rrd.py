@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from roboflow_core.env import env_int
 from roboflow_core.errors import CorruptRecordingError, DecodeError, MediaError, SourceError
-from roboflow_dataset.sources._model import Channel, Message, TopicInfo
+from roboflow_dataset.sources._model import Channel, Message, Payload, TopicInfo
 from roboflow_dataset.sources._rrd_values import (
     DEPTH_IMAGE,
     ENCODED_IMAGE,
@@ -173,7 +173,7 @@ class RrdChannel(Channel):
         """The entity's static components (each its last logged value)."""
         return self._load_statics(self.topic)
 
-    def header_stamp(self, data: bytes, log_time_ns: int) -> int | None:
+    def header_stamp(self, data: Payload, log_time_ns: int) -> int | None:
         """Rows have no header: the timeline's time is their log time."""
         return None
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from roboflow_core.errors import CorruptRecordingError, RoboflowError
-from roboflow_dataset.sources._model import Channel
+from roboflow_dataset.sources._model import Channel, Payload
 
 __all__ = ["ChannelStats", "Record", "Storage", "count_records", "guarded", "reading"]
 
-Record = tuple[int, Channel, bytes]
+Record = tuple[int, Channel, Payload]
 """(log time ns, channel, raw payload)."""
 
 
