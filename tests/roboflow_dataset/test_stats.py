@@ -77,6 +77,30 @@ def test_image_stats_match_numpy_over_sampled_pixels() -> None:
         np.testing.assert_allclose(np.ravel(result[name]), expected)
 
 
+def test_image_stats_count_every_level_across_batches_and_checkpoints() -> None:
+    """280x280 frames (not strided) hold 78,400 levels a channel: counted in several batches, with a
+    checkpoint between two, the histogram and the moments in the state are exactly the pixels'."""
+    rng = np.random.default_rng(11)
+    frames = (rng.normal([60, 128, 200], 40, size=(12, 280, 280, 3))).clip(0, 255).astype(np.uint8)
+    stats = ImageStats()
+    for i, frame in enumerate(frames):
+        stats.update(frame)
+        if i == 5:
+            stats = ImageStats.from_state(stats.state())
+    pixels = frames.reshape(-1, 3).astype(np.int64)
+    state = stats.state()
+    hist = [np.bincount(pixels[:, c], minlength=256) for c in range(3)]
+    np.testing.assert_array_equal(state["hist"], hist)
+    np.testing.assert_array_equal(state["sum"], pixels.sum(axis=0))
+    np.testing.assert_array_equal(state["sum_sq"], (pixels**2).sum(axis=0))
+    np.testing.assert_array_equal(state["min"], pixels.min(axis=0))
+    np.testing.assert_array_equal(state["max"], pixels.max(axis=0))
+    result = stats.result()
+    assert result["count"] == [12]
+    np.testing.assert_allclose(np.ravel(result["mean"]), pixels.mean(axis=0) / 255, rtol=1e-12)
+    np.testing.assert_allclose(np.ravel(result["std"]), pixels.std(axis=0) / 255, rtol=1e-9)
+
+
 def test_image_stats_of_jpeg_planes_are_those_of_the_sampled_rgb_pixels() -> None:
     """A JPEG camera's frames stay YUV (YuvFrame): its stats are those of the RGB pixels at the stride."""
     y, x = np.mgrid[0:480, 0:640]

@@ -20,6 +20,7 @@ from roboflow_media import (
     iter_video_frames,
     open_encoder,
 )
+from roboflow_media.yuv_image import yuv_to_rgb
 
 from .conftest import FPS, HEIGHT, WIDTH, assert_frames_match, make_frames
 
@@ -86,6 +87,21 @@ def test_sampled_rgb_is_the_rgb_frame_at_those_pixels(stride: int) -> None:
     assert sampled.shape == expected.shape
     # each pixel with the chroma sample covering it (no upsampling filter): a few levels apart
     assert np.abs(sampled.astype(int) - expected).mean() < 3
+
+
+@pytest.mark.parametrize("subsampling", [2, 1, 0])  # 4:2:0, 4:2:2, 4:4:4
+@pytest.mark.parametrize(("height", "width"), [(96, 128), (95, 127)])
+def test_sampled_rgb_converts_the_chroma_sample_covering_each_pixel(
+    subsampling: int, height: int, width: int
+) -> None:
+    frame = decode_compressed_frame(_jpeg(_noisy(height, width), subsampling=subsampling), "jpeg")
+    assert isinstance(frame, YuvFrame)
+    luma, u, v = (np.asarray(p, dtype=np.uint8) for p in _planes(frame.frame))
+    for stride in (1, 2, 3, 4):
+        rows, cols = np.arange(0, height, stride), np.arange(0, width, stride)
+        at = np.ix_(rows * u.shape[0] // height, cols * u.shape[1] // width)
+        expected = yuv_to_rgb(luma[::stride, ::stride], u[at], v[at], full_range=True)
+        np.testing.assert_array_equal(frame.sample_rgb(stride), expected)
 
 
 def test_other_images_decode_as_arrays() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from roboflow_core.errors import MediaError
 from roboflow_media import decode_yuv_image
+from roboflow_media.yuv_image import yuv_to_rgb
 
 H, W = 8, 12
 RNG = np.random.default_rng(3)
@@ -85,6 +86,24 @@ def test_chroma_covers_its_pixels(layout: str, full_range: bool) -> None:
         _pack(layout, LUMA, u, v), height=H, width=W, layout=layout, full_range=full_range
     )  # type: ignore[arg-type]
     assert np.array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize("full_range", [True, False])
+def test_yuv_to_rgb_rounds_bt601_and_lays_out_planes_alike(full_range: bool) -> None:
+    """Every 5th level of each component: BT.601 in float64, rounded and clipped, to within float32's
+    rounding; the planar layout holds the same values."""
+    levels = np.arange(0, 256, 5, dtype=np.uint8)
+    y, u, v = np.meshgrid(levels, levels, levels, indexing="ij")
+    rgb = yuv_to_rgb(y, u, v, full_range)
+    planar = yuv_to_rgb(y, u, v, full_range, planar=True)
+    assert rgb.shape == planar.shape == (*y.shape, 3) and rgb.flags.c_contiguous
+    np.testing.assert_array_equal(planar, rgb)
+    luma, cb, cr = (c.astype(np.float64) for c in (y, u - 128.0, v - 128.0))
+    if not full_range:
+        luma, cb, cr = (luma - 16) * 255 / 219, cb * 255 / 224, cr * 255 / 224
+    exact = np.stack([luma + 1.402 * cr, luma - 0.344136 * cb - 0.714136 * cr, luma + 1.772 * cb], axis=-1)
+    difference = np.abs(rgb - np.clip(np.floor(exact + 0.5), 0, 255))
+    assert difference.max() <= 1 and difference.mean() < 1e-3
 
 
 def test_y8_ranges() -> None:

@@ -74,29 +74,32 @@ class YuvFrame:
 
     def sample_rgb(self, stride: int) -> NDArray[np.uint8]:
         """RGB of the pixels ``[::stride, ::stride]`` (each with the chroma sample covering it),
-        converted without making the whole RGB frame: what statistics sample."""
+        converted without making the whole RGB frame: what statistics sample. The channels are
+        planes (see :func:`yuv_to_rgb`), as statistics read them."""
         height, width, _ = self.shape
-        rows, cols = np.arange(0, height, stride), np.arange(0, width, stride)
-        luma, u, v = (self._plane(i) for i in range(3))
+        luma, u, v = self._planes()
+        rows, cols = _covering(height, u.shape[0], stride), _covering(width, u.shape[1], stride)
+        return yuv_to_rgb(luma[::stride, ::stride], u[rows][:, cols], v[rows][:, cols], True, planar=True)
 
-        def at_pixels(chroma: NDArray[np.uint8]) -> NDArray[np.uint8]:
-            sampled: NDArray[np.uint8] = chroma[rows * chroma.shape[0] // height][
-                :, cols * chroma.shape[1] // width
-            ]
-            return sampled
-
-        return yuv_to_rgb(luma[rows][:, cols], at_pixels(u), at_pixels(v), full_range=True)
-
-    def _plane(self, index: int) -> NDArray[np.uint8]:
-        plane = self.frame.planes[index]
-        rows: NDArray[np.uint8] = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(
-            plane.height, plane.line_size
-        )
-        return rows[:, : plane.width]
+    def _planes(self) -> list[NDArray[np.uint8]]:
+        """Y, U and V as arrays over the frame's buffers (no copy)."""
+        return [
+            np.frombuffer(memoryview(p), dtype=np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+            for p in self.frame.planes[:3]
+        ]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
         rgb = self.to_rgb()
         return rgb if dtype is None else rgb.astype(dtype)
+
+
+def _covering(pixels: int, samples: int, stride: int) -> slice | NDArray[np.intp]:
+    """The chroma samples covering pixels ``0, stride, 2 * stride, ...`` of an axis: a slice (a
+    view, no gather) where whole chroma steps fall on them, else their indices."""
+    factor, rest = divmod(pixels, samples)
+    if rest == 0 and stride % factor == 0:
+        return slice(None, None, stride // factor)
+    return np.arange(0, pixels, stride) * samples // pixels
 
 
 ImageFrame = NDArray[Any] | YuvFrame
