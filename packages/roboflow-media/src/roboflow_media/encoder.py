@@ -89,7 +89,9 @@ def cores_per_encoder(encoders: int) -> int:
     threads, whose switching cost 10% more CPU than with each encoder aiming at one core (the
     same bytes either way).
     """
-    return max(1, len(os.sched_getaffinity(0)) // max(1, encoders))
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU counts
+    cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    return max(1, cpus // max(1, encoders))
 
 
 def _choose_backend(requested: str, settings: EncodeSettings) -> tuple[Backend, str | None]:
