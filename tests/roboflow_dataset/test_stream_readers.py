@@ -442,10 +442,15 @@ def test_mcap_large_payloads_are_views_that_pin_little(tmp_path: Path, compressi
     small = [i.to_bytes(4, "little") * 25 for i in range(40)]
     payloads = [p for i, image in enumerate(images) for p in (image, *small[i * 6 : i * 6 + 6])]
     path = _write_mcap(tmp_path / "v.mcap", compression, payloads, chunk_size=700_000)
+    storage = McapStorage(path)
     with path.open("rb") as file:
-        streams = [cast(IO[bytes], file), cast(IO[bytes], ForwardInto(path.read_bytes()))]
-        for stream in streams:
-            got = [data for _, _, data in iter_mcap_records(stream, path, {})]
+        reads = [
+            iter_mcap_records(cast(IO[bytes], file), path, {}),
+            iter_mcap_records(cast(IO[bytes], ForwardInto(path.read_bytes())), path, {}),
+            storage.read(None, None),  # indexed
+        ]
+        for read in reads:
+            got = [data for _, _, data in read]
             assert got == payloads
             views = [data for data in got if isinstance(data, memoryview)]
             assert len(views) == len(images)  # each image, never a small payload
@@ -453,6 +458,21 @@ def test_mcap_large_payloads_are_views_that_pin_little(tmp_path: Path, compressi
                 assert view.readonly
                 assert memoryview(view.obj).nbytes <= 4 * len(view)  # the buffer it keeps alive
             assert all(isinstance(data, bytes) for data in got if len(data) < 1000)
+
+
+def test_mcap_record_past_its_chunk_is_corrupt(tmp_path: Path) -> None:
+    """A complete chunk whose last record runs past its end is damage, read forward or indexed."""
+    path = _write_mcap(tmp_path / "c.mcap", "NONE", [b"x" * 1000] * 3, chunk_size=1 << 20)
+    data = bytearray(path.read_bytes())
+    last = data.rindex(b"x" * 1000) - 22 - 8  # the last message's record length (before its head)
+    assert data[last - 1] == 0x05
+    data[last : last + 8] = (1000 + 22 + 1).to_bytes(8, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptRecordingError, match="runs past the chunk"):
+        list(iter_mcap_records(cast(IO[bytes], ForwardInto(bytes(data))), path, {}))
+    storage = McapStorage(path)
+    with pytest.raises(CorruptRecordingError, match="runs past the chunk"):
+        list(storage.read(None, None))
 
 
 def test_mcap_chunk_records_past_its_record_are_corrupt(tmp_path: Path) -> None:

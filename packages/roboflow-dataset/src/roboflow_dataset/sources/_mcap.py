@@ -23,14 +23,19 @@ from rosbags.typesys.msg import normalize_msgtype
 
 from roboflow_core.errors import CorruptRecordingError
 from roboflow_dataset.sources._limits import (
-    MAX_LOG_TIME_NS,
     MAX_RECORD_BYTES,
     check_log_time,
     check_size,
     decompress,
     decompress_prefix,
 )
-from roboflow_dataset.sources._mcap_chunks import BoundedReader, indexed_records, read_chunk
+from roboflow_dataset.sources._mcap_chunks import (
+    BoundedReader,
+    chunk_records,
+    indexed_records,
+    message_record,
+    read_chunk,
+)
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import ChannelStats, Record, count_records, reading
 
@@ -39,14 +44,11 @@ __all__ = ["MCAP_MAGIC", "McapStorage", "iter_mcap_records"]
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD_PREFIX = 1 + 8  # opcode + record length
 _PREFIX = struct.Struct("<BQ")
-_MESSAGE_HEAD = struct.Struct("<HIQQ")
 _MESSAGE, _CHUNK, _SCHEMA, _CHANNEL, _FOOTER = (
     int(op) for op in (Opcode.MESSAGE, Opcode.CHUNK, Opcode.SCHEMA, Opcode.CHANNEL, Opcode.FOOTER)
 )
 _READ = frozenset((_MESSAGE, _CHUNK, _SCHEMA, _CHANNEL, _FOOTER))
 """Records the forward read parses; the others are skipped."""
-_PIN_SHARE = 4
-"""A payload stays a view of its buffer when it is at least 1/_PIN_SHARE of it (else it is copied)."""
 
 
 def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None) -> Channel:
@@ -56,19 +58,6 @@ def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None)
     if schema is None:
         return Channel(path, channel.topic, name, channel.message_encoding)
     return Channel(path, channel.topic, name, channel.message_encoding, schema.encoding, schema.data)
-
-
-def _records(data: memoryview) -> Iterator[tuple[int, memoryview]]:
-    """``(opcode, body)`` of the records in ``data``, up to the first one it does not hold whole."""
-    pos, end = 0, len(data)
-    unpack = _PREFIX.unpack_from
-    while pos + _RECORD_PREFIX <= end:
-        opcode, length = unpack(data, pos)
-        body_end = pos + _RECORD_PREFIX + length
-        if body_end > end:
-            return
-        yield opcode, data[pos + _RECORD_PREFIX : body_end]
-        pos = body_end
 
 
 def _chunk_prefix(body: bytes, path: Path | str, offset: int) -> memoryview:
@@ -81,16 +70,9 @@ def _chunk_prefix(body: bytes, path: Path | str, offset: int) -> memoryview:
 
 
 class _McapForward:
-    """The records of one forward read, turned into messages (channels and schemas registered).
-
-    Payloads are not copied out of the buffer they were read into (the record as read from the
-    file, or a chunk's decompressed records) when they are at least a quarter of it
-    (:data:`_PIN_SHARE`): they are read-only views of it, and a raw camera image goes from the
-    file to the encoder with no copy. A smaller payload (joint states, a JPEG next to raw images,
-    an IMU sample) is copied, so that a message held while other topics catch up (the one-pass
-    aligner's ``max_held_bytes`` counts ``len(message.data)``) keeps at most four times its own
-    size alive, never a whole chunk for a few bytes.
-    """
+    """The records of one forward read, turned into messages (channels and schemas registered);
+    payloads as :func:`~roboflow_dataset.sources._mcap_chunks.message_record` gives them (large
+    ones are views of the buffer they were read in)."""
 
     def __init__(self, path: Path | str, channels: dict[int, Channel]) -> None:
         self.path = path
@@ -100,24 +82,19 @@ class _McapForward:
     def messages(
         self, records: Iterable[tuple[int, memoryview]], buffer: int, offset: int
     ) -> Iterator[Record]:
-        """The messages of ``records`` (those of chunks included), read at ``offset`` (for errors),
-        from a buffer of ``buffer`` bytes."""
-        channels, path, unpack = self.channels, self.path, _MESSAGE_HEAD.unpack_from
+        """The messages of ``records`` (those of chunks included), read at ``offset`` (for errors)
+        into a buffer of ``buffer`` bytes."""
+        channels, path = self.channels, self.path
         for opcode, body in records:
-            if opcode == _MESSAGE:  # channel id, sequence, log time, publish time, data
-                channel_id, _, log_time, _ = unpack(body)
-                channel = channels[channel_id]
-                if not 0 <= log_time <= MAX_LOG_TIME_NS:
-                    check_log_time(log_time, path=path, topic=channel.topic, offset=offset)
-                payload = body[_MESSAGE_HEAD.size :]
-                yield log_time, channel, payload if len(payload) * _PIN_SHARE >= buffer else bytes(payload)
+            if opcode == _MESSAGE:
+                yield message_record(body, buffer, channels, path, offset)
             elif opcode == _CHUNK:
                 chunk = read_chunk(body, path=path, offset=offset)
                 data = decompress(
                     chunk.compression, chunk.data, chunk.uncompressed_size, path=path, offset=offset
                 )
                 pinned = buffer if data is chunk.data else len(data)
-                yield from self.messages(_records(memoryview(data)), pinned, offset)
+                yield from self.messages(chunk_records(memoryview(data), whole=True), pinned, offset)
             elif opcode == _SCHEMA:
                 schema = Schema.read(ReadDataStream(io.BytesIO(body)))
                 self.schemas[schema.id] = schema
@@ -137,7 +114,7 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
     included (what decompresses of it: every byte uncompressed, whole zstd/lz4 blocks), so a
     salvaging reader keeps every complete message. Records, chunks and log times are bounded
     (:mod:`~roboflow_dataset.sources._limits`). Large payloads are views of the record or chunk
-    they were read in (see :class:`_McapForward`).
+    they were read in (see :func:`~roboflow_dataset.sources._mcap_chunks.message_record`).
 
     Args:
         stream: The file from its first byte; only ``read`` (and ``readinto`` where it has one)
@@ -169,13 +146,14 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
             except CorruptRecordingError:
                 if opcode == _CHUNK:
                     prefix = _chunk_prefix(exact.cut_short, path, offset)
-                    yield from forward.messages(_records(prefix), len(prefix), offset)
+                    yield from forward.messages(chunk_records(prefix, whole=False), len(prefix), offset)
                 raise
             if opcode == _FOOTER:
                 if exact.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
                     raise CorruptRecordingError("the closing magic after the footer is wrong", path=str(path))
                 return
             yield from forward.messages(((opcode, body),), length, offset)
+            del body  # the buffer is freed with the last message taken from it, before the next read
 
 
 def _check_complete(path: Path | str, stream: IO[bytes]) -> None:

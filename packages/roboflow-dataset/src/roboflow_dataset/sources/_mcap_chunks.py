@@ -8,7 +8,6 @@ output buffer; a record length is read as is up to 4 GiB); these helpers put
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import io
 import struct
@@ -17,11 +16,8 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 import numpy as np
-from mcap.data_stream import ReadDataStream
 from mcap.opcode import Opcode
-from mcap.records import Chunk, ChunkIndex, McapRecord
-from mcap.records import Message as McapMessage
-from mcap.stream_reader import breakup_chunk
+from mcap.records import ChunkIndex
 from mcap.summary import Summary
 
 from roboflow_core.errors import CorruptRecordingError
@@ -29,9 +25,21 @@ from roboflow_dataset.sources._limits import check_log_time, check_size, decompr
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import Record, reading
 
-__all__ = ["BoundedReader", "ChunkView", "chunk_records", "indexed_records", "message_record", "read_chunk"]
+__all__ = [
+    "PIN_SHARE",
+    "BoundedReader",
+    "ChunkView",
+    "chunk_records",
+    "indexed_records",
+    "message_record",
+    "read_chunk",
+]
 
 _PREFIX = struct.Struct("<BQ")  # opcode, record length
+_MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
+_MESSAGE = int(Opcode.MESSAGE)
+PIN_SHARE = 4
+"""A payload stays a view of its buffer when it is at least 1/PIN_SHARE of it (else it is copied)."""
 _CHUNK_HEAD = struct.Struct("<QQQII")  # start time, end time, uncompressed size, crc, compression length
 _U64 = struct.Struct("<Q")
 
@@ -146,28 +154,63 @@ def read_chunk(body: memoryview, *, path: Path | str, offset: int, partial: bool
     return ChunkView(compression, size, body[start : start + length])
 
 
-def chunk_records(chunk: Chunk, path: Path | str, offset: int) -> list[McapRecord]:
-    """The records inside ``chunk`` (at file ``offset``), decompressed within its declared size."""
-    data = decompress(chunk.compression, chunk.data, chunk.uncompressed_size, path=path, offset=offset)
-    with reading(path, f"parse the chunk at offset {offset}"):
-        return breakup_chunk(dataclasses.replace(chunk, compression="", data=data))
+def chunk_records(data: memoryview, *, whole: bool) -> Iterator[tuple[int, memoryview]]:
+    """``(opcode, body)`` of the records in a chunk's (decompressed) ``data``.
+
+    Args:
+        data: The records.
+        whole: Every record must be there whole (else the records up to the first one that is not,
+            for what was written of a chunk cut short).
+
+    Raises:
+        ValueError: With ``whole``, a record runs past the end of the data.
+    """
+    pos, end = 0, len(data)
+    unpack = _PREFIX.unpack_from
+    while pos + _PREFIX.size <= end:
+        opcode, length = unpack(data, pos)
+        body_end = pos + _PREFIX.size + length
+        if body_end > end:
+            break
+        yield opcode, data[pos + _PREFIX.size : body_end]
+        pos = body_end
+    if whole and pos != end:
+        raise ValueError(f"the record at chunk byte {pos} runs past the chunk's {end} bytes")
 
 
 def message_record(
-    message: McapMessage, channels: dict[int, Channel], path: Path | str, offset: int
+    body: memoryview, buffer: int, channels: dict[int, Channel], path: Path | str, offset: int
 ) -> Record:
-    """``(log time, channel, payload)`` of a message record, its channel known and time in range."""
-    channel = channels.get(message.channel_id)
+    """``(log time, channel, payload)`` of the message record ``body``, its channel known and time in
+    range; it lies in a buffer of ``buffer`` bytes read at file ``offset``.
+
+    The payload is not copied out of that buffer (the record as read from the file, or a chunk's
+    decompressed records) when it is at least a quarter of it (:data:`PIN_SHARE`): it is then a
+    read-only view of the buffer, and a raw camera image goes from the file to the encoder with no
+    copy. A smaller payload (joint states, a JPEG next to raw images, an IMU sample) is copied, so
+    that a message held while other topics catch up (the one-pass aligner's ``max_held_bytes``
+    counts ``len(message.data)``) keeps at most four times its own size alive, never a whole chunk
+    for a few bytes.
+
+    Raises:
+        CorruptRecordingError: The channel was never defined, or the log time is out of range.
+        struct.error: The record is too short (callers read under
+            :func:`~roboflow_dataset.sources._storage.reading`).
+    """
+    channel_id, _, log_time, _ = _MESSAGE_HEAD.unpack_from(body)
+    channel = channels.get(channel_id)
     if channel is None:
         raise CorruptRecordingError(
-            f"a message near offset {offset} names channel {message.channel_id}, which was never defined",
+            f"a message near offset {offset} names channel {channel_id}, which was never defined",
             path=str(path),
         )
-    check_log_time(message.log_time, path=path, topic=channel.topic, offset=offset)
-    return message.log_time, channel, message.data
+    check_log_time(log_time, path=path, topic=channel.topic, offset=offset)
+    payload = body[_MESSAGE_HEAD.size :]
+    return log_time, channel, payload if len(payload) * PIN_SHARE >= buffer else bytes(payload)
 
 
-def _read_chunk(stream: BoundedReader, path: Path | str, index: ChunkIndex) -> list[McapRecord]:
+def _read_chunk(stream: BoundedReader, path: Path | str, index: ChunkIndex) -> tuple[memoryview, int]:
+    """The records of the chunk ``index`` points at, and the size of the buffer they lie in."""
     offset = index.chunk_start_offset
     stream.seek(offset)
     opcode, length = _PREFIX.unpack(stream.read(_PREFIX.size))
@@ -176,10 +219,13 @@ def _read_chunk(stream: BoundedReader, path: Path | str, index: ChunkIndex) -> l
             f"the chunk index points at offset {offset}, where no chunk is", path=str(path)
         )
     check_size(length, "a chunk record", path=path, offset=offset)
-    body = stream.read(length)
+    body = stream.read_view(length)
     with reading(path, f"read the chunk at offset {offset}"):
-        chunk = Chunk.read(ReadDataStream(io.BytesIO(body)))
-    return chunk_records(chunk, path, offset)
+        chunk = read_chunk(body, path=path, offset=offset)
+    data = decompress(chunk.compression, chunk.data, chunk.uncompressed_size, path=path, offset=offset)
+    if data is chunk.data:
+        return chunk.data, length
+    return memoryview(data), len(data)
 
 
 def _matching(summary: Summary, topics: set[str] | None, start_ns: int | None) -> Iterable[ChunkIndex]:
@@ -217,9 +263,13 @@ def indexed_records(
             yield item
             continue
         assert isinstance(item, ChunkIndex)
-        for i, record in enumerate(_read_chunk(stream, path, item)):
-            if not isinstance(record, McapMessage):
-                continue
-            found = message_record(record, channels, path, offset)
-            if (topics is None or found[1].topic in topics) and (start_ns is None or found[0] >= start_ns):
-                heapq.heappush(queue, (found[0], offset, i, found))
+        data, buffer = _read_chunk(stream, path, item)
+        with reading(path, f"parse the chunk at offset {offset}"):
+            for i, (opcode, body) in enumerate(chunk_records(data, whole=True)):
+                if opcode != _MESSAGE:
+                    continue
+                found = message_record(body, buffer, channels, path, offset)
+                if (topics is None or found[1].topic in topics) and (
+                    start_ns is None or found[0] >= start_ns
+                ):
+                    heapq.heappush(queue, (found[0], offset, i, found))
