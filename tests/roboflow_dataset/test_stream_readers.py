@@ -390,6 +390,24 @@ def test_mcap_truncated_stream_is_corrupt(synth_mcap: Path, reader: Callable[[by
         assert info.value.path == str(synth_mcap)
 
 
+def _check_views(payloads: list[Payload]) -> None:
+    """Large payloads are read-only views that keep at most 4x their size alive; small ones copies."""
+    views = [data for data in payloads if isinstance(data, memoryview)]
+    assert views
+    for view in views:
+        assert view.readonly
+        assert memoryview(view.obj).nbytes <= 4 * len(view)  # the buffer it keeps alive
+    assert all(isinstance(data, bytes) for data in payloads if len(data) < 1000)
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_ros1_large_payloads_are_views_that_pin_little(tmp_path: Path, compression: str) -> None:
+    path = _write_bag(tmp_path / "b.bag", compression, compressed_images=False, chunk_bytes=16 << 10)
+    rows = _stream_records(path)
+    assert _by_topic(rows) == _rosbags_records(path)
+    _check_views([data for _, _, data in rows])
+
+
 @pytest.mark.parametrize("compression", ["none", "lz4"])
 def test_ros1_chunk_cut_short_gives_its_whole_messages(tmp_path: Path, compression: str) -> None:
     """What was written of a chunk still counts: its whole messages come before the error."""
@@ -452,12 +470,8 @@ def test_mcap_large_payloads_are_views_that_pin_little(tmp_path: Path, compressi
         for read in reads:
             got = [data for _, _, data in read]
             assert got == payloads
-            views = [data for data in got if isinstance(data, memoryview)]
-            assert len(views) == len(images)  # each image, never a small payload
-            for view in views:
-                assert view.readonly
-                assert memoryview(view.obj).nbytes <= 4 * len(view)  # the buffer it keeps alive
-            assert all(isinstance(data, bytes) for data in got if len(data) < 1000)
+            assert sum(isinstance(data, memoryview) for data in got) == len(images)
+            _check_views(got)
 
 
 def test_mcap_record_past_its_chunk_is_corrupt(tmp_path: Path) -> None:

@@ -23,10 +23,9 @@ from mcap.summary import Summary
 from roboflow_core.errors import CorruptRecordingError
 from roboflow_dataset.sources._limits import check_log_time, check_size, decompress
 from roboflow_dataset.sources._model import Channel
-from roboflow_dataset.sources._storage import Record, reading
+from roboflow_dataset.sources._storage import Record, payload_of, reading
 
 __all__ = [
-    "PIN_SHARE",
     "BoundedReader",
     "ChunkView",
     "chunk_records",
@@ -38,8 +37,6 @@ __all__ = [
 _PREFIX = struct.Struct("<BQ")  # opcode, record length
 _MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
 _MESSAGE = int(Opcode.MESSAGE)
-PIN_SHARE = 4
-"""A payload stays a view of its buffer when it is at least 1/PIN_SHARE of it (else it is copied)."""
 _CHUNK_HEAD = struct.Struct("<QQQII")  # start time, end time, uncompressed size, crc, compression length
 _U64 = struct.Struct("<Q")
 
@@ -184,13 +181,8 @@ def message_record(
     """``(log time, channel, payload)`` of the message record ``body``, its channel known and time in
     range; it lies in a buffer of ``buffer`` bytes read at file ``offset``.
 
-    The payload is not copied out of that buffer (the record as read from the file, or a chunk's
-    decompressed records) when it is at least a quarter of it (:data:`PIN_SHARE`): it is then a
-    read-only view of the buffer, and a raw camera image goes from the file to the encoder with no
-    copy. A smaller payload (joint states, a JPEG next to raw images, an IMU sample) is copied, so
-    that a message held while other topics catch up (the one-pass aligner's ``max_held_bytes``
-    counts ``len(message.data)``) keeps at most four times its own size alive, never a whole chunk
-    for a few bytes.
+    The payload is a view of the buffer or a copy, as :func:`~roboflow_dataset.sources._storage.payload_of`
+    decides.
 
     Raises:
         CorruptRecordingError: The channel was never defined, or the log time is out of range.
@@ -205,8 +197,7 @@ def message_record(
             path=str(path),
         )
     check_log_time(log_time, path=path, topic=channel.topic, offset=offset)
-    payload = body[_MESSAGE_HEAD.size :]
-    return log_time, channel, payload if len(payload) * PIN_SHARE >= buffer else bytes(payload)
+    return log_time, channel, payload_of(body[_MESSAGE_HEAD.size :], buffer)
 
 
 def _read_chunk(stream: BoundedReader, path: Path | str, index: ChunkIndex) -> tuple[memoryview, int]:

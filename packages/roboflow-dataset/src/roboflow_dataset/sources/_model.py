@@ -126,7 +126,7 @@ class Message:
         channel: The channel the message belongs to.
         log_time_ns: Log (receive) time in ns.
         data: Raw serialized payload (a read-only view of a larger buffer for large payloads of
-            the MCAP readers, see :func:`~roboflow_dataset.sources._mcap_chunks.message_record`).
+            the MCAP and ROS1 stream readers, see :func:`~roboflow_dataset.sources._storage.payload_of`).
     """
 
     __slots__ = ("_channel", "_value", "data", "log_time_ns")

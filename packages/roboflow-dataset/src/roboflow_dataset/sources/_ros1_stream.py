@@ -34,7 +34,7 @@ from rosbags.typesys.msg import normalize_msgtype
 from roboflow_core.errors import CorruptRecordingError, UnknownFormatError
 from roboflow_dataset.sources._limits import check_size, decompress, decompress_prefix
 from roboflow_dataset.sources._model import Channel
-from roboflow_dataset.sources._storage import Record, reading
+from roboflow_dataset.sources._storage import Record, payload_of, reading
 
 __all__ = ["ROS1_MAGIC", "chunk_declared", "iter_ros1_records"]
 
@@ -205,9 +205,11 @@ class _BagStream:
         """The messages of one decompressed chunk, registering its connections.
 
         Message headers laid out like the previous one are read at fixed offsets (the bulk of a
-        chunk); any other record goes through the generic header parser.
+        chunk); any other record goes through the generic header parser. Payloads are views of
+        ``data`` or copies, as :func:`~roboflow_dataset.sources._storage.payload_of` decides.
         """
         pos, end = 0, len(data)
+        view = memoryview(data)
         unpack = _U32.unpack_from
         unpack_time = _TIME.unpack_from
         channels = self.channels
@@ -234,13 +236,13 @@ class _BagStream:
                 and (channel := channels.get(data[conn : conn + 4])) is not None
             ):
                 sec, nsec = unpack_time(data, header + time_at + _KEY_LEN)
-                yield sec * 1_000_000_000 + nsec, channel, data[start:pos]
+                yield sec * 1_000_000_000 + nsec, channel, payload_of(view[start:pos], end)
                 continue
             fields = _fields(data, header, header_end)
             op = fields.get(b"op")
             if op == _MSGDATA:
                 log_time, channel = self.message(fields)
-                yield log_time, channel, data[start:pos]
+                yield log_time, channel, payload_of(view[start:pos], end)
                 if header_len == _MESSAGE_HEADER_LEN and (layout := _MESSAGE_LAYOUTS.get(tuple(fields))):
                     self._layout = op_at, conn_at, time_at = layout
             elif op == _CONNECTION:

@@ -10,10 +10,35 @@ from typing import NamedTuple, Protocol
 from roboflow_core.errors import CorruptRecordingError, RoboflowError
 from roboflow_dataset.sources._model import Channel, Payload
 
-__all__ = ["ChannelStats", "Record", "Storage", "count_records", "guarded", "reading"]
+__all__ = [
+    "PIN_SHARE",
+    "ChannelStats",
+    "Record",
+    "Storage",
+    "count_records",
+    "guarded",
+    "payload_of",
+    "reading",
+]
 
 Record = tuple[int, Channel, Payload]
 """(log time ns, channel, raw payload)."""
+PIN_SHARE = 4
+"""A payload stays a view of its buffer when it is at least 1/PIN_SHARE of it (else it is copied)."""
+
+
+def payload_of(view: memoryview, buffer: int) -> Payload:
+    """A message payload, ``view`` of a buffer of ``buffer`` bytes that it was read in (a record as
+    read from the file, or a chunk's decompressed records).
+
+    It is not copied out of that buffer when it is at least a quarter of it (:data:`PIN_SHARE`):
+    it stays a read-only view, and a raw camera image goes from the file to the encoder with no
+    copy. A smaller payload (joint states, a JPEG next to raw images, an IMU sample) is copied, so
+    that a message held while other topics catch up (the one-pass aligner's ``max_held_bytes``
+    counts ``len(message.data)``) keeps at most four times its own size alive, never a whole
+    chunk for a few bytes.
+    """
+    return view if len(view) * PIN_SHARE >= buffer else bytes(view)
 
 
 class ChannelStats(NamedTuple):
