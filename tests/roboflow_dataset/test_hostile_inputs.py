@@ -16,10 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import zstandard
 from tests.roboflow_dataset import _hostile as hostile
 
-from roboflow_core import CorruptRecordingError
+from roboflow_core import CorruptRecordingError, RecordingLimitError
 from roboflow_dataset.sources import _sqlite, open_source
+from roboflow_dataset.sources._limits import decompress
 from roboflow_dataset.synth import write_recording
 
 LIMIT_BYTES = 1 << 30
@@ -181,3 +183,14 @@ def test_a_db3_query_that_stalls_is_interrupted(tmp_path: Path, monkeypatch: pyt
     stalled = r"cannot read message definitions: a query produced no row for 0 s"
     with pytest.raises(CorruptRecordingError, match=stalled), open_source(bag) as source:
         source.topics()
+
+
+@pytest.mark.parametrize("declared", [1 << 20, (1 << 20) - 1])
+def test_zstd_chunk_larger_than_declared_stops_past_its_size(declared: int) -> None:
+    """A zstd chunk is decompressed into a buffer of its declared size plus one byte: more data
+    than that (a frame of 64 MiB of zeros here) is refused once the buffer is full."""
+    data = zstandard.ZstdCompressor(write_content_size=False).compress(b"\0" * (64 << 20))
+    with pytest.raises(RecordingLimitError, match=f"holds more than {declared} bytes, its header says"):
+        decompress("zstd", data, declared, path="bomb.mcap", offset=8)
+    honest = zstandard.ZstdCompressor().compress(b"ab" * (declared // 2))
+    assert decompress("zstd", honest, declared // 2 * 2, path="ok.mcap", offset=8) == b"ab" * (declared // 2)

@@ -34,7 +34,6 @@ MAX_RECORD_BYTES = 256 << 20
 25 MB; a larger one is damage or an attack)."""
 MAX_LOG_TIME_NS = (1 << 63) - 1
 """Largest log time: int64 nanoseconds (year 2262)."""
-_ZSTD_PIECE = 1 << 20
 _ZSTD_INPUT = 1 << 10  # input fed at a time to a zstd stream of unknown end (<= 128 MiB out each)
 
 
@@ -60,14 +59,15 @@ def check_log_time(log_time: int, *, path: Path | str, topic: str, offset: int |
     return log_time
 
 
-def _zstd(data: Payload, limit: int) -> bytes:
-    parts: list[bytes] = []
+def _zstd(data: Payload, limit: int) -> memoryview:
+    """At most ``limit`` bytes of ``data`` decompressed straight into one buffer (pages of it that
+    nothing is written to are never touched: a bomb stops at ``limit``)."""
+    out = memoryview(bytearray(limit))
     got = 0
     with zstandard.ZstdDecompressor().stream_reader(data) as reader:
-        while got < limit and (piece := reader.read(min(_ZSTD_PIECE, limit - got))):
-            parts.append(piece)
-            got += len(piece)
-    return b"".join(parts)
+        while got < limit and (count := reader.readinto(out[got:])):
+            got += count
+    return out[:got].toreadonly()
 
 
 @overload
