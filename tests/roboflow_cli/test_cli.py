@@ -126,3 +126,22 @@ def test_convert_and_inspect_refuse_credentials_in_a_url(tmp_path: Path) -> None
         assert "credentials are not accepted in a URL" in result.output
         assert "NEVER-SHOWN-1234" not in result.output
     assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_the_cli_keeps_numpy_from_starting_blas_threads() -> None:
+    """OpenBLAS would start a spinning thread per CPU when numpy is imported; an explicit setting wins."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import roboflow_cli, os, numpy; "
+        "print(len(os.listdir('/proc/self/task')), os.environ['OPENBLAS_NUM_THREADS'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]  # the main thread alone
+    env["OPENBLAS_NUM_THREADS"] = "3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[1] == "3"
