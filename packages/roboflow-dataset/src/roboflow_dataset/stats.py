@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from roboflow_media import ImageFrame, YuvFrame
 
@@ -311,6 +310,8 @@ class ImageStats:
         if self._unit != "rgb":
             return
         if self._held:
+            from PIL import Image  # here, in a camera's encoder thread: not in a conversion's start-up
+
             for counts, levels in zip(self._hist, self._levels[:, : self._held], strict=True):
                 counts += Image.frombuffer("L", (self._held, 1), levels, "raw", "L", 0, 1).histogram()
             self._held = 0

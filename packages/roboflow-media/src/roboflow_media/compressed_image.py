@@ -16,7 +16,6 @@ import av
 import numpy as np
 import simplejpeg
 from numpy.typing import NDArray
-from PIL import Image
 
 from roboflow_core.errors import MediaError
 from roboflow_media._limits import MAX_IMAGE_PIXELS, check_image_size
@@ -97,10 +96,6 @@ def _codec(lowered: str, fmt: str) -> str:
     return codec
 
 
-_REFUSED = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning)
-"""What Pillow raises on bad data (its bomb warning too, where warnings are errors: our bound is lower)."""
-
-
 _TURBO_COLOURSPACES = {"YCbCr": "RGB", "RGB": "RGB", "Gray": "GRAY"}
 """JPEG colour spaces decoded by libjpeg-turbo straight into an array, and the output asked for."""
 
@@ -131,6 +126,12 @@ def _jpeg_header(payload: memoryview, fmt: str) -> tuple[int, int, str]:
 
 
 def _decode(payload: memoryview, codec: str, fmt: str) -> NDArray[np.generic]:
+    """A PNG, or a JPEG libjpeg-turbo does not take, with Pillow (imported here: most recordings
+    never need it, and its import is ~17 ms of every conversion's start-up)."""
+    from PIL import Image
+
+    # what Pillow raises on bad data (its bomb warning too, where warnings are errors: our bound is lower)
+    refused = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning)
     try:
         with Image.open(BytesIO(payload), formats=[codec]) as image:
             check_image_size(*image.size, codec)
@@ -140,7 +141,7 @@ def _decode(payload: memoryview, codec: str, fmt: str) -> NDArray[np.generic]:
                     pixels = pixels.astype(np.uint16)
                 return pixels[..., np.newaxis]
             return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    except _REFUSED as err:
+    except refused as err:
         raise MediaError(f"cannot decode {codec} image ({fmt!r}, {len(payload)} bytes): {err}") from err
 
 
