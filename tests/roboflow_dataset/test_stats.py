@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from io import BytesIO
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from roboflow_dataset.stats import QUANTILES, STAT_NAMES, FeatureStats, ImageStats, VectorStats, aggregate
-from roboflow_media import YuvFrame, decode_compressed_frame, decode_compressed_image
 
 
 def _vector_stats(values: np.ndarray, chunk: int = 7, **kwargs: int) -> FeatureStats:
@@ -99,27 +95,6 @@ def test_image_stats_count_every_level_across_batches_and_checkpoints() -> None:
     assert result["count"] == [12]
     np.testing.assert_allclose(np.ravel(result["mean"]), pixels.mean(axis=0) / 255, rtol=1e-12)
     np.testing.assert_allclose(np.ravel(result["std"]), pixels.std(axis=0) / 255, rtol=1e-9)
-
-
-def test_image_stats_of_jpeg_planes_are_those_of_the_sampled_rgb_pixels() -> None:
-    """A JPEG camera's frames stay YUV (YuvFrame): its stats are those of the RGB pixels at the stride."""
-    y, x = np.mgrid[0:480, 0:640]
-    frames = [
-        np.stack([x * 255 // 640, y * 255 // 480, np.full_like(x, 40 * i)], -1).astype(np.uint8)
-        for i in range(4)
-    ]
-    planar, rgb = ImageStats(), ImageStats()
-    for frame in frames:
-        buffer = BytesIO()
-        Image.fromarray(frame).save(buffer, "JPEG", quality=90)
-        decoded = decode_compressed_frame(buffer.getvalue(), "jpeg")
-        assert isinstance(decoded, YuvFrame)
-        planar.update(decoded)
-        rgb.update(decode_compressed_image(buffer.getvalue(), "jpeg"))
-    ours, theirs = planar.result(), rgb.result()
-    assert ours["count"] == theirs["count"] == [4]
-    for name in ("mean", "std", "q50"):
-        np.testing.assert_allclose(np.ravel(ours[name]), np.ravel(theirs[name]), atol=3 / 255)
 
 
 def test_image_stats_count_every_frame_at_a_pixel_stride() -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -194,3 +195,27 @@ def test_svt_av1_aiming_at_fewer_cores_writes_the_same_video(tmp_path: Path, bac
 def test_an_encoder_needs_a_core(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="at least 1 core"):
         open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=VideoConfig(), cores=0)
+
+
+def test_rgb_frames_encode_exactly_as_pyav_alone_converts_them(tmp_path: Path) -> None:
+    """Converting in the calling thread (one swscale thread) changes no byte of the video."""
+    frames = make_frames(8)
+    config = VideoConfig(codec="libx264")
+    encoder = open_encoder(tmp_path / "ours.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    for frame in frames:
+        encoder.encode(frame)
+    encoder.close()
+    with av.open(str(tmp_path / "plain.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS, options=encoder.settings.options)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for i, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")  # PyAV converts it in encode
+            video_frame.pts = i
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode(None))
+    assert _packets(tmp_path / "ours.mp4") == _packets(tmp_path / "plain.mp4")
+
+
+def _packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(video=0) if p.size]

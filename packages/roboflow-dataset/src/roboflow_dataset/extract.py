@@ -17,7 +17,7 @@ import numpy as np
 
 from roboflow_core import DecodeError, MediaError
 from roboflow_dataset._image_wire import read_raw_image
-from roboflow_media import ImageFrame, decode_compressed_frame, decode_raw_image
+from roboflow_media import decode_compressed_image, decode_raw_image
 
 __all__ = [
     "IMAGE_TYPES",
@@ -225,14 +225,14 @@ class ImageExtractor:
         self.compressed = name in _COMPRESSED_IMAGES
         self.decoded = name in _DECODED_IMAGES
 
-    def from_message(self, message: Any) -> ImageFrame:
+    def from_message(self, message: Any) -> np.ndarray:
         """Decode a source message (``.data``, ``.encoding``, ``.decode()``) to an image.
 
         Raw images in CDR or ROS1 wire format are read without deserializing (no pixel copy);
         anything else is deserialized first.
         """
         if self.decoded:
-            pixels: ImageFrame = message.decode()
+            pixels: np.ndarray = message.decode()
             return pixels
         if not self.compressed:
             try:
@@ -243,12 +243,11 @@ class ImageExtractor:
                 return self(raw)
         return self(message.decode())
 
-    def __call__(self, message: Any) -> ImageFrame:
-        """The decoded image (HWC; RGB order for colour; a YCbCr JPEG as a :class:`YuvFrame`) of a
-        deserialized message."""
+    def __call__(self, message: Any) -> np.ndarray:
+        """The decoded image (HWC; RGB order for colour) of a deserialized message."""
         try:
             if self.compressed:
-                return decode_compressed_frame(message.data, message.format)
+                return decode_compressed_image(message.data, message.format)
             return decode_raw_image(
                 message.data,
                 height=int(message.height),

@@ -24,8 +24,6 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from roboflow_media import ImageFrame, YuvFrame
-
 __all__ = [
     "QUANTILES",
     "STAT_NAMES",
@@ -259,12 +257,11 @@ class ImageStats:
             return "mm"
         return "m" if self._unit == "m" else None
 
-    def update(self, frame: ImageFrame, *, depth_unit: Literal["mm", "m"] | None = None) -> None:
+    def update(self, frame: npt.NDArray[Any], *, depth_unit: Literal["mm", "m"] | None = None) -> None:
         """Count the next frame of the episode.
 
         Args:
-            frame: ``(H, W, 3)`` or ``(H, W, 1)`` uint8 (or a colour ``YuvFrame``, whose sampled
-                pixels are converted to RGB); for depth ``(H, W, 1)`` ``uint16``
+            frame: ``(H, W, 3)`` or ``(H, W, 1)`` uint8; for depth ``(H, W, 1)`` ``uint16``
                 (``depth_unit="mm"``) or ``float32`` (``depth_unit="m"``, finite values).
             depth_unit: ``None`` for colour, else the depth unit.
 
@@ -283,7 +280,7 @@ class ImageStats:
         elif unit != self._unit:
             raise ValueError(f"frame {self._frames} is {unit!r}, the first was {self._unit!r}")
         stride = max(1, max(frame.shape[:2]) // _TARGET_PIXELS)
-        pixels = frame.sample_rgb(stride) if isinstance(frame, YuvFrame) else frame[::stride, ::stride]
+        pixels = frame[::stride, ::stride]
         if unit == "rgb":
             self._add_levels(pixels)
         else:

@@ -4,12 +4,11 @@ from roboflow_media._base import Backend, EncodedVideo, VideoEncoder
 from roboflow_media._limits import MAX_IMAGE_PIXELS
 from roboflow_media._settings import DEPTH_PIX_FMT, depth_extra_options
 from roboflow_media.background import BackgroundEncoder
-from roboflow_media.compressed_image import decode_compressed_frame, decode_compressed_image
+from roboflow_media.compressed_image import decode_compressed_image
 from roboflow_media.concat import concat_videos
 from roboflow_media.encoder import cores_per_encoder, open_encoder
 from roboflow_media.probe import VideoProbe, iter_gray16_frames, iter_video_frames, probe_video
 from roboflow_media.raw_image import RAW_ENCODINGS, decode_raw_image
-from roboflow_media.yuv_frame import ImageFrame, YuvFrame
 from roboflow_media.yuv_image import YUV_LAYOUTS, YuvLayout, decode_yuv_image
 
 __all__ = [
@@ -20,14 +19,11 @@ __all__ = [
     "Backend",
     "BackgroundEncoder",
     "EncodedVideo",
-    "ImageFrame",
     "VideoEncoder",
     "VideoProbe",
-    "YuvFrame",
     "YuvLayout",
     "concat_videos",
     "cores_per_encoder",
-    "decode_compressed_frame",
     "decode_compressed_image",
     "decode_raw_image",
     "decode_yuv_image",

@@ -10,10 +10,10 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal
 
 import msgspec
+from numpy.typing import NDArray
 
 from roboflow_core.errors import MediaError
 from roboflow_media._settings import EncodeSettings
-from roboflow_media.yuv_frame import ImageFrame, YuvFrame
 
 __all__ = ["Backend", "EncodedVideo", "VideoEncoder"]
 
@@ -42,8 +42,6 @@ class VideoEncoder(ABC):
     """
 
     backend: ClassVar[Backend]
-    takes_yuv: ClassVar[bool] = False
-    """Whether :class:`YuvFrame` frames reach ``_write`` as they are (else as RGB arrays)."""
 
     def __init__(self, path: Path, settings: EncodeSettings, *, width: int, height: int, fps: int) -> None:
         self.path = path
@@ -58,9 +56,8 @@ class VideoEncoder(ABC):
         self._closed = False
 
     @abstractmethod
-    def _write(self, frame: Any) -> None:
-        """Encode one checked frame as number ``self.frames``: an array, or a :class:`YuvFrame`
-        where the backend ``takes_yuv``."""
+    def _write(self, frame: NDArray[Any]) -> None:
+        """Encode one checked frame as number ``self.frames``."""
 
     @abstractmethod
     def _finish(self) -> None:
@@ -70,12 +67,11 @@ class VideoEncoder(ABC):
     def _discard(self) -> None:
         """Release resources without finalising; must not raise."""
 
-    def encode(self, frame: ImageFrame) -> None:
+    def encode(self, frame: NDArray[Any]) -> None:
         """Append one frame.
 
         Args:
-            frame: ``(H, W, 3)`` RGB or ``(H, W, 1)`` gray ``uint8`` (``uint16`` for depth), as opened,
-                or a colour :class:`YuvFrame`.
+            frame: ``(H, W, 3)`` RGB or ``(H, W, 1)`` gray ``uint8`` (``uint16`` for depth), as opened.
 
         Raises:
             MediaError: The frame does not fit this encoder, or encoding failed.
@@ -90,10 +86,7 @@ class VideoEncoder(ABC):
                 f"the encoder expects {want} {self.settings.dtype}",
                 path=str(self.path),
             )
-        if isinstance(frame, YuvFrame) and not self.takes_yuv:
-            self._guarded(lambda: self._write(frame.to_rgb()))
-        else:
-            self._guarded(self._write, frame)
+        self._guarded(self._write, frame)
         self.frames += 1
 
     def close(self) -> EncodedVideo:

@@ -6,14 +6,15 @@ import contextlib
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 from av.video.reformatter import VideoReformatter
+from numpy.typing import NDArray
 
 from roboflow_media._base import VideoEncoder
 from roboflow_media._settings import EncodeSettings
 from roboflow_media._threads import yielding_threads
-from roboflow_media.yuv_frame import ImageFrame, YuvFrame
 
 __all__ = ["PyAVEncoder", "quiet_svt_av1"]
 
@@ -32,7 +33,6 @@ class PyAVEncoder(VideoEncoder):
     """Encodes with the FFmpeg libraries bundled in PyAV's wheels."""
 
     backend = "pyav"
-    takes_yuv = True
 
     def __init__(self, path: Path, settings: EncodeSettings, *, width: int, height: int, fps: int) -> None:
         super().__init__(path, settings, width=width, height=height, fps=fps)
@@ -53,7 +53,7 @@ class PyAVEncoder(VideoEncoder):
             self._container.close()
             raise
 
-    def _write(self, frame: ImageFrame) -> None:
+    def _write(self, frame: NDArray[Any]) -> None:
         video_frame = self._frame(frame)
         video_frame.pts = self.frames
         video_frame.time_base = self._time_base
@@ -64,15 +64,13 @@ class PyAVEncoder(VideoEncoder):
             packets = self._stream.encode(video_frame)
         self._container.mux(packets)
 
-    def _frame(self, frame: ImageFrame) -> av.VideoFrame:
+    def _frame(self, frame: NDArray[Any]) -> av.VideoFrame:
         """The frame in the encoder's pixel format, converted here by one kept swscale context on
         one thread: PyAV's own conversion inside ``encode`` lets swscale start threads of its own
         (0.86 vs 1.04 ms of CPU a 640x480 RGB frame; bit-identical output either way). RGB
         rows that are already contiguous are wrapped, not copied, when a conversion follows (the
         encoder may keep its input frame after ``encode`` returns; the array may not live on)."""
         settings = self.settings
-        if isinstance(frame, YuvFrame):
-            return frame.to_format(settings.pix_fmt, self._reformatter)
         converts = settings.pix_fmt != settings.input_format
         if converts and settings.channels == 3 and frame.strides[1:] == (3, 1):
             video_frame = av.VideoFrame.from_numpy_buffer(frame, format=settings.input_format)

@@ -12,12 +12,13 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from numpy.typing import NDArray
 
 from roboflow_core import telemetry
 from roboflow_core.errors import MediaError, RoboflowError
 from roboflow_media._base import EncodedVideo, VideoEncoder
-from roboflow_media.yuv_frame import ImageFrame
 
 __all__ = ["BackgroundEncoder"]
 
@@ -45,12 +46,12 @@ class BackgroundEncoder:
         encoder: VideoEncoder,
         queue_size: int = 8,
         batch: int = 4,
-        prepare: Callable[[ImageFrame], ImageFrame] | None = None,
+        prepare: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
     ) -> None:
         if queue_size < 1:
             raise MediaError(f"queue_size must be >= 1, got {queue_size}")
         self.encoder = encoder
-        self._frames: deque[ImageFrame] = deque()
+        self._frames: deque[NDArray[Any]] = deque()
         self._queue_size = queue_size
         self._batch = max(1, min(batch, queue_size))
         self._prepare = prepare
@@ -70,7 +71,7 @@ class BackgroundEncoder:
         """The wrapped encoder's backend."""
         return self.encoder.backend
 
-    def encode(self, frame: ImageFrame) -> None:
+    def encode(self, frame: NDArray[Any]) -> None:
         """Queue one frame (the array must not be modified afterwards).
 
         Raises:
@@ -144,7 +145,7 @@ class BackgroundEncoder:
         except BaseException as err:  # surfaced by close()
             self._error = err
 
-    def _take(self) -> list[ImageFrame]:
+    def _take(self) -> list[NDArray[Any]]:
         """Wait for a batch of frames (fewer at the end); none once ended and drained."""
         with self._changed:
             while len(self._frames) < self._batch and not self._ending:

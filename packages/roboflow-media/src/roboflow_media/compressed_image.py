@@ -1,10 +1,6 @@
 """Decode ``sensor_msgs/CompressedImage`` payloads (JPEG, PNG, ``compressedDepth``).
 
-To RGB arrays (:func:`decode_compressed_image`): JPEGs with libjpeg-turbo (simplejpeg), PNGs and
-other JPEGs with Pillow. For encoding (:func:`decode_compressed_frame`), a YCbCr JPEG is decoded
-by FFmpeg's JPEG decoder into its YUV planes instead (:class:`~roboflow_media.YuvFrame`): a little
-slower to decode (0.56 vs 0.50 ms a 640x480 frame) but without the colour conversion to RGB and
-back (1.9 vs 0.9 ms a frame from JPEG to what the encoder takes).
+To RGB arrays: JPEGs with libjpeg-turbo (simplejpeg), PNGs and CMYK/YCCK JPEGs with Pillow.
 """
 
 from __future__ import annotations
@@ -12,16 +8,14 @@ from __future__ import annotations
 import struct
 from io import BytesIO
 
-import av
 import numpy as np
 import simplejpeg
 from numpy.typing import NDArray
 
 from roboflow_core.errors import MediaError
-from roboflow_media._limits import MAX_IMAGE_PIXELS, check_image_size
-from roboflow_media.yuv_frame import ImageFrame, YuvFrame
+from roboflow_media._limits import check_image_size
 
-__all__ = ["decode_compressed_frame", "decode_compressed_image"]
+__all__ = ["decode_compressed_image"]
 
 # compressedDepth (image_transport_plugins): int32 format, float32 depthQuantA, float32 depthQuantB.
 _DEPTH_HEADER = struct.Struct("<iff")
@@ -58,35 +52,6 @@ def decode_compressed_image(data: bytes | bytearray | memoryview, fmt: str) -> N
     if quant is not None:
         return _dequantize_depth(pixels, *quant)
     return pixels
-
-
-def decode_compressed_frame(data: bytes | bytearray | memoryview, fmt: str) -> ImageFrame:
-    """Decode one compressed image for encoding: a YCbCr JPEG into a :class:`YuvFrame` (its planes,
-    no conversion to RGB), anything else as :func:`decode_compressed_image` does.
-
-    Raises:
-        MediaError: As :func:`decode_compressed_image`.
-    """
-    lowered = fmt.lower()
-    if "compresseddepth" in lowered or _codec(lowered, fmt) != "JPEG":
-        return decode_compressed_image(data, fmt)
-    payload = memoryview(data)
-    width, height, colourspace = _jpeg_header(payload, fmt)
-    if colourspace != "YCbCr":
-        return decode_compressed_image(data, fmt)
-    try:
-        context = av.CodecContext.create("mjpeg", "r")
-        # explode: a damaged image is an error, not a frame with a grey end; max_pixels bounds memory
-        context.options = {"err_detect": "explode", "max_pixels": str(MAX_IMAGE_PIXELS)}
-        frames = context.decode(av.Packet(bytes(payload)))
-    except av.FFmpegError as err:
-        raise MediaError(f"cannot decode JPEG image ({fmt!r}, {len(payload)} bytes): {err}") from err
-    if len(frames) != 1 or (frames[0].width, frames[0].height) != (width, height):
-        got = ", ".join(f"{f.width}x{f.height}" for f in frames) or "no frame"
-        raise MediaError(f"cannot decode JPEG image ({fmt!r}): {got}, its header says {width}x{height}")
-    if frames[0].format.name.startswith("yuvj"):
-        return YuvFrame(frames[0])
-    return decode_compressed_image(data, fmt)  # e.g. 12-bit samples: libjpeg's verdict and RGB
 
 
 def _codec(lowered: str, fmt: str) -> str:

@@ -98,8 +98,6 @@ def yuv_to_rgb(
     u: NDArray[np.uint8],
     v: NDArray[np.uint8],
     full_range: bool,
-    *,
-    planar: bool = False,
 ) -> NDArray[np.uint8]:
     """BT.601 YUV samples (all three at the same positions, any shape) to RGB (shape + ``(3,)``).
 
@@ -108,8 +106,6 @@ def yuv_to_rgb(
         u: Cb at the same positions.
         v: Cr at the same positions.
         full_range: Components use 0..255 (JPEG's YCbCr) instead of the limited video range.
-        planar: Lay the channels out as planes: the result is a view of a ``(3, *shape)`` array,
-            not C-contiguous, cheaper to make and to read one channel at a time.
     """
     luma, u_full, v_full = np.stack([y, u, v]).astype(np.float32)  # one cast: gathered first
     u_full -= 128
@@ -124,8 +120,6 @@ def yuv_to_rgb(
     np.subtract(luma, np.multiply(u_full, 0.344136, out=channels[1]), out=channels[1])
     channels[1] -= np.multiply(v_full, 0.714136, out=v_full)
     np.add(luma, np.multiply(u_full, 1.772, out=channels[2]), out=channels[2])
-    if planar:
-        return _to_u8(channels).transpose(*range(1, len(shape) + 1), 0)
     rgb = np.empty((*shape, 3), np.uint8)
     _to_u8(channels, out=np.moveaxis(rgb, -1, 0))
     return rgb

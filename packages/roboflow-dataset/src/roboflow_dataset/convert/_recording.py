@@ -42,7 +42,6 @@ from roboflow_dataset.sources import (
     open_streamed,
 )
 from roboflow_executor import Prefetcher
-from roboflow_media import ImageFrame
 from roboflow_storage import Spool, display_url, is_remote, recording_bytes
 
 __all__ = ["RecordingPlan", "convert_recording"]
@@ -97,7 +96,7 @@ class _Extractors:
                 self.dtypes.setdefault(m.feature, "float32")
             self.vectors.setdefault(m.feature, []).append(m.topic)
 
-    def decode(self, msg: Message) -> ImageFrame:
+    def decode(self, msg: Message) -> np.ndarray:
         try:
             return self.by_topic[msg.topic].from_message(msg)
         except DecodeError as err:
@@ -118,7 +117,7 @@ class _Extractors:
             )
         return specs
 
-    def frame(self, values: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, ImageFrame]]:
+    def frame(self, values: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         numeric = {
             feature: values[topics[0]] if len(topics) == 1 else np.concatenate([values[t] for t in topics])
             for feature, topics in self.vectors.items()
@@ -486,7 +485,7 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
     config = job.config
     made: list[_Extractors] = []
 
-    def decode(message: Message) -> ImageFrame:
+    def decode(message: Message) -> np.ndarray:
         if not made:
             made.append(_Extractors(streamed, [m for m in config.mappings if m.topic in aligner.topics]))
         return made[0].decode(message)
@@ -502,7 +501,7 @@ def _convert_one_pass(job: _Job) -> StagedEpisode | None:
     )
     plans: list[AlignmentPlan] = []
 
-    def frames() -> Iterator[dict[str, ImageFrame]]:
+    def frames() -> Iterator[dict[str, np.ndarray]]:
         for message in streamed.messages({m.topic for m in config.mappings}):
             yield from aligner.add(message)
         plan, rest = aligner.finish()

@@ -50,8 +50,6 @@ from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arr
 from roboflow_dataset.stats import ImageStats, VectorStats
 from roboflow_media import (
     BackgroundEncoder,
-    ImageFrame,
-    YuvFrame,
     cores_per_encoder,
     open_encoder,
     probe_video,
@@ -252,13 +250,12 @@ class EpisodeStager:
         if kind is not None:
             self.abort()
 
-    def add_frame(self, numeric: Mapping[str, npt.ArrayLike], images: Mapping[str, ImageFrame]) -> None:
+    def add_frame(self, numeric: Mapping[str, npt.ArrayLike], images: Mapping[str, npt.NDArray[Any]]) -> None:
         """Add the next frame. Image arrays are handed to the encoders: do not modify them afterwards.
 
         Args:
             numeric: Feature name -> value of that feature's shape, for every numeric feature.
-            images: Camera key -> ``(H, W, 3)`` uint8 RGB (or ``(H, W, 1)`` gray) frame (or a colour
-                :class:`~roboflow_media.YuvFrame`), or a depth
+            images: Camera key -> ``(H, W, 3)`` uint8 RGB (or ``(H, W, 1)`` gray) frame, or a depth
                 camera's ``(H, W, 1)`` ``uint16`` millimetres or ``float32`` metres (non-finite
                 values are no measurement, stored as 0), for every camera. A camera keeps the
                 kind of its first frame.
@@ -371,7 +368,7 @@ class EpisodeStager:
             self._dir / segment_dir(len(self._segments)) / (DATA_FILE if camera is None else f"{camera}.mp4")
         )
 
-    def _encode(self, camera: str, frame: ImageFrame) -> None:
+    def _encode(self, camera: str, frame: npt.NDArray[Any]) -> None:
         source = self._settings.source
         first = self._frame_shapes.get(camera)
         unit = depth_unit_of(frame.dtype)
@@ -394,8 +391,8 @@ class EpisodeStager:
                     f"{camera}: frame {self._length} is {frame.shape} {frame.dtype}, the first was {was}",
                     path=source,
                 )
-        if unit == "m" and not isinstance(frame, YuvFrame) and not np.isfinite(frame).all():
-            frame = np.where(np.isfinite(frame), frame, np.float32(0))  # NaN/inf: no measurement, stored as 0
+        if unit == "m" and not np.isfinite(frame).all():  # NaN/inf: no measurement, stored as 0
+            frame = np.where(np.isfinite(frame), frame, np.float32(0))
         encoder = self._encoders.get(camera) or self._open_video(camera, frame.shape, unit)
         encoder.encode(frame)
 
@@ -417,14 +414,12 @@ class EpisodeStager:
         )
         stats, depth = self._image_stats[camera], self._settings.video.depth
 
-        def prepare(frame: ImageFrame) -> ImageFrame:
+        def prepare(frame: npt.NDArray[Any]) -> npt.NDArray[Any]:
             try:
                 stats.update(frame, depth_unit=unit)
             except ValueError as err:
                 raise DatasetError(f"{camera}: {err}", path=self._settings.source) from err
-            if unit is None or isinstance(frame, YuvFrame):  # a YuvFrame is colour (uint8, no unit)
-                return frame
-            return quantize_depth(frame, unit, depth)
+            return frame if unit is None else quantize_depth(frame, unit, depth)
 
         encoder = self._encoders[camera] = BackgroundEncoder(inner, prepare=prepare)
         return encoder

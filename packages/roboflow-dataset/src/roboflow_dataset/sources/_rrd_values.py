@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from roboflow_media import ImageFrame, YuvLayout, decode_compressed_frame, decode_raw_image, decode_yuv_image
+from roboflow_media import YuvLayout, decode_compressed_image, decode_raw_image, decode_yuv_image
 
 __all__ = [
     "DEPTH_IMAGE",
@@ -138,21 +138,20 @@ def _raw_image(buffer: np.ndarray, fmt: dict[str, Any]) -> np.ndarray:
     return decode_raw_image(buffer, height=height, width=width, encoding=encoding, step=step)
 
 
-def _encoded_image(blob: np.ndarray, media_type: str | None) -> ImageFrame:
+def _encoded_image(blob: np.ndarray, media_type: str | None) -> np.ndarray:
     fmt = _MEDIA_TYPES.get(media_type or "")
     if fmt is None:
         head = bytes(blob[:4])
         fmt = "jpeg" if head.startswith(b"\xff\xd8") else "png" if head.startswith(b"\x89PNG") else ""
     if not fmt:
         raise ValueError(f"EncodedImage of media type {media_type!r}: only JPEG and PNG are supported")
-    return decode_compressed_frame(blob.tobytes(), fmt)  # as a CompressedImage message decodes
+    return decode_compressed_image(blob.tobytes(), fmt)
 
 
 def image(
     archetype: str, row_components: Mapping[str, pa.Array | None], statics: Mapping[str, pa.Array]
-) -> ImageFrame:
-    """The pixels of an ``Image``, ``DepthImage`` or ``EncodedImage`` row (HWC; a YCbCr JPEG as a
-    :class:`~roboflow_media.YuvFrame`).
+) -> np.ndarray:
+    """The pixels of an ``Image``, ``DepthImage`` or ``EncodedImage`` row (HWC).
 
     Raises:
         ValueError: A component is missing or the format is not supported.
