@@ -179,7 +179,15 @@ def test_v3_info_and_data(v3_dataset: Path) -> None:
     assert schema.field("observation.state").type == pa.list_(pa.float32(), 3)
     assert schema.field("gripper").type == pa.float32() and schema.field("timestamp").type == pa.float32()
     assert "observation.state" in json.loads(schema.metadata[b"huggingface"])["info"]["features"]
-    assert pq.ParquetFile(data_file).num_row_groups == 3
+    # the staged row groups (flush_rows=4), each within one episode: memory bounded by the flush size
+    parquet = pq.ParquetFile(data_file)
+    groups = [
+        parquet.read_row_group(g, columns=["episode_index"]).column(0).to_pylist()
+        for g in range(parquet.num_row_groups)
+    ]
+    assert all(len(set(g)) == 1 and len(g) <= 4 for g in groups)
+    assert [e for g in groups for e in g] == sorted(e for g in groups for e in g)
+    assert len({g[0] for g in groups}) == 3
 
     data = contents.data
     assert data["index"].tolist() == list(range(17))
