@@ -39,7 +39,9 @@ def decode_compressed_image(data: bytes | bytearray | memoryview, fmt: str) -> N
             larger than ``MAX_IMAGE_PIXELS`` (refused from its header, before decoding).
     """
     lowered = fmt.lower()
-    codec = _codec(lowered, fmt)
+    codec = next((name for key, name in _FORMATS.items() if key in lowered), None)
+    if codec is None:
+        raise MediaError(f"unsupported compressed image format {fmt!r}; expected jpeg or png")
     payload = memoryview(data)
     quant: tuple[float, float] | None = None
     if "compresseddepth" in lowered:
@@ -54,13 +56,6 @@ def decode_compressed_image(data: bytes | bytearray | memoryview, fmt: str) -> N
     return pixels
 
 
-def _codec(lowered: str, fmt: str) -> str:
-    codec = next((name for key, name in _FORMATS.items() if key in lowered), None)
-    if codec is None:
-        raise MediaError(f"unsupported compressed image format {fmt!r}; expected jpeg or png")
-    return codec
-
-
 _TURBO_COLOURSPACES = {"YCbCr": "RGB", "RGB": "RGB", "Gray": "GRAY"}
 """JPEG colour spaces decoded by libjpeg-turbo straight into an array, and the output asked for."""
 
@@ -69,7 +64,11 @@ def _decode_jpeg(payload: memoryview, fmt: str) -> NDArray[np.generic]:
     """A JPEG, decoded by libjpeg-turbo into one array without holding the GIL: the same pixels as
     Pillow's decoder (same library, same default IDCT and upsampling) at about half the CPU and
     without its per-image Python work; CMYK/YCCK images go through Pillow, which converts them."""
-    _, _, colourspace = _jpeg_header(payload, fmt)
+    try:
+        height, width, colourspace, _ = simplejpeg.decode_jpeg_header(payload)
+    except ValueError as err:
+        raise MediaError(f"cannot decode JPEG image ({fmt!r}, {len(payload)} bytes): {err}") from err
+    check_image_size(width, height, "JPEG")
     output = _TURBO_COLOURSPACES.get(colourspace)
     if output is None:
         return _decode(payload, "JPEG", fmt)
@@ -78,16 +77,6 @@ def _decode_jpeg(payload: memoryview, fmt: str) -> NDArray[np.generic]:
     except (ValueError, RuntimeError) as err:
         raise MediaError(f"cannot decode JPEG image ({fmt!r}, {len(payload)} bytes): {err}") from err
     return pixels
-
-
-def _jpeg_header(payload: memoryview, fmt: str) -> tuple[int, int, str]:
-    """Width, height and colour space of a JPEG, whose size is checked against the bound."""
-    try:
-        height, width, colourspace, _ = simplejpeg.decode_jpeg_header(payload)
-    except ValueError as err:
-        raise MediaError(f"cannot decode JPEG image ({fmt!r}, {len(payload)} bytes): {err}") from err
-    check_image_size(width, height, "JPEG")
-    return width, height, colourspace
 
 
 def _decode(payload: memoryview, codec: str, fmt: str) -> NDArray[np.generic]:

@@ -86,7 +86,7 @@ def cores_per_encoder(encoders: int) -> int:
     """This process's CPUs shared among ``encoders`` encoding at once (at least 1 each).
 
     SVT-AV1 otherwise sizes every encoder for all CPUs: two cameras on 2 cores ran about 100
-    threads, whose switching cost 10% more CPU than with each encoder aiming at one core (the
+    threads, whose switching cost about 12% more CPU than with each encoder aiming at one core (the
     same bytes either way).
     """
     affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU counts

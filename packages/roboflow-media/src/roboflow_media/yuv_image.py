@@ -107,29 +107,19 @@ def yuv_to_rgb(
         v: Cr at the same positions.
         full_range: Components use 0..255 (JPEG's YCbCr) instead of the limited video range.
     """
-    luma, u_full, v_full = np.stack([y, u, v]).astype(np.float32)  # one cast: gathered first
-    u_full -= 128
-    v_full -= 128
+    luma = y.astype(np.float32)
+    u_full = u.astype(np.float32) - 128
+    v_full = v.astype(np.float32) - 128
     if not full_range:
         luma = (luma - 16) * (255 / 219)
         u_full *= 255 / 224
         v_full *= 255 / 224
-    shape = luma.shape
-    channels = np.empty((3, *shape), np.float32)  # in place, rounded all at once: numpy's fastest
-    np.add(luma, np.multiply(v_full, 1.402, out=channels[0]), out=channels[0])
-    np.subtract(luma, np.multiply(u_full, 0.344136, out=channels[1]), out=channels[1])
-    channels[1] -= np.multiply(v_full, 0.714136, out=v_full)
-    np.add(luma, np.multiply(u_full, 1.772, out=channels[2]), out=channels[2])
-    rgb = np.empty((*shape, 3), np.uint8)
-    _to_u8(channels, out=np.moveaxis(rgb, -1, 0))
-    return rgb
+    rgb = np.stack(
+        [luma + 1.402 * v_full, luma - 0.344136 * u_full - 0.714136 * v_full, luma + 1.772 * u_full], axis=-1
+    )
+    return _to_u8(rgb)
 
 
-def _to_u8(values: NDArray[np.float32], out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
-    """Rounded and clipped to uint8 (``values`` may be overwritten), into ``out`` if given."""
-    values += 0.5
-    np.clip(values, 0, 255, out=values)
-    if out is None:
-        return values.astype(np.uint8)
-    out[...] = values
-    return out
+def _to_u8(values: NDArray[np.float32]) -> NDArray[np.uint8]:
+    rounded: NDArray[np.uint8] = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+    return rounded
