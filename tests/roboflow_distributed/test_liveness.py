@@ -192,3 +192,29 @@ def test_pods_whose_clocks_are_a_minute_off_neither_lose_their_units_nor_take_ot
     assert {u.owner for u in units} == {"behind", "ahead"}, "both pods should have converted units"
     verify_dataset(tmp_path / "ds", recs)
     run_doctor(tmp_path / "ds")
+
+
+def test_a_pod_that_crashes_leaves_its_threads_stacks_in_its_log(tmp_path: Path) -> None:
+    """A segfault in native code (a codec, a store client) is diagnosable from the pod's log."""
+    url = f"sqlite://{tmp_path / 'state.db'}"
+    log = tmp_path / "pod.log"
+    store = open_store(url)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [ROBOFLOW, "run", "--role", "worker", "--store", url, "--pod-id", "crashy"],
+            env={**os.environ, **FAST_ENV},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: len(store.scan(keys.HEARTBEATS)) == 1, 120, "the pod's heartbeat")
+        proc.send_signal(signal.SIGSEGV)
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        store.close()
+    text = log.read_text()
+    assert code == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in text and "most recent call first" in text, text[-2000:]

@@ -7,6 +7,7 @@ Every command talks to the coordination store named by ``--store`` or ``ROBOFLOW
 from __future__ import annotations
 
 import csv
+import faulthandler
 import io
 import json
 import logging
@@ -767,6 +768,7 @@ def _run_pod(
     from roboflow_distributed.runner import Role, default_pod_id, run_pod
     from roboflow_distributed.settings import Settings
 
+    faulthandler.enable()  # a crash in native code (a codec, a store client) leaves the stacks in the log
     pod = pod_id or default_pod_id()
     configure_logging(
         log_format, level=logging.INFO if verbose else logging.WARNING, pod=pod, role=",".join(roles)
