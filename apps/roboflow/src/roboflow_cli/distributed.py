@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -768,7 +768,10 @@ def _run_pod(
     from roboflow_distributed.runner import Role, default_pod_id, run_pod
     from roboflow_distributed.settings import Settings
 
-    faulthandler.enable()  # a crash in native code (a codec, a store client) leaves the stacks in the log
+    # a crash in native code (a codec, a store client) leaves every thread's stack in the log; run
+    # in-process by a test runner, stderr has no descriptor to write one to
+    with suppress(io.UnsupportedOperation, AttributeError, ValueError):
+        faulthandler.enable()
     pod = pod_id or default_pod_id()
     configure_logging(
         log_format, level=logging.INFO if verbose else logging.WARNING, pod=pod, role=",".join(roles)
