@@ -108,6 +108,31 @@ def test_image_stats_count_every_frame_at_a_pixel_stride() -> None:
     assert np.ravel(result["mean"]).tolist() == [1.0, 1.0, 1.0]
 
 
+@pytest.mark.parametrize(
+    ("height", "width", "layout"),
+    [
+        (480, 640, "contiguous"),  # stride 4, rows of whole 4-byte words: pixels read as words
+        (480, 640, "strided"),  # the same frames as a view into wider rows: per channel
+        (720, 1280, "contiguous"),  # stride 8
+        (480, 606, "contiguous"),  # stride 4 but rows end mid-word: per channel
+        (300, 450, "contiguous"),  # stride 3
+    ],
+)
+def test_image_stats_count_exactly_the_strided_pixels(height: int, width: int, layout: str) -> None:
+    """Whichever way the strided pixels are gathered, the histogram is exactly theirs (and the
+    last pixel of a row, or the byte after each, is never counted for a neighbour's)."""
+    rng = np.random.default_rng(height + width)
+    frames = rng.integers(0, 256, size=(5, height, width + 4, 3), dtype=np.uint8)
+    frames = frames[:, :, :width] if layout == "strided" else np.ascontiguousarray(frames[:, :, :width])
+    stats = ImageStats()
+    for frame in frames:
+        stats.update(frame)
+    stride = max(height, width) // 150
+    kept = frames[:, ::stride, ::stride].reshape(-1, 3)
+    expected = [np.bincount(kept[:, c], minlength=256) for c in range(3)]
+    np.testing.assert_array_equal(stats.state()["hist"], expected)
+
+
 def test_image_stats_weigh_late_frames_like_early_ones() -> None:
     """A camera that brightens over a long episode: the mean is that of all its frames."""
     stats = ImageStats()

@@ -45,8 +45,8 @@ STAT_NAMES: tuple[str, ...] = ("min", "max", "mean", "std", "count", *QUANTILES)
 
 _TARGET_PIXELS = 150
 """Cameras: frames are strided down to about this many pixels along the longer side."""
-_HELD_LEVELS = 1 << 18
-"""Colour cameras: levels held per channel before they are counted (13 frames of 640x480)."""
+_HELD_PIXELS = 1 << 18
+"""Colour cameras: strided pixels held before they are counted (13 frames of 640x480)."""
 
 
 class VectorStats:
@@ -208,7 +208,7 @@ class ImageStats:
         self._sum_sq = np.zeros(0)
         self._min = np.zeros(0)
         self._max = np.zeros(0)
-        self._levels = np.empty((3, 0), dtype=np.uint8)
+        self._pixels = np.empty(0, dtype=np.uint32)  # held pixels, 4 bytes each: R, G, B, unused
         self._held = 0
 
     def state(self) -> StatsState:
@@ -280,37 +280,43 @@ class ImageStats:
         elif unit != self._unit:
             raise ValueError(f"frame {self._frames} is {unit!r}, the first was {self._unit!r}")
         stride = max(1, max(frame.shape[:2]) // _TARGET_PIXELS)
-        pixels = frame[::stride, ::stride]
         if unit == "rgb":
-            self._add_levels(pixels)
+            self._add_levels(frame, stride)
         else:
-            self._add_depth(pixels.reshape(-1, 1), unit)
+            self._add_depth(frame[::stride, ::stride].reshape(-1, 1), unit)
         self._frames += 1
 
-    def _add_levels(self, pixels: npt.NDArray[np.uint8]) -> None:
-        """Colour: the levels wait, one plane per channel, to be counted a batch at a time (see
-        :meth:`_settle`); gray counts as the level of every channel."""
-        height, width, channels = pixels.shape
-        if self._held + height * width > self._levels.shape[1]:
+    def _add_levels(self, frame: npt.NDArray[np.uint8], stride: int) -> None:
+        """Colour: the strided pixels wait, four bytes each (R, G, B, unused), to be counted a batch
+        at a time (see :meth:`_settle`); gray counts as the level of every channel.
+
+        Where every strided pixel starts on a 4-byte boundary of a contiguous RGB frame (``stride``
+        and the width multiples of 4, as for 640x480 or 1280x720), each is copied as one 4-byte word
+        (its RGB and the next pixel's R, never counted): one strided copy instead of one per channel."""
+        height, width, channels = frame.shape
+        held_height, held_width = -(-height // stride), -(-width // stride)
+        count = held_height * held_width
+        if self._held + count > len(self._pixels):
             self._settle()
-            self._levels = np.empty((3, max(height * width, _HELD_LEVELS)), dtype=np.uint8)
-        held = self._levels[:, self._held : self._held + height * width].reshape(3, height, width)
-        for channel in range(3):
-            held[channel] = pixels[..., channel % channels]
-        self._held += height * width
+            self._pixels = np.empty(max(count, _HELD_PIXELS), dtype=np.uint32)
+        held = self._pixels[self._held : self._held + count].reshape(held_height, held_width)
+        if channels == 3 and stride % 4 == 0 and width % 4 == 0 and frame.flags.c_contiguous:
+            held[...] = frame.reshape(height, width * 3).view(np.uint32)[::stride, :: stride * 3 // 4]
+        else:
+            held.view(np.uint8).reshape(held_height, held_width, 4)[..., :3] = frame[::stride, ::stride]
+        self._held += count
 
     def _settle(self) -> None:
-        """Colour: count the levels held in the histogram (Pillow counts a channel's batch in one
-        C loop, three times as fast as ``np.bincount``, which first casts it to ``intp``), and take
-        the moments from it: one histogram gives every stat exactly (sums of integers below 2**53
-        are exact in float64, in any order)."""
+        """Colour: count the pixels held in the histogram (Pillow counts a batch's three channels in
+        one C loop over the held words, in place), and take the moments from it: one histogram gives
+        every stat exactly (sums of integers below 2**53 are exact in float64, in any order)."""
         if self._unit != "rgb":
             return
         if self._held:
             from PIL import Image  # here, in a camera's encoder thread: not in a conversion's start-up
 
-            for counts, levels in zip(self._hist, self._levels[:, : self._held], strict=True):
-                counts += Image.frombuffer("L", (self._held, 1), levels, "raw", "L", 0, 1).histogram()
+            held = Image.frombuffer("RGBX", (self._held, 1), self._pixels[: self._held], "raw", "RGBX", 0, 1)
+            self._hist += np.asarray(held.histogram()[: 3 * 256], dtype=np.int64).reshape(3, 256)
             self._held = 0
         levels = np.arange(self._hist.shape[1], dtype=np.float64)
         self._sum = (self._hist * levels).sum(axis=1)  # multiplied and summed, not ``@``: BLAS would
