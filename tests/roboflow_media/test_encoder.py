@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -41,6 +42,23 @@ def test_encode_gives_one_frame_per_input_at_i_over_fps(
     assert probe.pts_s == pytest.approx([i / FPS for i in range(7)], abs=1e-9)
     assert probe.duration_s == pytest.approx(7 / FPS)
     assert_frames_match(list(iter_video_frames(result.path)), frames)
+
+
+@pytest.mark.parametrize("fps", [7, 30])
+def test_probe_times_are_the_floats_of_the_exact_fractions(tmp_path: Path, fps: int) -> None:
+    """probe_video divides ticks as ints; every time equals the float of its exact Fraction."""
+    encoder = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=fps, config=VideoConfig())
+    for frame in make_frames(40):
+        encoder.encode(frame)
+    probe = probe_video(encoder.close().path)
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        stream = container.streams.video[0]
+        base = Fraction(stream.time_base)
+        ends = [(p.pts, p.duration or 0) for p in container.demux(stream) if p.size and p.pts is not None]
+    assert base.denominator % fps == 0 and base.denominator != fps  # ticks of 1/fps are not binary fractions
+    assert probe.pts_s == tuple(sorted(float(Fraction(p) * base) for p, _ in ends))
+    assert probe.duration_s == float(max(p + d for p, d in ends) * base)
+    assert probe.pts_s != tuple(p * float(base) for p, _ in sorted(ends))  # a float time base would differ
 
 
 def test_gray_frames_encode(tmp_path: Path) -> None:

@@ -61,7 +61,10 @@ def probe_video(path: str | Path) -> VideoProbe:
         raise MediaError(f"cannot read video: {err}", path=str(path)) from err
     if not ends:
         raise MediaError("the video stream has no frames", path=str(path))
-    pts = sorted(float(p * time_base) for p, _ in ends)
+    # ticks * numerator / denominator: int true division rounds correctly, so each value is the
+    # float of the exact Fraction (``float(ticks * time_base)``) without Fraction arithmetic
+    num, den = time_base.numerator, time_base.denominator
+    pts = [p * num / den for p in sorted(p for p, _ in ends)]
     end = max(p + d for p, d in ends)
     return VideoProbe(
         codec=name,
@@ -69,7 +72,7 @@ def probe_video(path: str | Path) -> VideoProbe:
         height=height,
         fps=float(rate),
         frames=len(ends),
-        duration_s=float(end * time_base),
+        duration_s=end * num / den,
         first_pts_s=pts[0],
         pix_fmt=pix_fmt,
         pts_s=tuple(pts),
