@@ -10,7 +10,7 @@ import pytest
 
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import ConfigError, MediaError
-from roboflow_media import BackgroundEncoder, iter_video_frames, open_encoder
+from roboflow_media import BackgroundEncoder, EncodedVideo, iter_video_frames, open_encoder, probe_video
 
 from .conftest import FPS, HEIGHT, WIDTH, assert_frames_match, make_frames
 
@@ -134,3 +134,29 @@ def test_no_frame_is_an_error_on_close(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="no frames were encoded"):
         encoder.close()
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_on_closed_runs_in_the_worker_on_the_finished_file_and_its_error_surfaces(tmp_path: Path) -> None:
+    config = VideoConfig(codec="libx264")
+    frames = make_frames(4)
+    seen: list[tuple[str, int, int]] = []
+
+    def check(result: EncodedVideo) -> None:
+        seen.append((threading.current_thread().name, result.frames, probe_video(result.path).frames))
+        if result.path.name == "w.mp4":
+            raise ConfigError("bad video")
+
+    for name in ("v.mp4", "w.mp4"):
+        inner = open_encoder(tmp_path / name, width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+        encoder = BackgroundEncoder(inner, on_closed=check)
+        for frame in frames:
+            encoder.encode(frame)
+        encoder.finish()
+        if name == "v.mp4":
+            assert encoder.close().frames == 4
+        else:
+            with pytest.raises(ConfigError, match="bad video"):
+                encoder.close()
+    assert seen == [("encode:v.mp4", 4, 4), ("encode:w.mp4", 4, 4)]
+    assert (tmp_path / "v.mp4").exists()
+    assert not (tmp_path / "w.mp4").exists()  # the video that failed its check is removed

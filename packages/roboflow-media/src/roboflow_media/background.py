@@ -39,6 +39,8 @@ class BackgroundEncoder:
         prepare: Run by the worker on each queued frame; what it returns is encoded (per-frame
             work such as statistics, off the producer's thread). Its errors surface like the
             encoder's.
+        on_closed: Run by the worker on the closed video (e.g. to check it, while other cameras
+            still flush). If it raises, the file is removed and the error surfaces from ``close``.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class BackgroundEncoder:
         queue_size: int = 8,
         batch: int = 4,
         prepare: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+        on_closed: Callable[[EncodedVideo], None] | None = None,
     ) -> None:
         if queue_size < 1:
             raise MediaError(f"queue_size must be >= 1, got {queue_size}")
@@ -55,6 +58,7 @@ class BackgroundEncoder:
         self._queue_size = queue_size
         self._batch = max(1, min(batch, queue_size))
         self._prepare = prepare
+        self._on_closed = on_closed
         self._changed = threading.Condition()
         self._error: BaseException | None = None
         self._result: EncodedVideo | None = None
@@ -97,10 +101,11 @@ class BackgroundEncoder:
             self._changed.notify_all()
 
     def close(self) -> EncodedVideo:
-        """Wait for the queued frames and the encoder's flush (see :meth:`finish`).
+        """Wait for the queued frames, the encoder's flush and ``on_closed`` (see :meth:`finish`).
 
         Raises:
             MediaError: A frame failed to encode, or finalising failed.
+            RoboflowError: ``on_closed`` raised one (other errors become a MediaError).
         """
         self._stop()
         if self._error is not None:
@@ -141,9 +146,13 @@ class BackgroundEncoder:
             return
         try:
             with telemetry.timed("encode"):
-                self._result = self.encoder.close()
+                result = self.encoder.close()
+            if self._on_closed is not None:
+                self._on_closed(result)
+            self._result = result
         except BaseException as err:  # surfaced by close()
             self._error = err
+            self.encoder.abort()  # the encoder's own failure has removed the file already
 
     def _take(self) -> list[NDArray[Any]]:
         """Wait for a batch of frames (fewer at the end); none once ended and drained."""

@@ -50,6 +50,7 @@ from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arr
 from roboflow_dataset.stats import ImageStats, VectorStats
 from roboflow_media import (
     BackgroundEncoder,
+    EncodedVideo,
     cores_per_encoder,
     open_encoder,
     probe_video,
@@ -216,6 +217,8 @@ class EpisodeStager:
         }
         self._image_stats = {camera: ImageStats() for camera in settings.cameras}
         self._encoders: dict[str, BackgroundEncoder] = {}
+        self._closed: dict[str, StagedVideo] = {}
+        """Each camera's checked video of the open part, set by its encoder's thread."""
         self._frame_shapes: dict[str, tuple[int, ...]] = {}
         self._units: dict[str, DepthUnit | None] = {}
         self._done = False
@@ -297,18 +300,20 @@ class EpisodeStager:
                 raise DatasetError("the episode has no frames", path=self._settings.source)
             data_files: tuple[str, ...]
             part_lengths: tuple[int, ...]
+            # the encoders flush while the rows are written and their statistics computed
+            data = self._close_rows() if self._length > self._segment_start else None
+            stats = {name: acc.result() for name, acc in self._numeric_stats.items()}
             if self._settings.segment_frames is None:
-                self._flush()
-                data_files = (self._close_writer(),)
+                assert data is not None  # unsegmented, the only part is open
+                data_files = (data,)
                 videos = self._close_videos()
                 part_lengths = (self._length,)
             else:
-                if self._length > self._segment_start:
-                    self._close_segment()
+                if data is not None:
+                    self._seal_segment(data)
                 data_files = tuple(s.data for s in self._segments)
                 videos = {camera: self._join_videos(camera) for camera in self.cameras}
                 part_lengths = tuple(s.end - s.start for s in self._segments)
-            stats = {name: acc.result() for name, acc in self._numeric_stats.items()}
             stats.update({name: acc.result() for name, acc in self._image_stats.items()})
             episode = StagedEpisode(
                 dir=self._dir,
@@ -421,7 +426,10 @@ class EpisodeStager:
                 raise DatasetError(f"{camera}: {err}", path=self._settings.source) from err
             return frame if unit is None else quantize_depth(frame, unit, depth)
 
-        encoder = self._encoders[camera] = BackgroundEncoder(inner, prepare=prepare)
+        def check(encoded: EncodedVideo) -> None:
+            self._closed[camera] = self._checked_video(camera, encoded)
+
+        encoder = self._encoders[camera] = BackgroundEncoder(inner, prepare=prepare, on_closed=check)
         return encoder
 
     def _flush(self) -> None:
@@ -455,14 +463,26 @@ class EpisodeStager:
         self._writer = None
         return self._part_file(None).relative_to(self._dir).as_posix()
 
-    def _close_videos(self) -> dict[str, StagedVideo]:
-        """Close every camera's encoder, their flushes in parallel (each in its own thread)."""
-        for camera in self.cameras:
-            self._encoders[camera].finish()
-        return {camera: self._close_video(camera) for camera in self.cameras}
+    def _close_rows(self) -> str:
+        """Close the open part's rows: tell every encoder to finish (each flushes and checks its
+        video in its own thread, see :meth:`_checked_video`), then flush the rows and close the
+        parquet while they do; the parquet's path relative to the staging directory."""
+        for encoder in self._encoders.values():
+            encoder.finish()
+        self._flush()
+        return self._close_writer()
 
-    def _close_video(self, camera: str) -> StagedVideo:
-        encoded = self._encoders.pop(camera).close()
+    def _close_videos(self) -> dict[str, StagedVideo]:
+        """Wait for every camera's encoder (told to finish by :meth:`_close_rows`); their videos."""
+        videos = {}
+        for camera in self.cameras:
+            self._encoders.pop(camera).close()
+            videos[camera] = self._closed.pop(camera)
+        return videos
+
+    def _checked_video(self, camera: str, encoded: EncodedVideo) -> StagedVideo:
+        """The closed video of ``camera`` in the open part, once its frames and first pts are checked.
+        Run by the camera's encoder thread, after the last frame of the part was added."""
         probe = probe_video(encoded.path)
         path = Path(encoded.path)
         expected = self._length - self._segment_start
@@ -485,9 +505,11 @@ class EpisodeStager:
 
     def _close_segment(self) -> None:
         """Close the open segment: rows, videos, statistics state, then its manifest; report it."""
-        self._flush()
+        self._seal_segment(self._close_rows())
+
+    def _seal_segment(self, data: str) -> None:
+        """Finish closing the open segment, whose rows are in ``data`` (see :meth:`_close_rows`)."""
         index = len(self._segments)
-        data = self._close_writer()
         videos = self._close_videos()
         state = f"{segment_dir(index)}/{_STATE_FILE}"
         save_state(self._dir / state, list(self._numeric_stats.values()), list(self._image_stats.values()))
