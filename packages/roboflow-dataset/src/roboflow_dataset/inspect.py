@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from roboflow_dataset.sources import RrdSource, TopicInfo, open_source
+from roboflow_dataset.sources import TopicInfo, open_source
 
 __all__ = ["frequency_hz", "inspect_source"]
 
@@ -59,6 +59,8 @@ def inspect_source(
                 for t in topics
             ],
         }
+        from roboflow_dataset.sources._rrd import RrdSource  # imports pyarrow: not at every start
+
         if isinstance(source, RrdSource):
             summary["timeline"] = source.timeline.name
             summary["timelines"] = source.timelines

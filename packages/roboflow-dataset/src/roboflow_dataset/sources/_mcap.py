@@ -29,6 +29,7 @@ from roboflow_dataset.sources._limits import (
     decompress,
     decompress_prefix,
 )
+from roboflow_dataset.sources._magic import MCAP_MAGIC
 from roboflow_dataset.sources._mcap_chunks import (
     BoundedReader,
     chunk_records,
@@ -39,9 +40,8 @@ from roboflow_dataset.sources._mcap_chunks import (
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import ChannelStats, Record, count_records, reading
 
-__all__ = ["MCAP_MAGIC", "McapStorage", "iter_mcap_records"]
+__all__ = ["McapStorage", "iter_mcap_records"]
 
-MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD_PREFIX = 1 + 8  # opcode + record length
 _PREFIX = struct.Struct("<BQ")
 _MESSAGE, _CHUNK, _SCHEMA, _CHANNEL, _FOOTER = (

@@ -21,29 +21,18 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import unquote, urlparse
 
-import yaml
-
 from roboflow_core.errors import CorruptRecordingError, SourceError, UnknownFormatError
-from roboflow_dataset.sources._mcap import MCAP_MAGIC, McapStorage
-from roboflow_dataset.sources._pinned import PinnedFile
-from roboflow_dataset.sources._ros1 import ROS1_MAGIC, Ros1Storage
-from roboflow_dataset.sources._rrd import RRD_MAGICS, open_rrd
+from roboflow_dataset.sources._magic import MCAP_MAGIC, ROS1_MAGIC, RRD_MAGICS, SQLITE_MAGIC
 from roboflow_dataset.sources._source import Source, SourceFormat
-from roboflow_dataset.sources._sqlite import SQLITE_MAGIC, Db3Storage
 from roboflow_dataset.sources._storage import Storage
-from roboflow_storage import (
-    ObjectInfo,
-    ObjectNotFoundError,
-    Spool,
-    default_spool,
-    display_url,
-    is_remote,
-    open_remote,
-)
-from roboflow_storage import Storage as ObjectStorage
+from roboflow_storage import ObjectNotFoundError, default_spool, display_url, is_remote, open_remote
+
+if TYPE_CHECKING:
+    from roboflow_storage import ObjectInfo, Spool
+    from roboflow_storage import Storage as ObjectStorage
 
 __all__ = ["open_source"]
 
@@ -55,10 +44,37 @@ class _RrdFile(NamedTuple):
     release: Callable[[], None] | None = None
 
 
+# Each format's reader (and what it imports: mcap, rosbags' ROS1 reader, sqlite3; pyarrow for .rrd)
+# is imported when a recording of that format is opened, not by every process that imports this.
+
+
+def _mcap(
+    path: Path | str,
+    open_stream: Callable[[], IO[bytes]] | None = None,
+    *,
+    release: Callable[[], None] | None = None,
+) -> Storage:
+    from roboflow_dataset.sources._mcap import McapStorage
+
+    return McapStorage(path, open_stream, release=release)
+
+
+def _ros1(path: Path, name: str | None = None) -> Storage:
+    from roboflow_dataset.sources._ros1 import Ros1Storage
+
+    return Ros1Storage(path, name)
+
+
+def _db3(path: Path, name: str | None = None) -> Storage:
+    from roboflow_dataset.sources._sqlite import Db3Storage
+
+    return Db3Storage(path, name)
+
+
 _BY_MAGIC: dict[bytes, tuple[SourceFormat, Callable[[Path], Storage | _RrdFile]]] = {
-    MCAP_MAGIC: ("mcap", McapStorage),
-    ROS1_MAGIC: ("ros1", Ros1Storage),
-    SQLITE_MAGIC: ("ros2", Db3Storage),
+    MCAP_MAGIC: ("mcap", _mcap),
+    ROS1_MAGIC: ("ros1", _ros1),
+    SQLITE_MAGIC: ("ros2", _db3),
     **{magic: ("rrd", _RrdFile) for magic in RRD_MAGICS},
 }
 _STORAGE_SUFFIXES = (".mcap", ".db3")
@@ -85,19 +101,21 @@ def local_recording(path_or_url: str | os.PathLike[str]) -> Path:
 
 def _open_spooled(path: Path, name: str) -> tuple[SourceFormat, Storage | _RrdFile]:
     """A storage file spooled from a store; ``name`` (its URL) names it in messages and errors."""
+    from roboflow_dataset.sources._pinned import PinnedFile
+
     pinned = PinnedFile(path)  # before anything else: the buffer may evict (unlink) the copy
     try:
         with pinned.open() as stream:
             head = stream.read(_MAGIC_LEN)
         if head.startswith(MCAP_MAGIC):
-            return "mcap", McapStorage(name, pinned.open, release=pinned.close)
+            return "mcap", _mcap(name, pinned.open, release=pinned.close)
         if head.startswith(RRD_MAGICS):  # rerun reads it by name: one that eviction cannot take
             return "rrd", _RrdFile(pinned.reopenable(path), pinned.close)
         pinned.close()
         if head.startswith(ROS1_MAGIC):
-            return "ros1", Ros1Storage(path, name)
+            return "ros1", _ros1(path, name)
         if head.startswith(SQLITE_MAGIC):
-            return "ros2", Db3Storage(path, name)
+            return "ros2", _db3(path, name)
     except BaseException:
         pinned.close()
         raise
@@ -114,7 +132,7 @@ def _open_object(
         return _open_spooled(spool.local_copy(store, key, info=info), name)
     head = store.get_range(key, 0, _MAGIC_LEN)
     if head.startswith(MCAP_MAGIC):
-        return "mcap", McapStorage(name, lambda: cast(IO[bytes], store.open_reader(key)))
+        return "mcap", _mcap(name, lambda: cast(IO[bytes], store.open_reader(key)))
     if head.startswith((ROS1_MAGIC, SQLITE_MAGIC, *RRD_MAGICS)):
         spool.local_copy(store, key)  # raises: it does not fit the buffer, and these need a real file
     raise UnknownFormatError(f"{_KNOWN} (starts with {head[:16]!r})", path=name)
@@ -156,6 +174,8 @@ def _ros2_objects(store: ObjectStorage, prefix: str) -> list[ObjectInfo]:
                 "prefix has neither metadata.yaml nor .db3/.mcap storage files", path=where
             )
         return [listed[n] for n in files]
+    import yaml  # only rosbag2 bags have a metadata.yaml to read
+
     try:
         info = yaml.safe_load(store.get(f"{prefix}/metadata.yaml"))["rosbag2_bagfile_information"]
         relative = [Path(str(p)).name for p in info["relative_file_paths"]]
@@ -207,6 +227,8 @@ class _View(NamedTuple):
 
 def _source(path: Path | str, fmt: SourceFormat, opened: Storage | _RrdFile, view: _View) -> Source:
     if isinstance(opened, _RrdFile):
+        from roboflow_dataset.sources._rrd import open_rrd  # pyarrow, and rerun-sdk when it reads
+
         return open_rrd(
             path, opened.file, timeline=view.timeline, timeline_rate_hz=view.rate_hz, release=opened.release
         )
@@ -244,6 +266,8 @@ def _ros2_files(directory: Path) -> list[Path]:
                 "directory has neither metadata.yaml nor .db3/.mcap storage files", path=str(directory)
             )
         return files
+    import yaml  # only rosbag2 bags have a metadata.yaml to read
+
     try:
         info = yaml.safe_load(metadata.read_text())["rosbag2_bagfile_information"]
         relative = [str(p) for p in info["relative_file_paths"]]

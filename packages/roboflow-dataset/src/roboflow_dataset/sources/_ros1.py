@@ -15,10 +15,10 @@ from rosbags.rosbag1 import Reader
 
 from roboflow_dataset.sources._limits import check_size, decompress
 from roboflow_dataset.sources._model import Channel
-from roboflow_dataset.sources._ros1_stream import ROS1_MAGIC, chunk_declared
+from roboflow_dataset.sources._ros1_stream import chunk_declared
 from roboflow_dataset.sources._storage import ChannelStats, Record, reading
 
-__all__ = ["ROS1_MAGIC", "Ros1Storage"]
+__all__ = ["Ros1Storage"]
 
 
 class Ros1Storage:

@@ -33,12 +33,11 @@ from rosbags.typesys.msg import normalize_msgtype
 
 from roboflow_core.errors import CorruptRecordingError, UnknownFormatError
 from roboflow_dataset.sources._limits import check_size, decompress, decompress_prefix
+from roboflow_dataset.sources._magic import ROS1_MAGIC
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import Record, payload_of, reading
 
-__all__ = ["ROS1_MAGIC", "chunk_declared", "iter_ros1_records"]
-
-ROS1_MAGIC = b"#ROSBAG V2.0\n"
+__all__ = ["chunk_declared", "iter_ros1_records"]
 
 _MSGDATA = b"\x02"
 _BAGHEADER = b"\x03"

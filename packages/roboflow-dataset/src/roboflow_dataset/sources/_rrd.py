@@ -47,9 +47,8 @@ from roboflow_dataset.sources._rrd_values import (
 from roboflow_dataset.sources._source import Source
 from roboflow_dataset.sources._storage import reading
 
-__all__ = ["INSTALL_HINT", "LOG_TIME", "RRD_MAGICS", "RrdSource", "open_rrd"]
+__all__ = ["INSTALL_HINT", "LOG_TIME", "RrdSource", "open_rrd"]
 
-RRD_MAGICS = (b"RRF0", b"RRF1", b"RRF2")
 LOG_TIME = "log_time"
 INSTALL_HINT = (
     "reading .rrd recordings needs rerun-sdk: pip install 'roboflow-dataset[rerun]' "

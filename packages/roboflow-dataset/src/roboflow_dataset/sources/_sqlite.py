@@ -25,9 +25,8 @@ from roboflow_dataset.sources._limits import MAX_RECORD_BYTES
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import ChannelStats, Record, reading
 
-__all__ = ["SQLITE_MAGIC", "Db3Storage"]
+__all__ = ["Db3Storage"]
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 _HEADER = struct.Struct(">H6xII")  # page size @16, change counter @24, page count @28
 _VERSION_VALID_FOR = struct.Struct(">I")  # @92
 _TABLES = ("topics", "messages", "message_definitions")

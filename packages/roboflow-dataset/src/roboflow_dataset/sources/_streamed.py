@@ -25,11 +25,9 @@ from types import TracebackType
 from typing import IO, Self
 
 from roboflow_core.errors import CorruptRecordingError, RoboflowError
-from roboflow_dataset.sources._mcap import MCAP_MAGIC, iter_mcap_records
+from roboflow_dataset.sources._magic import MCAP_MAGIC, ROS1_MAGIC
 from roboflow_dataset.sources._model import Channel, Message
 from roboflow_dataset.sources._open import _ros2_files, _ros2_objects, local_recording, remote_recording
-from roboflow_dataset.sources._ros1 import ROS1_MAGIC
-from roboflow_dataset.sources._ros1_stream import iter_ros1_records
 from roboflow_dataset.sources._storage import Record, guarded
 from roboflow_storage import GrowingCopy, Spool, default_spool, is_remote, recording_bytes
 
@@ -130,8 +128,12 @@ class StreamedRecording:
         self.close()
 
     def _records(self, stream: IO[bytes]) -> Iterator[Record]:
-        if self._is_mcap:
+        if self._is_mcap:  # the format's reader, imported when a recording of it is read
+            from roboflow_dataset.sources._mcap import iter_mcap_records
+
             return iter_mcap_records(stream, self._file, self._channels)
+        from roboflow_dataset.sources._ros1_stream import iter_ros1_records
+
         return iter_ros1_records(stream, self._file)
 
 
