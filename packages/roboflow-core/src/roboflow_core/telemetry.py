@@ -3,7 +3,9 @@
 - **Instruments**: packages create theirs at import with :func:`counter`, :func:`histogram`,
   :func:`gauge` and :class:`Probe` (names like ``roboflow.jobs``; the Prometheus exporter adds
   ``_total`` to counters and the unit, ``_seconds`` / ``_bytes``). Until :func:`enable_metrics`
-  they are the API's no-ops. Attributes stay few and bounded: never a job, recording or batch id.
+  they record nothing and OpenTelemetry is not even imported (~12 ms a process: a local
+  conversion never pays it); it makes the SDK's instrument behind each, those created before
+  included. Attributes stay few and bounded: never a job, recording or batch id.
 - **Exposition**: :func:`enable_metrics` installs the SDK with the Prometheus reader (once per
   process); :func:`metrics_exposition` renders the text any HTTP framework can serve at
   ``/metrics`` (bytes and content type).
@@ -11,6 +13,7 @@
   id) and an OTLP/HTTP exporter only when the standard ``OTEL_*`` variables ask for one
   (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
   ``OTEL_TRACES_EXPORTER=otlp|console``); without an exporter a span costs a few microseconds.
+  The API is imported where a span is first made.
   :func:`job_trace` opens one trace per unit of work (a new root span) and collects the time its
   stages (:data:`STAGES`) were busy through :func:`timed`, in whatever helper thread they run
   (started with :func:`in_context`).
@@ -19,24 +22,26 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
-
-from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
-from opentelemetry.metrics import _Gauge as Gauge  # the API's synchronous gauge type (no public alias)
-from opentelemetry.trace import Span
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from roboflow_core.logs import log_fields
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, Meter, Observation
+    from opentelemetry.trace import Span, Tracer
 
 __all__ = [
     "SECONDS",
     "STAGES",
+    "Counter",
+    "Gauge",
+    "Histogram",
     "JobTrace",
     "Probe",
     "counter",
@@ -65,33 +70,79 @@ STAGES = ("download", "decode", "encode", "upload")
 decoding messages into frames), ``encode`` (video encoders), ``upload`` (staged files to the store).
 They overlap in time (a pipeline), so each is the busy time summed over its threads."""
 
-_meter = metrics.get_meter(SCOPE)
-_tracer = trace.get_tracer(SCOPE)
+Attributes = Mapping[str, str | bool | int | float]
 _setup_lock = threading.Lock()
 _registry: Any = None  # prometheus_client.CollectorRegistry once metrics are enabled
+_meter: Meter | None = None  # the SDK's, once metrics are enabled
+_instruments: list[_Instrument] = []
 _tracing = False
 
 
 # --- instruments ----------------------------------------------------------------------------------
 
 
+class _Instrument:
+    """An instrument the SDK's meter makes (``make``) once metrics are enabled; a no-op until then."""
+
+    def __init__(self, make: Callable[[Meter], Any]) -> None:
+        self._make = make
+        self._real: Any = None
+        with _setup_lock:
+            _instruments.append(self)
+            if _meter is not None:
+                self._real = make(_meter)
+
+    def _bind(self, meter: Meter) -> None:
+        self._real = self._make(meter)
+
+
+class Counter(_Instrument):
+    """A monotonic counter (see :func:`counter`)."""
+
+    def add(self, amount: float, attributes: Attributes | None = None) -> None:
+        """Add ``amount`` (not negative) to the series of ``attributes``."""
+        if self._real is not None:
+            self._real.add(amount, attributes)
+
+
+class Histogram(_Instrument):
+    """A histogram (see :func:`histogram`)."""
+
+    def record(self, amount: float, attributes: Attributes | None = None) -> None:
+        """Count ``amount`` in the series of ``attributes``."""
+        if self._real is not None:
+            self._real.record(amount, attributes)
+
+
+class Gauge(_Instrument):
+    """A gauge set by the code that knows its value (see :func:`gauge`)."""
+
+    def set(self, amount: float, attributes: Attributes | None = None) -> None:
+        """Set the series of ``attributes`` to ``amount``."""
+        if self._real is not None:
+            self._real.set(amount, attributes)
+
+
 def counter(name: str, unit: str, description: str) -> Counter:
     """A monotonic counter (exposed as ``<name>[_<unit>]_total``)."""
-    return _meter.create_counter(name, unit=unit, description=description)
+    return Counter(lambda meter: meter.create_counter(name, unit=unit, description=description))
 
 
 def histogram(
     name: str, description: str, *, unit: str = "s", buckets: Iterable[float] = SECONDS
 ) -> Histogram:
     """A histogram, of seconds unless told otherwise."""
-    return _meter.create_histogram(
-        name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
+    boundaries = list(buckets)
+    return Histogram(
+        lambda meter: meter.create_histogram(
+            name, unit=unit, description=description, explicit_bucket_boundaries_advisory=boundaries
+        )
     )
 
 
 def gauge(name: str, unit: str, description: str) -> Gauge:
     """A gauge whose value is set by the code that knows it."""
-    return _meter.create_gauge(name, unit=unit, description=description)
+    return Gauge(lambda meter: meter.create_gauge(name, unit=unit, description=description))
 
 
 class Probe:
@@ -107,7 +158,11 @@ class Probe:
         self._sources: dict[int, tuple[Callable[[], float], dict[str, str]]] = {}
         self._lock = threading.Lock()
         self._next = 0
-        _meter.create_observable_gauge(name, callbacks=[self._observe], unit=unit, description=description)
+        _Instrument(
+            lambda meter: meter.create_observable_gauge(
+                name, callbacks=[self._observe], unit=unit, description=description
+            )
+        )
 
     def watch(
         self, read: Callable[[], float], attributes: Mapping[str, str] | None = None
@@ -124,6 +179,8 @@ class Probe:
         return forget
 
     def _observe(self, options: CallbackOptions) -> Iterator[Observation]:
+        from opentelemetry.metrics import Observation
+
         with self._lock:
             sources = list(self._sources.values())
         for read, attributes in sources:
@@ -153,10 +210,11 @@ def _resource(pod: str | None, role: str | None) -> Any:
 def enable_metrics(*, pod: str | None = None, role: str | None = None) -> None:
     """Install the OpenTelemetry SDK with a Prometheus reader for this process (once; later calls
     do nothing): instruments start counting and :func:`metrics_exposition` serves them."""
-    global _registry
+    global _registry, _meter
     with _setup_lock:
         if _registry is not None:
             return
+        from opentelemetry import metrics
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from opentelemetry.sdk.metrics import MeterProvider
         from prometheus_client import CollectorRegistry, ProcessCollector
@@ -165,6 +223,9 @@ def enable_metrics(*, pod: str | None = None, role: str | None = None) -> None:
         ProcessCollector(registry=registry)
         reader = PrometheusMetricReader(scope_info_enabled=False, registry=registry)
         metrics.set_meter_provider(MeterProvider(metric_readers=[reader], resource=_resource(pod, role)))
+        _meter = metrics.get_meter(SCOPE)
+        for instrument in _instruments:
+            instrument._bind(_meter)
         _registry = registry
 
 
@@ -198,6 +259,7 @@ def enable_tracing(*, pod: str | None = None, role: str | None = None) -> bool:
     with _setup_lock:
         if _tracing:
             return exporting
+        from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
@@ -218,6 +280,10 @@ def enable_tracing(*, pod: str | None = None, role: str | None = None) -> bool:
 
 def flush_traces() -> None:
     """Send the spans still batched (a pod calls it before it exits)."""
+    if not _tracing:
+        return
+    from opentelemetry import trace
+
     provider = trace.get_tracer_provider()
     force_flush = getattr(provider, "force_flush", None)
     if callable(force_flush):
@@ -237,10 +303,18 @@ def in_context(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return run
 
 
+@functools.cache
+def _tracer() -> Tracer:
+    """The API's tracer (the SDK's once :func:`enable_tracing` ran), imported with the first span."""
+    from opentelemetry import trace
+
+    return trace.get_tracer(SCOPE)
+
+
 @contextmanager
 def span(name: str, attributes: Mapping[str, str | int | float | bool] | None = None) -> Iterator[Span]:
     """A child span of the current one (or of nothing: then a new trace)."""
-    with _tracer.start_as_current_span(name, attributes=attributes) as current:
+    with _tracer().start_as_current_span(name, attributes=attributes) as current:
         yield current
 
 
@@ -269,13 +343,15 @@ class JobTrace:
 
     def close(self) -> None:
         """Record one observation per stage and a child span over each stage that did work."""
+        from opentelemetry import trace
+
         with self._lock:
             busy, first, last = dict(self._busy), dict(self._first), dict(self._last)
         parent = trace.set_span_in_context(self.root)
         for stage, seconds in busy.items():
             _STAGE_SECONDS.record(seconds, {"stage": stage})
             if stage in first and self.root.is_recording():
-                child = _tracer.start_span(
+                child = _tracer().start_span(
                     f"roboflow.{stage}",
                     context=parent,
                     start_time=first[stage],
@@ -292,7 +368,10 @@ def root_span(name: str, attributes: Mapping[str, str | int]) -> Iterator[Span]:
     """A new trace: a root span named ``name`` with ``attributes``, current while the body runs,
     whose ``roboflow.batch`` / ``roboflow.job`` attributes are also the ``batch`` / ``job`` fields
     of the log records written meanwhile."""
-    root = _tracer.start_span(name, context=otel_context.Context(), attributes=attributes)
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    root = _tracer().start_span(name, context=otel_context.Context(), attributes=attributes)
     fields = {k.removeprefix("roboflow."): str(v) for k, v in attributes.items() if k in _LOG_ATTRIBUTES}
     token = otel_context.attach(trace.set_span_in_context(root))
     try:
