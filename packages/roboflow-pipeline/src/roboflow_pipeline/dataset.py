@@ -16,14 +16,16 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roboflow_core import DatasetError
-from roboflow_dataset.lerobot import DatasetFormat, StagedEpisode, merge_into_dataset
+from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_dataset.lerobot.reader import INFO
 from roboflow_pipeline._lock import LOCK_KEY, DatasetLock
-from roboflow_pipeline._publish import RemoteDataset
 from roboflow_storage import ObjectNotFoundError, Storage
+
+if TYPE_CHECKING:
+    from roboflow_dataset.lerobot import DatasetFormat
 
 __all__ = ["Dataset", "DatasetSummary", "Published"]
 
@@ -149,6 +151,8 @@ class Dataset:
                 writer holds the dataset's lock.
             StorageError: An upload failed (the store still shows the dataset as it was).
         """
+        from roboflow_dataset.lerobot import merge_into_dataset  # pyarrow, imported where rows are merged
+
         storage = self.storage
         with DatasetLock(storage, owner, fencing=fencing) as lock:
 
@@ -171,6 +175,8 @@ class Dataset:
                 result = merge(root)
                 size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.name != LOCK_KEY)
                 return Published(result.total_episodes, size)
+            from roboflow_pipeline._publish import RemoteDataset  # a store's: layouts, pyarrow
+
             with RemoteDataset(storage) as publisher:
                 publisher.fetch_metadata()
                 result = merge(publisher.root)

@@ -12,15 +12,18 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from roboflow_core import ConfigError, DatasetError, RoboflowConfig
 from roboflow_core.annotation import Annotation
 from roboflow_dataset.convert._recording import RecordingPlan, convert_recording
 from roboflow_dataset.convert._skills import convert_skills
-from roboflow_dataset.lerobot.layout import DatasetFormat
-from roboflow_dataset.lerobot.merge import MergeResult, merge_into_dataset
 from roboflow_dataset.lerobot.staging import StagedEpisode
 from roboflow_storage import Spool, is_remote
+
+if TYPE_CHECKING:
+    from roboflow_dataset.lerobot.layout import DatasetFormat
+    from roboflow_dataset.lerobot.merge import MergeResult
 
 __all__ = ["stage_recording", "write_dataset"]
 
@@ -104,6 +107,8 @@ def write_dataset(
         )
     root = Path(output)
     root.parent.mkdir(parents=True, exist_ok=True)
+    from roboflow_dataset.lerobot.merge import merge_into_dataset  # pyarrow: imported where rows are merged
+
     with tempfile.TemporaryDirectory(prefix=f".{root.name}.staging-", dir=root.parent) as staging:
         staged = [
             episode

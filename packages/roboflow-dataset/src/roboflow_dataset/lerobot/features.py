@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from roboflow_core.config import DepthConfig
 from roboflow_core.errors import DatasetError
-from roboflow_dataset.lerobot._arrow import from_numpy
 from roboflow_dataset.lerobot.depth import DepthUnit, depth_info
+
+if TYPE_CHECKING:  # pyarrow (~40 ms a process) is imported where a column or schema is first made
+    import pyarrow as pa
 
 __all__ = [
     "CAMERA_NAMES",
@@ -61,8 +62,8 @@ class FeatureSpec(msgspec.Struct, frozen=True, kw_only=True):
             entry["info"] = dict(self.info)
         return entry
 
-    def arrow_type(self) -> pa.DataType:
-        """Parquet column type: a scalar for shape (1,), else ``fixed_size_list<dtype>[n]``.
+    def check_column(self) -> None:
+        """Refuse a feature that cannot be a parquet column.
 
         Raises:
             DatasetError: The feature is a camera, or not a 1-D numeric vector.
@@ -72,6 +73,16 @@ class FeatureSpec(msgspec.Struct, frozen=True, kw_only=True):
                 f"feature {self.name!r}: only 1-D numeric features ({', '.join(sorted(_NUMERIC_DTYPES))})"
                 f" can be parquet columns, got dtype {self.dtype} shape {list(self.shape)}"
             )
+
+    def arrow_type(self) -> pa.DataType:
+        """Parquet column type: a scalar for shape (1,), else ``fixed_size_list<dtype>[n]``.
+
+        Raises:
+            DatasetError: As :meth:`check_column`.
+        """
+        import pyarrow as pa
+
+        self.check_column()
         scalar = pa.from_numpy_dtype(np.dtype(self.dtype))
         return scalar if self.shape == (1,) else pa.list_(scalar, self.shape[0])
 
@@ -81,6 +92,10 @@ class FeatureSpec(msgspec.Struct, frozen=True, kw_only=True):
         Raises:
             DatasetError: As :meth:`arrow_type`.
         """
+        import pyarrow as pa
+
+        from roboflow_dataset.lerobot._arrow import from_numpy
+
         arrow_type = self.arrow_type()
         scalar = arrow_type if self.shape == (1,) else arrow_type.value_type
         column = from_numpy(np.asarray(values, dtype=self.dtype), scalar)
@@ -154,6 +169,8 @@ def arrow_schema(features: Sequence[FeatureSpec]) -> pa.Schema:
     Raises:
         DatasetError: A feature cannot be a parquet column.
     """
+    import pyarrow as pa
+
     fields = [pa.field(f.name, f.arrow_type()) for f in features]
     hf = {"info": {"features": {f.name: f.hf_type() for f in features}}}
     return pa.schema(fields, metadata={"huggingface": json.dumps(hf)})

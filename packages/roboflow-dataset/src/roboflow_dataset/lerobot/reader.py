@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from roboflow_core.errors import DatasetError
 from roboflow_dataset.stats import FeatureStats
 
 if TYPE_CHECKING:  # pandas is imported by read_dataset only: conversions and merges never need it
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
     "DatasetContents",
@@ -86,11 +84,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     """One parquet file (``pq.read_table`` would import ``pyarrow.dataset``, and so pandas: ~0.3 s)."""
+    import pyarrow.parquet as pq  # where parquet is read: a conversion needs none before its first frame
+
     with pq.ParquetFile(path) as file:
         return file.read(columns=columns)
 
 
 def _read_parquets(paths: list[Path]) -> pa.Table | None:
+    import pyarrow as pa
+
     try:
         tables = [read_parquet(path) for path in paths]
     except (OSError, pa.ArrowException) as err:
@@ -140,6 +142,8 @@ def read_tasks(root: Path, info: dict[str, Any]) -> list[str]:
         DatasetError: The tasks file is unreadable.
     """
     if is_v3(info):  # the task strings are the pandas index of tasks.parquet, stored as column "task"
+        import pyarrow as pa
+
         path = root / "meta/tasks.parquet"
         try:
             table = read_parquet(path, columns=["task", "task_index"])

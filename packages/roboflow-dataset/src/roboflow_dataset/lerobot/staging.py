@@ -19,17 +19,16 @@ A directory without ``episode.json`` is an incomplete stage and is refused by
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import DatasetError
@@ -55,6 +54,10 @@ from roboflow_media import (
     open_encoder,
     probe_video,
 )
+
+if TYPE_CHECKING:  # pyarrow (~40 ms a process) is imported when the first rows are written
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 __all__ = ["MANIFEST", "ClosedSegment", "EpisodeStager", "StagedEpisode", "StagedVideo", "closed_segments"]
 
@@ -204,7 +207,8 @@ class EpisodeStager:
         self._dir = directory
         self._settings = settings
         self._pinned: dict[str, VideoConfig] = {}
-        self._schema = arrow_schema([*_STAGED_DEFAULTS, *settings.features])  # validates the features
+        for feature in (*_STAGED_DEFAULTS, *settings.features):
+            feature.check_column()
         self._on_segment = on_segment
         self._writer: pq.ParquetWriter | None = None
         self._rows: dict[str, list[npt.NDArray[Any]]] = {f.name: [] for f in settings.features}
@@ -432,7 +436,14 @@ class EpisodeStager:
         encoder = self._encoders[camera] = BackgroundEncoder(inner, prepare=prepare, on_closed=check)
         return encoder
 
+    @functools.cached_property
+    def _schema(self) -> pa.Schema:
+        return arrow_schema([*_STAGED_DEFAULTS, *self.features])
+
     def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         start, end = self._flushed, self._length
         if end == start:
             return
