@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
-import multiprocessing
 import os
 import queue
 import shutil
@@ -14,11 +13,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from roboflow_core import ConfigError, PipelineError, RoboflowConfig, RoboflowError
 from roboflow_core.annotation import Annotation
@@ -28,6 +27,9 @@ from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
 from roboflow_pipeline.dataset import Dataset
 from roboflow_storage import Spool, Storage, display_url, prefetch_recording, resolve_inputs
+
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnContext
 
 __all__ = ["ConvertSummary", "Failure", "convert"]
 
@@ -293,10 +295,12 @@ def _convert_into(
     spool: Spool | None,
 ) -> None:
     tasks = tasks or {}
-    ctx = multiprocessing.get_context("spawn")
-    events: Any = ctx.Queue() if jobs > 1 else queue.Queue()
+    ctx = _spawn_context() if jobs > 1 else None
+    events: Any = queue.Queue() if ctx is None else ctx.Queue()
     with _drain(events, progress, summary):
-        if jobs > 1:
+        if ctx is not None:
+            from concurrent.futures import ProcessPoolExecutor
+
             with ProcessPoolExecutor(
                 jobs, mp_context=ctx, initializer=_init_worker, initargs=(events,)
             ) as pool:
@@ -333,6 +337,12 @@ def _convert_into(
         )
         summary.total_episodes = published.total_episodes
         summary.output_bytes = published.output_bytes
+
+
+def _spawn_context() -> SpawnContext:
+    import multiprocessing  # only -j > 1 starts processes: one job need not import it (~10 ms)
+
+    return multiprocessing.get_context("spawn")
 
 
 def _run_inline(
