@@ -26,10 +26,12 @@ from roboflow_dataset.convert import RecordingPlan, stage_recording
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
 from roboflow_pipeline.dataset import Dataset
-from roboflow_storage import Spool, Storage, display_url, prefetch_recording, resolve_inputs
+from roboflow_storage import Storage, display_url, prefetch_recording, resolve_inputs
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnContext
+
+    from roboflow_storage import Spool
 
 __all__ = ["ConvertSummary", "Failure", "convert"]
 

@@ -14,13 +14,16 @@ import os
 import posixpath
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse, urlsplit
 
 from roboflow_core import StorageError
 from roboflow_storage._glob import compile_glob, has_wildcards, literal_prefix
 from roboflow_storage._location import Location, parse_location
-from roboflow_storage._spool import Spool, default_spool
-from roboflow_storage._storage import Storage
+
+if TYPE_CHECKING:  # a store's client (obstore) and the spool are imported where a remote input is met
+    from roboflow_storage._spool import Spool
+    from roboflow_storage._storage import Storage
 
 _GLOB_CHARS = frozenset("*?[")
 RECORDING_SUFFIXES = (".bag", ".mcap", ".db3")
@@ -65,6 +68,8 @@ def open_remote(url: str) -> tuple[Storage, str, bool]:
     Raises:
         StorageError: Unknown scheme or parameter, or an invalid store configuration.
     """
+    from roboflow_storage._storage import Storage
+
     location = parse_location(url)
     root = Location(scheme=location.scheme, bucket=location.bucket, prefix="", options=location.options)
     is_prefix = urlsplit(url).path.endswith("/")
@@ -198,6 +203,8 @@ def prefetch_recording(recording: Recording | os.PathLike[str], *, spool: Spool 
         if is_prefix
         else [storage.head(key)]
     )
+    from roboflow_storage._spool import default_spool
+
     spool = spool or default_spool()
     spooled = 0
     for info in objects:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import numpy as np
 
@@ -42,7 +42,10 @@ from roboflow_dataset.sources import (
     open_streamed,
 )
 from roboflow_executor import Prefetcher
-from roboflow_storage import Spool, display_url, is_remote, recording_bytes
+from roboflow_storage import display_url, is_remote, recording_bytes
+
+if TYPE_CHECKING:
+    from roboflow_storage import Spool
 
 __all__ = ["RecordingPlan", "convert_recording"]
 

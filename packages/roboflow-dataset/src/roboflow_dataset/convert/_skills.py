@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roboflow_core import DatasetError, RoboflowConfig
 from roboflow_core.annotation import Annotation
@@ -31,7 +31,9 @@ from roboflow_dataset.convert._recording import (
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_dataset.lerobot._atomic import atomic_write_json
 from roboflow_dataset.lerobot.staging import MANIFEST
-from roboflow_storage import Spool
+
+if TYPE_CHECKING:
+    from roboflow_storage import Spool
 
 __all__ = ["convert_skills", "load_staged"]
 

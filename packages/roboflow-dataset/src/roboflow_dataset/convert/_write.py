@@ -19,11 +19,12 @@ from roboflow_core.annotation import Annotation
 from roboflow_dataset.convert._recording import RecordingPlan, convert_recording
 from roboflow_dataset.convert._skills import convert_skills
 from roboflow_dataset.lerobot.staging import StagedEpisode
-from roboflow_storage import Spool, is_remote
+from roboflow_storage import is_remote
 
 if TYPE_CHECKING:
     from roboflow_dataset.lerobot.layout import DatasetFormat
     from roboflow_dataset.lerobot.merge import MergeResult
+    from roboflow_storage import Spool
 
 __all__ = ["stage_recording", "write_dataset"]
 

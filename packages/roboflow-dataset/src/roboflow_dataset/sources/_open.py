@@ -28,7 +28,7 @@ from roboflow_core.errors import CorruptRecordingError, SourceError, UnknownForm
 from roboflow_dataset.sources._magic import MCAP_MAGIC, ROS1_MAGIC, RRD_MAGICS, SQLITE_MAGIC
 from roboflow_dataset.sources._source import Source, SourceFormat
 from roboflow_dataset.sources._storage import Storage
-from roboflow_storage import ObjectNotFoundError, default_spool, display_url, is_remote, open_remote
+from roboflow_storage import ObjectNotFoundError, display_url, is_remote, open_remote
 
 if TYPE_CHECKING:
     from roboflow_storage import ObjectInfo, Spool
@@ -335,6 +335,8 @@ def open_source(
     """
     view = _View(timeline, timeline_rate_hz)
     if is_remote(path_or_url):
+        from roboflow_storage import default_spool  # the spool: only a remote recording needs one
+
         return _open_remote(os.fspath(path_or_url), view, spool or default_spool())
     path = local_recording(path_or_url)
     if not path.exists():

@@ -22,14 +22,17 @@ import os
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, TYPE_CHECKING, Self
 
 from roboflow_core.errors import CorruptRecordingError, RoboflowError
 from roboflow_dataset.sources._magic import MCAP_MAGIC, ROS1_MAGIC
 from roboflow_dataset.sources._model import Channel, Message
 from roboflow_dataset.sources._open import _ros2_files, _ros2_objects, local_recording, remote_recording
 from roboflow_dataset.sources._storage import Record, guarded
-from roboflow_storage import GrowingCopy, Spool, default_spool, is_remote, recording_bytes
+from roboflow_storage import is_remote, recording_bytes
+
+if TYPE_CHECKING:
+    from roboflow_storage import GrowingCopy, Spool
 
 __all__ = ["SalvagedSource", "StreamedRecording", "open_streamed"]
 
@@ -267,6 +270,8 @@ def open_streamed(
     """
     try:
         if is_remote(path_or_url):
+            from roboflow_storage import default_spool  # the spool: only a remote recording needs one
+
             return _open_remote(os.fspath(path_or_url), salvage, spool or default_spool())
         return _open_local(path_or_url, salvage)
     except (RoboflowError, OSError):
