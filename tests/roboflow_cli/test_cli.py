@@ -145,3 +145,71 @@ def test_the_cli_keeps_numpy_from_starting_blas_threads() -> None:
     env["OPENBLAS_NUM_THREADS"] = "3"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split()[1] == "3"
+
+
+CONVERT_WATCHING_IMPORTS = """
+import json, sys
+from roboflow_cli.main import cli
+from roboflow_media import VideoEncoder
+
+at_first_frame = []
+encode = VideoEncoder.encode
+
+def watched(self, frame):
+    if not at_first_frame:
+        at_first_frame.append(sorted(sys.modules))
+    encode(self, frame)
+
+VideoEncoder.encode = watched
+cli(sys.argv[1:], prog_name="roboflow", standalone_mode=False)
+print(json.dumps({"first_frame": at_first_frame[0], "end": sorted(sys.modules)}))
+"""
+
+
+def _loaded(modules: list[str], *names: str) -> list[str]:
+    return [m for m in modules if any(m == n or m.startswith(f"{n}.") for n in names)]
+
+
+def test_a_local_mcap_conversion_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """`roboflow convert` of a local ROS2 MCAP bag (a raw and a JPEG camera, joints, actions), in a
+    process of its own: no format reader but MCAP's, no OpenTelemetry while telemetry is off, no
+    worker processes for one job; pyarrow and the spool not before the first frame is encoded
+    (each would cost ~10-40 ms of start-up)."""
+    import os
+    import subprocess
+    import sys
+
+    from roboflow_dataset.synth import ACTION_TOPIC, JOINT_TOPIC, camera_topic, write_recording
+
+    bag = tmp_path / "bag"
+    write_recording(bag, "ros2-mcap", duration_s=0.5, cameras=("high", "wrist"), compressed=("wrist",))
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[dataset]\nname = "t"\nfps = 30\ntask = "t"\n'
+        + "".join(
+            f'[[mappings]]\ntopic = "{camera_topic(cam, cam == "wrist")}"\n'
+            f'feature = "observation.images.{cam}"\nmapping_type = "image"\n'
+            for cam in ("high", "wrist")
+        )
+        + f'[[mappings]]\ntopic = "{JOINT_TOPIC}"\nfeature = "observation.state"\n'
+        f'[[mappings]]\ntopic = "{ACTION_TOPIC}"\nfeature = "action"\nmapping_type = "action"\n'
+        '[video]\ncodec = "libx264"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    args = ["convert", str(bag), "-c", str(config), "-o", str(tmp_path / "ds"), "--no-progress"]
+    run = subprocess.run(
+        [sys.executable, "-c", CONVERT_WATCHING_IMPORTS, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "ds/meta/info.json").is_file()
+    modules = json.loads(run.stdout.splitlines()[-1])
+    first, end = modules["first_frame"], modules["end"]
+    assert _loaded(first, "roboflow_dataset.sources._mcap", "av"), "the watch saw a frame of this conversion"
+    never = ("opentelemetry", "sqlite3", "rosbags.rosbag1", "multiprocessing")
+    assert _loaded(end, *never, "roboflow_dataset.sources._rrd") == []
+    assert _loaded(first, "pyarrow", "roboflow_storage._spool") == []
+    assert _loaded(end, "pyarrow"), "the parquet files are written with pyarrow, after the first frame"
