@@ -16,7 +16,6 @@ from pathlib import Path
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import MediaError
 from roboflow_media._base import Backend, VideoEncoder
-from roboflow_media._ffmpeg_backend import FFmpegEncoder
 from roboflow_media._nvenc_backend import NVENC_CODECS, NvencEncoder, nvenc_unavailable_reason
 from roboflow_media._pyav_backend import PyAVEncoder
 from roboflow_media._settings import EncodeSettings, resolve_settings
@@ -24,11 +23,6 @@ from roboflow_media._settings import EncodeSettings, resolve_settings
 __all__ = ["cores_per_encoder", "open_encoder"]
 
 _log = logging.getLogger(__name__)
-_BACKENDS: dict[Backend, type[VideoEncoder]] = {
-    "pyav": PyAVEncoder,
-    "ffmpeg": FFmpegEncoder,
-    "nvenc": NvencEncoder,
-}
 
 
 def open_encoder(
@@ -71,7 +65,7 @@ def open_encoder(
     )
     backend, fallback_reason = _choose_backend(config.backend, settings)
     try:
-        encoder = _BACKENDS[backend](path, settings, width=width, height=height, fps=fps)
+        encoder = _encoder_class(backend)(path, settings, width=width, height=height, fps=fps)
     except MediaError:
         raise
     except Exception as err:  # PyAV, subprocess and PyNvVideoCodec errors alike
@@ -92,6 +86,14 @@ def cores_per_encoder(encoders: int) -> int:
     affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU counts
     cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
     return max(1, cpus // max(1, encoders))
+
+
+def _encoder_class(backend: Backend) -> type[VideoEncoder]:
+    if backend == "ffmpeg":  # it alone runs a process: subprocess is imported for it only (~3 ms)
+        from roboflow_media._ffmpeg_backend import FFmpegEncoder
+
+        return FFmpegEncoder
+    return NvencEncoder if backend == "nvenc" else PyAVEncoder
 
 
 def _choose_backend(requested: str, settings: EncodeSettings) -> tuple[Backend, str | None]:
