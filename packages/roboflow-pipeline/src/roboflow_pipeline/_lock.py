@@ -26,7 +26,6 @@ import fcntl
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -59,8 +58,13 @@ class LockInfo:
     fencing: int = 0
 
 
+def _host() -> str:
+    """This machine's host name, as ``socket.gethostname()`` gives it (without importing socket)."""
+    return os.uname().nodename
+
+
 def _process_gone(info: LockInfo) -> bool:
-    if info.host != socket.gethostname():
+    if info.host != _host():
         return False
     try:
         os.kill(info.pid, 0)
@@ -105,7 +109,7 @@ class DatasetLock:
     ) -> None:
         self.storage = storage
         self.ttl = env_float(LOCK_TTL_ENV, 120.0) if ttl is None else ttl
-        self.info = LockInfo(owner, socket.gethostname(), os.getpid(), time.time(), fencing=fencing)
+        self.info = LockInfo(owner, _host(), os.getpid(), time.time(), fencing=fencing)
         self._etag: str | None = None
         self._lost: str | None = None
         self._expires = 0.0  # of the lease as last written (0: not leased)
