@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from roboflow_distributed.manifest import ManifestBatch
     from roboflow_distributed.service import Operations
 
-__all__ = ["register"]
+__all__ = ["batch", "health", "jobs", "run", "scanner", "submit", "worker"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -848,9 +848,3 @@ def health(store_url: str | None, as_json: bool) -> None:
             f"beat {_ago(time.time() - w.heartbeat_age_s)} by its clock  {w.current_job or ''}"
         )
     click.echo("batches   " + (", ".join(f"{n} {k}" for k, n in sorted(phases.items())) or "none"))
-
-
-def register(cli: click.Group) -> None:
-    """Add the distributed commands to the ``roboflow`` group."""
-    for command in (submit, batch, jobs, run, worker, scanner, health):
-        cli.add_command(command)

@@ -6,15 +6,14 @@ import gc
 import io
 import json
 import sys
+from importlib import import_module
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, ClassVar, TextIO, cast
 
 import click
 import msgspec
 
 from roboflow_cli._options import episodes_per_chunk_option, log_format_option
-from roboflow_cli.console.command import ui
-from roboflow_cli.distributed import register
 from roboflow_core import ConfigError, RoboflowError, load_config
 from roboflow_core.annotation import read_annotation
 from roboflow_core.config import SourceConfig
@@ -56,7 +55,28 @@ def _print_inspection(info: dict[str, Any]) -> None:
         )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The ``roboflow`` group: the distributed commands and ``ui`` are imported when one is run or
+    listed (their modules cost every ``inspect`` and ``convert`` ~3 ms at start otherwise)."""
+
+    _ELSEWHERE: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(("submit", "batch", "jobs", "run", "worker", "scanner", "health"), "distributed"),
+        "ui": "console.command",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._ELSEWHERE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self._ELSEWHERE.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            self.add_command(getattr(import_module(f"roboflow_cli.{module}"), cmd_name))
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(package_name="roboflow-cli")
 def cli() -> None:
     """Roboflow: turn robotics recordings into training-ready LeRobot datasets.
@@ -298,7 +318,3 @@ def sample(
     except (ValueError, FileExistsError) as err:
         raise click.UsageError(str(err)) from err
     click.echo(f"wrote {fmt} sample recording: {path}")
-
-
-register(cli)
-cli.add_command(ui)
