@@ -47,6 +47,24 @@ def test_batched_prefetch_keeps_order_and_a_short_last_batch(count: int) -> None
     assert list(Prefetcher(range(count), depth=8, batch=4)) == list(range(count))
 
 
+def test_batched_prefetch_hands_over_the_first_item_at_once() -> None:
+    """The consumer gets the first item while the source is still working on the second (the
+    source waits for the consumer's go: a batch-of-4 hand-over would have it wait in vain)."""
+    go = threading.Event()
+    went: list[bool] = []
+
+    def source() -> Iterator[int]:
+        yield 0
+        went.append(go.wait(2))
+        yield 1
+
+    it = iter(Prefetcher(source(), depth=8, batch=4))
+    assert next(it) == 0
+    go.set()
+    assert list(it) == [1]
+    assert went == [True]
+
+
 def test_batched_prefetch_is_bounded_by_depth_plus_two_batches() -> None:
     produced: list[int] = []
 

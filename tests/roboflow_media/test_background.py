@@ -48,6 +48,26 @@ def test_every_frame_is_encoded_whatever_the_batch(tmp_path: Path, count: int, b
     assert_frames_match(list(iter_video_frames(result.path)), frames)
 
 
+def test_the_first_frame_is_encoded_without_waiting_for_a_batch(tmp_path: Path) -> None:
+    """The worker starts on the first frame at once (the conversion's start-up); later frames go
+    in batches."""
+    config = VideoConfig(codec="libx264")
+    inner = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    prepared = threading.Event()
+
+    def prepare(frame: np.ndarray) -> np.ndarray:
+        prepared.set()
+        return frame
+
+    frames = make_frames(2)
+    with BackgroundEncoder(inner, queue_size=8, batch=4, prepare=prepare) as encoder:
+        encoder.encode(frames[0])
+        assert prepared.wait(5), "the first frame waited for a batch"
+        encoder.encode(frames[1])
+        result = encoder.close()
+    assert result.frames == 2
+
+
 def test_prepare_runs_in_the_worker_on_every_frame_and_its_error_surfaces(tmp_path: Path) -> None:
     config = VideoConfig(codec="libx264")
     inner = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)

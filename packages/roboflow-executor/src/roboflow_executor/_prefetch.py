@@ -26,7 +26,8 @@ class Prefetcher(Generic[T]):
 
     The producer blocks when the queue is full (back-pressure), so memory stays bounded by
     ``depth`` items (plus a batch being filled and one being consumed). Items cross the queue in
-    batches of ``batch``, so that the threads wake each other once per batch rather than per item.
+    batches of ``batch``, so that the threads wake each other once per batch rather than per item;
+    the first item crosses alone, so that the consumer starts as soon as it is ready.
     An exception raised by the source is re-raised in the consumer at the position where it
     happened. Closing the prefetcher early stops the producer.
 
@@ -69,13 +70,14 @@ class Prefetcher(Generic[T]):
 
     def _run(self) -> None:
         items: list[T] = []
+        size = 1  # the first item alone, then full batches
         try:
             for item in self._items():
                 items.append(item)
-                if len(items) == self._batch:
+                if len(items) == size:
                     if not self._put(items):
                         return
-                    items = []
+                    items, size = [], self._batch
         except BaseException as err:  # re-raised in the consumer, after the items before it
             if not items or self._put(items):
                 self._put(_Failure(err))

@@ -35,7 +35,8 @@ class BackgroundEncoder:
     Args:
         encoder: An open encoder, owned by this object from now on.
         queue_size: Frames that may wait before ``encode`` blocks.
-        batch: The worker wakes when this many frames wait (or at the end).
+        batch: The worker wakes when this many frames wait (or at the end); for the first frame
+            it wakes at once, so that encoding starts as soon as there is a frame.
         prepare: Run by the worker on each queued frame; what it returns is encoded (per-frame
             work such as statistics, off the producer's thread). Its errors surface like the
             encoder's.
@@ -57,6 +58,7 @@ class BackgroundEncoder:
         self._frames: deque[NDArray[Any]] = deque()
         self._queue_size = queue_size
         self._batch = max(1, min(batch, queue_size))
+        self._wanted = 1  # the worker's next wake-up: the first frame alone, then batches
         self._prepare = prepare
         self._on_closed = on_closed
         self._changed = threading.Condition()
@@ -90,7 +92,7 @@ class BackgroundEncoder:
             while len(self._frames) >= self._queue_size and self._error is None:
                 self._changed.wait()
             self._frames.append(frame)
-            if len(self._frames) >= self._batch:
+            if len(self._frames) >= self._wanted:
                 self._changed.notify_all()
 
     def finish(self) -> None:
@@ -155,11 +157,12 @@ class BackgroundEncoder:
             self.encoder.abort()  # the encoder's own failure has removed the file already
 
     def _take(self) -> list[NDArray[Any]]:
-        """Wait for a batch of frames (fewer at the end); none once ended and drained."""
+        """Wait for the frames wanted (fewer at the end); none once ended and drained."""
         with self._changed:
-            while len(self._frames) < self._batch and not self._ending:
+            while len(self._frames) < self._wanted and not self._ending:
                 self._changed.wait()
-            frames = [self._frames.popleft() for _ in range(min(self._batch, len(self._frames)))]
+            frames = [self._frames.popleft() for _ in range(min(self._wanted, len(self._frames)))]
+            self._wanted = self._batch
             self._changed.notify_all()  # a producer waiting for room
             return frames
 
