@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 
@@ -212,7 +213,9 @@ def test_pods_run_existing_roles_and_commands() -> None:
     assert roles.findall(worker) == ["worker"]
     assert roles.findall(control) == ["scanner", "reaper", "finalizer"]
     assert set(roles.findall(worker + control)) <= choices
-    assert {"run", "health", "submit"} <= set(cli.commands)
+    ctx = click.Context(cli)  # the group loads the distributed commands when listed or run
+    assert {"run", "health", "submit"} <= set(cli.list_commands(ctx))
+    assert all(cli.get_command(ctx, name) is not None for name in ("run", "health", "submit"))
     helpers = (TEMPLATES / "_helpers.tpl").read_text(encoding="utf-8")
     assert "path: /health/ready" in helpers and "path: /health/live" in helpers
     assert "name: HEALTH_PORT" in helpers
@@ -232,8 +235,9 @@ def test_ui_deployment_runs_roboflow_ui_with_its_token_and_probes() -> None:
     for text in (ui, service, *others):
         assert text.startswith("{{- if ") and ".Values.ui.enabled" in text.splitlines()[0]
     assert _values()["ui"]["enabled"] is False, "the console is off by default"
-    assert "ui" in cli.commands
-    options = {p.opts[0] for p in cli.commands["ui"].params}
+    command = cli.get_command(click.Context(cli), "ui")  # loaded when listed or run
+    assert command is not None
+    options = {p.opts[0] for p in command.params}
     assert re.search(r"args:\s*\n\s*- ui\s*\n\s*- --host\s*\n\s*- 0\.0\.0\.0\s*\n\s*- --port", ui)
     assert {"--host", "--port"} <= options
     assert f"- name: {TOKEN_ENV}\n" in ui and "secretKeyRef" in ui
