@@ -14,7 +14,14 @@ import pytest
 
 from roboflow_core.config import DepthConfig, VideoConfig
 from roboflow_core.errors import MediaError
-from roboflow_media import cores_per_encoder, iter_gray16_frames, iter_video_frames, open_encoder, probe_video
+from roboflow_media import (
+    available_cpus,
+    cores_per_encoder,
+    iter_gray16_frames,
+    iter_video_frames,
+    open_encoder,
+    probe_video,
+)
 
 from .conftest import BACKEND_CODECS, FPS, HEIGHT, WIDTH, assert_frames_match, make_frames, mean_abs_error
 
@@ -184,7 +191,7 @@ def test_svt_log_is_set_when_an_svt_encoder_opens_not_at_import(
 
 
 def test_cores_per_encoder_shares_this_process_cpus() -> None:
-    cpus = len(os.sched_getaffinity(0))
+    cpus = available_cpus()  # the affinity's, at most a cgroup's limit (tests/roboflow_media/test_cpus.py)
     assert cores_per_encoder(1) == cpus
     assert cores_per_encoder(2) == max(1, cpus // 2)
     assert cores_per_encoder(10 * cpus) == 1  # never none

@@ -1,6 +1,7 @@
 """Roboflow media: image decoding to numpy, streaming video encoders, probing and remuxing."""
 
 from roboflow_media._base import Backend, EncodedVideo, VideoEncoder
+from roboflow_media._cpus import available_cpus, cgroup_cpu_limit, share_cpus
 from roboflow_media._limits import MAX_IMAGE_PIXELS
 from roboflow_media._settings import DEPTH_PIX_FMT, depth_extra_options
 from roboflow_media.background import BackgroundEncoder
@@ -22,6 +23,8 @@ __all__ = [
     "VideoEncoder",
     "VideoProbe",
     "YuvLayout",
+    "available_cpus",
+    "cgroup_cpu_limit",
     "concat_videos",
     "cores_per_encoder",
     "decode_compressed_image",
@@ -32,4 +35,5 @@ __all__ = [
     "iter_video_frames",
     "open_encoder",
     "probe_video",
+    "share_cpus",
 ]

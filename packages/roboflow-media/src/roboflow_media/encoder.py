@@ -10,12 +10,12 @@ says which ran and ``fallback_reason`` why NVENC did not.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import MediaError
 from roboflow_media._base import Backend, VideoEncoder
+from roboflow_media._cpus import available_cpus
 from roboflow_media._nvenc_backend import NVENC_CODECS, NvencEncoder, nvenc_unavailable_reason
 from roboflow_media._pyav_backend import PyAVEncoder
 from roboflow_media._settings import EncodeSettings, resolve_settings
@@ -77,15 +77,14 @@ def open_encoder(
 
 
 def cores_per_encoder(encoders: int) -> int:
-    """This process's CPUs shared among ``encoders`` encoding at once (at least 1 each).
+    """This process's CPUs (:func:`~roboflow_media.available_cpus`: its affinity, a container's CPU
+    limit, its share of ``convert -j N``) shared among ``encoders`` encoding at once (at least 1 each).
 
     SVT-AV1 otherwise sizes every encoder for all CPUs: two cameras on 2 cores ran about 100
     threads, whose switching cost about 12% more CPU than with each encoder aiming at one core (the
     same bytes either way).
     """
-    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU counts
-    cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
-    return max(1, cpus // max(1, encoders))
+    return max(1, available_cpus() // max(1, encoders))
 
 
 def _encoder_class(backend: Backend) -> type[VideoEncoder]:

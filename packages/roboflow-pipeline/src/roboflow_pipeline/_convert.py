@@ -25,6 +25,7 @@ from roboflow_core.workdirs import process_workdir
 from roboflow_dataset.convert import RecordingPlan, stage_recording
 from roboflow_dataset.lerobot import StagedEpisode
 from roboflow_executor import Progress
+from roboflow_media import share_cpus
 from roboflow_pipeline.dataset import Dataset
 from roboflow_storage import Storage, display_url, prefetch_recording, resolve_inputs
 
@@ -91,9 +92,10 @@ class ConvertSummary:
 _EVENTS: Any = None
 
 
-def _init_worker(events: Any) -> None:
+def _init_worker(events: Any, jobs: int = 1) -> None:
     global _EVENTS
     _EVENTS = events
+    share_cpus(jobs)  # the encoders of `jobs` processes share the CPUs
     gc.freeze()  # the imported modules live on: no collection walks them again, the exit's included
 
 
@@ -304,7 +306,7 @@ def _convert_into(
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(
-                jobs, mp_context=ctx, initializer=_init_worker, initargs=(events,)
+                jobs, mp_context=ctx, initializer=_init_worker, initargs=(events, jobs)
             ) as pool:
                 staged, failures = _run_jobs(
                     paths,
