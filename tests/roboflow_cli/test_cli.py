@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,9 +134,6 @@ def test_convert_and_inspect_refuse_credentials_in_a_url(tmp_path: Path) -> None
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
 def test_the_cli_keeps_numpy_from_starting_blas_threads() -> None:
     """OpenBLAS would start a spinning thread per CPU when numpy is imported; an explicit setting wins."""
-    import os
-    import subprocess
-    import sys
 
     code = (
         "import roboflow_cli, os, numpy; "
@@ -175,9 +175,6 @@ def test_a_local_mcap_conversion_imports_only_what_it_uses(tmp_path: Path) -> No
     process of its own: no format reader but MCAP's, no OpenTelemetry while telemetry is off, no
     worker processes for one job; pyarrow and the spool not before the first frame is encoded
     (each would cost ~10-40 ms of start-up)."""
-    import os
-    import subprocess
-    import sys
 
     from roboflow_dataset.synth import ACTION_TOPIC, JOINT_TOPIC, camera_topic, write_recording
 

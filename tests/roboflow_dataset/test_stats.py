@@ -113,6 +113,7 @@ def test_image_stats_count_every_frame_at_a_pixel_stride() -> None:
     [
         (480, 640, "contiguous"),  # stride 4, rows of whole 4-byte words: pixels read as words
         (480, 640, "strided"),  # the same frames as a view into wider rows: per channel
+        (480, 640, "unaligned"),  # a view at an odd address (a payload in its chunk): words still
         (720, 1280, "contiguous"),  # stride 8
         (480, 606, "contiguous"),  # stride 4 but rows end mid-word: per channel
         (300, 450, "contiguous"),  # stride 3
@@ -124,6 +125,9 @@ def test_image_stats_count_exactly_the_strided_pixels(height: int, width: int, l
     rng = np.random.default_rng(height + width)
     frames = rng.integers(0, 256, size=(5, height, width + 4, 3), dtype=np.uint8)
     frames = frames[:, :, :width] if layout == "strided" else np.ascontiguousarray(frames[:, :, :width])
+    if layout == "unaligned":
+        frames = np.frombuffer(b"\0" + frames.tobytes(), np.uint8, offset=1).reshape(frames.shape)
+        assert frames[0].ctypes.data % 4 and frames[0].flags.c_contiguous
     stats = ImageStats()
     for frame in frames:
         stats.update(frame)
