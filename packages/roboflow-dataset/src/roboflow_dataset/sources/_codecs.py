@@ -2,7 +2,10 @@
 
 A :class:`Codec` is built once per distinct (encoding, schema) and shared by every channel that
 uses it. ROS types come from the file's own definitions (so types missing from the standard
-stores, such as ``test_msgs``, work); the standard store is used only when a file has none.
+stores, such as ``test_msgs``, work); the standard store is used only when a file has none. A few
+common ROS 2 types defined exactly as the standard defines them are read without rosbags
+(:mod:`~roboflow_dataset.sources._ros2_wire`), which is then imported only if another type or a
+big-endian payload needs it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import json
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rosbags.interfaces import Nodetype
-from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
-from rosbags.typesys.store import Typestore
+from roboflow_dataset.sources._ros2_wire import CDR_LE, known_type
+
+if TYPE_CHECKING:
+    from rosbags.typesys.store import Typestore
 
 __all__ = ["Codec", "codec_for", "trusted_definition"]
 
@@ -54,10 +58,14 @@ def _ros1_stamp(data: bytes | memoryview) -> int:
 
 @functools.cache
 def _default_store(ros1: bool) -> Typestore:
+    from rosbags.typesys import Stores, get_typestore
+
     return get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
 
 
 def _store_from_schema(schema_encoding: str, msgtype: str, text: str, ros1: bool) -> Typestore:
+    from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
+
     if not schema_encoding or not text.strip():
         return _default_store(ros1)
     store = get_typestore(Stores.EMPTY)
@@ -100,11 +108,41 @@ def trusted_definition(schema_encoding: str, msgtype: str, schema: bytes, digest
 
 
 def _starts_with_header(store: Typestore, msgtype: str) -> bool:
+    from rosbags.interfaces import Nodetype
+
     fields = store.fielddefs[msgtype][1]
     return bool(fields) and fields[0][1] == (Nodetype.NAME, HEADER_TYPE)
 
 
+class _NativeDecoder:
+    """Decodes a channel of a known type (:func:`~roboflow_dataset.sources._ros2_wire.known_type`):
+    natively when it has a reader and the payload is little-endian CDR, else with rosbags' decoder,
+    built on first use (it raises rosbags' error on a payload that is not CDR)."""
+
+    __slots__ = ("_fallback", "_read", "_rosbags")
+
+    def __init__(self, read: Callable[[bytes], Any] | None, rosbags: Callable[[], Codec]) -> None:
+        self._read = read
+        self._rosbags = rosbags
+        self._fallback: Callable[[bytes], Any] | None = None
+
+    def __call__(self, data: bytes) -> Any:
+        if self._read is not None and data[:2] == CDR_LE and len(data) >= 4:
+            return self._read(data)
+        if self._fallback is None:
+            self._fallback = self._rosbags().decode
+        return self._fallback(data)
+
+
 def _ros_codec(schema_encoding: str, msgtype: str, schema: bytes, ros1: bool) -> Codec:
+    known = None if ros1 else known_type(schema_encoding, msgtype, schema)
+    if known is None:
+        return _rosbags_codec(schema_encoding, msgtype, schema, ros1)
+    rosbags = functools.partial(_rosbags_codec, schema_encoding, msgtype, schema, ros1)
+    return Codec(_NativeDecoder(known.read, rosbags), _cdr_stamp if known.has_header else None)
+
+
+def _rosbags_codec(schema_encoding: str, msgtype: str, schema: bytes, ros1: bool) -> Codec:
     store = _store_from_schema(schema_encoding, msgtype, schema.decode(), ros1)
     if msgtype not in store.fielddefs:
         raise ValueError(f"type {msgtype!r} is neither in the file's schema nor in the standard store")

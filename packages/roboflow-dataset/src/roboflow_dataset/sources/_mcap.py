@@ -18,7 +18,6 @@ from mcap.opcode import Opcode
 from mcap.records import Channel as McapChannel
 from mcap.records import MessageIndex, Schema
 from mcap.summary import Summary
-from rosbags.typesys.msg import normalize_msgtype
 
 from roboflow_core.errors import CorruptRecordingError
 from roboflow_dataset.sources._limits import (
@@ -37,6 +36,7 @@ from roboflow_dataset.sources._mcap_chunks import (
     read_chunk,
 )
 from roboflow_dataset.sources._model import Channel
+from roboflow_dataset.sources._ros2_wire import ros2_msgtype
 from roboflow_dataset.sources._storage import ChannelStats, Record, count_records, reading
 
 __all__ = ["McapStorage", "iter_mcap_records"]
@@ -53,7 +53,7 @@ _READ = frozenset((_MESSAGE, _CHUNK, _SCHEMA, _CHANNEL, _FOOTER))
 def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None) -> Channel:
     name = schema.name if schema is not None else ""
     if name and channel.message_encoding in ("cdr", "ros1"):
-        name = normalize_msgtype(name)
+        name = ros2_msgtype(name)
     if schema is None:
         return Channel(path, channel.topic, name, channel.message_encoding)
     return Channel(path, channel.topic, name, channel.message_encoding, schema.encoding, schema.data)

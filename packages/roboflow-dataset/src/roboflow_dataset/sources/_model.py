@@ -169,7 +169,9 @@ class Message:
 
         Returns:
             A rosbags message object (attribute access, primitive arrays as numpy) for ROS
-            encodings, the protobuf message for protobuf, the parsed value for JSON.
+            encodings (for a few common ROS 2 types, a struct with the same fields and values:
+            :mod:`~roboflow_dataset.sources._ros2_wire`), the protobuf message for protobuf, the
+            parsed value for JSON.
 
         Raises:
             DecodeError: The payload does not deserialize; names file, topic and log time.

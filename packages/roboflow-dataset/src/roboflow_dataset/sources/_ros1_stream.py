@@ -29,12 +29,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from rosbags.typesys.msg import normalize_msgtype
-
 from roboflow_core.errors import CorruptRecordingError, UnknownFormatError
 from roboflow_dataset.sources._limits import check_size, decompress, decompress_prefix
 from roboflow_dataset.sources._magic import ROS1_MAGIC
 from roboflow_dataset.sources._model import Channel
+from roboflow_dataset.sources._ros2_wire import ros2_msgtype
 from roboflow_dataset.sources._storage import Record, payload_of, reading
 
 __all__ = ["chunk_declared", "iter_ros1_records"]
@@ -185,7 +184,7 @@ class _BagStream:
         self.channels[conn] = Channel(
             self.path,
             _normalize_topic(_field(fields, b"topic").decode()),
-            normalize_msgtype(_field(info, b"type").decode()),
+            ros2_msgtype(_field(info, b"type").decode()),
             "ros1",
             "ros1msg" if definition else "",
             definition,
