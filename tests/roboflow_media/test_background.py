@@ -97,6 +97,38 @@ def test_prepare_runs_in_the_worker_on_every_frame_and_its_error_surfaces(tmp_pa
     assert_frames_match(list(iter_video_frames(result.path)), [255 - f for f in frames])
 
 
+def test_observe_sees_each_frame_as_queued_after_it_was_encoded(tmp_path: Path) -> None:
+    """``observe`` (statistics) reads the frame that was queued, not what ``prepare`` made of it,
+    once the encoder has taken it; its error surfaces like the encoder's."""
+    config = VideoConfig(codec="libx264")
+    inner = open_encoder(tmp_path / "v.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    frames = make_frames(5)
+    seen: list[tuple[str, int, int]] = []
+
+    def observe(frame: np.ndarray) -> None:
+        index = next(i for i, f in enumerate(frames) if f is frame)
+        seen.append((threading.current_thread().name, index, inner.frames))
+
+    with BackgroundEncoder(inner, batch=2, prepare=lambda frame: 255 - frame, observe=observe) as encoder:
+        for frame in frames:
+            encoder.encode(frame)
+        result = encoder.close()
+    assert seen == [("encode:v.mp4", i, i + 1) for i in range(5)]
+    assert_frames_match(list(iter_video_frames(result.path)), [255 - f for f in frames])
+
+    def refuse(frame: np.ndarray) -> None:
+        raise ConfigError("bad statistics")
+
+    inner = open_encoder(tmp_path / "w.mp4", width=WIDTH, height=HEIGHT, fps=FPS, config=config)
+    encoder = BackgroundEncoder(inner, observe=refuse)
+    with pytest.raises(ConfigError, match="bad statistics"):
+        for frame in frames:
+            encoder.encode(frame)
+        encoder.close()
+    encoder.abort()
+    assert not (tmp_path / "w.mp4").exists()
+
+
 def test_error_in_the_thread_surfaces_on_next_encode(tmp_path: Path) -> None:
     encoder = _open(tmp_path / "v.mp4")
     encoder.encode(np.zeros((4, 4, 3), np.uint8))  # accepted by the queue, rejected by the worker

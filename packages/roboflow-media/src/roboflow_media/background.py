@@ -38,8 +38,12 @@ class BackgroundEncoder:
         batch: The worker wakes when this many frames wait (or at the end); for the first frame
             it wakes at once, so that encoding starts as soon as there is a frame.
         prepare: Run by the worker on each queued frame; what it returns is encoded (per-frame
-            work such as statistics, off the producer's thread). Its errors surface like the
-            encoder's.
+            work that changes the frame, such as quantizing depth, off the producer's thread).
+            Its errors surface like the encoder's.
+        observe: Run by the worker on each frame as it was queued, right after it was encoded
+            (per-frame work that only reads the frame, such as statistics: encoding has just
+            read every pixel, so they are still in the CPU's caches, where a strided read
+            before encoding would wait on memory). Its errors surface like the encoder's.
         on_closed: Run by the worker on the closed video (e.g. to check it, while other cameras
             still flush). If it raises, the file is removed and the error surfaces from ``close``.
     """
@@ -50,6 +54,7 @@ class BackgroundEncoder:
         queue_size: int = 8,
         batch: int = 4,
         prepare: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+        observe: Callable[[NDArray[Any]], None] | None = None,
         on_closed: Callable[[EncodedVideo], None] | None = None,
     ) -> None:
         if queue_size < 1:
@@ -60,6 +65,7 @@ class BackgroundEncoder:
         self._batch = max(1, min(batch, queue_size))
         self._wanted = 1  # the worker's next wake-up: the first frame alone, then batches
         self._prepare = prepare
+        self._observe = observe
         self._on_closed = on_closed
         self._changed = threading.Condition()
         self._error: BaseException | None = None
@@ -142,6 +148,8 @@ class BackgroundEncoder:
                 try:
                     with telemetry.timed("encode"):
                         self.encoder.encode(frame if self._prepare is None else self._prepare(frame))
+                    if self._observe is not None:
+                        self._observe(frame)
                 except BaseException as err:  # surfaced in the caller's thread
                     self._error = err
         if self._error is not None or self._aborting:

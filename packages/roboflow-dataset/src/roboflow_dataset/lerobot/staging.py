@@ -406,8 +406,9 @@ class EpisodeStager:
         encoder.encode(frame)
 
     def _open_video(self, camera: str, shape: tuple[int, ...], unit: DepthUnit | None) -> BackgroundEncoder:
-        """The camera's encoder, whose worker thread also counts each frame's statistics (off the
-        thread that stages the frames) and quantizes depth before encoding it."""
+        """The camera's encoder, whose worker thread also quantizes depth before encoding a frame and
+        counts each frame's statistics (off the thread that stages the frames) right after encoding
+        it, while its pixels are still in the CPU's caches."""
         height, width, channels = shape
         path = self._part_file(camera)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -423,17 +424,19 @@ class EpisodeStager:
         )
         stats, depth = self._image_stats[camera], self._settings.video.depth
 
-        def prepare(frame: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        def observe(frame: npt.NDArray[Any]) -> None:
             try:
                 stats.update(frame, depth_unit=unit)
             except ValueError as err:
                 raise DatasetError(f"{camera}: {err}", path=self._settings.source) from err
-            return frame if unit is None else quantize_depth(frame, unit, depth)
 
         def check(encoded: EncodedVideo) -> None:
             self._closed[camera] = self._checked_video(camera, encoded)
 
-        encoder = self._encoders[camera] = BackgroundEncoder(inner, prepare=prepare, on_closed=check)
+        quantize = None if unit is None else functools.partial(quantize_depth, unit=unit, config=depth)
+        encoder = self._encoders[camera] = BackgroundEncoder(
+            inner, prepare=quantize, observe=observe, on_closed=check
+        )
         return encoder
 
     @functools.cached_property
