@@ -79,6 +79,31 @@ def test_ordered_streams_are_emitted_in_one_pass_exactly(seed: int) -> None:
     assert early >= len(want) - 3  # all but the last frames came before the end of the stream
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_each_frame_comes_with_the_message_that_settles_it(seed: int) -> None:
+    """A frame is emitted by the first message after which every topic has one past its time (at
+    it, unless the topic holds), whichever topic that message is of."""
+    rng = random.Random(200 + seed)
+    msgs = _stream(rng, jitter_ms=rng.choice([0, 3, 30]), late_start_ms=rng.choice([0, 40]))
+    plan, _ = _two_pass(msgs, SPECS)
+    aligner = OnePassAligner(SPECS, FPS, _decode, time_source="header", max_held_bytes=1 << 30)
+    latest: dict[str, list[int]] = {s.topic: [] for s in SPECS}
+    emitted = 0
+    for msg in msgs:
+        emitted += len(list(aligner.add(msg)))
+        assert msg.header_stamp_ns is not None
+        latest[msg.topic].append(msg.header_stamp_ns)
+        k = 0  # the first grid frame some topic cannot choose for yet
+        while True:
+            grid = plan.start_ns + k * 1_000_000_000 // FPS
+            if not all(
+                any(t > grid or (t == grid and s.policy != "hold") for t in latest[s.topic]) for s in SPECS
+            ):
+                break
+            k += 1
+        assert emitted == int(np.searchsorted(plan.grid_ns, grid)), msg
+
+
 def test_frames_come_while_reading_and_only_chosen_messages_are_decoded() -> None:
     msgs = _stream(random.Random(1))
     decoded: list[Msg] = []

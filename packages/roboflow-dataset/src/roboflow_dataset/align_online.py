@@ -59,20 +59,23 @@ class _Track:
     chosen: list[int] = field(default_factory=list)  # per emitted frame
 
     def choose(self, grid_ns: int) -> _Held | None:
-        """The message frame time ``grid_ns`` takes, ``None`` while later messages may change it."""
-        held = self.held
+        """The message frame time ``grid_ns`` takes, ``None`` while later messages may change it.
+
+        Appending a message never changes a result that is not ``None``, and messages let go
+        (:meth:`release_before`) never turn ``None`` into one.
+        """
         hold = self.spec.policy == "hold"
-        i = next(
-            (i for i, e in enumerate(held) if e.stamp > grid_ns or (not hold and e.stamp == grid_ns)), None
-        )
-        if i is None:
+        left = None
+        for entry in self.held:  # the first message past the frame (at it too, unless holding)
+            if entry.stamp > grid_ns or (not hold and entry.stamp == grid_ns):
+                break
+            left = entry
+        else:
             return None
-        entry = held[i]
-        if i == 0:
+        if left is None:
             if entry.pos > 0:  # the message before it was let go: it may have been the one
                 raise NotOnePass(f"{self.spec.topic}: a message was released too early")
             return entry
-        left = held[i - 1]
         if hold or grid_ns - left.stamp <= entry.stamp - grid_ns:
             return left
         return entry
@@ -123,6 +126,7 @@ class OnePassAligner:
         self._max_duration = max_duration_ns
         self._start: int | None = None
         self._frame = 0  # next grid frame to settle
+        self._blocker: _Track | None = None  # the track that could not choose for it yet
         self._grid: list[int] = []  # grid times of the frames emitted
         self.topics: tuple[str, ...] = ()
         """The topics of the frames: set before the first value is decoded."""
@@ -155,7 +159,8 @@ class OnePassAligner:
         self._held_bytes += size
         if self._start is None and all(t.stamps for t in self._required) and self._required:
             self._start = max(t.stamps[0] for t in self._required)
-        yield from self._settle()
+        if self._blocker is None or self._blocker is track:  # else no choice changed (_settle)
+            yield from self._settle()
         floor = self._grid_ns(self._frame) if self._start is not None else self._lower_bound()
         if floor is not None:
             self._held_bytes -= track.release_before(floor)
@@ -201,7 +206,12 @@ class OnePassAligner:
             yield {t: self._value(by_pos[t][int(p.chosen[k])]) for t, p in plan.topics.items()}
 
     def _settle(self) -> Iterator[dict[str, Any]]:
-        """Emit every frame whose messages are settled, in order."""
+        """Emit every frame whose messages are settled, in order.
+
+        A frame waits on the first track that cannot choose for it (the blocker); until that
+        track takes a message, no other's message changes any choice for the frame (see
+        :meth:`_Track.choose`), so :meth:`add` does not call this.
+        """
         if self._start is None:
             return
         tracks = self._tracks.values()
@@ -213,6 +223,7 @@ class OnePassAligner:
             for track in tracks:
                 entry = track.choose(grid)
                 if entry is None:
+                    self._blocker = track
                     return
                 chosen[track.spec.topic] = entry
             self._frame += 1
