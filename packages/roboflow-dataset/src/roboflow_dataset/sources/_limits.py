@@ -10,12 +10,8 @@ are decompressed incrementally and never past the size they declare (:func:`deco
 
 from __future__ import annotations
 
-import bz2
 from pathlib import Path
 from typing import cast, overload
-
-import lz4.frame
-import zstandard
 
 from roboflow_core.errors import CorruptRecordingError, RecordingLimitError
 from roboflow_dataset.sources._model import Payload
@@ -62,6 +58,8 @@ def check_log_time(log_time: int, *, path: Path | str, topic: str, offset: int |
 def _zstd(data: Payload, limit: int) -> memoryview:
     """At most ``limit`` bytes of ``data`` decompressed straight into one buffer (pages of it that
     nothing is written to are never touched: a bomb stops at ``limit``)."""
+    import zstandard
+
     out = memoryview(bytearray(limit))
     got = 0
     with zstandard.ZstdDecompressor().stream_reader(data) as reader:
@@ -90,27 +88,7 @@ def decompress(compression: str, data: Payload, size: int, *, path: Path | str, 
             compression says, or it expands to another size than declared.
     """
     check_size(size, f"{compression or 'uncompressed'} chunk", path=path, offset=offset)
-    limit = size + 1
-    try:
-        if compression in ("", "none"):
-            out = data
-        elif compression == "bz2":
-            out = bz2.BZ2Decompressor().decompress(data, max_length=limit)
-        elif compression == "lz4":
-            out = lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit)
-        elif compression == "zstd":
-            out = _zstd(data, limit)
-        else:
-            raise CorruptRecordingError(
-                f"chunk at offset {offset} uses compression {compression!r}, which is not supported "
-                "(none, bz2, lz4, zstd)",
-                path=str(path),
-            )
-    except (OSError, EOFError, RuntimeError, ValueError, zstandard.ZstdError) as err:
-        raise CorruptRecordingError(
-            f"cannot decompress the {compression} chunk at offset {offset}: {type(err).__name__}: {err}",
-            path=str(path),
-        ) from err
+    out = data if compression in ("", "none") else _decompressed(compression, data, size + 1, path, offset)
     if len(out) != size:
         got = f"more than {size}" if len(out) > size else str(len(out))
         error = RecordingLimitError if len(out) > size else CorruptRecordingError
@@ -120,6 +98,33 @@ def decompress(compression: str, data: Payload, size: int, *, path: Path | str, 
             path=str(path),
         )
     return out
+
+
+def _decompressed(compression: str, data: Payload, limit: int, path: Path | str, offset: int) -> Payload:
+    """At most ``limit`` bytes of a compressed chunk (the codecs are imported here: an uncompressed
+    recording needs none of them, ~3 ms of start-up)."""
+    import bz2
+
+    import lz4.frame
+    import zstandard
+
+    try:
+        if compression == "bz2":
+            return bz2.BZ2Decompressor().decompress(data, max_length=limit)
+        if compression == "lz4":
+            return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit))
+        if compression == "zstd":
+            return _zstd(data, limit)
+    except (OSError, EOFError, RuntimeError, ValueError, zstandard.ZstdError) as err:
+        raise CorruptRecordingError(
+            f"cannot decompress the {compression} chunk at offset {offset}: {type(err).__name__}: {err}",
+            path=str(path),
+        ) from err
+    raise CorruptRecordingError(
+        f"chunk at offset {offset} uses compression {compression!r}, which is not supported "
+        "(none, bz2, lz4, zstd)",
+        path=str(path),
+    )
 
 
 @overload
@@ -136,10 +141,15 @@ def decompress_prefix(compression: str, data: Payload, size: int) -> Payload:
         size: The uncompressed size the chunk declares.
     """
     limit = min(size, MAX_RECORD_BYTES)
+    if compression in ("", "none"):
+        return data[:limit]
+    import bz2
+
+    import lz4.frame
+    import zstandard
+
     parts: list[bytes] = []
     try:
-        if compression in ("", "none"):
-            return data[:limit]
         if compression == "bz2":
             return bz2.BZ2Decompressor().decompress(data, max_length=limit)
         if compression == "lz4":

@@ -11,13 +11,7 @@ import io
 import struct
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import IO, cast
-
-from mcap.data_stream import ReadDataStream
-from mcap.opcode import Opcode
-from mcap.records import Channel as McapChannel
-from mcap.records import MessageIndex, Schema
-from mcap.summary import Summary
+from typing import IO, TYPE_CHECKING, NamedTuple, Protocol, cast
 
 from roboflow_core.errors import CorruptRecordingError
 from roboflow_dataset.sources._limits import (
@@ -29,6 +23,11 @@ from roboflow_dataset.sources._limits import (
 )
 from roboflow_dataset.sources._magic import MCAP_MAGIC
 from roboflow_dataset.sources._mcap_chunks import (
+    CHANNEL,
+    CHUNK,
+    FOOTER,
+    MESSAGE,
+    SCHEMA,
     BoundedReader,
     chunk_records,
     indexed_records,
@@ -39,18 +38,94 @@ from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._ros2_wire import ros2_msgtype
 from roboflow_dataset.sources._storage import ChannelStats, Record, count_records, reading
 
+if TYPE_CHECKING:  # the indexed read's (mcap's records: ~8 ms to import, which a forward read skips)
+    from mcap.summary import Summary
+
 __all__ = ["McapStorage", "iter_mcap_records"]
 
 _RECORD_PREFIX = 1 + 8  # opcode + record length
 _PREFIX = struct.Struct("<BQ")
-_MESSAGE, _CHUNK, _SCHEMA, _CHANNEL, _FOOTER = (
-    int(op) for op in (Opcode.MESSAGE, Opcode.CHUNK, Opcode.SCHEMA, Opcode.CHANNEL, Opcode.FOOTER)
-)
-_READ = frozenset((_MESSAGE, _CHUNK, _SCHEMA, _CHANNEL, _FOOTER))
+_READ = frozenset((MESSAGE, CHUNK, SCHEMA, CHANNEL, FOOTER))
 """Records the forward read parses; the others are skipped."""
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
 
 
-def _make_channel(path: Path | str, channel: McapChannel, schema: Schema | None) -> Channel:
+class _SchemaRecord(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def encoding(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+class _ChannelRecord(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def message_encoding(self) -> str: ...
+
+
+class _Schema(NamedTuple):
+    id: int
+    name: str
+    encoding: str
+    data: bytes
+
+
+class _Channel(NamedTuple):
+    id: int
+    schema_id: int
+    topic: str
+    message_encoding: str
+
+
+class _Fields:
+    """The fields of a Schema or Channel record, read as mcap's ``ReadDataStream`` reads them (a
+    field cut short by the record's end is kept short, nothing left at all is an error), without
+    importing mcap's records."""
+
+    __slots__ = ("body", "pos")
+
+    def __init__(self, body: memoryview) -> None:
+        self.body = body
+        self.pos = 0
+
+    def bytes(self, size: int) -> bytes:
+        if size == 0:
+            return b""
+        data = bytes(self.body[self.pos : self.pos + size])
+        if not data:
+            raise EOFError(f"the record ends at byte {self.pos}, before a field of {size} bytes")
+        self.pos += len(data)
+        return data
+
+    def u16(self) -> int:
+        return int(_U16.unpack(self.bytes(2))[0])
+
+    def u32(self) -> int:
+        return int(_U32.unpack(self.bytes(4))[0])
+
+    def string(self) -> str:
+        return str(self.bytes(self.u32()), "utf-8")
+
+
+def _read_schema(body: memoryview) -> _Schema:
+    fields = _Fields(body)
+    return _Schema(fields.u16(), fields.string(), fields.string(), fields.bytes(fields.u32()))
+
+
+def _read_channel(body: memoryview) -> _Channel:
+    fields = _Fields(body)
+    record = _Channel(fields.u16(), fields.u16(), fields.string(), fields.string())
+    end = fields.u32() + fields.pos
+    while fields.pos < end:  # the metadata map: read (and refused when damaged) as mcap does
+        fields.string(), fields.string()
+    return record
+
+
+def _make_channel(path: Path | str, channel: _ChannelRecord, schema: _SchemaRecord | None) -> Channel:
     name = schema.name if schema is not None else ""
     if name and channel.message_encoding in ("cdr", "ros1"):
         name = ros2_msgtype(name)
@@ -76,7 +151,7 @@ class _McapForward:
     def __init__(self, path: Path | str, channels: dict[int, Channel]) -> None:
         self.path = path
         self.channels = channels
-        self.schemas: dict[int, Schema] = {}
+        self.schemas: dict[int, _Schema] = {}
 
     def messages(
         self, records: Iterable[tuple[int, memoryview]], buffer: int, offset: int
@@ -85,20 +160,20 @@ class _McapForward:
         into a buffer of ``buffer`` bytes."""
         channels, path = self.channels, self.path
         for opcode, body in records:
-            if opcode == _MESSAGE:
+            if opcode == MESSAGE:
                 yield message_record(body, buffer, channels, path, offset)
-            elif opcode == _CHUNK:
+            elif opcode == CHUNK:
                 chunk = read_chunk(body, path=path, offset=offset)
                 data = decompress(
                     chunk.compression, chunk.data, chunk.uncompressed_size, path=path, offset=offset
                 )
                 pinned = buffer if data is chunk.data else len(data)
                 yield from self.messages(chunk_records(memoryview(data), whole=True), pinned, offset)
-            elif opcode == _SCHEMA:
-                schema = Schema.read(ReadDataStream(io.BytesIO(body)))
-                self.schemas[schema.id] = schema
-            elif opcode == _CHANNEL:
-                channel_record = McapChannel.read(ReadDataStream(io.BytesIO(body)))
+            elif opcode == SCHEMA:
+                defined = _read_schema(body)
+                self.schemas[defined.id] = defined
+            elif opcode == CHANNEL:
+                channel_record = _read_channel(body)
                 if channel_record.id not in channels:
                     schema = self.schemas.get(channel_record.schema_id)
                     channels[channel_record.id] = _make_channel(path, channel_record, schema)
@@ -143,11 +218,11 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
             try:
                 body = exact.read_view(length)
             except CorruptRecordingError:
-                if opcode == _CHUNK:
+                if opcode == CHUNK:
                     prefix = _chunk_prefix(exact.cut_short, path, offset)
                     yield from forward.messages(chunk_records(prefix, whole=False), len(prefix), offset)
                 raise
-            if opcode == _FOOTER:
+            if opcode == FOOTER:
                 if exact.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
                     raise CorruptRecordingError("the closing magic after the footer is wrong", path=str(path))
                 return
@@ -261,6 +336,9 @@ class McapStorage:
         """Counts from the message indexes, or ``None`` when they are missing or disagree."""
         if not summary.chunk_indexes or not all(c.message_index_offsets for c in summary.chunk_indexes):
             return None
+        from mcap.data_stream import ReadDataStream
+        from mcap.records import MessageIndex
+
         times: dict[int, list[int]] = {cid: [] for cid in self._channels}
         for chunk in summary.chunk_indexes:
             for channel_id, offset in chunk.message_index_offsets.items():

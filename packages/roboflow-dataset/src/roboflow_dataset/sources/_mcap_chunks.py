@@ -13,19 +13,25 @@ import io
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from mcap.opcode import Opcode
-from mcap.records import ChunkIndex
-from mcap.summary import Summary
 
 from roboflow_core.errors import CorruptRecordingError
 from roboflow_dataset.sources._limits import check_log_time, check_size, decompress
 from roboflow_dataset.sources._model import Channel
 from roboflow_dataset.sources._storage import Record, payload_of, reading
 
+if TYPE_CHECKING:  # mcap's records and summary: the indexed read's, ~8 ms to import
+    from mcap.records import ChunkIndex
+    from mcap.summary import Summary
+
 __all__ = [
+    "CHANNEL",
+    "CHUNK",
+    "FOOTER",
+    "MESSAGE",
+    "SCHEMA",
     "BoundedReader",
     "ChunkView",
     "chunk_records",
@@ -36,7 +42,9 @@ __all__ = [
 
 _PREFIX = struct.Struct("<BQ")  # opcode, record length
 _MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
-_MESSAGE = int(Opcode.MESSAGE)
+# Record opcodes of the MCAP specification (as mcap.opcode.Opcode, which the forward read does
+# not import).
+FOOTER, SCHEMA, CHANNEL, MESSAGE, CHUNK = 0x02, 0x03, 0x04, 0x05, 0x06
 _CHUNK_HEAD = struct.Struct("<QQQII")  # start time, end time, uncompressed size, crc, compression length
 _U64 = struct.Struct("<Q")
 
@@ -205,7 +213,7 @@ def _read_chunk(stream: BoundedReader, path: Path | str, index: ChunkIndex) -> t
     offset = index.chunk_start_offset
     stream.seek(offset)
     opcode, length = _PREFIX.unpack(stream.read(_PREFIX.size))
-    if opcode != Opcode.CHUNK:
+    if opcode != CHUNK:
         raise CorruptRecordingError(
             f"the chunk index points at offset {offset}, where no chunk is", path=str(path)
         )
@@ -253,11 +261,11 @@ def indexed_records(
             assert isinstance(item, tuple)
             yield item
             continue
-        assert isinstance(item, ChunkIndex)
+        assert not isinstance(item, tuple)
         data, buffer = _read_chunk(stream, path, item)
         with reading(path, f"parse the chunk at offset {offset}"):
             for i, (opcode, body) in enumerate(chunk_records(data, whole=True)):
-                if opcode != _MESSAGE:
+                if opcode != MESSAGE:
                     continue
                 found = message_record(body, buffer, channels, path, offset)
                 if (topics is None or found[1].topic in topics) and (
