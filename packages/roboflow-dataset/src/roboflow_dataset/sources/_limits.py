@@ -55,6 +55,20 @@ def check_log_time(log_time: int, *, path: Path | str, topic: str, offset: int |
     return log_time
 
 
+def _one_shot(compression: str, data: Payload, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of a ``bz2`` or ``lz4`` (frame) chunk, ``None`` for another
+    compression (the codecs are imported here: an uncompressed recording needs none of them)."""
+    if compression == "bz2":
+        import bz2
+
+        return bz2.BZ2Decompressor().decompress(data, max_length=limit)
+    if compression == "lz4":
+        import lz4.frame
+
+        return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit))
+    return None
+
+
 def _zstd(data: Payload, limit: int) -> memoryview:
     """At most ``limit`` bytes of ``data`` decompressed straight into one buffer (pages of it that
     nothing is written to are never touched: a bomb stops at ``limit``)."""
@@ -101,18 +115,13 @@ def decompress(compression: str, data: Payload, size: int, *, path: Path | str, 
 
 
 def _decompressed(compression: str, data: Payload, limit: int, path: Path | str, offset: int) -> Payload:
-    """At most ``limit`` bytes of a compressed chunk (the codecs are imported here: an uncompressed
-    recording needs none of them, ~3 ms of start-up)."""
-    import bz2
-
-    import lz4.frame
+    """At most ``limit`` bytes of a compressed chunk (the codecs are imported where used: an
+    uncompressed recording needs none of them, ~3 ms of start-up)."""
     import zstandard
 
     try:
-        if compression == "bz2":
-            return bz2.BZ2Decompressor().decompress(data, max_length=limit)
-        if compression == "lz4":
-            return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit))
+        if (whole := _one_shot(compression, data, limit)) is not None:
+            return whole
         if compression == "zstd":
             return _zstd(data, limit)
     except (OSError, EOFError, RuntimeError, ValueError, zstandard.ZstdError) as err:
@@ -143,17 +152,12 @@ def decompress_prefix(compression: str, data: Payload, size: int) -> Payload:
     limit = min(size, MAX_RECORD_BYTES)
     if compression in ("", "none"):
         return data[:limit]
-    import bz2
-
-    import lz4.frame
     import zstandard
 
     parts: list[bytes] = []
     try:
-        if compression == "bz2":
-            return bz2.BZ2Decompressor().decompress(data, max_length=limit)
-        if compression == "lz4":
-            return cast(bytes, lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=limit))
+        if (whole := _one_shot(compression, data, limit)) is not None:
+            return whole
         if compression == "zstd":
             stream = zstandard.ZstdDecompressor().decompressobj()
             got = 0
