@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, cast
 
+import numpy as np
 import pytest
 from rosbags.rosbag1 import Reader as RosbagsReader
 from rosbags.rosbag1 import Writer as RosbagsWriter
@@ -472,6 +473,23 @@ def test_mcap_large_payloads_are_views_that_pin_little(tmp_path: Path, compressi
             assert got == payloads
             assert sum(isinstance(data, memoryview) for data in got) == len(images)
             _check_views(got)
+
+
+def test_mcap_read_buffers_are_reused_once_their_payloads_are_gone(tmp_path: Path) -> None:
+    """The forward read reads each chunk into a buffer it read into before when no payload of that
+    one is left; payloads still held are never overwritten."""
+    images = [bytes([i]) * 300_000 for i in range(12)]
+    path = _write_mcap(tmp_path / "r.mcap", "NONE", images, chunk_size=250_000)  # a chunk per image
+    held: list[tuple[int, Payload]] = []
+    addresses = set()
+    with path.open("rb") as file:
+        for i, (_, _, data) in enumerate(iter_mcap_records(cast(IO[bytes], file), path, {})):
+            assert isinstance(data, memoryview) and data.readonly
+            addresses.add(np.frombuffer(data, np.uint8).__array_interface__["data"][0])
+            if i % 3 == 0:
+                held.append((i, data))
+    assert [bytes(data) for _, data in held] == [images[i] for i, _ in held]
+    assert len(addresses) < len(images)
 
 
 def test_mcap_record_past_its_chunk_is_corrupt(tmp_path: Path) -> None:

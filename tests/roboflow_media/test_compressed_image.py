@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from roboflow_core.buffers import BufferPool
 from roboflow_core.errors import MediaError
 from roboflow_media import decode_compressed_image
 
@@ -92,6 +93,23 @@ def test_jpeg_pixels_are_pillows(mode: str, options: dict[str, object]) -> None:
     decoded = decode_compressed_image(data, "jpeg")
     assert decoded.dtype == np.uint8
     np.testing.assert_array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_jpegs_decoded_into_reused_buffers_stay_intact_while_held(mode: str) -> None:
+    pool = BufferPool(4)
+    pixels = SMOOTH if mode == "RGB" else SMOOTH[..., 0]
+    data = [_encode(np.roll(pixels, 7 * i, axis=1), "JPEG") for i in range(12)]
+    held, addresses = [], set()
+    for i, jpeg in enumerate(data):
+        decoded = decode_compressed_image(jpeg, "jpeg", buffers=pool)
+        addresses.add(decoded.__array_interface__["data"][0])
+        np.testing.assert_array_equal(decoded, decode_compressed_image(jpeg, "jpeg"))
+        if i % 3 == 0:
+            held.append((jpeg, decoded))
+    for jpeg, decoded in held:
+        np.testing.assert_array_equal(decoded, decode_compressed_image(jpeg, "jpeg"))
+    assert len(addresses) < len(data)  # images let go of were decoded into again
 
 
 def test_jpeg_larger_than_the_limit_is_refused_from_its_header() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from roboflow_core import DecodeError, MediaError
+from roboflow_core.buffers import BufferPool
 from roboflow_dataset._image_wire import read_raw_image
 from roboflow_media import decode_compressed_image, decode_raw_image
 
@@ -66,6 +67,9 @@ _DECODED_IMAGES = ("rerun.archetypes.Image", "rerun.archetypes.EncodedImage", "r
 IMAGE_TYPES = _RAW_IMAGES + _COMPRESSED_IMAGES + _DECODED_IMAGES
 """The message types an image mapping takes (normalized, see :func:`normalize_msgtype`)."""
 _SCALAR_PREFIX = "std_msgs/"
+_DECODED_KEPT = 48
+"""Buffers an image topic keeps for its decoded images: more than a conversion holds at once (the
+frames queued between the decoding thread, the encoder's queue and the encoder)."""
 _STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -224,6 +228,7 @@ class ImageExtractor:
             )
         self.compressed = name in _COMPRESSED_IMAGES
         self.decoded = name in _DECODED_IMAGES
+        self._buffers = BufferPool(_DECODED_KEPT)
 
     def from_message(self, message: Any) -> np.ndarray:
         """Decode a source message (``.data``, ``.encoding``, ``.decode()``) to an image.
@@ -247,7 +252,7 @@ class ImageExtractor:
         """The decoded image (HWC; RGB order for colour) of a deserialized message."""
         try:
             if self.compressed:
-                return decode_compressed_image(message.data, message.format)
+                return decode_compressed_image(message.data, message.format, buffers=self._buffers)
             return decode_raw_image(
                 message.data,
                 height=int(message.height),

@@ -12,6 +12,7 @@ import numpy as np
 import simplejpeg
 from numpy.typing import NDArray
 
+from roboflow_core.buffers import BufferPool
 from roboflow_core.errors import MediaError
 from roboflow_media._limits import check_image_size
 
@@ -22,13 +23,17 @@ _DEPTH_HEADER = struct.Struct("<iff")
 _FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG"}
 
 
-def decode_compressed_image(data: bytes | bytearray | memoryview, fmt: str) -> NDArray[np.generic]:
+def decode_compressed_image(
+    data: bytes | bytearray | memoryview, fmt: str, *, buffers: BufferPool | None = None
+) -> NDArray[np.generic]:
     """Decode one compressed image.
 
     Args:
         data: The message's ``data`` field.
         fmt: The message's ``format`` field, e.g. ``"jpeg"``, ``"rgb8; jpeg compressed bgr8"``,
             ``"png"`` or ``"16UC1; compressedDepth png"``.
+        buffers: Where a JPEG's pixels are decoded to (the caller's pool for one stream of images,
+            taken from one thread); default: a new array.
 
     Returns:
         ``(H, W, 3)`` RGB ``uint8`` for colour images, ``(H, W, 1)`` for grayscale ones
@@ -50,30 +55,34 @@ def decode_compressed_image(data: bytes | bytearray | memoryview, fmt: str) -> N
         _, quant_a, quant_b = _DEPTH_HEADER.unpack_from(payload)
         quant = (quant_a, quant_b) if lowered.startswith("32fc1") else None
         payload = payload[_DEPTH_HEADER.size :]
-    pixels = _decode_jpeg(payload, fmt) if codec == "JPEG" else _decode(payload, codec, fmt)
+    pixels = _decode_jpeg(payload, fmt, buffers) if codec == "JPEG" else _decode(payload, codec, fmt)
     if quant is not None:
         return _dequantize_depth(pixels, *quant)
     return pixels
 
 
-_TURBO_COLOURSPACES = {"YCbCr": "RGB", "RGB": "RGB", "Gray": "GRAY"}
-"""JPEG colour spaces decoded by libjpeg-turbo straight into an array, and the output asked for."""
+_TURBO_COLOURSPACES = {"YCbCr": ("RGB", 3), "RGB": ("RGB", 3), "Gray": ("GRAY", 1)}
+"""JPEG colour spaces decoded by libjpeg-turbo straight into an array, the output asked for and its
+channels."""
 
 
-def _decode_jpeg(payload: memoryview, fmt: str) -> NDArray[np.generic]:
-    """A JPEG, decoded by libjpeg-turbo into one array without holding the GIL: the same pixels as
-    Pillow's decoder (same library, same default IDCT and upsampling) at about half the CPU and
-    without its per-image Python work; CMYK/YCCK images go through Pillow, which converts them."""
+def _decode_jpeg(payload: memoryview, fmt: str, buffers: BufferPool | None) -> NDArray[np.generic]:
+    """A JPEG, decoded by libjpeg-turbo into one array (from ``buffers`` when given) without holding
+    the GIL: the same pixels as Pillow's decoder (same library, same default IDCT and upsampling) at
+    about half the CPU and without its per-image Python work; CMYK/YCCK images go through Pillow,
+    which converts them."""
     try:
         height, width, colourspace, _ = simplejpeg.decode_jpeg_header(payload)
     except ValueError as err:
         raise MediaError(f"cannot decode JPEG image ({fmt!r}, {len(payload)} bytes): {err}") from err
     check_image_size(width, height, "JPEG")
-    output = _TURBO_COLOURSPACES.get(colourspace)
-    if output is None:
+    turbo = _TURBO_COLOURSPACES.get(colourspace)
+    if turbo is None:
         return _decode(payload, "JPEG", fmt)
+    output, channels = turbo
+    buffer = None if buffers is None else buffers.take(height * width * channels)
     try:
-        pixels: NDArray[np.uint8] = simplejpeg.decode_jpeg(payload, colorspace=output)
+        pixels: NDArray[np.uint8] = simplejpeg.decode_jpeg(payload, colorspace=output, buffer=buffer)
     except (ValueError, RuntimeError) as err:
         raise MediaError(f"cannot decode JPEG image ({fmt!r}, {len(payload)} bytes): {err}") from err
     return pixels

@@ -153,22 +153,18 @@ class _McapForward:
         self.channels = channels
         self.schemas: dict[int, _Schema] = {}
 
-    def messages(
-        self, records: Iterable[tuple[int, memoryview]], buffer: int, offset: int
-    ) -> Iterator[Record]:
-        """The messages of ``records`` (those of chunks included), read at ``offset`` (for errors)
-        into a buffer of ``buffer`` bytes."""
+    def messages(self, records: Iterable[tuple[int, memoryview]], offset: int) -> Iterator[Record]:
+        """The messages of ``records`` (those of chunks included), read at ``offset`` (for errors)."""
         channels, path = self.channels, self.path
         for opcode, body in records:
             if opcode == MESSAGE:
-                yield message_record(body, buffer, channels, path, offset)
+                yield message_record(body, channels, path, offset)
             elif opcode == CHUNK:
                 chunk = read_chunk(body, path=path, offset=offset)
                 data = decompress(
                     chunk.compression, chunk.data, chunk.uncompressed_size, path=path, offset=offset
                 )
-                pinned = buffer if data is chunk.data else len(data)
-                yield from self.messages(chunk_records(memoryview(data), whole=True), pinned, offset)
+                yield from self.messages(chunk_records(memoryview(data), whole=True), offset)
             elif opcode == SCHEMA:
                 defined = _read_schema(body)
                 self.schemas[defined.id] = defined
@@ -220,13 +216,13 @@ def iter_mcap_records(stream: IO[bytes], path: Path | str, channels: dict[int, C
             except CorruptRecordingError:
                 if opcode == CHUNK:
                     prefix = _chunk_prefix(exact.cut_short, path, offset)
-                    yield from forward.messages(chunk_records(prefix, whole=False), len(prefix), offset)
+                    yield from forward.messages(chunk_records(prefix, whole=False), offset)
                 raise
             if opcode == FOOTER:
                 if exact.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
                     raise CorruptRecordingError("the closing magic after the footer is wrong", path=str(path))
                 return
-            yield from forward.messages(((opcode, body),), length, offset)
+            yield from forward.messages(((opcode, body),), offset)
             del body  # the buffer is freed with the last message taken from it, before the next read
 
 

@@ -15,8 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NamedTuple
 
-import numpy as np
-
+from roboflow_core.buffers import BufferPool
 from roboflow_core.errors import CorruptRecordingError
 from roboflow_dataset.sources._limits import check_log_time, check_size, decompress
 from roboflow_dataset.sources._model import Channel
@@ -47,6 +46,9 @@ _MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publis
 FOOTER, SCHEMA, CHANNEL, MESSAGE, CHUNK = 0x02, 0x03, 0x04, 0x05, 0x06
 _CHUNK_HEAD = struct.Struct("<QQQII")  # start time, end time, uncompressed size, crc, compression length
 _U64 = struct.Struct("<Q")
+_BUFFERS = 32
+"""Record buffers a reader keeps for reuse: more than the chunks whose messages a conversion holds
+at once (decoded frames queued for the encoders, messages the aligner holds)."""
 
 
 class BoundedReader:
@@ -66,6 +68,7 @@ class BoundedReader:
         self._path = path
         self.offset = offset
         self.cut_short = b""
+        self._buffers = BufferPool(_BUFFERS)
 
     def read(self, size: int = -1) -> bytes:
         check_size(size, "a record field", path=self._path, offset=self.offset)
@@ -85,8 +88,10 @@ class BoundedReader:
         return b"".join(parts)
 
     def read_view(self, size: int) -> memoryview:
-        """``size`` bytes as a read-only view of a buffer of their own, read in place (the only
-        copy is the kernel's; a stream without ``readinto`` is read with :meth:`read`).
+        """``size`` bytes as a read-only view of a buffer of their own (at most an eighth larger),
+        read in place: the only copy is the kernel's, into a buffer the reader read into before
+        when nothing refers to it any more (:class:`~roboflow_core.buffers.BufferPool`). A stream
+        without ``readinto`` is read with :meth:`read`.
 
         Unlike :meth:`read`, nothing read is damage too: the record it was to hold is missing.
         """
@@ -97,16 +102,16 @@ class BoundedReader:
             if len(data) < size:
                 raise self._truncated(size, 0)
             return memoryview(data)
-        buffer = np.empty(size, np.uint8).data  # not zeroed first, unlike a bytearray
+        buffer = self._buffers.take(size).data
         got = 0
         while got < size:
-            count = readinto(buffer[got:])
+            count = readinto(buffer[got:size])
             if not count:
                 self.cut_short = bytes(buffer[:got])
                 raise self._truncated(size, got)
             got += count
         self.offset += size
-        return buffer.toreadonly()
+        return buffer[:size].toreadonly()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self.offset = self._stream.seek(offset, whence)
@@ -183,13 +188,11 @@ def chunk_records(data: memoryview, *, whole: bool) -> Iterator[tuple[int, memor
         raise ValueError(f"the record at chunk byte {pos} runs past the chunk's {end} bytes")
 
 
-def message_record(
-    body: memoryview, buffer: int, channels: dict[int, Channel], path: Path | str, offset: int
-) -> Record:
+def message_record(body: memoryview, channels: dict[int, Channel], path: Path | str, offset: int) -> Record:
     """``(log time, channel, payload)`` of the message record ``body``, its channel known and time in
-    range; it lies in a buffer of ``buffer`` bytes read at file ``offset``.
+    range; it lies in a buffer read at file ``offset``.
 
-    The payload is a view of the buffer or a copy, as :func:`~roboflow_dataset.sources._storage.payload_of`
+    The payload is a view of that buffer or a copy, as :func:`~roboflow_dataset.sources._storage.payload_of`
     decides.
 
     Raises:
@@ -205,11 +208,11 @@ def message_record(
             path=str(path),
         )
     check_log_time(log_time, path=path, topic=channel.topic, offset=offset)
-    return log_time, channel, payload_of(body[_MESSAGE_HEAD.size :], buffer)
+    return log_time, channel, payload_of(body[_MESSAGE_HEAD.size :])
 
 
-def _read_chunk(stream: BoundedReader, path: Path | str, index: ChunkIndex) -> tuple[memoryview, int]:
-    """The records of the chunk ``index`` points at, and the size of the buffer they lie in."""
+def _read_chunk(stream: BoundedReader, path: Path | str, index: ChunkIndex) -> memoryview:
+    """The records of the chunk ``index`` points at."""
     offset = index.chunk_start_offset
     stream.seek(offset)
     opcode, length = _PREFIX.unpack(stream.read(_PREFIX.size))
@@ -222,9 +225,7 @@ def _read_chunk(stream: BoundedReader, path: Path | str, index: ChunkIndex) -> t
     with reading(path, f"read the chunk at offset {offset}"):
         chunk = read_chunk(body, path=path, offset=offset)
     data = decompress(chunk.compression, chunk.data, chunk.uncompressed_size, path=path, offset=offset)
-    if data is chunk.data:
-        return chunk.data, length
-    return memoryview(data), len(data)
+    return memoryview(data)
 
 
 def _matching(summary: Summary, topics: set[str] | None, start_ns: int | None) -> Iterable[ChunkIndex]:
@@ -262,12 +263,12 @@ def indexed_records(
             yield item
             continue
         assert not isinstance(item, tuple)
-        data, buffer = _read_chunk(stream, path, item)
+        data = _read_chunk(stream, path, item)
         with reading(path, f"parse the chunk at offset {offset}"):
             for i, (opcode, body) in enumerate(chunk_records(data, whole=True)):
                 if opcode != MESSAGE:
                     continue
-                found = message_record(body, buffer, channels, path, offset)
+                found = message_record(body, channels, path, offset)
                 if (topics is None or found[1].topic in topics) and (
                     start_ns is None or found[0] >= start_ns
                 ):

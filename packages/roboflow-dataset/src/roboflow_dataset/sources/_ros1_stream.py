@@ -234,13 +234,13 @@ class _BagStream:
                 and (channel := channels.get(data[conn : conn + 4])) is not None
             ):
                 sec, nsec = unpack_time(data, header + time_at + _KEY_LEN)
-                yield sec * 1_000_000_000 + nsec, channel, payload_of(view[start:pos], end)
+                yield sec * 1_000_000_000 + nsec, channel, payload_of(view[start:pos])
                 continue
             fields = _fields(data, header, header_end)
             op = fields.get(b"op")
             if op == _MSGDATA:
                 log_time, channel = self.message(fields)
-                yield log_time, channel, payload_of(view[start:pos], end)
+                yield log_time, channel, payload_of(view[start:pos])
                 if header_len == _MESSAGE_HEADER_LEN and (layout := _MESSAGE_LAYOUTS.get(tuple(fields))):
                     self._layout = op_at, conn_at, time_at = layout
             elif op == _CONNECTION:

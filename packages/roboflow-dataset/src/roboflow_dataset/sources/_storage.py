@@ -27,9 +27,9 @@ PIN_SHARE = 4
 """A payload stays a view of its buffer when it is at least 1/PIN_SHARE of it (else it is copied)."""
 
 
-def payload_of(view: memoryview, buffer: int) -> Payload:
-    """A message payload, ``view`` of a buffer of ``buffer`` bytes that it was read in (a record as
-    read from the file, or a chunk's decompressed records).
+def payload_of(view: memoryview) -> Payload:
+    """A message payload, ``view`` of the buffer it was read in (a record as read from the file, or
+    a chunk's decompressed records: ``view.obj``, all of which the view keeps alive).
 
     It is not copied out of that buffer when it is at least a quarter of it (:data:`PIN_SHARE`):
     it stays a read-only view, and a raw camera image goes from the file to the encoder with no
@@ -38,7 +38,7 @@ def payload_of(view: memoryview, buffer: int) -> Payload:
     counts ``len(message.data)``) keeps at most four times its own size alive, never a whole
     chunk for a few bytes.
     """
-    return view if len(view) * PIN_SHARE >= buffer else bytes(view)
+    return view if len(view) * PIN_SHARE >= memoryview(view.obj).nbytes else bytes(view)
 
 
 class ChannelStats(NamedTuple):
