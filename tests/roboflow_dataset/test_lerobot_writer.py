@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -33,6 +35,7 @@ from roboflow_dataset.lerobot import (
 )
 from roboflow_dataset.lerobot._arrow import from_values
 from roboflow_dataset.stats import STAT_NAMES
+from roboflow_media import is_faststart, probe_video
 
 FPS = 10
 WIDTH, HEIGHT = 64, 48
@@ -625,3 +628,89 @@ def test_metadata_columns_are_what_pa_array_builds() -> None:
         built = from_values(values, kind)
         built.validate(full=True)
         assert built.equals(pa.array(values, type=kind)), kind
+
+
+def test_an_episode_alone_in_a_new_file_is_its_staged_mp4(
+    tmp_path: Path, staged: list[StagedEpisode]
+) -> None:
+    """A staged mp4 that fills a dataset file alone becomes that file (hard-linked, index first, the
+    stage still whole for a merge redone); episodes sharing a file are remuxed into it."""
+    alone, shared = tmp_path / "alone", tmp_path / "shared"
+    merge_into_dataset(alone, staged, robot_type=None, fps=FPS, video_file_mb=0)  # a file per episode
+    merge_into_dataset(shared, staged, robot_type=None, fps=FPS)
+    for i, episode in enumerate(staged):
+        assert StagedEpisode.load(episode.dir) == episode
+        for camera in CAMERAS:
+            placed = alone / f"videos/{camera}/chunk-000/file-{i:03d}.mp4"
+            assert placed.samefile(episode.video_path(camera)) and is_faststart(placed)
+            assert not (shared / f"videos/{camera}/chunk-000/file-000.mp4").samefile(
+                episode.video_path(camera)
+            )
+    check_videos_identify_frames(alone, {0: 0, 1: 1, 2: 2})
+    check_videos_identify_frames(shared, {0: 0, 1: 1, 2: 2})
+    v21 = tmp_path / "v2.1"  # every episode has files of its own
+    merge_into_dataset(v21, staged, fmt="lerobot-v2.1", robot_type=None, fps=FPS)
+    for i, episode in enumerate(staged):
+        placed = v21 / f"videos/chunk-000/{CAMERAS[1]}/episode_{i:06d}.mp4"
+        assert placed.samefile(episode.video_path(CAMERAS[1]))
+
+
+def test_a_stage_on_another_file_system_is_copied(
+    tmp_path: Path, staged: list[StagedEpisode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cross_device(source: object, target: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    root = tmp_path / "dataset"
+    merge_into_dataset(root, staged[:1], robot_type=None, fps=FPS)
+    for camera in CAMERAS:
+        placed = root / f"videos/{camera}/chunk-000/file-000.mp4"
+        source = staged[0].video_path(camera)
+        assert not placed.samefile(source) and placed.read_bytes() == source.read_bytes()
+    check_videos_identify_frames(root, {0: 0})
+
+
+def _with_video(episode: StagedEpisode, camera: str, **changes: Any) -> StagedEpisode:
+    video = msgspec.structs.replace(episode.videos[camera], **changes)
+    return msgspec.structs.replace(episode, videos={**episode.videos, camera: video})
+
+
+def test_a_staged_mp4_is_remuxed_unless_it_is_the_file_whose_frames_were_counted(tmp_path: Path) -> None:
+    """The staged mp4 is remuxed (and the result probed) when its index is last, its size is not
+    the one staging recorded (or none was), or its frame count is not the episode's length."""
+    camera = CAMERAS[0]
+    episode = stage(tmp_path / "stage", 0, 6)
+    source = episode.video_path(camera)
+    index_last = tmp_path / "index-last.mp4"
+    with av.open(str(source)) as src, av.open(str(index_last), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0], opaque=True)
+        for packet in src.demux(video=0):
+            if packet.size:
+                packet.stream = stream
+                dst.mux(packet)
+    os.replace(index_last, source)
+    cases = {
+        "index-last": _with_video(episode, camera, sizes=(source.stat().st_size,)),
+        "unknown-size": _with_video(episode, camera, sizes=()),
+        "other-size": _with_video(episode, camera, sizes=(source.stat().st_size + 1,)),
+        "frames": _with_video(episode, camera, frames=5, sizes=(source.stat().st_size,)),
+    }
+    for name, changed in cases.items():
+        root = tmp_path / name
+        merge_into_dataset(root, [changed], robot_type=None, fps=FPS)
+        written = root / f"videos/{camera}/chunk-000/file-000.mp4"
+        assert not written.samefile(source) and is_faststart(written), name
+        assert probe_video(written).frames == 6
+        check_videos_identify_frames(root, {0: 0})
+
+
+def test_a_staged_mp4_cut_short_after_staging_fails_the_merge(tmp_path: Path) -> None:
+    episode = stage(tmp_path / "stage", 0, 6)
+    source = episode.video_path(CAMERAS[1])
+    source.write_bytes(source.read_bytes()[:-300])
+    root = tmp_path / "dataset"
+    with pytest.raises(DatasetError, match=r"video has \d frames, expected 6") as caught:
+        merge_into_dataset(root, [episode], robot_type=None, fps=FPS)  # its size said: remuxed, probed
+    assert caught.value.path == str(root / f"videos/{CAMERAS[1]}/chunk-000/file-000.mp4")
+    assert not (root / "meta/info.json").exists()

@@ -103,6 +103,11 @@ def test_segments_stage_the_same_episode_as_one_part(tmp_path: Path) -> None:
     assert segmented.data_files == tuple(f"segments/{i:06d}/data.parquet" for i in range(3))
     assert segmented.videos[CAMERAS[0]].frames == LENGTH
     assert segmented.stats == whole.stats  # segment_frames is a multiple of flush_rows: bit-identical
+    for episode in (segmented, whole):  # what the merge compares before placing an mp4 as it is
+        for camera in CAMERAS:
+            assert episode.videos[camera].sizes == tuple(
+                p.stat().st_size for p in episode.video_paths(camera)
+            )
     assert StagedEpisode.load(segmented.dir) == segmented
     with pytest.raises(DatasetError, match="3 parts, not one"):
         _ = segmented.data_path
@@ -117,11 +122,14 @@ def test_segments_stage_the_same_episode_as_one_part(tmp_path: Path) -> None:
 
 def test_segments_merge_into_v21(tmp_path: Path) -> None:
     episode = stage(tmp_path / "seg", 4)
+    one_segment = stage(tmp_path / "one", LENGTH)
     root = tmp_path / "v21"
-    merge_into_dataset(root, [episode, episode], fmt="lerobot-v2.1", robot_type="synthetic", fps=FPS)
+    merge_into_dataset(root, [episode, one_segment], fmt="lerobot-v2.1", robot_type="synthetic", fps=FPS)
     assert read_dataset(root).data["index"].tolist() == list(range(2 * LENGTH))
-    for index in range(2):
+    # an episode's parts are joined; an episode of one segment is its file as staged
+    for index, staged in enumerate((episode, one_segment)):
         path = root / f"videos/chunk-000/{CAMERAS[1]}/episode_{index:06d}.mp4"
+        assert path.samefile(staged.video_paths(CAMERAS[1])[-1]) == (index == 1)
         frames = decoded_by_pts(path)
         assert [pts for pts, _ in frames] == pytest.approx([i / FPS for i in range(LENGTH)], abs=1e-4)
         assert [read_code(image) for _, image in frames] == [code_of(0, i, 1) for i in range(LENGTH)]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import MediaError
-from roboflow_media import concat_videos, iter_video_frames, open_encoder, probe_video
+from roboflow_media import concat_videos, is_faststart, iter_video_frames, open_encoder, probe_video
 
 from .conftest import BACKEND_CODECS, FPS, HEIGHT, WIDTH, assert_frames_match, make_frames
 
@@ -53,3 +54,41 @@ def test_mismatched_inputs_are_rejected(tmp_path: Path) -> None:
 def test_missing_input_is_named(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match=r"missing\.mp4"):
         concat_videos([tmp_path / "missing.mp4"], tmp_path / "all.mp4")
+
+
+def _packets(path: Path) -> list[tuple[int | None, int | None, bytes]]:
+    with av.open(str(path)) as container:
+        return [(p.pts, p.dts, bytes(p)) for p in container.demux(video=0) if p.size]
+
+
+@pytest.mark.parametrize(("codec", "canonical"), [("libsvtav1", "av1"), ("libx264", "h264")])
+def test_pyav_encoder_writes_the_index_first_as_a_remux_does(
+    tmp_path: Path, codec: str, canonical: str
+) -> None:
+    encoded = _segment(tmp_path / "ep.mp4", make_frames(6), VideoConfig(codec=codec, backend="pyav"))
+    remuxed = tmp_path / "remuxed.mp4"
+    concat_videos([encoded], remuxed)
+    assert is_faststart(encoded) and is_faststart(remuxed)
+    assert _packets(encoded) == _packets(remuxed)
+    if canonical == "av1":  # square pixels declared as the remux declares them: the same file
+        assert encoded.read_bytes() == remuxed.read_bytes()
+
+
+def test_is_faststart_reads_the_top_level_boxes(tmp_path: Path) -> None:
+    encoded = _segment(tmp_path / "ep.mp4", make_frames(3), VideoConfig(codec="libx264", backend="pyav"))
+    index_last = tmp_path / "index-last.mp4"
+    with av.open(str(encoded)) as src, av.open(str(index_last), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0], opaque=True)
+        for packet in src.demux(video=0):
+            if packet.size:
+                packet.stream = stream
+                dst.mux(packet)
+    assert probe_video(index_last).frames == 3 and not is_faststart(index_last)
+    data = encoded.read_bytes()
+    moov = data.index(b"moov") - 4
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: moov + 100])  # the index box runs past the end of the file
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video at all")
+    for path in (cut, text, tmp_path / "missing.mp4"):
+        assert not is_faststart(path), path

@@ -6,7 +6,7 @@ from roboflow_media._limits import MAX_IMAGE_PIXELS
 from roboflow_media._settings import DEPTH_PIX_FMT, depth_extra_options
 from roboflow_media.background import BackgroundEncoder
 from roboflow_media.compressed_image import decode_compressed_image
-from roboflow_media.concat import concat_videos
+from roboflow_media.concat import concat_videos, is_faststart
 from roboflow_media.encoder import cores_per_encoder, open_encoder
 from roboflow_media.probe import VideoProbe, iter_gray16_frames, iter_video_frames, probe_video
 from roboflow_media.raw_image import RAW_ENCODINGS, decode_raw_image
@@ -31,6 +31,7 @@ __all__ = [
     "decode_raw_image",
     "decode_yuv_image",
     "depth_extra_options",
+    "is_faststart",
     "iter_gray16_frames",
     "iter_video_frames",
     "open_encoder",

@@ -40,7 +40,9 @@ class PyAVEncoder(VideoEncoder):
         self._reformatter = VideoReformatter()  # kept: set up once, not for every frame
         if "svt" in settings.codec:
             quiet_svt_av1()
-        self._container = av.open(str(path), "w")
+        # the index first (faststart), as every mp4 of a dataset has it: a staged video can
+        # become the dataset's file as it is (see roboflow_media.concat.is_faststart)
+        self._container = av.open(str(path), "w", options={"movflags": "faststart"})
         try:
             stream = self._container.add_stream(settings.codec, rate=fps, options=settings.options)
             assert isinstance(stream, av.VideoStream)
@@ -49,6 +51,11 @@ class PyAVEncoder(VideoEncoder):
             self._stream.height = height
             self._stream.pix_fmt = settings.pix_fmt
             self._stream.time_base = self._time_base
+            if settings.canonical == "av1":
+                # square pixels declared (a ``pasp`` box), as a remux of the file declares them
+                # (AV1 readers derive them): placed as it is or remuxed, the file is the same;
+                # AV1 has no aspect ratio in its bitstream, so the packets do not change
+                self._stream.codec_context.sample_aspect_ratio = Fraction(1, 1)
         except BaseException:
             self._container.close()
             raise

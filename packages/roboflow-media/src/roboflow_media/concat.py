@@ -1,7 +1,9 @@
-"""Join per-episode videos into one file by stream copy (no re-encoding)."""
+"""Join per-episode videos into one file by stream copy (no re-encoding); whether an mp4 has its
+index first, as the joined files (and the PyAV encoder's) have it."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,7 +11,11 @@ import av
 
 from roboflow_core.errors import MediaError
 
-__all__ = ["concat_videos"]
+__all__ = ["concat_videos", "is_faststart"]
+
+_TOP_BOXES = 16
+"""Top-level boxes read before giving up on finding ``moov`` (an mp4 has a handful: ftyp, moov,
+free, mdat...)."""
 
 
 def concat_videos(inputs: Sequence[Path], output: Path) -> None:
@@ -71,3 +77,35 @@ def _signature(stream: av.video.stream.VideoStream) -> tuple[object, ...]:
         codec.format.name if codec.format else None,
         stream.time_base,
     )
+
+
+def is_faststart(path: str | Path) -> bool:
+    """Whether the mp4 at ``path`` has its index (``moov`` box) before its media data (``mdat``),
+    as ``movflags=faststart`` writes it, and whole (the ``moov`` box ends inside the file).
+
+    Only the top-level box headers are read. False for a file that is missing, unreadable, not an
+    mp4, or has ``mdat`` first.
+    """
+    try:
+        with open(path, "rb") as file:
+            end = file.seek(0, 2)
+            offset = 0
+            for _ in range(_TOP_BOXES):
+                file.seek(offset)
+                header = file.read(16)
+                if len(header) < 8:
+                    return False
+                size: int = struct.unpack(">I", header[:4])[0]
+                kind = header[4:8]
+                if size == 1 and len(header) == 16:  # a 64-bit size follows the type
+                    size = struct.unpack(">Q", header[8:])[0]
+                elif size == 0:  # the box runs to the end of the file
+                    size = end - offset
+                if kind == b"moov":
+                    return size >= 8 and offset + size <= end
+                if kind == b"mdat" or size < 8:
+                    return False
+                offset += size
+    except OSError:
+        return False
+    return False

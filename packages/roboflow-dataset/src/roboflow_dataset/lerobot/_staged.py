@@ -30,6 +30,8 @@ class StagedVideo(msgspec.Struct, frozen=True, kw_only=True):
         frames: Frames in all of them.
         depth_unit: For a depth camera, the unit of its source values (``mm`` or ``m``).
         depth: For a depth camera, the quantizer and encoder settings of its 12-bit codes.
+        sizes: Bytes of each file when it was probed (empty in stages of earlier versions): a
+            file of another size is not the one whose frames were counted.
     """
 
     files: tuple[str, ...]
@@ -41,6 +43,7 @@ class StagedVideo(msgspec.Struct, frozen=True, kw_only=True):
     backend: str
     depth_unit: DepthUnit | None = None
     depth: DepthConfig | None = None
+    sizes: tuple[int, ...] = ()
 
 
 class StagedEpisode(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,9 @@ leftover. A dataset with other templates is refused before anything is touched.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +45,7 @@ from roboflow_dataset.lerobot.reader import (
 )
 from roboflow_dataset.lerobot.staging import StagedEpisode
 from roboflow_dataset.stats import QUANTILES, FeatureStats, aggregate
-from roboflow_media import concat_videos, probe_video
+from roboflow_media import concat_videos, is_faststart, probe_video
 
 __all__ = ["DEFAULT_CHUNKS_SIZE", "MergeResult", "merge_into_dataset"]
 
@@ -104,8 +107,10 @@ def merge_into_dataset(
     """Append staged episodes to the dataset at ``root``, creating it if it has no ``info.json``.
 
     Episode indices continue after the existing episodes; ``index`` is global and contiguous;
-    each camera's staged videos are remuxed into the dataset's mp4s. When appending, the existing
-    dataset's ``chunks_size`` and file sizes are kept and new files are started.
+    each camera's staged videos are remuxed into the dataset's mp4s (an episode's single staged
+    mp4 that fills a file alone, and has its index first, becomes that file as it is). When
+    appending, the existing dataset's ``chunks_size`` and file sizes are kept and new files are
+    started.
 
     Args:
         root: Dataset directory.
@@ -412,9 +417,10 @@ def _write_episode_rows(writer: pq.ParquetWriter, plan: EpisodePlan, schema: pa.
 def _write_videos(
     layout: Layout, plans: Sequence[EpisodePlan], keys: Sequence[str], fps: int, check: Callable[[], None]
 ) -> list[Path]:
-    """Each camera's staged mp4s (all parts of each episode) remuxed into the dataset's files, then probed.
-
-    Every part must start at its frame's pts in the joined file (episodes at ``from_timestamp``).
+    """Each camera's dataset files: a staged mp4 that is a whole file as it is (see
+    :func:`_placed_as_is`) becomes the file, all others are remuxed (all parts of each episode) and
+    the result probed: every part must start at its frame's pts in the joined file (episodes at
+    ``from_timestamp``).
     """
     written = []
     for key in keys:
@@ -422,24 +428,56 @@ def _write_videos(
             check()
             path = layout.video_file(key, pos)
             path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                concat_videos([p for i in members for p in plans[i].staged.video_paths(key)], path)
-                probe = probe_video(path)
-            except MediaError as err:
-                raise DatasetError(f"cannot write video {key}: {err.reason}", path=str(path)) from err
-            expected = sum(plans[i].staged.length for i in members)
-            if probe.frames != expected:
-                raise DatasetError(f"video has {probe.frames} frames, expected {expected}", path=str(path))
-            for i in members:
-                first = round(plans[i].videos[key].from_timestamp * fps)
-                starts = np.cumsum([first, *plans[i].staged.part_lengths[:-1]])
-                for part, frame in enumerate(starts.tolist()):
-                    pts, expected_pts = probe.pts_s[frame], frame / fps
-                    if abs(pts - expected_pts) > _PTS_TOLERANCE_S:
-                        raise DatasetError(
-                            f"episode {plans[i].episode_index} part {part} starts at pts {pts}, "
-                            f"expected {expected_pts}",
-                            path=str(path),
-                        )
+            if not (len(members) == 1 and _placed_as_is(plans[members[0]], key, path)):
+                _remux(plans, members, key, path, fps)
             written.append(path)
     return written
+
+
+def _placed_as_is(plan: EpisodePlan, key: str, path: Path) -> bool:
+    """Place an episode's staged mp4 of camera ``key`` as the file ``path`` it fills alone, without
+    remuxing it, when it is what the remux would write: one part starting the file, the size it
+    had when staging counted its frames (the episode's length, first pts 0), and its index first
+    (faststart). Hard-linked (a retried merge still finds the stage whole), copied where the
+    stage is on another file system. Whether it was placed; if not, nothing was written.
+    """
+    video, staged = plan.staged.videos[key], plan.staged
+    if len(video.files) != 1 or video.frames != staged.length or plan.videos[key].from_timestamp != 0:
+        return False
+    source = staged.video_paths(key)[0]
+    try:
+        if video.sizes != (source.stat().st_size,) or not is_faststart(source):
+            return False
+        path.unlink(missing_ok=True)  # a new name: never written through into another file
+        try:
+            os.link(source, path)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(source, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        raise DatasetError(f"cannot write video {key}: {err.strerror or err}", path=str(path)) from err
+    return True
+
+
+def _remux(plans: Sequence[EpisodePlan], members: list[int], key: str, path: Path, fps: int) -> None:
+    """Remux the staged mp4s of camera ``key`` of the episodes ``members`` into ``path``; check it."""
+    try:
+        concat_videos([p for i in members for p in plans[i].staged.video_paths(key)], path)
+        probe = probe_video(path)
+    except MediaError as err:
+        raise DatasetError(f"cannot write video {key}: {err.reason}", path=str(path)) from err
+    expected = sum(plans[i].staged.length for i in members)
+    if probe.frames != expected:
+        raise DatasetError(f"video has {probe.frames} frames, expected {expected}", path=str(path))
+    for i in members:
+        first = round(plans[i].videos[key].from_timestamp * fps)
+        starts = np.cumsum([first, *plans[i].staged.part_lengths[:-1]])
+        for part, frame in enumerate(starts.tolist()):
+            pts, expected_pts = probe.pts_s[frame], frame / fps
+            if abs(pts - expected_pts) > _PTS_TOLERANCE_S:
+                raise DatasetError(
+                    f"episode {plans[i].episode_index} part {part} starts at pts {pts}, "
+                    f"expected {expected_pts}",
+                    path=str(path),
+                )

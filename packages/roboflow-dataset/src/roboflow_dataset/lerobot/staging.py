@@ -515,6 +515,7 @@ class EpisodeStager:
             backend=encoded.backend,
             depth_unit=unit,
             depth=self._settings.video.depth if unit is not None else None,
+            sizes=(path.stat().st_size,),
         )
 
     def _close_segment(self) -> None:
@@ -563,8 +564,12 @@ class EpisodeStager:
                     f"{first.pix_fmt} ({first.backend}); they cannot be joined: convert again from the start",
                     path=str(self._dir),
                 )
+        sizes = tuple(size for p in parts for size in p.sizes)
         return msgspec.structs.replace(
-            first, files=tuple(p.files[0] for p in parts), frames=sum(p.frames for p in parts)
+            first,
+            files=tuple(p.files[0] for p in parts),
+            frames=sum(p.frames for p in parts),
+            sizes=sizes if len(sizes) == len(parts) else (),  # segments of an earlier version: none
         )
 
 
