@@ -35,20 +35,18 @@ class _Cursor:
         self.pos = pos
         self.align_base = align_base
 
-    def _align(self, size: int) -> None:
-        if self.align_base is not None:
-            self.pos += -(self.pos - self.align_base) % size
-
     def u32(self) -> int:
-        self._align(4)
-        (value,) = _U32.unpack_from(self.buf, self.pos)
-        self.pos += 4
+        pos = self.pos
+        if self.align_base is not None:  # CDR aligns it to 4 bytes from the body's start
+            pos += -(pos - self.align_base) % 4
+        (value,) = _U32.unpack_from(self.buf, pos)
+        self.pos = pos + 4
         return int(value)
 
     def u8(self) -> int:
         value = self.buf[self.pos]
         self.pos += 1
-        return int(value)
+        return value
 
     def blob(self) -> memoryview:
         size = self.u32()

@@ -48,15 +48,19 @@ class _Held:
     value: Any = _UNSET
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Track:
-    """One topic's stamps so far and the messages still held."""
+    """One topic's stamps so far and the messages still held (hashed by identity)."""
 
     spec: TrackSpec
     stamps: array[int] = field(default_factory=lambda: array("q"))
     last_log_ns: int | None = None
     held: deque[_Held] = field(default_factory=deque)
     chosen: list[int] = field(default_factory=list)  # per emitted frame
+    hold: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hold = self.spec.policy == "hold"
 
     def choose(self, grid_ns: int) -> _Held | None:
         """The message frame time ``grid_ns`` takes, ``None`` while later messages may change it.
@@ -64,7 +68,7 @@ class _Track:
         Appending a message never changes a result that is not ``None``, and messages let go
         (:meth:`release_before`) never turn ``None`` into one.
         """
-        hold = self.spec.policy == "hold"
+        hold = self.hold
         left = None
         for entry in self.held:  # the first message past the frame (at it too, unless holding)
             if entry.stamp > grid_ns or (not hold and entry.stamp == grid_ns):
@@ -117,6 +121,7 @@ class OnePassAligner:
         self._specs = list(specs)
         self._tracks = {s.topic: _Track(s) for s in self._specs}
         self._required = [t for t in self._tracks.values() if t.spec.required]
+        self._dropping = [t for t in self._tracks.values() if t.spec.policy == "drop"]
         self._fps = fps
         self._decode = decode
         self._use_header = time_source == "header"
@@ -126,6 +131,7 @@ class OnePassAligner:
         self._max_duration = max_duration_ns
         self._start: int | None = None
         self._frame = 0  # next grid frame to settle
+        self._frame_ns = 0  # its grid time (once the grid starts)
         self._blocker: _Track | None = None  # the track that could not choose for it yet
         self._grid: list[int] = []  # grid times of the frames emitted
         self.topics: tuple[str, ...] = ()
@@ -161,7 +167,7 @@ class OnePassAligner:
             self._start = max(t.stamps[0] for t in self._required)
         if self._blocker is None or self._blocker is track:  # else no choice changed (_settle)
             yield from self._settle()
-        floor = self._grid_ns(self._frame) if self._start is not None else self._lower_bound()
+        floor = self._frame_ns if self._start is not None else self._lower_bound()
         if floor is not None:
             self._held_bytes -= track.release_before(floor)
         if self._held_bytes > self._max_held:
@@ -214,30 +220,26 @@ class OnePassAligner:
         """
         if self._start is None:
             return
-        tracks = self._tracks.values()
+        tracks = self._tracks
         while True:
-            grid = self._grid_ns(self._frame)
+            grid = self._frame_ns = self._grid_ns(self._frame)
             assert self._start is not None
             check_episode_span(grid - self._start, self._max_duration, path=self._path)
             chosen = {}
-            for track in tracks:
+            for track in tracks.values():
                 entry = track.choose(grid)
                 if entry is None:
                     self._blocker = track
                     return
-                chosen[track.spec.topic] = entry
+                chosen[track] = entry
             self._frame += 1
-            if any(
-                abs(e.stamp - grid) > self._tracks[t].spec.tolerance_ns
-                for t, e in chosen.items()
-                if self._tracks[t].spec.policy == "drop"
-            ):
+            if any(abs(chosen[t].stamp - grid) > t.spec.tolerance_ns for t in self._dropping):
                 continue
             self._grid.append(grid)
-            self.topics = tuple(chosen)
-            for t, e in chosen.items():
-                self._tracks[t].chosen.append(e.pos)
-            yield {t: self._value(e) for t, e in chosen.items()}
+            self.topics = tuple(tracks)
+            for track, entry in chosen.items():
+                track.chosen.append(entry.pos)
+            yield {track.spec.topic: self._value(entry) for track, entry in chosen.items()}
 
     def _value(self, entry: _Held) -> Any:
         if entry.value is _UNSET:

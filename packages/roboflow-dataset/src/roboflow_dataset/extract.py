@@ -9,6 +9,7 @@ the component dicts of ``.rrd`` rows alike.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -97,26 +98,33 @@ def _step(value: Any, name: str | None, index: int | None) -> Any:
     return value[index]
 
 
+@functools.lru_cache(maxsize=256)
+def _steps(path: str) -> tuple[tuple[str, str | None, int | None], ...]:
+    """The steps of a field path: each as written, and its name or index (parsed once a path)."""
+    return tuple(
+        (match.group(0), match.group(1), None if match.group(2) is None else int(match.group(2)))
+        for match in _STEP_RE.finditer(path)
+    )
+
+
 def resolve_path(value: Any, path: str) -> Any:
     """Follow a field path (``a.b[2].c``) through attributes, dict keys and indices.
 
     Raises:
         KeyError: A step of the path does not exist.
     """
-    for match in _STEP_RE.finditer(path):
-        name, index = match.group(1), match.group(2)
+    for written, name, index in _steps(path):
         try:
-            value = _step(value, name, None if index is None else int(index))
+            value = _step(value, name, index)
         except (AttributeError, KeyError, IndexError, TypeError) as err:
-            raise KeyError(
-                f"field path {path!r} does not exist in the message (at {match.group(0)!r})"
-            ) from err
+            raise KeyError(f"field path {path!r} does not exist in the message (at {written!r})") from err
     return value
 
 
 def _as_vector(value: Any) -> np.ndarray:
     if isinstance(value, np.ndarray):
-        return value.astype(np.float32, copy=False).reshape(-1)
+        vector = value.astype(np.float32, copy=False)
+        return vector if vector.ndim == 1 else vector.reshape(-1)
     if isinstance(value, bool | int | float | np.generic):
         return np.array([value], dtype=np.float32)
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):

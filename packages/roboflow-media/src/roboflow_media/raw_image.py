@@ -7,7 +7,8 @@ allows it (step padding, BGR order and alpha are all handled by strides, not cop
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -78,31 +79,42 @@ def decode_raw_image(
             image larger than ``MAX_IMAGE_PIXELS``.
     """
     layout = _LAYOUTS.get(encoding)
-    what = f"{width}x{height} {encoding}, step {step}"
     check_image_size(width, height, f"raw {encoding}")
     if layout is None:
         known = ", ".join(sorted(RAW_ENCODINGS))
         raise MediaError(f"unknown image encoding {encoding!r}; known encodings: {known}")
-    dtype = np.dtype(layout.dtype).newbyteorder(">" if is_bigendian else "<")
-    row_bytes = width * layout.channels * dtype.itemsize
+    dtype = _dtype(layout.dtype, is_bigendian)
+    pixel_bytes = layout.channels * dtype.itemsize
+    row_bytes = width * pixel_bytes
     if step < row_bytes:
+        what = _what(width, height, encoding, step)
         raise MediaError(f"image step {step} is smaller than a row of {row_bytes} bytes ({what})")
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size < height * step:
-        raise MediaError(
-            f"image data is {buffer.size} bytes, expected height*step = {height * step} ({what})"
-        )
-    rows = buffer[: height * step].reshape(height, step)[:, :row_bytes]
-    pixels = rows.view(dtype).reshape(height, width, layout.channels)
+    size = data.nbytes if isinstance(data, np.ndarray) else memoryview(data).nbytes
+    if size < height * step:
+        what = _what(width, height, encoding, step)
+        raise MediaError(f"image data is {size} bytes, expected height*step = {height * step} ({what})")
+    shape = (height, width, layout.channels)
+    pixels = np.ndarray(shape, dtype, data, strides=(step, pixel_bytes, dtype.itemsize))
     if not dtype.isnative:
         pixels = pixels.astype(dtype.newbyteorder("="))
     if layout.order == "rgb":
-        return pixels[..., :3]
+        return pixels if layout.channels == 3 else pixels[..., :3]
     if layout.order == "bgr":
         return pixels[..., 2::-1]
     if layout.order == "mono":
         return pixels
-    return _demosaic(pixels[..., 0], layout.order.removeprefix("bayer_"), what)
+    pattern = layout.order.removeprefix("bayer_")
+    return _demosaic(pixels[..., 0], pattern, _what(width, height, encoding, step))
+
+
+@functools.cache
+def _dtype(name: str, is_bigendian: bool) -> np.dtype[Any]:
+    return np.dtype(name).newbyteorder(">" if is_bigendian else "<")
+
+
+def _what(width: int, height: int, encoding: str, step: int) -> str:
+    """The image, as errors name it."""
+    return f"{width}x{height} {encoding}, step {step}"
 
 
 def _demosaic(raw: NDArray[np.generic], pattern: str, what: str) -> NDArray[np.generic]:

@@ -90,19 +90,27 @@ class StreamedRecording:
             CorruptRecordingError: The file is damaged where it is read (without ``salvage``).
             StorageError: The download failed.
         """
-        kept = _Kept()
+        types = self._types
+        count = 0  # what was read, for the salvage warning
+        first: int | None = None
+        last: Record | None = None
         with self._open() as stream:
             try:
-                for log_time, channel, data in guarded(self._file, self._records(stream)):
-                    if channel.topic not in self._types:
-                        self._types[channel.topic] = channel.msgtype
-                    kept.add(log_time, channel.topic)
-                    if channel.topic in topics:
+                for last in guarded(self._file, self._records(stream)):
+                    log_time, channel, data = last
+                    count += 1
+                    if first is None or log_time < first:
+                        first = log_time
+                    topic = channel.topic
+                    if topic not in types:
+                        types[topic] = channel.msgtype
+                    if topic in topics:
                         yield Message(channel, log_time, data)
             except CorruptRecordingError as err:
                 if not self.salvage:
                     raise
                 if self.damage is None:
+                    kept = _kept(count, first, last)
                     log.warning(
                         "%s is damaged: %s; lost: everything after that (%s)", self._file, kept, err.reason
                     )
@@ -149,27 +157,16 @@ def _sniff(open_stream: Callable[[], IO[bytes]]) -> bool | None:
     return False if head.startswith(ROS1_MAGIC) else None
 
 
-class _Kept:
-    """What a read got before the damage, for the salvage warning."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.first: int | None = None
-        self.last: tuple[int, str] | None = None
-
-    def add(self, log_time: int, topic: str) -> None:
-        self.count += 1
-        self.first = log_time if self.first is None else min(self.first, log_time)
-        self.last = (log_time, topic)
-
-    def __str__(self) -> str:
-        if self.last is None or self.first is None:
-            return "no complete message was kept"
-        seconds = (self.last[0] - self.first) / 1e9
-        return (
-            f"kept its first {self.count} messages, the last at log time {self.last[0]} ns "
-            f"({seconds:.3f} s after the first; {self.last[1]})"
-        )
+def _kept(count: int, first: int | None, last: Record | None) -> str:
+    """What a read got before the damage (``count`` messages, the earliest log time ``first``, the
+    last one read), for the salvage warning."""
+    if last is None or first is None:
+        return "no complete message was kept"
+    seconds = (last[0] - first) / 1e9
+    return (
+        f"kept its first {count} messages, the last at log time {last[0]} ns "
+        f"({seconds:.3f} s after the first; {last[1].topic})"
+    )
 
 
 class SalvagedSource:
