@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from roboflow_core import telemetry
 from roboflow_executor import Prefetcher, Progress, prefetch
 
 
@@ -92,6 +93,21 @@ def test_batched_prefetch_reraises_after_the_items_before_the_failure() -> None:
         for item in Prefetcher(source(), depth=8, batch=4):
             got.append(item)
     assert got == list(range(6))
+
+
+def test_the_source_s_time_is_the_stage_s_but_not_the_waits_to_hand_over() -> None:
+    def slow() -> Iterator[int]:
+        for i in range(8):
+            time.sleep(0.01)
+            yield i
+
+    with (
+        telemetry.job_trace("test.job", {"roboflow.job": "j"}) as job,
+        Prefetcher(slow(), depth=2, batch=2, stage="decode") as ahead,
+    ):
+        for _ in ahead:
+            time.sleep(0.04)  # the producer waits on a full queue meanwhile (~0.2 s)
+    assert 0.08 <= job.busy("decode") < 0.2
 
 
 def test_closing_early_stops_the_producer() -> None:

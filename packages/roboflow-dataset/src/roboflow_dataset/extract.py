@@ -223,7 +223,11 @@ class StampExtractor:
 
 class ImageExtractor:
     """Decode a ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` message to an HWC array
-    (a ``.rrd`` row of an ``Image``, ``EncodedImage`` or ``DepthImage`` decodes to one itself)."""
+    (a ``.rrd`` row of an ``Image``, ``EncodedImage`` or ``DepthImage`` decodes to one itself).
+
+    JPEGs are decoded into the buffers of earlier images once nothing refers to those any more
+    (:class:`~roboflow_core.buffers.BufferPool`): one thread decodes with an extractor at a time.
+    """
 
     def __init__(self, topic: str, msgtype: str) -> None:
         self.topic = topic

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -69,15 +71,19 @@ class Prefetcher(Generic[T]):
         return False
 
     def _run(self) -> None:
+        source = iter(self._source)
         items: list[T] = []
         size = 1  # the first item alone, then full batches
         try:
-            for item in self._items():
-                items.append(item)
-                if len(items) == size:
-                    if not self._put(items):
-                        return
-                    items, size = [], self._batch
+            while True:
+                with self._clock():  # the source's time is the stage's (not the waits to put)
+                    for item in itertools.islice(source, size):
+                        items.append(item)
+                if len(items) < size:  # the source has ended
+                    break
+                if not self._put(items):
+                    return
+                items, size = [], self._batch
         except BaseException as err:  # re-raised in the consumer, after the items before it
             if not items or self._put(items):
                 self._put(_Failure(err))
@@ -85,18 +91,8 @@ class Prefetcher(Generic[T]):
         if not items or self._put(items):
             self._put(_DONE)
 
-    def _items(self) -> Iterator[T]:
-        """The source's items, its time per item counted as the stage's (not the waits to put)."""
-        if self._stage is None:
-            yield from self._source
-            return
-        it = iter(self._source)
-        while True:
-            with telemetry.timed(self._stage):
-                item = next(it, _DONE)
-            if item is _DONE:
-                return
-            yield item  # type: ignore[misc]
+    def _clock(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self._stage is None else telemetry.timed(self._stage)
 
     def __iter__(self) -> Iterator[T]:
         try:
