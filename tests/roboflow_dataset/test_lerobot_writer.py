@@ -648,6 +648,7 @@ def test_an_episode_alone_in_a_new_file_is_its_staged_mp4(
             )
     check_videos_identify_frames(alone, {0: 0, 1: 1, 2: 2})
     check_videos_identify_frames(shared, {0: 0, 1: 1, 2: 2})
+    assert not list(alone.rglob("*.tmp"))
     v21 = tmp_path / "v2.1"  # every episode has files of its own
     merge_into_dataset(v21, staged, fmt="lerobot-v2.1", robot_type=None, fps=FPS)
     for i, episode in enumerate(staged):
@@ -669,6 +670,28 @@ def test_a_stage_on_another_file_system_is_copied(
         source = staged[0].video_path(camera)
         assert not placed.samefile(source) and placed.read_bytes() == source.read_bytes()
     check_videos_identify_frames(root, {0: 0})
+    assert not list(root.rglob("*.tmp"))
+
+
+def test_a_merge_redone_after_one_interrupted_places_the_videos_again(
+    tmp_path: Path, staged: list[StagedEpisode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "dataset"
+
+    def crash(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("roboflow_dataset.lerobot.layout.V3Layout.write_episodes", crash)
+    with pytest.raises(OSError, match="disk full"):
+        merge_into_dataset(root, staged[1:2], robot_type=None, fps=FPS)
+    placed = root / f"videos/{CAMERAS[0]}/chunk-000/file-000.mp4"
+    assert placed.samefile(staged[1].video_path(CAMERAS[0])) and not (root / "meta/info.json").exists()
+    monkeypatch.undo()
+    merge_into_dataset(root, staged[1:2], robot_type=None, fps=FPS)
+    assert placed.samefile(staged[1].video_path(CAMERAS[0]))
+    assert StagedEpisode.load(staged[1].dir) == staged[1]
+    assert not list(root.rglob("*.tmp"))
+    check_videos_identify_frames(root, {0: 1})
 
 
 def _with_video(episode: StagedEpisode, camera: str, **changes: Any) -> StagedEpisode:

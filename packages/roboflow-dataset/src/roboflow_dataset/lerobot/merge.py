@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from roboflow_core.errors import DatasetError, MediaError
 from roboflow_dataset.lerobot._arrow import from_numpy
-from roboflow_dataset.lerobot._atomic import atomic_write_json, make_durable
+from roboflow_dataset.lerobot._atomic import TMP_SUFFIX, atomic_write_json, make_durable
 from roboflow_dataset.lerobot._plan import EpisodePlan, group_by_file, place_videos
 from roboflow_dataset.lerobot.features import DEFAULT_FEATURES, FeatureSpec, arrow_schema, camera_feature
 from roboflow_dataset.lerobot.layout import LAYOUTS, DatasetFormat, Layout, layout_for, remove_orphans
@@ -439,23 +439,27 @@ def _placed_as_is(plan: EpisodePlan, key: str, path: Path) -> bool:
     remuxing it, when it is what the remux would write: one part starting the file, the size it
     had when staging counted its frames (the episode's length, first pts 0), and its index first
     (faststart). Hard-linked (a retried merge still finds the stage whole), copied where the
-    stage is on another file system. Whether it was placed; if not, nothing was written.
+    stage is on another file system; under a temporary name, then renamed, so that ``path`` is
+    never a partial file nor a name of the staged file that something writes through. Whether it
+    was placed; if not, nothing was written.
     """
     video, staged = plan.staged.videos[key], plan.staged
     if len(video.files) != 1 or video.frames != staged.length or plan.videos[key].from_timestamp != 0:
         return False
     source = staged.video_paths(key)[0]
+    temp = path.with_name(f".{path.name}{TMP_SUFFIX}")
     try:
         if video.sizes != (source.stat().st_size,) or not is_faststart(source):
             return False
-        path.unlink(missing_ok=True)  # a new name: never written through into another file
+        temp.unlink(missing_ok=True)
         try:
-            os.link(source, path)
+            os.link(source, temp)
         except OSError:  # another file system, or one without hard links
-            shutil.copyfile(source, path)
+            shutil.copyfile(source, temp)
+        os.replace(temp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
         raise DatasetError(f"cannot write video {key}: {err.strerror or err}", path=str(path)) from err
     return True
 
