@@ -68,9 +68,9 @@ _DECODED_IMAGES = ("rerun.archetypes.Image", "rerun.archetypes.EncodedImage", "r
 IMAGE_TYPES = _RAW_IMAGES + _COMPRESSED_IMAGES + _DECODED_IMAGES
 """The message types an image mapping takes (normalized, see :func:`normalize_msgtype`)."""
 _SCALAR_PREFIX = "std_msgs/"
-_DECODED_KEPT = 48
-"""Buffers an image topic keeps for its decoded images: more than a conversion holds at once (the
-frames queued between the decoding thread, the encoder's queue and the encoder)."""
+_DECODED_KEPT, _DECODED_BYTES = 48, 128 << 20
+"""Buffers an image topic keeps for its decoded images, and their bytes: more than a conversion
+holds at once (the frames queued between the decoding thread, the encoder's queue and the encoder)."""
 _STEP_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -240,7 +240,7 @@ class ImageExtractor:
             )
         self.compressed = name in _COMPRESSED_IMAGES
         self.decoded = name in _DECODED_IMAGES
-        self._buffers = BufferPool(_DECODED_KEPT)
+        self._buffers = BufferPool(_DECODED_KEPT, _DECODED_BYTES)
 
     def from_message(self, message: Any) -> np.ndarray:
         """Decode a source message (``.data``, ``.encoding``, ``.decode()``) to an image.

@@ -46,9 +46,9 @@ _MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log time, publis
 FOOTER, SCHEMA, CHANNEL, MESSAGE, CHUNK = 0x02, 0x03, 0x04, 0x05, 0x06
 _CHUNK_HEAD = struct.Struct("<QQQII")  # start time, end time, uncompressed size, crc, compression length
 _U64 = struct.Struct("<Q")
-_BUFFERS = 32
-"""Record buffers a reader keeps for reuse: more than the chunks whose messages a conversion holds
-at once (decoded frames queued for the encoders, messages the aligner holds)."""
+_BUFFERS, _BUFFER_BYTES = 32, 128 << 20
+"""Record buffers a reader keeps for reuse, and their bytes: more than the chunks whose messages a
+conversion holds at once (decoded frames queued for the encoders, messages the aligner holds)."""
 
 
 class BoundedReader:
@@ -68,7 +68,7 @@ class BoundedReader:
         self._path = path
         self.offset = offset
         self.cut_short = b""
-        self._buffers = BufferPool(_BUFFERS)
+        self._buffers = BufferPool(_BUFFERS, _BUFFER_BYTES)
 
     def read(self, size: int = -1) -> bytes:
         check_size(size, "a record field", path=self._path, offset=self.offset)
