@@ -1,14 +1,9 @@
 """BufferPool: a buffer is handed out again only once nothing made from it is left, only for sizes
-it fits closely, and the pool keeps at most its count and bytes. release_free_memory: freed pages
-go back to the system."""
+it fits closely, and the pool keeps at most its count and bytes."""
 
 from __future__ import annotations
 
-import platform
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,35 +103,3 @@ def test_it_keeps_at_most_max_bytes() -> None:
     kept = pool.nbytes
     huge = pool.take(2 << 20)
     assert len(huge) >= 2 << 20 and pool.nbytes == kept
-
-
-FREED_IN_THE_MIDDLE = """
-import os
-from roboflow_core.buffers import release_free_memory
-
-def resident_mb():
-    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-first = bytearray(1 << 20)  # freed: the allocator's threshold for mapping buffers apart rises past it
-del first
-held = [bytearray(1 << 20) for _ in range(200)]  # zero-filled: every page is written
-keep = held[-1]  # the last one stays, so the freed ones are not at the top of the heap
-del held
-before = resident_mb()
-release_free_memory()
-print(before, resident_mb())
-"""
-
-
-@pytest.mark.skipif(
-    not Path("/proc/self/statm").is_file() or platform.libc_ver()[0] != "glibc",
-    reason="reads resident memory from /proc; glibc's allocator keeps the freed pages",
-)
-def test_free_memory_goes_back_to_the_system() -> None:
-    """200 MiB freed in the middle of the C heap stay resident until release_free_memory returns them."""
-    run = subprocess.run(
-        [sys.executable, "-c", FREED_IN_THE_MIDDLE], capture_output=True, text=True, check=True
-    )
-    before, after = map(float, run.stdout.split())
-    assert before > 200, "the freed buffers' pages were still resident"
-    assert before - after > 150

@@ -6,24 +6,17 @@ buffers anew and gives them back to the system when they are freed. Writing into
 before costs nothing. A reader that fills one buffer after another (a file read record by record,
 an image decoded frame by frame) keeps its buffers in a :class:`BufferPool` and writes into the
 same pages again, as soon as the values made from a buffer are gone.
-
-The other way round, :func:`release_free_memory` gives the pages the C allocator keeps free (the
-frames of an episode, once its encoders are done with them) back to the system when the program
-chooses, instead of when the process exits.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import weakref
 from collections import deque
-from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["MIN_POOLED", "BufferPool", "release_free_memory"]
+__all__ = ["MIN_POOLED", "BufferPool"]
 
 MIN_POOLED = 64 << 10
 """Smaller buffers are not kept: the allocator reuses their memory itself, without page faults."""
@@ -83,21 +76,3 @@ class BufferPool:
         array = np.frombuffer(buffer.data, np.uint8)
         kept.append((buffer, weakref.ref(array)))
         return array
-
-
-def release_free_memory() -> None:
-    """Give the free pages of the C heap back to the system (glibc's ``malloc_trim``); nothing
-    where the C library has no such call.
-
-    Freed memory stays with the allocator for reuse; the pages of buffers freed in the middle of
-    its heaps are only returned by this call or by the process's end, which then pays for them
-    (about 0.2 ms per MB here). Called where much was just freed and other threads still work."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    trim: Callable[[int], int] | None = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    return trim

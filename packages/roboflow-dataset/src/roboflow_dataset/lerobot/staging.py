@@ -30,7 +30,6 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from roboflow_core.buffers import release_free_memory
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import DatasetError
 from roboflow_dataset.lerobot._segments import (
@@ -433,7 +432,6 @@ class EpisodeStager:
 
         def check(encoded: EncodedVideo) -> None:
             self._closed[camera] = self._checked_video(camera, encoded)
-            release_free_memory()  # the frames' buffers, while other cameras may still flush
 
         quantize = None if unit is None else functools.partial(quantize_depth, unit=unit, config=depth)
         encoder = self._encoders[camera] = BackgroundEncoder(
