@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests._media import write_index_last
 
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import DatasetError
@@ -706,12 +707,7 @@ def test_a_staged_mp4_is_remuxed_unless_it_is_the_file_whose_frames_were_counted
     episode = stage(tmp_path / "stage", 0, 6)
     source = episode.video_path(camera)
     index_last = tmp_path / "index-last.mp4"
-    with av.open(str(source)) as src, av.open(str(index_last), "w") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0], opaque=True)
-        for packet in src.demux(video=0):
-            if packet.size:
-                packet.stream = stream
-                dst.mux(packet)
+    write_index_last(source, index_last)
     os.replace(index_last, source)
     cases = {
         "index-last": _with_video(episode, camera, sizes=(source.stat().st_size,)),

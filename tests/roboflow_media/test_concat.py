@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from tests._media import write_index_last
 
 from roboflow_core.config import VideoConfig
 from roboflow_core.errors import MediaError
@@ -77,12 +78,7 @@ def test_pyav_encoder_writes_the_index_first_as_a_remux_does(
 def test_is_faststart_reads_the_top_level_boxes(tmp_path: Path) -> None:
     encoded = _segment(tmp_path / "ep.mp4", make_frames(3), VideoConfig(codec="libx264", backend="pyav"))
     index_last = tmp_path / "index-last.mp4"
-    with av.open(str(encoded)) as src, av.open(str(index_last), "w") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0], opaque=True)
-        for packet in src.demux(video=0):
-            if packet.size:
-                packet.stream = stream
-                dst.mux(packet)
+    write_index_last(encoded, index_last)
     assert probe_video(index_last).frames == 3 and not is_faststart(index_last)
     data = encoded.read_bytes()
     moov = data.index(b"moov") - 4
